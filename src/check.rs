@@ -1,0 +1,160 @@
+//! Validates a whole tree: discovery, then every formula. This is the verdict both `taskhook
+//! check` and the server hooks give; the hooks add only a cache of results by task tree id.
+
+use std::collections::HashMap;
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+
+use crate::config::{hex, Config};
+use crate::diag::{self, Diagnostic, Sources};
+use crate::discover::{self, Blob, Source, SourceError};
+use crate::formula::{self, Formula};
+
+/// The verdict on one task.
+#[derive(Debug, Clone)]
+pub struct TaskReport {
+    pub path: String,
+    pub formula_path: String,
+    /// The git tree id of the task directory (absent for a checkout on disk).
+    pub tree: Option<String>,
+    pub sha256: Option<String>,
+    pub formula: Formula,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl TaskReport {
+    pub fn is_valid(&self) -> bool {
+        !self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// The verdict on a tree.
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub tasks: Vec<TaskReport>,
+    /// Findings that belong to no single task.
+    pub diagnostics: Vec<Diagnostic>,
+    /// Formula texts that have positioned findings, for rendering.
+    pub sources: Sources,
+    /// How many formulas were parsed (the rest came from the cache).
+    pub parsed: usize,
+}
+
+impl Report {
+    /// Every finding, in display order.
+    pub fn all_diagnostics(&self) -> Vec<Diagnostic> {
+        let mut all: Vec<Diagnostic> = self
+            .diagnostics
+            .iter()
+            .chain(self.tasks.iter().flat_map(|t| t.diagnostics.iter()))
+            .cloned()
+            .collect();
+        diag::sort(&mut all);
+        all
+    }
+
+    pub fn error_count(&self) -> usize {
+        self.all_diagnostics().iter().filter(|d| d.is_error()).count()
+    }
+
+    pub fn is_valid(&self) -> bool {
+        self.error_count() == 0
+    }
+}
+
+/// Earlier verdicts, by task path and task tree id.
+pub type Cache = HashMap<(String, String), TaskReport>;
+
+/// Validates every task of `source`. `cache` supplies verdicts for task directories whose tree is
+/// unchanged; `deadline` bounds the work (a hook must not hang a push).
+pub fn check<S: Source>(
+    source: &S,
+    config: &Config,
+    cache: &Cache,
+    deadline: Option<Instant>,
+) -> Result<Report, SourceError> {
+    let found = discover::discover(source, config.bounds)?;
+    let mut report = Report {
+        diagnostics: found.diagnostics,
+        ..Report::default()
+    };
+    for task in found.tasks {
+        let tree = source.tree_id(&task.dir);
+        if let Some(t) = &tree {
+            if let Some(hit) = cache.get(&(task.path.clone(), t.clone())) {
+                report.tasks.push(hit.clone());
+                continue;
+            }
+        }
+        if let Some(deadline) = deadline {
+            if Instant::now() > deadline {
+                report.diagnostics.push(
+                    Diagnostic::error(
+                        "time-budget",
+                        discover::formula_path(&task.path),
+                        format!(
+                            "validation ran out of its time budget ({} s) before this task",
+                            config.time_budget.as_secs()
+                        ),
+                    )
+                    .help("the server limits hook time with `taskhook.timeBudget`; push fewer changed tasks at once, or ask the admin to raise it"),
+                );
+                break;
+            }
+        }
+        report.parsed += 1;
+        report.tasks.push(check_task(source, config, task, tree, &mut report.sources)?);
+    }
+    Ok(report)
+}
+
+fn check_task<S: Source>(
+    source: &S,
+    config: &Config,
+    task: discover::Found<S::Dir, S::Blob>,
+    tree: Option<String>,
+    sources: &mut Sources,
+) -> Result<TaskReport, SourceError> {
+    let formula_path = discover::formula_path(&task.path);
+    let mut diagnostics = task.diagnostics;
+    let mut sha256 = None;
+    let mut formula = None;
+    if let Some(blob) = &task.formula {
+        match source.read(blob, config.rules.limits.max_bytes)? {
+            Blob::TooLarge(size) => diagnostics.push(
+                Diagnostic::error(
+                    "formula-too-large",
+                    formula_path.clone(),
+                    format!(
+                        "the formula is {size} bytes; the limit is {} bytes",
+                        config.rules.limits.max_bytes
+                    ),
+                )
+                .help("keep data files beside the formula; the limit is `taskhook.maxFormulaBytes`")
+                .task(task.path.clone()),
+            ),
+            Blob::Bytes(bytes) => {
+                sha256 = Some(hex(&Sha256::digest(&bytes)));
+                let (f, d) = formula::validate(&bytes, &formula_path, &task.path, &config.rules);
+                if d.iter().any(|d| d.line.is_some()) {
+                    sources.insert(
+                        formula_path.clone(),
+                        String::from_utf8_lossy(&bytes).into_owned(),
+                    );
+                }
+                diagnostics.extend(d);
+                formula = Some(f);
+            }
+        }
+    }
+    diag::sort(&mut diagnostics);
+    Ok(TaskReport {
+        path: task.path,
+        formula_path,
+        tree,
+        sha256,
+        formula: formula.unwrap_or_else(Formula::empty),
+        diagnostics,
+    })
+}

@@ -1,0 +1,198 @@
+//! Settings, read from git config (`taskhook.*`) so admins use the tools they know:
+//! `git config --system taskhook.policy warn`. The table in README.md lists every key.
+
+use std::time::Duration;
+
+use crate::discover::Bounds;
+use crate::formula::Rules;
+use crate::git::Repo;
+
+pub const DEFAULT_REF: &str = "refs/meta/tasks";
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Errors reject the push.
+    Reject,
+    /// Errors are printed and the push is accepted; invalid tasks are listed in the manifest.
+    Warn,
+}
+
+impl Policy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Policy::Reject => "reject",
+            Policy::Warn => "warn",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Policy> {
+        match s {
+            "reject" => Some(Policy::Reject),
+            "warn" => Some(Policy::Warn),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    pub policy: Policy,
+    pub manifest_ref: String,
+    pub rules: Rules,
+    pub bounds: Bounds,
+    /// How long a hook may spend validating one push.
+    pub time_budget: Duration,
+    /// A ref lock older than this is taken to be left by a killed process.
+    pub stale_lock: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            policy: Policy::Reject,
+            manifest_ref: DEFAULT_REF.to_string(),
+            rules: Rules::default(),
+            bounds: Bounds::default(),
+            time_budget: Duration::from_secs(60),
+            stale_lock: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("invalid git config `{key} = {value}`: {expected}")]
+pub struct ConfigError {
+    pub key: String,
+    pub value: String,
+    pub expected: String,
+}
+
+impl Config {
+    /// Reads `taskhook.*` from the repository's git config (repo, global, system).
+    pub fn load(repo: &Repo) -> Result<Config, ConfigError> {
+        Config::from_lookup(|key| repo.config(key))
+    }
+
+    /// Builds a config from any key lookup; unset keys keep their defaults.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
+        let mut c = Config::default();
+        let bad = |key: &str, value: &str, expected: &str| ConfigError {
+            key: key.to_string(),
+            value: value.to_string(),
+            expected: expected.to_string(),
+        };
+        let number = |key: &str, min: u64| -> Result<Option<u64>, ConfigError> {
+            match get(key) {
+                None => Ok(None),
+                Some(v) => parse_size(&v)
+                    .filter(|n| *n >= min)
+                    .map(Some)
+                    .ok_or_else(|| bad(key, &v, &format!("expected a whole number of at least {min} (k, m suffixes allowed)"))),
+            }
+        };
+        if let Some(v) = get("taskhook.policy") {
+            c.policy = Policy::parse(v.trim()).ok_or_else(|| bad("taskhook.policy", &v, "expected `reject` or `warn`"))?;
+        }
+        if let Some(v) = get("taskhook.manifestRef") {
+            if !v.starts_with("refs/") || v.starts_with("refs/heads/") || v.contains("..") {
+                return Err(bad("taskhook.manifestRef", &v, "expected a ref outside refs/heads/, such as refs/meta/tasks"));
+            }
+            c.manifest_ref = v;
+        }
+        if let Some(v) = get("taskhook.namespaces") {
+            let list: Vec<String> = v
+                .split([',', ' '])
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect();
+            if list.is_empty() {
+                return Err(bad("taskhook.namespaces", &v, "expected a comma-separated list of namespaces"));
+            }
+            c.rules.namespaces = list;
+        }
+        if let Some(n) = number("taskhook.maxFormulaBytes", 64)? {
+            c.rules.limits.max_bytes = n as usize;
+        }
+        if let Some(n) = number("taskhook.maxYamlDepth", 4)? {
+            c.rules.limits.max_depth = n as usize;
+        }
+        if let Some(n) = number("taskhook.maxYamlNodes", 16)? {
+            c.rules.limits.max_nodes = n as usize;
+        }
+        if let Some(n) = number("taskhook.maxAliases", 0)? {
+            c.rules.limits.max_aliases = n as usize;
+        }
+        if let Some(n) = number("taskhook.maxTasks", 1)? {
+            c.bounds.max_tasks = n as usize;
+        }
+        if let Some(n) = number("taskhook.maxDepth", 0)? {
+            c.bounds.max_depth = n as usize;
+        }
+        if let Some(n) = number("taskhook.timeBudget", 1)? {
+            c.time_budget = Duration::from_secs(n);
+        }
+        if let Some(n) = number("taskhook.staleLockSeconds", 1)? {
+            c.stale_lock = Duration::from_secs(n);
+        }
+        Ok(c)
+    }
+
+    /// A digest of everything that changes a verdict. A cached result is reused only when the
+    /// fingerprint matches, so a config change or an upgrade revalidates everything.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let text = format!(
+            "taskhook {} rules 1; namespaces={:?}; limits={:?}; bounds={:?}",
+            env!("CARGO_PKG_VERSION"),
+            self.rules.namespaces,
+            self.rules.limits,
+            self.bounds
+        );
+        let digest = Sha256::digest(text.as_bytes());
+        hex(&digest[..8])
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write;
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        let _ = write!(s, "{b:02x}");
+    }
+    s
+}
+
+fn parse_size(v: &str) -> Option<u64> {
+    let v = v.trim();
+    let (digits, mult) = match v.chars().last()? {
+        'k' | 'K' => (&v[..v.len() - 1], 1024),
+        'm' | 'M' => (&v[..v.len() - 1], 1024 * 1024),
+        _ => (v, 1),
+    };
+    digits.parse::<u64>().ok()?.checked_mul(mult)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_keys_and_rejects_nonsense() {
+        let c = Config::from_lookup(|k| match k {
+            "taskhook.policy" => Some("warn".into()),
+            "taskhook.maxFormulaBytes" => Some("128k".into()),
+            "taskhook.namespaces" => Some("dist, pkg".into()),
+            _ => None,
+        })
+        .expect("valid");
+        assert_eq!(c.policy, Policy::Warn);
+        assert_eq!(c.rules.limits.max_bytes, 128 * 1024);
+        assert_eq!(c.rules.namespaces, vec!["dist", "pkg"]);
+        let e = Config::from_lookup(|k| (k == "taskhook.policy").then(|| "maybe".into()))
+            .expect_err("invalid");
+        assert_eq!(
+            e.to_string(),
+            "invalid git config `taskhook.policy = maybe`: expected `reject` or `warn`"
+        );
+    }
+}

@@ -1,0 +1,284 @@
+//! Finds the tasks of a tree: one task per directory holding a `runtask.yml`, per the storage
+//! conventions. Works on any [`Source`] (a checkout on disk or a commit in git), so the local
+//! `check` and the server hook walk trees with the same code.
+
+use crate::diag::{did_you_mean, Diagnostic};
+
+/// The one formula name libtaskotron accepts.
+pub const FORMULA: &str = "runtask.yml";
+
+/// What a directory entry is.
+#[derive(Debug, Clone)]
+pub enum Kind<D, B> {
+    Dir(D),
+    File(B),
+    Symlink,
+    Submodule,
+    Other,
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry<D, B> {
+    pub name: String,
+    pub kind: Kind<D, B>,
+}
+
+/// A blob read under a size limit.
+pub enum Blob {
+    Bytes(Vec<u8>),
+    TooLarge(u64),
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct SourceError(pub String);
+
+/// A tree of directories and files: the working tree of a checkout, or a git commit.
+pub trait Source {
+    type Dir: Clone;
+    type Blob: Clone;
+    fn root(&self) -> Self::Dir;
+    fn list(&self, dir: &Self::Dir) -> Result<Vec<Entry<Self::Dir, Self::Blob>>, SourceError>;
+    /// Reads a blob unless it is larger than `limit` bytes.
+    fn read(&self, blob: &Self::Blob, limit: usize) -> Result<Blob, SourceError>;
+    /// The git tree id of a directory, where there is one.
+    fn tree_id(&self, dir: &Self::Dir) -> Option<String>;
+}
+
+/// Discovery settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// How many directory levels below the root are searched (the root is level 0).
+    pub max_depth: usize,
+    pub max_tasks: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_depth: 4,
+            max_tasks: 10_000,
+        }
+    }
+}
+
+/// A directory that is a task. `formula` is `None` when `runtask.yml` is not a regular file.
+#[derive(Debug, Clone)]
+pub struct Found<D, B> {
+    pub path: String,
+    pub dir: D,
+    pub formula: Option<B>,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+pub struct Discovery<D, B> {
+    pub tasks: Vec<Found<D, B>>,
+    /// Findings that belong to no task (misnamed formulas, limits).
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// The file path of the formula of task `path`.
+pub fn formula_path(task: &str) -> String {
+    if task == "." {
+        FORMULA.to_string()
+    } else {
+        format!("{task}/{FORMULA}")
+    }
+}
+
+/// Whether a path component is safe in URLs, shells and buildbot names.
+pub fn valid_component(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
+}
+
+/// Names that look like an attempt at `runtask.yml`.
+fn near_miss(name: &str) -> bool {
+    if name == FORMULA {
+        return false;
+    }
+    let lower = name.to_lowercase();
+    let Some(stem) = lower
+        .strip_suffix(".yml")
+        .or_else(|| lower.strip_suffix(".yaml"))
+    else {
+        return false;
+    };
+    matches!(
+        stem,
+        "runtask" | "task" | "run_task" | "run-task" | "runtasks" | "formula"
+    ) || did_you_mean(stem, &["runtask"]).is_some()
+}
+
+pub fn discover<S: Source>(source: &S, bounds: Bounds) -> Result<Discovery<S::Dir, S::Blob>, SourceError> {
+    let mut walk = Walk {
+        source,
+        bounds,
+        tasks: Vec::new(),
+        diagnostics: Vec::new(),
+        stopped_at_depth: Vec::new(),
+        over_limit: false,
+    };
+    walk.dir(source.root(), String::new(), 0, None)?;
+    if !walk.stopped_at_depth.is_empty() {
+        let first = walk.stopped_at_depth[0].clone();
+        walk.diagnostics.push(
+            Diagnostic::warning(
+                "depth-limit",
+                first.clone(),
+                format!(
+                    "task discovery stops {} levels deep; {} directories below that were not searched (first: `{first}`)",
+                    bounds.max_depth,
+                    walk.stopped_at_depth.len()
+                ),
+            )
+            .help("move tasks higher up, or raise `taskhook.maxDepth` on the server"),
+        );
+    }
+    Ok(Discovery {
+        tasks: walk.tasks,
+        diagnostics: walk.diagnostics,
+    })
+}
+
+struct Walk<'s, S: Source> {
+    source: &'s S,
+    bounds: Bounds,
+    tasks: Vec<Found<S::Dir, S::Blob>>,
+    diagnostics: Vec<Diagnostic>,
+    stopped_at_depth: Vec<String>,
+    over_limit: bool,
+}
+
+impl<S: Source> Walk<'_, S> {
+    fn dir(&mut self, dir: S::Dir, path: String, depth: usize, enclosing: Option<&str>) -> Result<(), SourceError> {
+        if self.over_limit {
+            return Ok(());
+        }
+        let entries = self.source.list(&dir)?;
+        let task_path = if path.is_empty() { ".".to_string() } else { path.clone() };
+        let formula_entry = entries.iter().find(|e| e.name == FORMULA);
+        let mut is_task = false;
+        if let Some(entry) = formula_entry {
+            is_task = true;
+            let file = formula_path(&task_path);
+            let mut diags = Vec::new();
+            let formula = match &entry.kind {
+                Kind::File(b) => Some(b.clone()),
+                other => {
+                    let what = match other {
+                        Kind::Symlink => "a symbolic link",
+                        Kind::Submodule => "a submodule",
+                        Kind::Dir(_) => "a directory",
+                        _ => "not a regular file",
+                    };
+                    diags.push(
+                        Diagnostic::error("formula-not-a-file", file.clone(), format!("`{file}` is {what}"))
+                            .help("commit the formula as a regular file in the task directory")
+                            .task(task_path.clone()),
+                    );
+                    None
+                }
+            };
+            if let Some(parent) = enclosing {
+                diags.push(
+                    Diagnostic::error(
+                        "nested-task",
+                        file.clone(),
+                        format!("task `{task_path}` is inside task `{parent}`; tasks do not nest"),
+                    )
+                    .help(format!("move `{task_path}` out of `{parent}`, or rename one of the two formulas"))
+                    .task(task_path.clone()),
+                );
+            }
+            if task_path != "." {
+                for component in task_path.split('/') {
+                    if !valid_component(component) {
+                        diags.push(
+                            Diagnostic::error(
+                                "bad-path",
+                                file.clone(),
+                                format!("directory name `{component}` in task path `{task_path}` is not allowed"),
+                            )
+                            .help("task directories are named with letters, digits and `._+-`, starting with a letter or digit")
+                            .task(task_path.clone()),
+                        );
+                        break;
+                    }
+                }
+            }
+            if self.tasks.len() >= self.bounds.max_tasks {
+                self.over_limit = true;
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "too-many-tasks",
+                        file,
+                        format!("more than {} tasks in one tree", self.bounds.max_tasks),
+                    )
+                    .help("split the repository, or raise `taskhook.maxTasks` on the server"),
+                );
+                return Ok(());
+            }
+            self.tasks.push(Found {
+                path: task_path.clone(),
+                dir: dir.clone(),
+                formula,
+                diagnostics: diags,
+            });
+        } else {
+            for e in &entries {
+                if matches!(e.kind, Kind::File(_) | Kind::Symlink) && near_miss(&e.name) {
+                    let file = if path.is_empty() { e.name.clone() } else { format!("{path}/{}", e.name) };
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            "misnamed-formula",
+                            file,
+                            format!("`{}` looks like a task formula, but the runner only reads `{FORMULA}`", e.name),
+                        )
+                        .help(format!("rename it: git mv {} {}", e.name, FORMULA)),
+                    );
+                }
+            }
+        }
+        let enclosing = if is_task { Some(task_path.as_str()) } else { enclosing };
+        for e in entries {
+            let Kind::Dir(sub) = e.kind else { continue };
+            if e.name.starts_with('.') {
+                continue;
+            }
+            let sub_path = if path.is_empty() { e.name.clone() } else { format!("{path}/{}", e.name) };
+            if depth >= self.bounds.max_depth {
+                self.stopped_at_depth.push(sub_path);
+                continue;
+            }
+            self.dir(sub, sub_path, depth + 1, enclosing)?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn component_rules() {
+        assert!(valid_component("rpmlint"));
+        assert!(valid_component("abi-check_2.0+x"));
+        assert!(!valid_component(".hidden"));
+        assert!(!valid_component("-dash"));
+        assert!(!valid_component("with space"));
+        assert!(!valid_component("ünï"));
+    }
+
+    #[test]
+    fn near_misses() {
+        for n in ["runtask.yaml", "Runtask.yml", "RUNTASK.YML", "task.yml", "runtsak.yml"] {
+            assert!(near_miss(n), "{n}");
+        }
+        for n in ["runtask.yml", "tests.yml", "README.md", "inventory.yml"] {
+            assert!(!near_miss(n), "{n}");
+        }
+    }
+}

@@ -1,0 +1,978 @@
+//! Validates one `runtask.yml` (libtaskotron 0.4 format plus taskhook's `scheduling:` section)
+//! and extracts what the schedule manifest needs. Pure: bytes in, facts and diagnostics out.
+
+use std::collections::BTreeSet;
+
+use crate::diag::{did_you_mean, Diagnostic};
+use crate::yaml::{self, Node, Scalar, Value};
+
+/// The item types a trigger can produce, as libtaskotron names them.
+pub const ITEM_TYPES: &[&str] = &[
+    "koji_build",
+    "koji_tag",
+    "bodhi_update",
+    "compose",
+    "dist_git_commit",
+    "docker_image",
+    "git_commit",
+    "module_build",
+    "pull_request",
+];
+
+/// Variables the runner defines for every task.
+pub const BUILTINS: &[&str] = &["workdir", "artifactsdir", "checkname", "jobid", "uuid", "taskdir"];
+
+/// Architectures the Fedora infrastructure builds for, for the `scheduling.arches` warning.
+pub const KNOWN_ARCHES: &[&str] = &[
+    "noarch", "x86_64", "i386", "i686", "aarch64", "armhfp", "armv7hl", "ppc64", "ppc64le",
+    "s390x",
+];
+
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "desc",
+    "maintainer",
+    "namespace",
+    "input",
+    "environment",
+    "actions",
+    "scheduling",
+];
+
+const SCHEDULING_KEYS: &[&str] = &["run", "on", "branches", "arches"];
+
+/// A directive's parameters: (name, required). `open` directives accept any extra parameter.
+struct DirectiveSpec {
+    name: &'static str,
+    params: &'static [&'static str],
+    required: &'static [&'static str],
+    open: bool,
+}
+
+const DIRECTIVES: &[DirectiveSpec] = &[
+    DirectiveSpec {
+        name: "koji",
+        params: &[
+            "action",
+            "koji_build",
+            "koji_tag",
+            "arch",
+            "arch_exclude",
+            "src",
+            "debuginfo",
+            "build_log",
+            "target_dir",
+        ],
+        required: &["action", "arch"],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "bodhi",
+        params: &["action", "update_id", "arch", "src", "target_dir"],
+        required: &["action", "update_id", "arch"],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "distgit",
+        params: &[
+            "package",
+            "nvr",
+            "gitref",
+            "namespace",
+            "path",
+            "localpath",
+            "target_dir",
+            "baseurl",
+            "ignore_missing",
+        ],
+        required: &["path"],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "resultsdb",
+        params: &["results", "file"],
+        required: &[],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "create_report",
+        params: &["results", "file", "template", "path"],
+        required: &[],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "createrepo",
+        params: &["repodir"],
+        required: &["repodir"],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "dummy",
+        params: &["result", "msg"],
+        required: &["result"],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "exitcode",
+        params: &["result_worst", "result_last"],
+        required: &[],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "xunit",
+        params: &["xunit_file", "aggregation"],
+        required: &["xunit_file"],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "yumrepoinfo",
+        params: &["koji_tag", "arch"],
+        required: &["koji_tag"],
+        open: false,
+    },
+    DirectiveSpec {
+        name: "python",
+        params: &["file", "callable"],
+        required: &["file", "callable"],
+        open: true,
+    },
+    DirectiveSpec {
+        name: "shell",
+        params: &[],
+        required: &[],
+        open: false,
+    },
+];
+
+/// Directive names, for suggestions.
+pub fn directive_names() -> Vec<&'static str> {
+    DIRECTIVES.iter().map(|d| d.name).collect()
+}
+
+/// Settings that change what counts as valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    pub namespaces: Vec<String>,
+    pub limits: yaml::Limits,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            namespaces: vec!["scratch".into(), "dist".into(), "pkg".into()],
+            limits: yaml::Limits::default(),
+        }
+    }
+}
+
+/// When and where a task runs, after defaults are applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Schedule {
+    pub run: bool,
+    pub on: Vec<String>,
+    pub branches: Vec<String>,
+    pub arches: Vec<String>,
+}
+
+/// What the manifest records about a formula. Fields are best effort when the formula is invalid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Formula {
+    pub name: Option<String>,
+    pub desc: Option<String>,
+    pub maintainer: Option<String>,
+    pub namespace: Option<String>,
+    pub schedule: Schedule,
+}
+
+/// Validates formula `bytes` stored at `file` (repo-relative) for task `task`.
+pub fn validate(bytes: &[u8], file: &str, task: &str, rules: &Rules) -> (Formula, Vec<Diagnostic>) {
+    let mut v = Validator {
+        file,
+        task,
+        diags: Vec::new(),
+    };
+    let formula = match yaml::parse(bytes, &rules.limits) {
+        Ok(root) => v.formula(&root, rules),
+        Err(e) => {
+            v.yaml_error(&e);
+            Formula::empty()
+        }
+    };
+    (formula, v.diags)
+}
+
+impl Formula {
+    pub fn empty() -> Self {
+        Formula {
+            name: None,
+            desc: None,
+            maintainer: None,
+            namespace: None,
+            schedule: Schedule {
+                run: true,
+                on: Vec::new(),
+                branches: Vec::new(),
+                arches: vec!["noarch".into()],
+            },
+        }
+    }
+}
+
+struct Validator<'a> {
+    file: &'a str,
+    task: &'a str,
+    diags: Vec<Diagnostic>,
+}
+
+impl Validator<'_> {
+    fn error(&mut self, code: &str, node: Option<&Node>, message: impl Into<String>) -> &mut Diagnostic {
+        self.push(Diagnostic::error(code, self.file, message), node)
+    }
+
+    fn warning(&mut self, code: &str, node: Option<&Node>, message: impl Into<String>) -> &mut Diagnostic {
+        self.push(Diagnostic::warning(code, self.file, message), node)
+    }
+
+    fn push(&mut self, mut d: Diagnostic, node: Option<&Node>) -> &mut Diagnostic {
+        if let Some(n) = node {
+            d = d.at(n.pos.line, n.pos.column);
+        }
+        d = d.task(self.task);
+        self.diags.push(d);
+        self.diags.last_mut().expect("just pushed")
+    }
+
+    fn yaml_error(&mut self, e: &yaml::Error) {
+        use yaml::ErrorKind as K;
+        let (code, help) = match e.kind {
+            K::TooLarge => (
+                "formula-too-large",
+                "keep data files beside the formula; the limit is `taskhook.maxFormulaBytes`".to_string(),
+            ),
+            K::NotUtf8 => ("not-utf8", "save the file as UTF-8".to_string()),
+            K::Empty => (
+                "empty-formula",
+                "a formula needs at least `name`, `desc`, `maintainer` and `actions`".to_string(),
+            ),
+            K::Syntax => (
+                "yaml-syntax",
+                "indent with spaces, not tabs, and check the quoting on this line".to_string(),
+            ),
+            K::TooDeep => (
+                "yaml-limit",
+                "formulas this deep are not plausible; the limit is `taskhook.maxYamlDepth`".to_string(),
+            ),
+            K::TooManyNodes | K::TooManyAliases => (
+                "yaml-limit",
+                "anchors and aliases must not multiply the document; write the values out".to_string(),
+            ),
+            K::DuplicateKey => (
+                "duplicate-key",
+                match e.first {
+                    Some(p) => format!(
+                        "the key is first defined at line {}, column {}; the runner would silently keep only the last one",
+                        p.line, p.column
+                    ),
+                    None => "the runner would silently keep only the last one; remove one".to_string(),
+                },
+            ),
+            K::MultipleDocuments => (
+                "yaml-syntax",
+                "remove the `---` separator and everything after the first document".to_string(),
+            ),
+            K::UnsupportedTag => ("yaml-tag", "remove the tag".to_string()),
+        };
+        let d = Diagnostic::error(code, self.file, e.message.clone())
+            .at(e.pos.line, e.pos.column)
+            .help(help)
+            .task(self.task);
+        self.diags.push(d);
+    }
+
+    fn formula(&mut self, root: &Node, rules: &Rules) -> Formula {
+        let mut f = Formula::empty();
+        let Some(entries) = root.as_map() else {
+            self.error("not-a-mapping", Some(root), format!("a formula must be a mapping, not {}", root.type_name()))
+                .help = Some("start with `name: ...`, `desc: ...`, `maintainer: ...`".into());
+            return f;
+        };
+        for (key, _) in entries {
+            let k = key.scalar_text().unwrap_or("");
+            if TOP_KEYS.contains(&k) {
+                continue;
+            }
+            if k == "task" {
+                self.error("legacy-task-key", Some(key), "`task:` is the 2014 name of the action list")
+                    .help = Some("rename `task:` to `actions:` (libtaskotron 0.4 format)".into());
+            } else {
+                let help = did_you_mean(k, TOP_KEYS)
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("allowed keys: {}", TOP_KEYS.join(", ")));
+                self.error("unknown-key", Some(key), format!("unknown key `{k}` in the formula"))
+                    .help = Some(help);
+            }
+        }
+        f.name = self.required_string(root, "name");
+        f.desc = self.required_string(root, "desc");
+        f.maintainer = self.required_string(root, "maintainer");
+        if let Some(ns) = root.get("namespace") {
+            match ns.as_str() {
+                Some(s) if rules.namespaces.iter().any(|n| n == s) => f.namespace = Some(s.into()),
+                Some(s) => {
+                    let allowed: Vec<&str> = rules.namespaces.iter().map(String::as_str).collect();
+                    let help = match did_you_mean(s, &allowed) {
+                        Some(m) => format!("did you mean `{m}`?"),
+                        None => format!("allowed namespaces: {}", allowed.join(", ")),
+                    };
+                    self.error("bad-namespace", Some(ns), format!("namespace `{s}` is not allowed on this server"))
+                        .help = Some(help);
+                    f.namespace = Some(s.into());
+                }
+                None => {
+                    self.wrong_type(ns, "namespace", "a string");
+                }
+            }
+        }
+        let args = self.input(root);
+        self.environment(root);
+        self.actions(root, &args);
+        f.schedule = self.scheduling(root, &args);
+        f
+    }
+
+    fn wrong_type(&mut self, node: &Node, what: &str, expected: &str) {
+        let help = match &node.value {
+            Value::Scalar { text, plain: true, read } if !matches!(read, Scalar::Str) && expected == "a string" => {
+                format!("the runner reads `{text}` as {}; quote it: \"{text}\"", node.type_name())
+            }
+            _ => format!("write {expected} here"),
+        };
+        self.error("wrong-type", Some(node), format!("`{what}` must be {expected}, not {}", node.type_name()))
+            .help = Some(help);
+    }
+
+    fn required_string(&mut self, root: &Node, key: &str) -> Option<String> {
+        match root.get(key) {
+            None => {
+                self.error("missing-field", None, format!("the formula has no `{key}`"))
+                    .help = Some(format!("add a top-level `{key}:` line (required by libtaskotron)"));
+                None
+            }
+            Some(n) => match n.as_str() {
+                Some(s) if !s.trim().is_empty() => Some(s.to_string()),
+                Some(_) => {
+                    self.error("missing-field", Some(n), format!("`{key}` is empty"))
+                        .help = Some(format!("give `{key}` a value"));
+                    None
+                }
+                None => {
+                    self.wrong_type(n, key, "a string");
+                    None
+                }
+            },
+        }
+    }
+
+    /// Checks `input.args`; returns the declared argument names.
+    fn input(&mut self, root: &Node) -> Vec<String> {
+        let mut args = Vec::new();
+        let Some(input) = root.get("input") else {
+            return args;
+        };
+        if input.is_null() {
+            return args;
+        }
+        let Some(entries) = input.as_map() else {
+            self.wrong_type(input, "input", "a mapping with `args`");
+            return args;
+        };
+        for (k, _) in entries {
+            if k.scalar_text() != Some("args") {
+                let name = k.scalar_text().unwrap_or("");
+                let help = did_you_mean(name, &["args"]).map_or("`input` takes only `args`".to_string(), |s| format!("did you mean `{s}`?"));
+                self.error("unknown-key", Some(k), format!("unknown key `{name}` in `input`"))
+                    .help = Some(help);
+            }
+        }
+        let Some(list) = input.get("args") else {
+            return args;
+        };
+        let Some(items) = list.as_seq() else {
+            if !list.is_null() {
+                self.wrong_type(list, "input.args", "a list of item types");
+            }
+            return args;
+        };
+        let mut allowed: Vec<&str> = ITEM_TYPES.to_vec();
+        allowed.push("arch");
+        for item in items {
+            let Some(s) = item.as_str() else {
+                self.wrong_type(item, "input.args entry", "a string");
+                continue;
+            };
+            if args.iter().any(|a| a == s) {
+                self.warning("duplicate-arg", Some(item), format!("`{s}` is listed twice in `input.args`"))
+                    .help = Some("remove the repeated entry".into());
+                continue;
+            }
+            if !allowed.contains(&s) {
+                let help = match did_you_mean(s, &allowed) {
+                    Some(m) => format!("did you mean `{m}`?"),
+                    None => format!("item types: {}; or `arch`", ITEM_TYPES.join(", ")),
+                };
+                self.error("unknown-input-arg", Some(item), format!("`{s}` is not an item type the trigger can pass"))
+                    .help = Some(help);
+            }
+            args.push(s.to_string());
+        }
+        args
+    }
+
+    fn environment(&mut self, root: &Node) {
+        let Some(env) = root.get("environment") else {
+            return;
+        };
+        if env.is_null() {
+            return;
+        }
+        let Some(entries) = env.as_map() else {
+            self.wrong_type(env, "environment", "a mapping with `rpm`");
+            return;
+        };
+        for (k, v) in entries {
+            let name = k.scalar_text().unwrap_or("");
+            if name != "rpm" {
+                let help = did_you_mean(name, &["rpm"]).map_or("`environment` takes only `rpm`".to_string(), |s| format!("did you mean `{s}`?"));
+                self.error("unknown-key", Some(k), format!("unknown key `{name}` in `environment`"))
+                    .help = Some(help);
+                continue;
+            }
+            if v.is_null() {
+                continue;
+            }
+            match v.as_seq() {
+                Some(items) => {
+                    for item in items {
+                        if item.as_str().is_none() {
+                            self.wrong_type(item, "environment.rpm entry", "a package name");
+                        }
+                    }
+                }
+                None => self.wrong_type(v, "environment.rpm", "a list of package names"),
+            }
+        }
+    }
+
+    fn actions(&mut self, root: &Node, args: &[String]) {
+        let Some(actions) = root.get("actions") else {
+            if root.get("task").is_none() {
+                self.error("missing-field", None, "the formula has no `actions`")
+                    .help = Some("add `actions:` with at least one `- name: ...` step".into());
+            }
+            return;
+        };
+        let Some(items) = actions.as_seq() else {
+            self.wrong_type(actions, "actions", "a list of actions");
+            return;
+        };
+        if items.is_empty() {
+            self.error("empty-actions", Some(actions), "`actions` is empty")
+                .help = Some("a task needs at least one action".into());
+            return;
+        }
+        let mut defined: BTreeSet<String> = args.iter().cloned().collect();
+        defined.extend(BUILTINS.iter().map(|s| s.to_string()));
+        for action in items {
+            self.action(action, &mut defined);
+        }
+    }
+
+    fn action(&mut self, action: &Node, defined: &mut BTreeSet<String>) {
+        let Some(entries) = action.as_map() else {
+            self.wrong_type(action, "an action", "a mapping with `name` and one directive");
+            return;
+        };
+        let label = action
+            .get("name")
+            .and_then(Node::as_str)
+            .map(|s| format!(" in action `{s}`"))
+            .unwrap_or_default();
+        match action.get("name") {
+            None => {
+                self.error("missing-field", Some(action), "this action has no `name`")
+                    .help = Some("add `name: <what this step does>`".into());
+            }
+            Some(n) if n.as_str().is_none() => self.wrong_type(n, "name", "a string"),
+            _ => {}
+        }
+        let names = directive_names();
+        let mut directives: Vec<(&Node, &Node)> = Vec::new();
+        for (k, v) in entries {
+            let key = k.scalar_text().unwrap_or("");
+            if key == "name" || key == "export" {
+                continue;
+            }
+            if names.contains(&key) {
+                directives.push((k, v));
+            } else {
+                let help = did_you_mean(key, &names)
+                    .or_else(|| did_you_mean(key, &["name", "export"]))
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("directives: {}", names.join(", ")));
+                self.error("unknown-directive", Some(k), format!("unknown directive `{key}`{label}"))
+                    .help = Some(help);
+            }
+        }
+        match directives.len() {
+            0 if !entries.iter().any(|(k, _)| {
+                let key = k.scalar_text().unwrap_or("");
+                key != "name" && key != "export"
+            }) => {
+                self.error("missing-directive", Some(action), format!("no directive{label}"))
+                    .help = Some(format!("add one of: {}", names.join(", ")));
+            }
+            0 | 1 => {}
+            _ => {
+                let listed: Vec<&str> = directives.iter().filter_map(|(k, _)| k.scalar_text()).collect();
+                self.error("many-directives", Some(directives[1].0), format!("more than one directive{label}: {}", listed.join(", ")))
+                    .help = Some("split this into one action per directive".into());
+            }
+        }
+        for (k, v) in &directives {
+            let name = k.scalar_text().unwrap_or("");
+            self.directive(name, k, v, &label);
+            self.variables(v, defined, &label);
+        }
+        if let Some(export) = action.get("export") {
+            match export.as_str() {
+                Some(s) if is_identifier(s) => {
+                    defined.insert(s.to_string());
+                }
+                Some(s) => {
+                    self.error("bad-export", Some(export), format!("`{s}` is not a valid variable name"))
+                        .help = Some("use letters, digits and `_`, not starting with a digit".into());
+                }
+                None => self.wrong_type(export, "export", "a variable name"),
+            }
+        }
+    }
+
+    fn directive(&mut self, name: &str, key: &Node, params: &Node, label: &str) {
+        let Some(spec) = DIRECTIVES.iter().find(|d| d.name == name) else {
+            return;
+        };
+        if name == "shell" {
+            self.shell(key, params, label);
+            return;
+        }
+        let Some(entries) = params.as_map() else {
+            let expected = format!("a mapping of parameters ({})", spec.params.join(", "));
+            self.error("wrong-type", Some(if params.is_null() { key } else { params }),
+                format!("`{name}` takes a mapping of parameters, not {}", params.type_name()))
+                .help = Some(format!("write {expected}"));
+            return;
+        };
+        for (k, _) in entries {
+            let p = k.scalar_text().unwrap_or("");
+            if !spec.open && !spec.params.contains(&p) {
+                let help = did_you_mean(p, spec.params)
+                    .map(|s| format!("did you mean `{s}`?"))
+                    .unwrap_or_else(|| format!("`{name}` takes: {}", spec.params.join(", ")));
+                self.error("unknown-parameter", Some(k), format!("`{name}` has no parameter `{p}`"))
+                    .help = Some(help);
+            }
+        }
+        for req in spec.required {
+            if params.get(req).is_none() {
+                self.error("missing-parameter", Some(key), format!("`{name}` needs the parameter `{req}`{label}"))
+                    .help = Some(format!("add `{req}: ...` under `{name}:`"));
+            }
+        }
+        for (k, v) in entries {
+            let p = k.scalar_text().unwrap_or("");
+            match p {
+                "src" | "debuginfo" | "build_log" | "ignore_missing" => self.boolean_param(name, p, v),
+                "path" | "localpath" => {
+                    if v.as_seq().is_none() && !is_variable(v) {
+                        self.wrong_type(v, &format!("{name}.{p}"), "a list of paths");
+                    }
+                }
+                "arch" | "arch_exclude" => {
+                    let ok = v.as_str().is_some()
+                        || v.as_seq().is_some_and(|s| s.iter().all(|i| i.as_str().is_some()));
+                    if !ok {
+                        self.wrong_type(v, &format!("{name}.{p}"), "an architecture or a list of them");
+                    }
+                }
+                _ if spec.open => {}
+                _ => {
+                    if v.as_map().is_some() || v.as_seq().is_some() {
+                        self.wrong_type(v, &format!("{name}.{p}"), "a single value");
+                    }
+                }
+            }
+        }
+        match name {
+            "koji" => self.koji(key, params),
+            "bodhi" => {
+                if let Some(a) = params.get("action") {
+                    if a.as_str() != Some("download") && !is_variable(a) {
+                        self.error("bad-parameter", Some(a), format!("`bodhi` action `{}` does not exist", a.scalar_text().unwrap_or("")))
+                            .help = Some("the only bodhi action is `download`".into());
+                    }
+                }
+            }
+            "distgit" => {
+                if params.get("package").is_none() && params.get("nvr").is_none() {
+                    self.error("missing-parameter", Some(key), format!("`distgit` needs `package` or `nvr`{label}"))
+                        .help = Some("add `package: ...` or `nvr: ${koji_build}`".into());
+                }
+                if let (Some(p), Some(l)) = (
+                    params.get("path").and_then(Node::as_seq),
+                    params.get("localpath").and_then(Node::as_seq),
+                ) {
+                    if p.len() != l.len() {
+                        self.error("bad-parameter", params.get("localpath"), format!("`localpath` has {} entries but `path` has {}", l.len(), p.len()))
+                            .help = Some("give one local path per downloaded path".into());
+                    }
+                }
+            }
+            "resultsdb" | "create_report" => self.exactly_one(name, key, params, &["results", "file"], label),
+            "exitcode" => self.exactly_one(name, key, params, &["result_worst", "result_last"], label),
+            _ => {}
+        }
+    }
+
+    fn exactly_one(&mut self, name: &str, key: &Node, params: &Node, choices: &[&str], label: &str) {
+        let given: Vec<&&str> = choices.iter().filter(|c| params.get(c).is_some()).collect();
+        match given.len() {
+            1 => {}
+            0 => {
+                self.error("missing-parameter", Some(key), format!("`{name}` needs `{}` or `{}`{label}", choices[0], choices[1]))
+                    .help = Some(format!("add `{}: ...`", choices[0]));
+            }
+            _ => {
+                self.error("bad-parameter", params.get(choices[1]), format!("`{name}` takes `{}` or `{}`, not both", choices[0], choices[1]))
+                    .help = Some(format!("remove `{}`", choices[1]));
+            }
+        }
+    }
+
+    fn boolean_param(&mut self, directive: &str, param: &str, v: &Node) {
+        if is_variable(v) {
+            return;
+        }
+        if !matches!(v.value, Value::Scalar { read: Scalar::Bool(_), .. }) {
+            self.wrong_type(v, &format!("{directive}.{param}"), "true or false");
+        }
+    }
+
+    fn koji(&mut self, key: &Node, params: &Node) {
+        const ACTIONS: &[&str] = &["download", "download_tag", "download_latest_stable"];
+        let Some(a) = params.get("action") else {
+            return;
+        };
+        if is_variable(a) {
+            return;
+        }
+        let Some(action) = a.as_str() else {
+            self.wrong_type(a, "koji.action", "one of download, download_tag, download_latest_stable");
+            return;
+        };
+        if !ACTIONS.contains(&action) {
+            let help = did_you_mean(action, ACTIONS)
+                .map(|s| format!("did you mean `{s}`?"))
+                .unwrap_or_else(|| format!("koji actions: {}", ACTIONS.join(", ")));
+            self.error("bad-parameter", Some(a), format!("`koji` action `{action}` does not exist"))
+                .help = Some(help);
+            return;
+        }
+        let needed = if action == "download_tag" { "koji_tag" } else { "koji_build" };
+        if params.get(needed).is_none() {
+            self.error("missing-parameter", Some(key), format!("`koji` action `{action}` needs `{needed}`"))
+                .help = Some(format!("add `{needed}: ${{{needed}}}`"));
+        }
+    }
+
+    fn shell(&mut self, key: &Node, params: &Node, label: &str) {
+        let Some(commands) = params.as_seq() else {
+            let help = if params.as_str().is_some() {
+                "the runner iterates over the string and runs each character as a command; write a list: `shell:` then `- <command>`"
+            } else {
+                "write a list of commands: `shell:` then `- <command>`"
+            };
+            self.error("shell-not-list", Some(key),
+                format!("`shell` takes a list of commands, not {}{label}", params.type_name()))
+                .help = Some(help.into());
+            return;
+        };
+        for cmd in commands {
+            self.shell_command(cmd, true);
+        }
+    }
+
+    fn shell_command(&mut self, cmd: &Node, allow_ignorereturn: bool) {
+        match &cmd.value {
+            Value::Scalar { read: Scalar::Str, .. } => {}
+            Value::Seq(argv) => {
+                for arg in argv {
+                    if arg.as_map().is_some() || arg.as_seq().is_some() {
+                        self.wrong_type(arg, "a shell argument", "a string");
+                    }
+                }
+            }
+            Value::Map(entries) if allow_ignorereturn => {
+                for (k, v) in entries {
+                    if k.scalar_text() == Some("ignorereturn") {
+                        match v.as_seq() {
+                            Some(inner) => {
+                                for c in inner {
+                                    self.shell_command(c, false);
+                                }
+                            }
+                            None => self.shell_command(v, false),
+                        }
+                    } else {
+                        let name = k.scalar_text().unwrap_or("");
+                        self.error("bad-shell-command", Some(k), format!("unknown shell option `{name}`"))
+                            .help = Some("the only option is `ignorereturn:` followed by commands".into());
+                    }
+                }
+            }
+            _ => {
+                self.error("bad-shell-command", Some(cmd), format!("a shell command must be a string or a list of arguments, not {}", cmd.type_name()))
+                    .help = Some("quote the command".into());
+            }
+        }
+    }
+
+    /// Reports every `$var` / `${var}` / `${var.attr}` not defined before this action.
+    fn variables(&mut self, node: &Node, defined: &BTreeSet<String>, label: &str) {
+        match &node.value {
+            Value::Scalar { text, plain, .. } => {
+                for (offset, name) in variable_refs(text) {
+                    if defined.contains(name) {
+                        continue;
+                    }
+                    let mut d = Diagnostic::error("undefined-variable", self.file, format!("`${name}` is not defined{label}"))
+                        .task(self.task);
+                    let column = if *plain && !text.contains('\n') {
+                        node.pos.column + text[..offset].chars().count() as u32
+                    } else {
+                        node.pos.column
+                    };
+                    d = d.at(node.pos.line, column);
+                    let mut candidates: Vec<&str> = defined.iter().map(String::as_str).collect();
+                    candidates.sort();
+                    d.help = Some(match did_you_mean(name, &candidates) {
+                        Some(m) => format!("did you mean `${{{m}}}`?"),
+                        None => format!(
+                            "variables come from `input.args`, the runner ({}) or an earlier action's `export`",
+                            BUILTINS.join(", ")
+                        ),
+                    });
+                    self.diags.push(d);
+                }
+            }
+            Value::Seq(items) => {
+                for i in items {
+                    self.variables(i, defined, label);
+                }
+            }
+            Value::Map(entries) => {
+                for (_, v) in entries {
+                    self.variables(v, defined, label);
+                }
+            }
+        }
+    }
+
+    fn scheduling(&mut self, root: &Node, args: &[String]) -> Schedule {
+        let item_args: Vec<String> = args
+            .iter()
+            .filter(|a| ITEM_TYPES.contains(&a.as_str()))
+            .cloned()
+            .collect();
+        let mut s = Schedule {
+            run: true,
+            on: item_args.clone(),
+            branches: Vec::new(),
+            arches: vec!["noarch".into()],
+        };
+        if let Some(sched) = root.get("scheduling") {
+            if let Some(entries) = sched.as_map() {
+                for (k, v) in entries {
+                    let key = k.scalar_text().unwrap_or("");
+                    match key {
+                        "run" => {
+                            if self.unambiguous(v) {
+                                match v.value {
+                                    Value::Scalar { read: Scalar::Bool(b), .. } => s.run = b,
+                                    _ => self.wrong_type(v, "scheduling.run", "true or false"),
+                                }
+                            }
+                        }
+                        "on" => {
+                            if let Some(list) = self.string_list(v, "scheduling.on", "item types") {
+                                for (node, t) in &list {
+                                    if !ITEM_TYPES.contains(&t.as_str()) {
+                                        let help = did_you_mean(t, ITEM_TYPES)
+                                            .map(|m| format!("did you mean `{m}`?"))
+                                            .unwrap_or_else(|| format!("item types: {}", ITEM_TYPES.join(", ")));
+                                        self.error("unknown-item-type", Some(node), format!("`{t}` is not an item type"))
+                                            .help = Some(help);
+                                    } else if !args.contains(t) {
+                                        self.warning("trigger-not-input", Some(node), format!("the task is triggered by `{t}` but does not list it in `input.args`"))
+                                            .help = Some(format!("add `{t}` to `input.args` so the runner passes the item"));
+                                    }
+                                }
+                                s.on = list.into_iter().map(|(_, t)| t).collect();
+                            }
+                        }
+                        "branches" => {
+                            if let Some(list) = self.string_list(v, "scheduling.branches", "branch names or globs") {
+                                s.branches = list.into_iter().map(|(_, t)| t).collect();
+                            }
+                        }
+                        "arches" => {
+                            if let Some(list) = self.string_list(v, "scheduling.arches", "architectures") {
+                                for (node, a) in &list {
+                                    if !KNOWN_ARCHES.contains(&a.as_str()) {
+                                        let help = did_you_mean(a, KNOWN_ARCHES)
+                                            .map(|m| format!("did you mean `{m}`?"))
+                                            .unwrap_or_else(|| format!("known: {}", KNOWN_ARCHES.join(", ")));
+                                        self.warning("unknown-arch", Some(node), format!("`{a}` is not an architecture Fedora builds for"))
+                                            .help = Some(help);
+                                    }
+                                }
+                                if list.is_empty() {
+                                    self.error("wrong-type", Some(v), "`scheduling.arches` is empty; no job would ever be created")
+                                        .help = Some("list at least one architecture, or remove the key for [noarch]".into());
+                                } else {
+                                    s.arches = list.into_iter().map(|(_, t)| t).collect();
+                                }
+                            }
+                        }
+                        _ => {
+                            let help = did_you_mean(key, SCHEDULING_KEYS)
+                                .map(|m| format!("did you mean `{m}`?"))
+                                .unwrap_or_else(|| format!("allowed keys: {}", SCHEDULING_KEYS.join(", ")));
+                            self.error("unknown-key", Some(k), format!("unknown key `{key}` in `scheduling`"))
+                                .help = Some(help);
+                        }
+                    }
+                }
+            } else if !sched.is_null() {
+                self.wrong_type(sched, "scheduling", "a mapping");
+            }
+        }
+        if s.run && s.on.is_empty() {
+            let node = root.get("scheduling").or_else(|| root.get("input"));
+            self.warning("never-triggered", node, "no event can trigger this task: it names no item type")
+                .help = Some(format!(
+                    "add an item type to `input.args` ({}), or set `scheduling: {{run: false}}` to keep it dormant on purpose",
+                    ITEM_TYPES.join(", ")
+                ));
+        }
+        s
+    }
+
+    /// In `scheduling`, a plain scalar that YAML 1.1 and 1.2 read differently is an error.
+    fn unambiguous(&mut self, node: &Node) -> bool {
+        if let Value::Scalar { text, plain: true, .. } = &node.value {
+            if let Some(other) = yaml::yaml12_reading(text) {
+                let help = match node.value {
+                    Value::Scalar { read: Scalar::Bool(b), .. } => format!("write {b}"),
+                    _ => format!("quote it (\"{text}\") if you mean the string"),
+                };
+                self.error("ambiguous-yaml", Some(node), format!(
+                    "`{text}` is {} to the runner's YAML 1.1 reader but {other} to YAML 1.2 readers",
+                    node.type_name()
+                ))
+                .help = Some(help);
+                return false;
+            }
+        }
+        true
+    }
+
+    fn string_list(&mut self, node: &Node, what: &str, expected: &str) -> Option<Vec<(Node, String)>> {
+        let Some(items) = node.as_seq() else {
+            let help = match node.scalar_text() {
+                Some(t) if !node.is_null() => format!("write a list: [{t}]"),
+                _ => format!("write a list of {expected}"),
+            };
+            self.error("wrong-type", Some(node), format!("`{what}` must be a list of {expected}, not {}", node.type_name()))
+                .help = Some(help);
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for item in items {
+            if !self.unambiguous(item) {
+                ok = false;
+                continue;
+            }
+            match item.as_str() {
+                Some(s) => out.push((item.clone(), s.to_string())),
+                None => {
+                    ok = false;
+                    self.wrong_type(item, &format!("{what} entry"), "a string");
+                }
+            }
+        }
+        ok.then_some(out)
+    }
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+        && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
+}
+
+fn is_variable(node: &Node) -> bool {
+    node.as_str().is_some_and(|s| !variable_refs(s).is_empty())
+}
+
+/// The variables a string refers to, with the byte offset of each `$`. `$$` is a literal dollar.
+pub fn variable_refs(text: &str) -> Vec<(usize, &str)> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] != b'$' {
+            i += 1;
+            continue;
+        }
+        if bytes.get(i + 1) == Some(&b'$') {
+            i += 2;
+            continue;
+        }
+        let braced = bytes.get(i + 1) == Some(&b'{');
+        let start = i + 1 + usize::from(braced);
+        let mut end = start;
+        while end < bytes.len() && (bytes[end] == b'_' || bytes[end].is_ascii_alphanumeric()) {
+            end += 1;
+        }
+        if end > start && !bytes[start].is_ascii_digit() {
+            out.push((i, &text[start..end]));
+        }
+        i = end.max(i + 1);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn variable_references() {
+        let refs: Vec<&str> = variable_refs("a $x ${y} ${c.name} $$z $1")
+            .into_iter()
+            .map(|(_, n)| n)
+            .collect();
+        assert_eq!(refs, vec!["x", "y", "c"]);
+    }
+}

@@ -1,0 +1,781 @@
+//! The one place that talks to the YAML parser: untrusted bytes in, a positioned node tree out.
+//!
+//! Formulas come from every pusher, so parsing is guarded twice. First `serde-saphyr` reads the
+//! document under a budget (size, nesting depth, node count, aliases) and rejects duplicate keys;
+//! only a document that passes is walked again, through the parser events of the same crate, to
+//! build a [`Node`] tree that remembers where every value stands and how it was written. Scalars
+//! are resolved the way the runner resolves them (PyYAML, YAML 1.1), so `yes` is a boolean here
+//! exactly as it is in libtaskotron; [`yaml12_reading`] tells where a YAML 1.2 reader would differ.
+//!
+//! Swapping the parser means rewriting this file only.
+
+use std::collections::HashMap;
+
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+
+/// A position in the source, both 1-based (what editors show).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
+pub struct Pos {
+    pub line: u32,
+    pub column: u32,
+}
+
+/// How PyYAML reads a scalar.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Scalar {
+    Null,
+    Bool(bool),
+    Int(i64),
+    Float(f64),
+    /// A date or timestamp (`2017-01-18`): PyYAML gives a `datetime`, not a string.
+    Timestamp,
+    Str,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// `text` is the scalar after escape processing; `plain` is true when it was written unquoted.
+    Scalar {
+        text: String,
+        plain: bool,
+        read: Scalar,
+    },
+    Seq(Vec<Node>),
+    Map(Vec<(Node, Node)>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub pos: Pos,
+    pub value: Value,
+}
+
+impl Node {
+    /// The text of a scalar that PyYAML reads as a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar {
+                text,
+                read: Scalar::Str,
+                ..
+            } => Some(text),
+            _ => None,
+        }
+    }
+
+    /// The text of any scalar, whatever its type.
+    pub fn scalar_text(&self) -> Option<&str> {
+        match &self.value {
+            Value::Scalar { text, .. } => Some(text),
+            _ => None,
+        }
+    }
+
+    pub fn as_map(&self) -> Option<&[(Node, Node)]> {
+        match &self.value {
+            Value::Map(entries) => Some(entries),
+            _ => None,
+        }
+    }
+
+    pub fn as_seq(&self) -> Option<&[Node]> {
+        match &self.value {
+            Value::Seq(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    pub fn is_null(&self) -> bool {
+        matches!(
+            self.value,
+            Value::Scalar {
+                read: Scalar::Null,
+                ..
+            }
+        )
+    }
+
+    /// Looks up a key of a mapping by its text.
+    pub fn get(&self, key: &str) -> Option<&Node> {
+        self.as_map()?
+            .iter()
+            .find(|(k, _)| k.scalar_text() == Some(key))
+            .map(|(_, v)| v)
+    }
+
+    /// A short name for the node's type, as a YAML user would say it.
+    pub fn type_name(&self) -> &'static str {
+        match &self.value {
+            Value::Seq(_) => "a list",
+            Value::Map(_) => "a mapping",
+            Value::Scalar { read, .. } => match read {
+                Scalar::Null => "null",
+                Scalar::Bool(_) => "a boolean",
+                Scalar::Int(_) => "an integer",
+                Scalar::Float(_) => "a number",
+                Scalar::Timestamp => "a date",
+                Scalar::Str => "a string",
+            },
+        }
+    }
+}
+
+/// Resource limits for one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_depth: usize,
+    /// Nodes after alias expansion: bounds alias bombs.
+    pub max_nodes: usize,
+    pub max_aliases: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 64 * 1024,
+            max_depth: 32,
+            max_nodes: 20_000,
+            max_aliases: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    TooLarge,
+    NotUtf8,
+    Empty,
+    Syntax,
+    TooDeep,
+    TooManyNodes,
+    TooManyAliases,
+    DuplicateKey,
+    MultipleDocuments,
+    UnsupportedTag,
+}
+
+/// Why a document could not be read, and where.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Error {
+    pub kind: ErrorKind,
+    pub pos: Pos,
+    pub message: String,
+    /// For a duplicate key: where the key was first defined.
+    pub first: Option<Pos>,
+}
+
+impl Error {
+    fn new(kind: ErrorKind, pos: Pos, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            pos,
+            message: message.into(),
+            first: None,
+        }
+    }
+}
+
+/// Parses one YAML document under `limits`.
+pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Node, Error> {
+    if bytes.len() > limits.max_bytes {
+        return Err(Error::new(
+            ErrorKind::TooLarge,
+            Pos { line: 1, column: 1 },
+            format!(
+                "the file is {} bytes; the limit is {} bytes",
+                bytes.len(),
+                limits.max_bytes
+            ),
+        ));
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| {
+        let good = &bytes[..e.valid_up_to()];
+        let line = good.iter().filter(|&&b| b == b'\n').count() + 1;
+        let line_start = good.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        let column = String::from_utf8_lossy(&good[line_start..]).chars().count() + 1;
+        Error::new(
+            ErrorKind::NotUtf8,
+            Pos {
+                line: line as u32,
+                column: column as u32,
+            },
+            format!(
+                "invalid UTF-8 (byte 0x{:02x}); YAML files must be UTF-8",
+                bytes[e.valid_up_to()]
+            ),
+        )
+    })?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    guard(text, limits)?;
+    Builder::new(limits).build(text)
+}
+
+/// The budgeted first pass. It fails fast on syntax errors, bombs and duplicate keys.
+fn guard(text: &str, limits: &Limits) -> Result<(), Error> {
+    let mut budget = serde_saphyr::Budget::default();
+    budget.max_depth = limits.max_depth;
+    budget.max_nodes = limits.max_nodes;
+    budget.max_aliases = limits.max_aliases;
+    budget.max_anchors = limits.max_nodes;
+    budget.max_documents = 2;
+    budget.max_total_scalar_bytes = limits.max_bytes;
+    budget.max_reader_input_bytes = Some(limits.max_bytes);
+    let mut options = serde_saphyr::Options::default();
+    options.budget = Some(budget);
+    options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::Error;
+    options.alias_limits.max_total_replayed_events = limits.max_nodes;
+    options.with_snippet = false;
+    match serde_saphyr::from_str_with_options::<Vec<serde::de::IgnoredAny>>(text, options.clone())
+    {
+        Ok(_) => Ok(()),
+        // A single document is not a list; read it as one value instead.
+        Err(_) => match serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(text, options)
+        {
+            Ok(_) => Ok(()),
+            Err(e) => Err(classify(&e)),
+        },
+    }
+}
+
+fn classify(e: &serde_saphyr::Error) -> Error {
+    let pos = e
+        .location()
+        .map(|l| Pos {
+            line: l.line().max(1) as u32,
+            column: l.column().max(1) as u32,
+        })
+        .unwrap_or(Pos { line: 1, column: 1 });
+    let raw = e.to_string();
+    let first_line = raw.lines().next().unwrap_or("").trim().to_string();
+    let lower = first_line.to_lowercase();
+    let kind = if lower.contains("depth") {
+        ErrorKind::TooDeep
+    } else if lower.contains("alias") || lower.contains("replay") || lower.contains("anchor") {
+        ErrorKind::TooManyAliases
+    } else if lower.contains("nodes") || lower.contains("events") || lower.contains("budget") {
+        ErrorKind::TooManyNodes
+    } else if lower.contains("duplicate") {
+        ErrorKind::DuplicateKey
+    } else if lower.contains("document") {
+        ErrorKind::MultipleDocuments
+    } else {
+        ErrorKind::Syntax
+    };
+    Error::new(kind, pos, strip_location(&first_line))
+}
+
+/// serde-saphyr appends " at line X column Y" to its messages; we print positions ourselves.
+fn strip_location(message: &str) -> String {
+    match message.find(" at line ") {
+        Some(i) => message[..i].to_string(),
+        None => message.to_string(),
+    }
+}
+
+enum Frame {
+    Seq(Pos, usize, Vec<Node>),
+    Map(Pos, usize, Vec<(Node, Node)>, Option<Node>),
+}
+
+struct Builder<'l> {
+    limits: &'l Limits,
+    anchors: HashMap<usize, Node>,
+    nodes: usize,
+    aliases: usize,
+}
+
+impl<'l> Builder<'l> {
+    fn new(limits: &'l Limits) -> Self {
+        Builder {
+            limits,
+            anchors: HashMap::new(),
+            nodes: 0,
+            aliases: 0,
+        }
+    }
+
+    fn build(mut self, text: &str) -> Result<Node, Error> {
+        let mut stack: Vec<Frame> = Vec::new();
+        let mut root: Option<Node> = None;
+        let mut documents = 0usize;
+        for item in Parser::new_from_str(text) {
+            let (event, span) = item.map_err(|e| {
+                let m = e.marker();
+                Error::new(
+                    ErrorKind::Syntax,
+                    Pos {
+                        line: m.line() as u32,
+                        column: m.col() as u32 + 1,
+                    },
+                    e.info().to_string(),
+                )
+            })?;
+            let pos = Pos {
+                line: span.start.line() as u32,
+                column: span.start.col() as u32 + 1,
+            };
+            let finished = match event {
+                Event::DocumentStart(..) => {
+                    documents += 1;
+                    if documents > 1 {
+                        return Err(Error::new(
+                            ErrorKind::MultipleDocuments,
+                            pos,
+                            "a formula is one YAML document; this file holds more than one",
+                        ));
+                    }
+                    None
+                }
+                Event::Scalar(value, style, anchor, tag) => {
+                    self.count(pos, 1)?;
+                    let tag = tag.map(|t| (t.handle().to_string(), t.suffix().to_string()));
+                    let node = scalar(value.into_owned(), style, tag, pos)?;
+                    self.remember(anchor, &node);
+                    Some(node)
+                }
+                Event::Alias(id) => {
+                    self.aliases += 1;
+                    let node = self.anchors.get(&id).cloned().ok_or_else(|| {
+                        Error::new(ErrorKind::Syntax, pos, "alias to an unknown anchor")
+                    })?;
+                    let size = count_nodes(&node);
+                    self.count(pos, size)?;
+                    Some(Node { pos, ..node })
+                }
+                Event::SequenceStart(_, anchor, _) => {
+                    self.count(pos, 1)?;
+                    self.depth_check(&stack, pos)?;
+                    stack.push(Frame::Seq(pos, anchor, Vec::new()));
+                    None
+                }
+                Event::MappingStart(_, anchor, _) => {
+                    self.count(pos, 1)?;
+                    self.depth_check(&stack, pos)?;
+                    stack.push(Frame::Map(pos, anchor, Vec::new(), None));
+                    None
+                }
+                Event::SequenceEnd => match stack.pop() {
+                    Some(Frame::Seq(p, anchor, items)) => {
+                        let node = Node {
+                            pos: p,
+                            value: Value::Seq(items),
+                        };
+                        self.remember(anchor, &node);
+                        Some(node)
+                    }
+                    _ => return Err(Error::new(ErrorKind::Syntax, pos, "unbalanced sequence")),
+                },
+                Event::MappingEnd => match stack.pop() {
+                    Some(Frame::Map(p, anchor, entries, _)) => {
+                        let node = Node {
+                            pos: p,
+                            value: Value::Map(merge_keys(entries)),
+                        };
+                        self.remember(anchor, &node);
+                        Some(node)
+                    }
+                    _ => return Err(Error::new(ErrorKind::Syntax, pos, "unbalanced mapping")),
+                },
+                _ => None,
+            };
+            if let Some(node) = finished {
+                match stack.last_mut() {
+                    Some(Frame::Seq(_, _, items)) => items.push(node),
+                    Some(Frame::Map(_, _, entries, pending)) => match pending.take() {
+                        None => *pending = Some(node),
+                        Some(key) => {
+                            if let Some((first, _)) = entries
+                                .iter()
+                                .find(|(k, _)| same_key(k, &key) && k.scalar_text() != Some("<<"))
+                            {
+                                let mut e = Error::new(
+                                    ErrorKind::DuplicateKey,
+                                    key.pos,
+                                    format!(
+                                        "duplicate key `{}`",
+                                        key.scalar_text().unwrap_or("<complex key>")
+                                    ),
+                                );
+                                e.first = Some(first.pos);
+                                return Err(e);
+                            }
+                            entries.push((key, node));
+                        }
+                    },
+                    None => root = Some(node),
+                }
+            }
+        }
+        root.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Empty,
+                Pos { line: 1, column: 1 },
+                "the file holds no YAML document",
+            )
+        })
+    }
+
+    fn count(&mut self, pos: Pos, n: usize) -> Result<(), Error> {
+        self.nodes = self.nodes.saturating_add(n);
+        if self.nodes > self.limits.max_nodes {
+            return Err(Error::new(
+                ErrorKind::TooManyNodes,
+                pos,
+                format!(
+                    "the document expands to more than {} values (alias expansion counts)",
+                    self.limits.max_nodes
+                ),
+            ));
+        }
+        if self.aliases > self.limits.max_aliases {
+            return Err(Error::new(
+                ErrorKind::TooManyAliases,
+                pos,
+                format!("more than {} aliases", self.limits.max_aliases),
+            ));
+        }
+        Ok(())
+    }
+
+    fn depth_check(&self, stack: &[Frame], pos: Pos) -> Result<(), Error> {
+        if stack.len() >= self.limits.max_depth {
+            return Err(Error::new(
+                ErrorKind::TooDeep,
+                pos,
+                format!("nesting deeper than {} levels", self.limits.max_depth),
+            ));
+        }
+        Ok(())
+    }
+
+    fn remember(&mut self, anchor: usize, node: &Node) {
+        if anchor != 0 {
+            self.anchors.insert(anchor, node.clone());
+        }
+    }
+}
+
+fn count_nodes(node: &Node) -> usize {
+    match &node.value {
+        Value::Scalar { .. } => 1,
+        Value::Seq(items) => 1 + items.iter().map(count_nodes).sum::<usize>(),
+        Value::Map(entries) => {
+            1 + entries
+                .iter()
+                .map(|(k, v)| count_nodes(k) + count_nodes(v))
+                .sum::<usize>()
+        }
+    }
+}
+
+fn same_key(a: &Node, b: &Node) -> bool {
+    match (&a.value, &b.value) {
+        (Value::Scalar { text: x, read: r, .. }, Value::Scalar { text: y, read: s, .. }) => {
+            x == y && r == s
+        }
+        _ => false,
+    }
+}
+
+/// Applies YAML 1.1 merge keys (`<<: *base`), which PyYAML honours: explicit keys win.
+fn merge_keys(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
+    if !entries
+        .iter()
+        .any(|(k, _)| k.scalar_text() == Some("<<") && is_plain(k))
+    {
+        return entries;
+    }
+    let mut own = Vec::new();
+    let mut merged = Vec::new();
+    for (k, v) in entries {
+        if k.scalar_text() == Some("<<") && is_plain(&k) {
+            let sources: Vec<Node> = match v.value {
+                Value::Seq(items) => items,
+                other => vec![Node {
+                    pos: v.pos,
+                    value: other,
+                }],
+            };
+            for source in sources {
+                if let Value::Map(pairs) = source.value {
+                    merged.extend(pairs);
+                }
+            }
+        } else {
+            own.push((k, v));
+        }
+    }
+    for (k, v) in merged {
+        if !own.iter().any(|(o, _)| same_key(o, &k)) {
+            own.push((k, v));
+        }
+    }
+    own
+}
+
+fn is_plain(node: &Node) -> bool {
+    matches!(node.value, Value::Scalar { plain: true, .. })
+}
+
+fn scalar(
+    text: String,
+    style: ScalarStyle,
+    tag: Option<(String, String)>,
+    pos: Pos,
+) -> Result<Node, Error> {
+    let plain = style == ScalarStyle::Plain;
+    let read = match tag {
+        Some((handle, suffix)) if handle == "tag:yaml.org,2002:" => match suffix.as_str() {
+            "str" => Scalar::Str,
+            "null" => Scalar::Null,
+            "bool" | "int" | "float" | "timestamp" => yaml11_reading(&text),
+            other => {
+                return Err(Error::new(
+                    ErrorKind::UnsupportedTag,
+                    pos,
+                    format!("the tag `!!{other}` is not supported in a formula"),
+                ))
+            }
+        },
+        Some((handle, suffix)) if handle == "!" && suffix.is_empty() => Scalar::Str,
+        Some((handle, suffix)) => {
+            return Err(Error::new(
+                ErrorKind::UnsupportedTag,
+                pos,
+                format!("the tag `{handle}{suffix}` is not supported in a formula (the runner's safe loader rejects it)"),
+            ))
+        }
+        None if plain => yaml11_reading(&text),
+        None => Scalar::Str,
+    };
+    Ok(Node {
+        pos,
+        value: Value::Scalar { text, plain, read },
+    })
+}
+
+/// How PyYAML's resolver (YAML 1.1) reads a plain scalar.
+pub fn yaml11_reading(text: &str) -> Scalar {
+    match text {
+        "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
+            return Scalar::Bool(true)
+        }
+        "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
+            return Scalar::Bool(false)
+        }
+        _ => {}
+    }
+    if let Some(i) = yaml11_int(text) {
+        return Scalar::Int(i);
+    }
+    if is_yaml11_float(text) {
+        return Scalar::Float(text.replace('_', "").parse().unwrap_or(f64::NAN));
+    }
+    if is_timestamp(text) {
+        return Scalar::Timestamp;
+    }
+    Scalar::Str
+}
+
+/// How a YAML 1.2 (core schema) reader would read the same plain scalar, when that differs from
+/// PyYAML. `None` means both agree.
+pub fn yaml12_reading(text: &str) -> Option<&'static str> {
+    let y11 = yaml11_reading(text);
+    let y12 = match text {
+        "" | "~" | "null" | "Null" | "NULL" => Scalar::Null,
+        "true" | "True" | "TRUE" => Scalar::Bool(true),
+        "false" | "False" | "FALSE" => Scalar::Bool(false),
+        _ => {
+            let t = text.strip_prefix(['-', '+']).unwrap_or(text);
+            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
+                Scalar::Int(0)
+            } else if t.starts_with("0o") || t.starts_with("0x") {
+                Scalar::Int(0)
+            } else if text.parse::<f64>().is_ok() && !text.contains('_') && t != "inf" && t != "nan"
+            {
+                Scalar::Float(0.0)
+            } else {
+                Scalar::Str
+            }
+        }
+    };
+    let same = match (&y11, &y12) {
+        (Scalar::Int(a), Scalar::Int(_)) => {
+            // Leading zeros are octal in 1.1 and decimal in 1.2.
+            let t = text.trim_start_matches(['-', '+']);
+            let decimal = t.replace('_', "").parse::<i64>().ok();
+            !(t.len() > 1 && t.starts_with('0') && !t.starts_with("0x"))
+                && decimal.is_none_or(|d| d.abs() == a.abs())
+        }
+        (a, b) => std::mem::discriminant(a) == std::mem::discriminant(b),
+    };
+    if same {
+        None
+    } else {
+        Some(match y12 {
+            Scalar::Null => "null",
+            Scalar::Bool(_) => "a boolean",
+            Scalar::Int(_) => "an integer",
+            Scalar::Float(_) => "a number",
+            _ => "a string",
+        })
+    }
+}
+
+fn yaml11_int(text: &str) -> Option<i64> {
+    let (neg, t) = match text.as_bytes().first()? {
+        b'-' => (true, &text[1..]),
+        b'+' => (false, &text[1..]),
+        _ => (false, text),
+    };
+    if t.is_empty() {
+        return None;
+    }
+    let digits = |s: &str, radix: u32| -> Option<i64> {
+        let cleaned: String = s.chars().filter(|&c| c != '_').collect();
+        if cleaned.is_empty() || !s.chars().all(|c| c == '_' || c.is_digit(radix)) {
+            return None;
+        }
+        i64::from_str_radix(&cleaned, radix).ok()
+    };
+    let value = if let Some(b) = t.strip_prefix("0b") {
+        digits(b, 2)?
+    } else if let Some(x) = t.strip_prefix("0x") {
+        digits(x, 16)?
+    } else if t == "0" {
+        0
+    } else if t.starts_with('0') {
+        digits(&t[1..], 8)?
+    } else if t.contains(':') {
+        // Sexagesimal: 1:20 is 80 in YAML 1.1.
+        let mut total: i64 = 0;
+        let mut parts = t.split(':');
+        let first = parts.next()?;
+        if !first.starts_with(|c: char| ('1'..='9').contains(&c)) {
+            return None;
+        }
+        total = total.checked_add(digits(first, 10)?)?;
+        for p in parts {
+            if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_digit()) {
+                return None;
+            }
+            let v: i64 = p.parse().ok()?;
+            if v > 59 {
+                return None;
+            }
+            total = total.checked_mul(60)?.checked_add(v)?;
+        }
+        total
+    } else if t.starts_with(|c: char| c.is_ascii_digit()) {
+        digits(t, 10)?
+    } else {
+        return None;
+    };
+    Some(if neg { -value } else { value })
+}
+
+fn is_yaml11_float(text: &str) -> bool {
+    let t = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if matches!(t, ".inf" | ".Inf" | ".INF") || matches!(text, ".nan" | ".NaN" | ".NAN") {
+        return true;
+    }
+    // [0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?  or  \.[0-9_]+([eE][-+][0-9]+)?
+    let (mantissa, exponent) = match t.find(['e', 'E']) {
+        Some(i) => (&t[..i], Some(&t[i + 1..])),
+        None => (t, None),
+    };
+    if let Some(exp) = exponent {
+        let Some(digits) = exp.strip_prefix(['-', '+']) else {
+            return false;
+        };
+        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+            return false;
+        }
+    }
+    let Some(dot) = mantissa.find('.') else {
+        return false;
+    };
+    let (int, frac) = (&mantissa[..dot], &mantissa[dot + 1..]);
+    let ok_part = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || b == b'_');
+    if int.is_empty() {
+        !frac.is_empty() && ok_part(frac) && frac.starts_with(|c: char| c.is_ascii_digit() || c == '_')
+    } else {
+        int.starts_with(|c: char| c.is_ascii_digit())
+            && int.bytes().all(|b| b.is_ascii_digit() || b == b'_' || b == b':')
+            && ok_part(frac)
+    }
+}
+
+fn is_timestamp(text: &str) -> bool {
+    let b = text.as_bytes();
+    b.len() >= 8
+        && b[..4].iter().all(u8::is_ascii_digit)
+        && b[4] == b'-'
+        && text[5..]
+            .split(['-', 'T', 't', ' ', ':', '.', 'Z', '+'])
+            .next()
+            .is_some_and(|m| (1..=2).contains(&m.len()) && m.bytes().all(|c| c.is_ascii_digit()))
+        && text[5..].contains('-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Node, Error> {
+        parse(s.as_bytes(), &Limits::default())
+    }
+
+    #[test]
+    fn positions_are_one_based() {
+        let n = p("a: 1\nb:\n  - x\n").expect("valid");
+        let b = n.get("b").expect("b");
+        assert_eq!(b.as_seq().expect("seq")[0].pos, Pos { line: 3, column: 5 });
+    }
+
+    #[test]
+    fn pyyaml_reads_yes_as_bool() {
+        assert_eq!(yaml11_reading("yes"), Scalar::Bool(true));
+        assert_eq!(yaml11_reading("Off"), Scalar::Bool(false));
+        assert_eq!(yaml11_reading("y"), Scalar::Str);
+        assert_eq!(yaml11_reading("010"), Scalar::Int(8));
+        assert_eq!(yaml11_reading("1:20"), Scalar::Int(80));
+        assert_eq!(yaml11_reading("1.5"), Scalar::Float(1.5));
+        assert_eq!(yaml11_reading("1e5"), Scalar::Str);
+        assert_eq!(yaml11_reading("f28"), Scalar::Str);
+        assert_eq!(yaml11_reading("2017-01-18"), Scalar::Timestamp);
+    }
+
+    #[test]
+    fn yaml12_differences() {
+        assert_eq!(yaml12_reading("yes"), Some("a string"));
+        assert_eq!(yaml12_reading("true"), None);
+        assert_eq!(yaml12_reading("010"), Some("an integer"));
+        assert_eq!(yaml12_reading("10"), None);
+        assert_eq!(yaml12_reading("rawhide"), None);
+        assert_eq!(yaml12_reading("1:20"), Some("a string"));
+    }
+
+    #[test]
+    fn quoted_yes_is_a_string() {
+        let n = p("a: 'yes'\n").expect("valid");
+        assert_eq!(n.get("a").and_then(Node::as_str), Some("yes"));
+    }
+
+    #[test]
+    fn duplicate_key_names_both_places() {
+        let e = p("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
+        assert_eq!(e.kind, ErrorKind::DuplicateKey);
+        assert_eq!(e.pos.line, 3);
+    }
+
+    #[test]
+    fn merge_keys_apply() {
+        let n = p("base: &b {x: 1, y: 2}\nm:\n  <<: *b\n  y: 3\n").expect("valid");
+        let m = n.get("m").expect("m");
+        assert_eq!(m.get("y").and_then(Node::scalar_text), Some("3"));
+        assert_eq!(m.get("x").and_then(Node::scalar_text), Some("1"));
+    }
+}
