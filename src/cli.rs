@@ -90,6 +90,136 @@ Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage or internal erro
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Hook entry points, called by the shims that `taskhook install` puts in a repository.
+    #[command(after_help = "git runs these with the repository as the current directory and the \
+ref updates on stdin (pre-receive, post-receive) or as arguments (update). Output goes to stderr, \
+which git shows the pusher as `remote:` lines.")]
+    Hook {
+        #[arg(value_enum)]
+        hook: HookName,
+        /// For `update`: <ref> <old> <new>, as git passes them.
+        args: Vec<String>,
+    },
+    /// Install the hook shims into bare repositories (idempotent; never replaces foreign hooks).
+    #[command(after_help = "Examples:\n  taskhook install /srv/git/tasks/*.git\n  taskhook install --policy warn /srv/git/rpms/foo.git\n\n\
+Installs pre-receive and post-receive (plus update with --update-hook). A hook that taskhook did \
+not install is left alone and reported, with instructions for calling taskhook from it.\n\
+After installing on a repository that already has branches, run `taskhook manifest rebuild`.")]
+    Install {
+        /// Set `taskhook.policy` in each repository's config.
+        #[arg(long, value_enum)]
+        policy: Option<PolicyArg>,
+        /// Also install the `update` hook (per-ref verdicts).
+        #[arg(long)]
+        update_hook: bool,
+        #[arg(required = true, value_name = "REPO")]
+        repos: Vec<PathBuf>,
+    },
+    /// Show, compute or rebuild schedule manifests.
+    Manifest {
+        #[command(subcommand)]
+        command: ManifestCommand,
+    },
+    /// Turn a message-bus event into jobs, fetching only the branch manifest (no clone).
+    #[command(after_help = "Examples:\n  taskhook plan --remote 'git://pkgs.example.org/rpms/{name}' --event message.json\n  \
+taskhook plan --remote git://pkgs.example.org/tasks --item-type koji_build --item foo-1.0-1.fc40 --branch f40 --format runtask\n\n\
+Prints one JSON object per job (JSON Lines); no jobs prints nothing and exits 0. \
+--explain tells on stderr why each task does or does not run.\n\
+Exit codes: 0 planned (possibly no jobs), 1 malformed event, unreachable remote or bad manifest, 2 usage.")]
+    Plan(PlanArgs),
+    /// The whole story on built-in examples, in a temporary directory, with real git.
+    Demo {
+        /// Keep the demo's files in DIR (which must not exist yet) for exploring.
+        #[arg(long, value_name = "DIR")]
+        keep: Option<PathBuf>,
+    },
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum HookName {
+    PreReceive,
+    PostReceive,
+    Update,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PolicyArg {
+    Reject,
+    Warn,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ManifestCommand {
+    /// Print the stored manifest: the index, or one branch's manifest.
+    Show {
+        #[arg(long)]
+        branch: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Json)]
+        format: Format,
+        /// The repository (default: the current directory).
+        repo: Option<PathBuf>,
+    },
+    /// Compute a branch manifest for a commit and print it, without storing it.
+    Build {
+        #[arg(long, value_name = "REV", default_value = "HEAD")]
+        rev: String,
+        /// The branch name to record (default: the branch REV names, or HEAD's branch).
+        #[arg(long)]
+        branch: Option<String>,
+        repo: Option<PathBuf>,
+    },
+    /// Recompute and store the manifests of every branch (bootstrap or repair).
+    Rebuild {
+        #[arg(required = true, value_name = "REPO")]
+        repos: Vec<PathBuf>,
+    },
+}
+
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    /// The task repository URL; may hold `{name}` and `{namespace}` (default `rpms`), filled from the event.
+    #[arg(long, value_name = "URL")]
+    pub remote: String,
+    /// A bus message (fedmsg or fedora-messaging JSON); `-` reads stdin.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["item_type", "item"])]
+    pub event: Option<String>,
+    /// Instead of --event: the item type...
+    #[arg(long, value_name = "TYPE", requires_all = ["item", "branch"])]
+    pub item_type: Option<String>,
+    /// ...the item...
+    #[arg(long, value_name = "ITEM")]
+    pub item: Option<String>,
+    /// ...and the branch (with --event: overrides the branch derived from the event).
+    #[arg(long, value_name = "BRANCH")]
+    pub branch: Option<String>,
+    /// Use this branch's manifest when the event's branch has none.
+    #[arg(long, value_name = "BRANCH")]
+    pub fallback_branch: Option<String>,
+    #[arg(long, value_enum, default_value_t = PlanFormat::Json)]
+    pub format: PlanFormat,
+    /// Explain on stderr why each task does or does not run.
+    #[arg(long)]
+    pub explain: bool,
+    /// The Fedora release rawhide builds as (its `fcNN` maps to --rawhide-branch).
+    #[arg(long, value_name = "N")]
+    pub rawhide_release: Option<u32>,
+    #[arg(long, value_name = "BRANCH", default_value = "rawhide")]
+    pub rawhide_branch: String,
+    /// The manifest ref on the remote.
+    #[arg(long, value_name = "REF", default_value = crate::config::DEFAULT_REF)]
+    pub manifest_ref: String,
+    /// Seconds allowed for each network step.
+    #[arg(long, value_name = "SECONDS", default_value_t = 20)]
+    pub timeout: u64,
+    /// Where depth-1 fetches for http(s) remotes are cached.
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlanFormat {
+    Json,
+    Runtask,
 }
 
 pub fn main() -> ExitCode {
@@ -112,6 +242,25 @@ pub fn main() -> ExitCode {
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
         Command::Check { path, rev, format } => cmd_check(path.as_deref(), rev.as_deref(), format),
+        Command::Hook { hook, args } => match hook {
+            HookName::PreReceive => crate::hook::pre_receive(),
+            HookName::PostReceive => crate::hook::post_receive(),
+            HookName::Update => crate::hook::update(&args),
+        },
+        Command::Install {
+            policy,
+            update_hook,
+            repos,
+        } => {
+            let policy = policy.map(|p| match p {
+                PolicyArg::Reject => crate::config::Policy::Reject,
+                PolicyArg::Warn => crate::config::Policy::Warn,
+            });
+            crate::install::run(&repos, policy, update_hook)
+        }
+        Command::Manifest { command } => crate::commands::manifest(command),
+        Command::Plan(args) => crate::commands::plan(args),
+        Command::Demo { keep } => crate::demo::run(keep.as_deref()),
     }
 }
 

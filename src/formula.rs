@@ -866,7 +866,8 @@ impl Validator<'_> {
                 self.wrong_type(sched, "scheduling", "a mapping");
             }
         }
-        if s.run && s.on.is_empty() {
+        let unknown_args = args.iter().any(|a| a != "arch" && !ITEM_TYPES.contains(&a.as_str()));
+        if s.run && s.on.is_empty() && !unknown_args {
             let node = root.get("scheduling").or_else(|| root.get("input"));
             self.warning("never-triggered", node, "no event can trigger this task: it names no item type")
                 .help = Some(format!(

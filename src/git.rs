@@ -220,6 +220,18 @@ impl Repo {
 
     /// Reads the file at `path` in `tree`, if it exists and is a blob.
     pub fn read_path(&self, tree: ObjectId, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+        let Some(id) = self.path_id(tree, path)? else {
+            return Ok(None);
+        };
+        let blob = self
+            .repo
+            .find_blob(id)
+            .map_err(|e| other(format!("cannot read {path}"), e))?;
+        Ok(Some(blob.data.to_vec()))
+    }
+
+    /// The blob id of the file at `path` in `tree`, if it exists and is a blob.
+    pub fn path_id(&self, tree: ObjectId, path: &str) -> Result<Option<ObjectId>, GitError> {
         let mut current = tree;
         let parts: Vec<&str> = path.split('/').collect();
         for (i, part) in parts.iter().enumerate() {
@@ -231,15 +243,8 @@ impl Repo {
             else {
                 return Ok(None);
             };
-            let last = i + 1 == parts.len();
-            match (last, kind) {
-                (true, EntryKind::Blob | EntryKind::BlobExecutable) => {
-                    let blob = self
-                        .repo
-                        .find_blob(id)
-                        .map_err(|e| other(format!("cannot read {path}"), e))?;
-                    return Ok(Some(blob.data.to_vec()));
-                }
+            match (i + 1 == parts.len(), kind) {
+                (true, EntryKind::Blob | EntryKind::BlobExecutable) => return Ok(Some(id)),
                 (false, EntryKind::Tree) => current = id,
                 _ => return Ok(None),
             }

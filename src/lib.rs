@@ -8,10 +8,19 @@
 
 pub mod check;
 pub mod cli;
+pub mod commands;
 pub mod config;
+pub mod demo;
 pub mod diag;
 pub mod discover;
+pub mod event;
+pub mod fetch;
 pub mod formula;
 pub mod git;
+pub mod hook;
+pub mod install;
+pub mod manifest;
+pub mod plan;
+pub mod store;
 pub mod worktree;
 pub mod yaml;

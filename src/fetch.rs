@@ -1,0 +1,278 @@
+//! Fetches one branch manifest from a remote task repository without cloning it:
+//! `git archive --remote` of the single file (git://, ssh://, file://, a path), or, where
+//! upload-archive is not served (smart HTTP), a depth-1 fetch of the manifest ref into a cache.
+//! Every network step has a timeout; everything fetched is size-limited.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::git::Repo;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FetchError {
+    #[error("the remote has no {0}: is taskhook installed on that repository? (`taskhook manifest rebuild` bootstraps it)")]
+    NoManifestRef(String),
+    #[error("{0}")]
+    Unreachable(String),
+    #[error("timed out after {0} s talking to {1}")]
+    Timeout(u64, String),
+    #[error("the remote sent more than {0} bytes; refusing it")]
+    TooLarge(usize),
+    #[error("cannot read what the remote sent: {0}")]
+    Corrupt(String),
+    #[error("cannot run git: {0}")]
+    Spawn(String),
+}
+
+/// Where and how to fetch.
+pub struct Remote<'a> {
+    pub url: &'a str,
+    pub manifest_ref: &'a str,
+    pub timeout: Duration,
+    pub max_bytes: usize,
+    pub cache_dir: &'a Path,
+}
+
+/// Output of a finished `git` child.
+struct Output {
+    status_ok: bool,
+    stdout: Vec<u8>,
+    stderr: String,
+}
+
+/// Runs git with a deadline and a cap on stdout, without a shell.
+fn run_git(args: &[&str], cwd: Option<&Path>, timeout: Duration, max: usize, what: &str) -> Result<Output, FetchError> {
+    let mut cmd = Command::new("git");
+    cmd.args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    if let Some(dir) = cwd {
+        cmd.current_dir(dir);
+    }
+    let mut child = cmd.spawn().map_err(|e| FetchError::Spawn(e.to_string()))?;
+    let mut stdout = child.stdout.take().ok_or_else(|| FetchError::Spawn("no stdout".into()))?;
+    let mut stderr = child.stderr.take().ok_or_else(|| FetchError::Spawn("no stderr".into()))?;
+    let out_reader = std::thread::spawn(move || {
+        let mut buf = Vec::new();
+        let n = (&mut stdout).take(max as u64 + 1).read_to_end(&mut buf);
+        // Drain the rest so git is not blocked on a full pipe; we refuse it anyway.
+        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
+        n.map(|_| buf)
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut s = String::new();
+        let _ = (&mut stderr).take(64 * 1024).read_to_string(&mut s);
+        s
+    });
+    let start = Instant::now();
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if start.elapsed() > timeout => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(FetchError::Timeout(timeout.as_secs(), what.to_string()));
+            }
+            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Err(e) => return Err(FetchError::Spawn(e.to_string())),
+        }
+    };
+    let stdout = out_reader
+        .join()
+        .map_err(|_| FetchError::Spawn("reader thread failed".into()))?
+        .map_err(|e| FetchError::Corrupt(e.to_string()))?;
+    let stderr = err_reader.join().unwrap_or_default();
+    if stdout.len() > max {
+        return Err(FetchError::TooLarge(max));
+    }
+    Ok(Output {
+        status_ok: status.success(),
+        stdout,
+        stderr,
+    })
+}
+
+fn is_http(url: &str) -> bool {
+    url.starts_with("http://") || url.starts_with("https://")
+}
+
+/// Fetches `path` (e.g. `branches/f40.json`) from the manifest ref. `Ok(None)`: the ref exists
+/// but the file does not.
+pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
+    if is_http(remote.url) {
+        fetch_via_shallow(remote, path)
+    } else {
+        fetch_via_archive(remote, path)
+    }
+}
+
+fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
+    let remote_arg = format!("--remote={}", remote.url);
+    let out = run_git(
+        &["archive", &remote_arg, "--format=tar.gz", remote.manifest_ref, path],
+        None,
+        remote.timeout,
+        remote.max_bytes,
+        remote.url,
+    )?;
+    if !out.status_ok {
+        let msg = out.stderr.trim();
+        if msg.contains("did not match any files") || msg.contains("pathspec") {
+            return Ok(None);
+        }
+        if msg.contains("no such ref") || msg.contains("not a valid object name") || msg.contains("not a tree object") {
+            return Err(FetchError::NoManifestRef(remote.manifest_ref.to_string()));
+        }
+        return Err(FetchError::Unreachable(format!(
+            "git archive --remote={} failed: {}",
+            remote.url,
+            last_line(msg)
+        )));
+    }
+    read_single_file(&out.stdout, path, remote.max_bytes).map(Some)
+}
+
+fn last_line(s: &str) -> &str {
+    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim()
+}
+
+/// Extracts `path` from a gzip'd tar stream, in process, with a size cap.
+pub fn read_single_file(tar_gz: &[u8], path: &str, max: usize) -> Result<Vec<u8>, FetchError> {
+    let gz = flate2::read::GzDecoder::new(tar_gz);
+    let mut archive = tar::Archive::new(gz.take(max as u64 * 2 + 1024 * 1024));
+    let entries = archive.entries().map_err(|e| FetchError::Corrupt(e.to_string()))?;
+    for entry in entries {
+        let mut entry = entry.map_err(|e| FetchError::Corrupt(e.to_string()))?;
+        let name = entry
+            .path()
+            .map_err(|e| FetchError::Corrupt(e.to_string()))?
+            .to_string_lossy()
+            .into_owned();
+        if name != path {
+            continue;
+        }
+        if entry.size() > max as u64 {
+            return Err(FetchError::TooLarge(max));
+        }
+        let mut buf = Vec::new();
+        (&mut entry)
+            .take(max as u64 + 1)
+            .read_to_end(&mut buf)
+            .map_err(|e| FetchError::Corrupt(e.to_string()))?;
+        if buf.len() > max {
+            return Err(FetchError::TooLarge(max));
+        }
+        return Ok(buf);
+    }
+    Err(FetchError::Corrupt(format!("the archive does not contain {path}")))
+}
+
+/// For smart HTTP: keep a bare cache repo per remote and fetch the manifest ref at depth 1.
+fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
+    let dir = cache_repo(remote.cache_dir, remote.url)?;
+    let local_ref = "refs/taskhook/manifest";
+    let refspec = format!("+{}:{local_ref}", remote.manifest_ref);
+    let out = run_git(
+        &["fetch", "--quiet", "--depth=1", "--no-tags", remote.url, &refspec],
+        Some(&dir),
+        remote.timeout,
+        64 * 1024,
+        remote.url,
+    )?;
+    if !out.status_ok {
+        let msg = out.stderr.trim();
+        if msg.contains("couldn't find remote ref") {
+            return Err(FetchError::NoManifestRef(remote.manifest_ref.to_string()));
+        }
+        return Err(FetchError::Unreachable(format!(
+            "git fetch {} failed: {}",
+            remote.url,
+            last_line(msg)
+        )));
+    }
+    let repo = Repo::open(&dir).map_err(|e| FetchError::Corrupt(e.to_string()))?;
+    let commit = repo
+        .ref_target(local_ref)
+        .map_err(|e| FetchError::Corrupt(e.to_string()))?
+        .ok_or_else(|| FetchError::NoManifestRef(remote.manifest_ref.to_string()))?;
+    let tree = repo.commit_tree(commit).map_err(|e| FetchError::Corrupt(e.to_string()))?;
+    let Some(id) = repo.path_id(tree, path).map_err(|e| FetchError::Corrupt(e.to_string()))? else {
+        return Ok(None);
+    };
+    if repo.object_size(id).map_err(|e| FetchError::Corrupt(e.to_string()))? > remote.max_bytes as u64 {
+        return Err(FetchError::TooLarge(remote.max_bytes));
+    }
+    repo.read_path(tree, path)
+        .map_err(|e| FetchError::Corrupt(e.to_string()))
+}
+
+fn cache_repo(cache_dir: &Path, url: &str) -> Result<PathBuf, FetchError> {
+    let key = crate::manifest::sha256(url.as_bytes());
+    let dir = cache_dir.join(&key[..16]);
+    if !dir.join("HEAD").is_file() {
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| FetchError::Spawn(format!("cannot create cache {}: {e}", dir.display())))?;
+        let out = run_git(&["init", "--quiet", "--bare", "."], Some(&dir), Duration::from_secs(30), 4096, "git init")?;
+        if !out.status_ok {
+            return Err(FetchError::Spawn(format!("git init failed: {}", out.stderr.trim())));
+        }
+    }
+    Ok(dir)
+}
+
+/// The default cache directory for HTTP remotes.
+pub fn default_cache_dir() -> PathBuf {
+    if let Some(x) = std::env::var_os("XDG_CACHE_HOME") {
+        return PathBuf::from(x).join("taskhook");
+    }
+    if let Some(h) = std::env::var_os("HOME") {
+        return PathBuf::from(h).join(".cache").join("taskhook");
+    }
+    std::env::temp_dir().join("taskhook-cache")
+}
+
+/// Fills `{name}` and `{namespace}` in a remote URL template. Values are checked so that an
+/// event cannot steer the URL elsewhere.
+pub fn expand_remote(template: &str, name: Option<&str>, namespace: Option<&str>) -> Result<String, String> {
+    let safe = |v: &str| {
+        !v.is_empty()
+            && !v.starts_with('.')
+            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+    };
+    let mut url = template.to_string();
+    if url.contains("{name}") {
+        let n = name.ok_or("the event names no repository for `{name}` in --remote")?;
+        if !safe(n) {
+            return Err(format!("the event's repository name `{n}` is not safe to put in a URL"));
+        }
+        url = url.replace("{name}", n);
+    }
+    if url.contains("{namespace}") {
+        let ns = namespace.unwrap_or("rpms");
+        if !safe(ns) {
+            return Err(format!("the event's namespace `{ns}` is not safe to put in a URL"));
+        }
+        url = url.replace("{namespace}", ns);
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn templates() {
+        assert_eq!(
+            expand_remote("git://h/{namespace}/{name}", Some("ansible"), None).as_deref(),
+            Ok("git://h/rpms/ansible")
+        );
+        assert!(expand_remote("git://h/rpms/{name}", Some("../etc"), None).is_err());
+        assert!(expand_remote("git://h/rpms/{name}", None, None).is_err());
+    }
+}

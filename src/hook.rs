@@ -1,0 +1,286 @@
+//! The server hooks. `pre-receive` (and `update`, per ref) validate pushed branches and only
+//! read; `post-receive` writes the manifests of the branches that moved. Output goes to stderr,
+//! which git shows the pusher as `remote:` lines.
+
+use std::io::{BufRead, Write};
+use std::time::Instant;
+
+use crate::check::{self, Cache, Report};
+use crate::cli::{exit, render_report, CmdResult, Failure};
+use crate::config::{Config, Policy};
+use crate::git::{CommitTree, ObjectId, Repo};
+use crate::manifest::{self, Branch};
+use crate::store::{self, Applied, Snapshot};
+
+/// One line of git's hook input: `<old> <new> <ref>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefUpdate {
+    pub old: String,
+    pub new: String,
+    pub name: String,
+}
+
+impl RefUpdate {
+    pub fn is_delete(&self) -> bool {
+        is_zero(&self.new)
+    }
+
+    pub fn branch(&self) -> Option<&str> {
+        self.name.strip_prefix("refs/heads/")
+    }
+}
+
+fn is_zero(id: &str) -> bool {
+    id.bytes().all(|b| b == b'0')
+}
+
+/// Parses git's hook input; a malformed line is an error, never ignored.
+pub fn parse_updates(input: &str) -> Result<Vec<RefUpdate>, Failure> {
+    let mut out = Vec::new();
+    for line in input.lines().filter(|l| !l.trim().is_empty()) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        match parts.as_slice() {
+            [old, new, name] => out.push(RefUpdate {
+                old: old.to_string(),
+                new: new.to_string(),
+                name: name.to_string(),
+            }),
+            _ => return Err(Failure::usage(format!("unexpected hook input line: {line:?}"))),
+        }
+    }
+    Ok(out)
+}
+
+fn read_stdin() -> Result<String, Failure> {
+    let mut s = String::new();
+    for line in std::io::stdin().lock().lines() {
+        s.push_str(&line.map_err(|e| Failure::usage(format!("cannot read hook input: {e}")))?);
+        s.push('\n');
+    }
+    Ok(s)
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(12)]
+}
+
+/// Verdicts known from the stored manifests that a push can reuse: the pushed branches' own
+/// manifests, and for a new branch the manifest of a branch already at the same commit (or of
+/// the default branch).
+fn push_cache(repo: &Repo, config: &Config, snap: &Snapshot, updates: &[&RefUpdate]) -> Cache {
+    let mut manifests: Vec<Branch> = Vec::new();
+    let mut wanted: Vec<String> = Vec::new();
+    for u in updates {
+        let Some(branch) = u.branch() else { continue };
+        if snap.index.branches.contains_key(branch) {
+            wanted.push(branch.to_string());
+        } else if let Some((other, _)) = snap.index.branches.iter().find(|(_, e)| e.commit == u.new) {
+            wanted.push(other.clone());
+        } else if let Some(head) = repo.head_branch() {
+            wanted.push(head);
+        }
+    }
+    wanted.sort();
+    wanted.dedup();
+    for b in wanted {
+        if let Ok(Some(m)) = store::read_branch(repo, config, snap, &b) {
+            manifests.push(m);
+        }
+    }
+    store::cache_from(&manifests, config)
+}
+
+/// Validates the tree of `commit`, reusing `cache`.
+pub fn verdict(repo: &Repo, config: &Config, commit: ObjectId, cache: &Cache, deadline: Option<Instant>) -> Result<Report, Failure> {
+    let tree = repo.commit_tree(commit)?;
+    Ok(check::check(&CommitTree { repo, tree }, config, cache, deadline)?)
+}
+
+/// `taskhook hook pre-receive`: validate every pushed branch; read only.
+pub fn pre_receive() -> CmdResult {
+    let input = read_stdin()?;
+    let updates = parse_updates(&input)?;
+    let repo = Repo::open_for_hook()?;
+    let config = Config::load(&repo)?;
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    let verdict = validate_updates(&repo, &config, &updates.iter().collect::<Vec<_>>(), &mut err)?;
+    Ok(verdict)
+}
+
+/// `taskhook hook update <ref> <old> <new>`: the same verdict for one ref.
+pub fn update(args: &[String]) -> CmdResult {
+    let [name, old, new] = args else {
+        return Err(Failure::usage("the update hook takes <ref> <old> <new>"));
+    };
+    let u = RefUpdate {
+        old: old.clone(),
+        new: new.clone(),
+        name: name.clone(),
+    };
+    let repo = Repo::open_for_hook()?;
+    let config = Config::load(&repo)?;
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    validate_updates(&repo, &config, &[&u], &mut err)
+}
+
+fn validate_updates(repo: &Repo, config: &Config, updates: &[&RefUpdate], out: &mut impl Write) -> CmdResult {
+    let deadline = Instant::now() + config.time_budget;
+    let mut rejected = false;
+    for u in updates.iter().filter(|u| u.name == config.manifest_ref) {
+        let _ = writeln!(
+            out,
+            "taskhook: {} is written by the server's post-receive hook only; pushes to it are rejected",
+            u.name
+        );
+        rejected = true;
+    }
+    let branches: Vec<&RefUpdate> = updates
+        .iter()
+        .copied()
+        .filter(|u| u.branch().is_some() && !u.is_delete())
+        .collect();
+    if branches.is_empty() {
+        return Ok(if rejected { exit::INVALID } else { exit::OK });
+    }
+    let snap = store::snapshot(repo, config).ok();
+    let cache = snap
+        .as_ref()
+        .map(|s| push_cache(repo, config, s, &branches))
+        .unwrap_or_default();
+    let mut errors_total = 0;
+    for u in &branches {
+        let commit = ObjectId::from_hex(u.new.as_bytes())
+            .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
+        let report = verdict(repo, config, commit, &cache, Some(deadline))?;
+        let errors = report.error_count();
+        errors_total += errors;
+        let diags = report.all_diagnostics();
+        if diags.is_empty() {
+            let _ = writeln!(
+                out,
+                "taskhook: {}: {} task{} ok",
+                u.name,
+                report.tasks.len(),
+                if report.tasks.len() == 1 { "" } else { "s" }
+            );
+            continue;
+        }
+        let _ = writeln!(out, "taskhook: {} at {}:", u.name, short(&u.new));
+        let _ = write!(out, "{}", render_report(&report, false));
+    }
+    if errors_total > 0 {
+        match config.policy {
+            Policy::Reject => {
+                let _ = writeln!(
+                    out,
+                    "taskhook: push rejected: {errors_total} error{} in task formulas (policy `reject`)",
+                    if errors_total == 1 { "" } else { "s" }
+                );
+                let _ = writeln!(
+                    out,
+                    "taskhook: to see the same verdict before pushing, run `taskhook check` in your checkout"
+                );
+                rejected = true;
+            }
+            Policy::Warn => {
+                let _ = writeln!(
+                    out,
+                    "taskhook: accepted with {errors_total} error{} (policy `warn`): invalid tasks are listed in the manifest and never scheduled",
+                    if errors_total == 1 { "" } else { "s" }
+                );
+            }
+        }
+    }
+    Ok(if rejected { exit::INVALID } else { exit::OK })
+}
+
+/// Computes the manifest of `branch` at `commit`, reusing a manifest that already describes the
+/// same commit under the same rules (a new branch made from an existing one).
+pub fn branch_manifest(repo: &Repo, config: &Config, snap: Option<&Snapshot>, branch: &str, commit: ObjectId, cache: &Cache) -> Result<Branch, Failure> {
+    let hex = commit.to_string();
+    if let Some(s) = snap {
+        if let Some((other, _)) = s.index.branches.iter().find(|(_, e)| e.commit == hex) {
+            if let Ok(Some(mut m)) = store::read_branch(repo, config, s, other) {
+                if m.validator == config.fingerprint() && m.policy == config.policy.as_str() {
+                    m.branch = branch.to_string();
+                    return Ok(m);
+                }
+            }
+        }
+    }
+    let report = verdict(repo, config, commit, cache, None)?;
+    Ok(manifest::build(branch, &hex, &report, config))
+}
+
+/// `taskhook hook post-receive`: write the manifests of the branches that moved.
+pub fn post_receive() -> CmdResult {
+    let input = read_stdin()?;
+    let updates = parse_updates(&input)?;
+    let stderr = std::io::stderr();
+    let mut err = stderr.lock();
+    match write_manifests(&updates) {
+        Ok(Some(line)) => {
+            let _ = writeln!(err, "{line}");
+            Ok(exit::OK)
+        }
+        Ok(None) => Ok(exit::OK),
+        Err(f) => {
+            let _ = writeln!(
+                err,
+                "taskhook: warning: the schedule manifest was not updated: {}\ntaskhook: the previous manifest is intact; the next push or `taskhook manifest rebuild` repairs it",
+                f.message
+            );
+            Ok(exit::USAGE)
+        }
+    }
+}
+
+fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
+    let branches: Vec<&RefUpdate> = updates.iter().filter(|u| u.branch().is_some()).collect();
+    if branches.is_empty() {
+        return Ok(None);
+    }
+    let repo = Repo::open_for_hook()?;
+    let config = Config::load(&repo)?;
+    let snap = store::snapshot(&repo, &config)?;
+    let live: Vec<&RefUpdate> = branches.iter().copied().filter(|u| !u.is_delete()).collect();
+    let cache = push_cache(&repo, &config, &snap, &live);
+    let mut changes = Vec::new();
+    for u in &branches {
+        let branch = u.branch().unwrap_or_default().to_string();
+        if u.is_delete() {
+            changes.push((branch, None));
+            continue;
+        }
+        let commit = ObjectId::from_hex(u.new.as_bytes())
+            .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
+        let m = branch_manifest(&repo, &config, Some(&snap), &branch, commit, &cache)?;
+        changes.push((branch, Some(m)));
+    }
+    let names: Vec<&str> = changes.iter().map(|(b, _)| b.as_str()).collect();
+    let message = format!("taskhook: update {}", names.join(", "));
+    Ok(match store::apply(&repo, &config, &changes, &message)? {
+        Applied::Committed(id) => Some(format!(
+            "taskhook: schedule manifest updated for {} ({} at {})",
+            names.join(", "),
+            config.manifest_ref,
+            short(&id.to_string())
+        )),
+        Applied::Unchanged => None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_hook_input() {
+        let u = parse_updates(&format!("{} {} refs/heads/f40\n", "0".repeat(40), "a".repeat(40))).expect("valid");
+        assert_eq!(u[0].branch(), Some("f40"));
+        assert!(!u[0].is_delete());
+        assert!(parse_updates("garbage\n").is_err());
+    }
+}

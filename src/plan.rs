@@ -1,0 +1,211 @@
+//! Turns an event and a branch manifest into jobs, each pinned to the exact commit and formula
+//! digest that was validated, and explains every decision. Pure.
+
+use serde::Serialize;
+
+use crate::event::Event;
+use crate::manifest::{Branch, Task};
+
+/// One job for the runner. The first six fields are what buildbot's trigger passed; the rest pin
+/// the job to what the server validated and scheduled.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Job {
+    pub taskname: String,
+    pub item: String,
+    pub item_type: String,
+    pub arch: String,
+    pub git_repo: String,
+    pub git_branch: String,
+    pub git_commit: String,
+    pub task_path: String,
+    pub formula: String,
+    pub formula_sha256: String,
+}
+
+impl Job {
+    /// The libtaskotron command line for this job.
+    pub fn runtask_line(&self) -> String {
+        format!(
+            "runtask -i {} -t {} -a {} {}",
+            shell_quote(&self.item),
+            shell_quote(&self.item_type),
+            shell_quote(&self.arch),
+            shell_quote(&self.formula)
+        )
+    }
+}
+
+fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_./:+@#=,".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// Jobs and the reasons behind them.
+#[derive(Debug, Default)]
+pub struct Plan {
+    pub jobs: Vec<Job>,
+    pub explain: Vec<String>,
+}
+
+/// Decides which tasks of `manifest` run for `event`. `repo_url` is the task repo's URL;
+/// `event_branch` is the branch the event is about (a fallback manifest may be for another).
+pub fn plan(event: &Event, manifest: &Branch, repo_url: &str, event_branch: &str) -> Plan {
+    let mut p = Plan::default();
+    for task in &manifest.tasks {
+        let label = task.name.clone().unwrap_or_else(|| task.path.clone());
+        match skip_reason(task, event, event_branch) {
+            Some(why) => p.explain.push(format!("  {} ({label}): skipped: {why}", task.path)),
+            None => {
+                p.explain.push(format!(
+                    "  {} ({label}): runs for {} on {}",
+                    task.path,
+                    event.item_type,
+                    task.arches.join(", ")
+                ));
+                for arch in &task.arches {
+                    p.jobs.push(Job {
+                        taskname: label.clone(),
+                        item: event.item.clone(),
+                        item_type: event.item_type.clone(),
+                        arch: arch.clone(),
+                        git_repo: repo_url.to_string(),
+                        git_branch: manifest.branch.clone(),
+                        git_commit: manifest.commit.clone(),
+                        task_path: task.path.clone(),
+                        formula: task.formula.clone(),
+                        formula_sha256: task.formula_sha256.clone().unwrap_or_default(),
+                    });
+                }
+            }
+        }
+    }
+    if manifest.tasks.is_empty() {
+        p.explain.push("  the manifest lists no tasks".to_string());
+    }
+    p
+}
+
+fn skip_reason(task: &Task, event: &Event, branch: &str) -> Option<String> {
+    if !task.valid {
+        let errors = task.diagnostics.iter().filter(|d| d.is_error()).count();
+        return Some(format!("invalid ({errors} error{}; accepted under policy `warn`)", if errors == 1 { "" } else { "s" }));
+    }
+    if !task.run {
+        return Some("`scheduling.run` is false".to_string());
+    }
+    if !task.on.iter().any(|t| t == &event.item_type) {
+        return Some(if task.on.is_empty() {
+            "triggered by no item type".to_string()
+        } else {
+            format!("triggered by {}, not {}", task.on.join(", "), event.item_type)
+        });
+    }
+    if !task.branches.is_empty() && !task.branches.iter().any(|g| glob_match(g, branch)) {
+        return Some(format!("branch `{branch}` matches none of {}", task.branches.join(", ")));
+    }
+    if task.formula_sha256.is_none() {
+        return Some("the manifest has no formula digest for it".to_string());
+    }
+    None
+}
+
+/// Shell-style glob: `*`, `?` and `[...]` (with `!` or `^` to negate).
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let t: Vec<char> = text.chars().collect();
+    let (mut pi, mut ti) = (0, 0);
+    let (mut star, mut mark) = (None, 0);
+    while ti < t.len() {
+        if pi < p.len() {
+            match p[pi] {
+                '*' => {
+                    star = Some(pi);
+                    mark = ti;
+                    pi += 1;
+                    continue;
+                }
+                '?' => {
+                    pi += 1;
+                    ti += 1;
+                    continue;
+                }
+                '[' => {
+                    if let Some((matched, next)) = class(&p, pi, t[ti]) {
+                        if matched {
+                            pi = next;
+                            ti += 1;
+                            continue;
+                        }
+                    } else if t[ti] == '[' {
+                        pi += 1;
+                        ti += 1;
+                        continue;
+                    }
+                }
+                c if c == t[ti] => {
+                    pi += 1;
+                    ti += 1;
+                    continue;
+                }
+                _ => {}
+            }
+        }
+        match star {
+            Some(s) => {
+                pi = s + 1;
+                mark += 1;
+                ti = mark;
+            }
+            None => return false,
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// Matches `c` against the class starting at `p[start] == '['`; returns (matched, index after).
+fn class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
+    let mut i = start + 1;
+    let negate = matches!(p.get(i), Some('!') | Some('^'));
+    if negate {
+        i += 1;
+    }
+    let mut matched = false;
+    let mut first = true;
+    while i < p.len() && (first || p[i] != ']') {
+        first = false;
+        if i + 2 < p.len() && p[i + 1] == '-' && p[i + 2] != ']' {
+            matched |= p[i] <= c && c <= p[i + 2];
+            i += 3;
+        } else {
+            matched |= p[i] == c;
+            i += 1;
+        }
+    }
+    if i >= p.len() {
+        return None;
+    }
+    Some((matched != negate, i + 1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("f*", "f40"));
+        assert!(!glob_match("f*", "epel9"));
+        assert!(glob_match("rawhide", "rawhide"));
+        assert!(glob_match("f[34]?", "f40"));
+        assert!(!glob_match("f[!4]?", "f40"));
+        assert!(glob_match("epel?", "epel9"));
+        assert!(glob_match("*", ""));
+    }
+}

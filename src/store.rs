@@ -1,0 +1,172 @@
+//! Keeps manifests in the manifest ref (`refs/meta/tasks`): reads them, and writes new commits
+//! whose parent is the previous manifest commit, moving the ref with compare-and-swap and
+//! retrying when a concurrent push won the race.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::check::Cache;
+use crate::config::Config;
+use crate::git::{GitError, ObjectId, Repo};
+use crate::manifest::{self, Branch, Index, IndexEntry, MAX_MANIFEST_BYTES};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Git(#[from] GitError),
+    #[error("{file} in {reference}: {source}")]
+    Read {
+        file: String,
+        reference: String,
+        source: manifest::ReadError,
+    },
+    #[error("{0} kept moving; gave up after {1} attempts")]
+    Contended(String, usize),
+}
+
+/// The manifest ref as it is now.
+pub struct Snapshot {
+    pub commit: Option<ObjectId>,
+    pub tree: Option<ObjectId>,
+    pub index: Index,
+}
+
+pub fn snapshot(repo: &Repo, config: &Config) -> Result<Snapshot, StoreError> {
+    let Some(commit) = repo.ref_target(&config.manifest_ref)? else {
+        return Ok(Snapshot {
+            commit: None,
+            tree: None,
+            index: Index {
+                schema: manifest::SCHEMA_VERSION,
+                branches: BTreeMap::new(),
+            },
+        });
+    };
+    let tree = repo.commit_tree(commit)?;
+    let index = match repo.read_path(tree, "index.json")? {
+        Some(bytes) => manifest::parse_index(&bytes, MAX_MANIFEST_BYTES).map_err(|source| StoreError::Read {
+            file: "index.json".into(),
+            reference: config.manifest_ref.clone(),
+            source,
+        })?,
+        None => Index {
+            schema: manifest::SCHEMA_VERSION,
+            branches: BTreeMap::new(),
+        },
+    };
+    Ok(Snapshot {
+        commit: Some(commit),
+        tree: Some(tree),
+        index,
+    })
+}
+
+/// Reads the stored manifest of `branch`, if there is one.
+pub fn read_branch(repo: &Repo, config: &Config, snap: &Snapshot, branch: &str) -> Result<Option<Branch>, StoreError> {
+    let (Some(tree), Some(entry)) = (snap.tree, snap.index.branches.get(branch)) else {
+        return Ok(None);
+    };
+    let Some(bytes) = repo.read_path(tree, &entry.manifest)? else {
+        return Ok(None);
+    };
+    manifest::parse_branch(&bytes, MAX_MANIFEST_BYTES)
+        .map(Some)
+        .map_err(|source| StoreError::Read {
+            file: entry.manifest.clone(),
+            reference: config.manifest_ref.clone(),
+            source,
+        })
+}
+
+/// Verdicts that can be reused: every task of the given manifests made with the same rules.
+pub fn cache_from(manifests: &[Branch], config: &Config) -> Cache {
+    let fingerprint = config.fingerprint();
+    let mut cache = Cache::new();
+    for m in manifests.iter().filter(|m| m.validator == fingerprint) {
+        for t in &m.tasks {
+            if let Some(tree) = &t.tree {
+                cache.insert((t.path.clone(), tree.clone()), t.to_report());
+            }
+        }
+    }
+    cache
+}
+
+/// A change to one branch's manifest: a new manifest, or `None` to remove it.
+pub type Change = (String, Option<Branch>);
+
+/// What [`apply`] did.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Applied {
+    /// A new manifest commit.
+    Committed(ObjectId),
+    /// The stored manifests already said exactly this.
+    Unchanged,
+}
+
+/// Writes `changes` on top of whatever the manifest ref holds, retrying on lost races.
+pub fn apply(repo: &Repo, config: &Config, changes: &[Change], message: &str) -> Result<Applied, StoreError> {
+    const ATTEMPTS: usize = 50;
+    for attempt in 0..ATTEMPTS {
+        let snap = snapshot(repo, config)?;
+        let mut files: BTreeMap<String, ObjectId> = match snap.tree {
+            Some(tree) => list_branch_files(repo, &snap.index, tree)?,
+            None => BTreeMap::new(),
+        };
+        let mut index = snap.index.clone();
+        index.schema = manifest::SCHEMA_VERSION;
+        for (branch, new) in changes {
+            if let Some(old) = index.branches.remove(branch) {
+                files.remove(&old.manifest);
+            }
+            if let Some(m) = new {
+                let bytes = manifest::to_bytes(m);
+                let file = manifest::branch_file(branch);
+                let id = repo.write_blob(&bytes)?;
+                files.insert(file.clone(), id);
+                index.branches.insert(
+                    branch.clone(),
+                    IndexEntry {
+                        commit: m.commit.clone(),
+                        manifest: file,
+                        sha256: manifest::sha256(&bytes),
+                    },
+                );
+            }
+        }
+        let index_id = repo.write_blob(&manifest::to_bytes(&index))?;
+        let mut all: Vec<(String, ObjectId)> = files.into_iter().collect();
+        all.push(("index.json".to_string(), index_id));
+        let tree = repo.write_tree(&all)?;
+        if Some(tree) == snap.tree {
+            return Ok(Applied::Unchanged);
+        }
+        let commit = repo.write_commit(tree, snap.commit, message)?;
+        match repo.compare_and_swap(&config.manifest_ref, snap.commit, commit, message, config.stale_lock) {
+            Ok(()) => return Ok(Applied::Committed(commit)),
+            Err(GitError::Race { .. }) => {
+                // Someone else moved the ref: start over from what they wrote.
+                std::thread::sleep(Duration::from_millis(5 + (attempt as u64 * 7) % 40));
+            }
+            Err(e) => {
+                if attempt + 1 < ATTEMPTS && e.to_string().contains("lock") {
+                    std::thread::sleep(Duration::from_millis(20));
+                    continue;
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Err(StoreError::Contended(config.manifest_ref.clone(), ATTEMPTS))
+}
+
+/// The blob id of each branch file named in the index.
+fn list_branch_files(repo: &Repo, index: &Index, tree: ObjectId) -> Result<BTreeMap<String, ObjectId>, StoreError> {
+    let mut out = BTreeMap::new();
+    for entry in index.branches.values() {
+        if let Some(id) = repo.path_id(tree, &entry.manifest)? {
+            out.insert(entry.manifest.clone(), id);
+        }
+    }
+    Ok(out)
+}
