@@ -256,7 +256,7 @@ impl Validator<'_> {
             ),
             K::Syntax => (
                 "yaml-syntax",
-                "indent with spaces, not tabs, and check the quoting on this line".to_string(),
+                "indent with spaces only, and quote values that contain `{`, `[`, `: ` or ` #`".to_string(),
             ),
             K::TooDeep => (
                 "yaml-limit",

@@ -249,7 +249,7 @@ fn classify(e: &serde_saphyr::Error) -> Error {
     let raw = e.to_string();
     let first_line = raw.lines().next().unwrap_or("").trim().to_string();
     let lower = first_line.to_lowercase();
-    let kind = if lower.contains("depth") {
+    let kind = if lower.contains("depth") || lower.contains("recursion") || lower.contains("nesting") {
         ErrorKind::TooDeep
     } else if lower.contains("alias") || lower.contains("replay") || lower.contains("anchor") {
         ErrorKind::TooManyAliases
@@ -302,8 +302,14 @@ impl<'l> Builder<'l> {
         for item in Parser::new_from_str(text) {
             let (event, span) = item.map_err(|e| {
                 let m = e.marker();
+                let info = e.info().to_lowercase();
+                let kind = if info.contains("recursion") || info.contains("depth") {
+                    ErrorKind::TooDeep
+                } else {
+                    ErrorKind::Syntax
+                };
                 Error::new(
-                    ErrorKind::Syntax,
+                    kind,
                     Pos {
                         line: m.line() as u32,
                         column: m.col() as u32 + 1,

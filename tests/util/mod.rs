@@ -1,0 +1,186 @@
+//! Test helpers: real git repositories in temp dirs, installed hooks, and a loopback git daemon
+//! that is always stopped.
+#![allow(dead_code)]
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_taskhook")
+}
+
+pub fn corpus() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
+}
+
+pub fn taskhook(args: &[&str], cwd: &Path) -> Output {
+    Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .env("NO_COLOR", "1")
+        .output()
+        .expect("run taskhook")
+}
+
+pub fn git(cwd: &Path, args: &[&str]) -> String {
+    let out = git_output(cwd, args);
+    assert!(
+        out.status.success(),
+        "git {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+pub fn git_output(cwd: &Path, args: &[&str]) -> Output {
+    Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .env("GIT_AUTHOR_NAME", "Test")
+        .env("GIT_AUTHOR_EMAIL", "test@example.org")
+        .env("GIT_COMMITTER_NAME", "Test")
+        .env("GIT_COMMITTER_EMAIL", "test@example.org")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .output()
+        .expect("run git")
+}
+
+pub fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+    std::fs::write(path, text).expect("write");
+}
+
+pub const GOOD: &str = "name: rpmlint
+desc: check packages with rpmlint
+maintainer: qa
+input:
+  args:
+    - koji_build
+actions:
+  - name: download
+    koji:
+      action: download
+      koji_build: ${koji_build}
+      arch: [all]
+  - name: run
+    python:
+      file: run_rpmlint.py
+      callable: run
+      workdir: ${workdir}
+    export: out
+  - name: report
+    resultsdb:
+      results: ${out}
+";
+
+/// A bare server repository with taskhook's hooks installed, and a clone to push from.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+}
+
+impl Server {
+    pub fn new() -> Server {
+        Self::with_policy(None)
+    }
+
+    pub fn with_policy(policy: Option<&str>) -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(dir.path(), &["init", "-q", "--bare", "-b", "master", "srv.git"]);
+        let mut args = vec!["install"];
+        if let Some(p) = policy {
+            args.extend(["--policy", p]);
+        }
+        args.push("srv.git");
+        let out = taskhook(&args, dir.path());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        git(dir.path(), &["init", "-q", "-b", "master", "work"]);
+        git(&dir.path().join("work"), &["remote", "add", "origin", "../srv.git"]);
+        Server { dir }
+    }
+
+    pub fn bare(&self) -> PathBuf {
+        self.dir.path().join("srv.git")
+    }
+
+    pub fn work(&self) -> PathBuf {
+        self.dir.path().join("work")
+    }
+
+    pub fn commit_file(&self, path: &str, text: &str) {
+        write(&self.work().join(path), text);
+        git(&self.work(), &["add", "-A"]);
+        git(&self.work(), &["commit", "-q", "-m", &format!("change {path}")]);
+    }
+
+    pub fn push(&self, refspec: &str) -> Output {
+        git_output(&self.work(), &["push", "origin", refspec])
+    }
+
+    pub fn meta(&self) -> Option<String> {
+        let out = git_output(&self.bare(), &["rev-parse", "-q", "--verify", "refs/meta/tasks"]);
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
+    }
+
+    pub fn show(&self, path: &str) -> String {
+        git(&self.bare(), &["show", &format!("refs/meta/tasks:{path}")])
+    }
+}
+
+/// `git daemon --enable=upload-archive` on 127.0.0.1 and a free port; killed on drop.
+pub struct Daemon {
+    child: Child,
+    pub port: u16,
+}
+
+impl Daemon {
+    pub fn serve(base: &Path) -> Daemon {
+        for _ in 0..10 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .expect("bind")
+                .local_addr()
+                .expect("addr")
+                .port();
+            let mut child = Command::new("git")
+                .arg("daemon")
+                .arg("--reuseaddr")
+                .arg("--listen=127.0.0.1")
+                .arg(format!("--port={port}"))
+                .arg(format!("--base-path={}", base.display()))
+                .arg("--export-all")
+                .arg("--enable=upload-archive")
+                .arg(base)
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("git daemon");
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(5) {
+                if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                    return Daemon { child, port };
+                }
+                if let Ok(Some(_)) = child.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!("git daemon did not start");
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("git://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
