@@ -1,9 +1,205 @@
-//! `taskhook demo`: the whole story on built-in examples.
+//! `taskhook demo`: the whole story on built-in examples, in a temporary directory, with real
+//! git: a server repo with the hooks, a rejected push, a fixed push, the manifest served by
+//! `git daemon` on loopback, and the jobs for a koji build message.
 
-use std::path::Path;
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
 
-use crate::cli::{CmdResult, Failure};
+use crate::cli::{exit, CmdResult, Failure};
 
-pub fn run(_keep: Option<&Path>) -> CmdResult {
-    Err(Failure::usage("demo: not yet"))
+const RPMLINT: &str = include_str!("../examples/tasks/rpmlint/runtask.yml");
+const ABICHECK: &str = include_str!("../examples/tasks/abicheck/runtask.yml");
+const ABICHECK_MISTAKE: &str = include_str!("../examples/mistakes/abicheck/runtask.yml");
+const EVENT: &str = include_str!("../examples/koji_build_complete.json");
+
+/// Stops the daemon however the demo ends.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn git(cwd: &Path, args: &[&str]) -> Result<Output, Failure> {
+    Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .env("GIT_AUTHOR_NAME", "Demo Maintainer")
+        .env("GIT_AUTHOR_EMAIL", "maintainer@example.org")
+        .env("GIT_COMMITTER_NAME", "Demo Maintainer")
+        .env("GIT_COMMITTER_EMAIL", "maintainer@example.org")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| Failure::usage(format!("cannot run git: {e}")))
+}
+
+fn git_ok(cwd: &Path, args: &[&str]) -> Result<Output, Failure> {
+    let out = git(cwd, args)?;
+    if !out.status.success() {
+        return Err(Failure::usage(format!(
+            "git {} failed: {}",
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    Ok(out)
+}
+
+fn write(path: &Path, text: &str) -> Result<(), Failure> {
+    let io = |e: std::io::Error| Failure::usage(format!("cannot write {}: {e}", path.display()));
+    std::fs::create_dir_all(path.parent().unwrap_or(Path::new("."))).map_err(io)?;
+    std::fs::write(path, text).map_err(io)
+}
+
+fn step(n: u32, text: &str) {
+    println!("\n== {n}. {text}");
+}
+
+fn indent(text: &str) {
+    for line in text.lines() {
+        println!("   {line}");
+    }
+}
+
+pub fn run(keep: Option<&Path>) -> CmdResult {
+    let _temp;
+    let root: PathBuf = match keep {
+        Some(dir) => {
+            if dir.exists() {
+                return Err(Failure::usage(format!("{} already exists; --keep wants a new directory", dir.display())));
+            }
+            std::fs::create_dir_all(dir).map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
+            dir.to_path_buf()
+        }
+        None => {
+            _temp = tempfile::Builder::new()
+                .prefix("taskhook-demo-")
+                .tempdir()
+                .map_err(|e| Failure::usage(format!("cannot create a temporary directory: {e}")))?;
+            _temp.path().to_path_buf()
+        }
+    };
+    let exe = std::env::current_exe().map_err(|e| Failure::usage(format!("cannot find taskhook: {e}")))?;
+    println!("taskhook demo in {}", root.display());
+
+    step(1, "A dist-git server repository with taskhook's hooks installed");
+    git_ok(&root, &["init", "-q", "--bare", "-b", "master", "tasks.git"])?;
+    let installed = crate::install::install_into(&root.join("tasks.git"), &["pre-receive", "post-receive"], &exe)?;
+    for (hook, outcome) in installed {
+        println!("   tasks.git/hooks/{hook}: {outcome:?}");
+    }
+
+    step(2, "A maintainer pushes two tasks; one formula has mistakes");
+    git_ok(&root, &["init", "-q", "-b", "master", "work"])?;
+    let work = root.join("work");
+    git_ok(&work, &["remote", "add", "origin", "../tasks.git"])?;
+    write(&work.join("rpmlint/runtask.yml"), RPMLINT)?;
+    write(&work.join("abicheck/runtask.yml"), ABICHECK_MISTAKE)?;
+    git_ok(&work, &["add", "-A"])?;
+    git_ok(&work, &["commit", "-q", "-m", "Add rpmlint and abicheck"])?;
+    println!("   $ git push origin master");
+    let out = git(&work, &["push", "origin", "master"])?;
+    indent(&String::from_utf8_lossy(&out.stderr));
+    if out.status.success() {
+        return Err(Failure::usage("the push with mistakes was accepted; the hooks are not working"));
+    }
+
+    step(3, "The maintainer fixes the formula (`taskhook check` agrees) and pushes again");
+    write(&work.join("abicheck/runtask.yml"), ABICHECK)?;
+    let check = Command::new(&exe)
+        .args(["check"])
+        .current_dir(&work)
+        .output()
+        .map_err(|e| Failure::usage(format!("cannot run taskhook check: {e}")))?;
+    println!("   $ taskhook check");
+    indent(&String::from_utf8_lossy(&check.stdout));
+    git_ok(&work, &["commit", "-q", "-am", "abicheck: fix variable names and scheduling"])?;
+    println!("   $ git push origin master");
+    let out = git_ok(&work, &["push", "origin", "master"])?;
+    indent(&String::from_utf8_lossy(&out.stderr));
+
+    step(4, "The server serves the repository with git daemon on 127.0.0.1");
+    let (daemon, port) = start_daemon(&root)?;
+    let url = format!("git://127.0.0.1:{port}/tasks.git");
+    println!("   $ git archive --remote={url} --format=tar.gz refs/meta/tasks branches/master.json");
+    let start = Instant::now();
+    let archive = git_ok(&root, &["archive", &format!("--remote={url}"), "--format=tar.gz", "refs/meta/tasks", "branches/master.json"])?;
+    let took = start.elapsed();
+    let manifest = crate::fetch::read_single_file(&archive.stdout, "branches/master.json", crate::manifest::MAX_MANIFEST_BYTES)
+        .map_err(|e| Failure::usage(e.to_string()))?;
+    println!(
+        "   {} bytes over the wire in {} ms for the {}-byte manifest; its first lines:",
+        archive.stdout.len(),
+        took.as_millis(),
+        manifest.len()
+    );
+    indent(&String::from_utf8_lossy(&manifest).lines().take(12).collect::<Vec<_>>().join("\n"));
+    println!("   ...");
+
+    step(5, "A koji build of tasks-2.1.0-1.fc40 completes; the trigger plans jobs without cloning");
+    write(&root.join("koji_build_complete.json"), EVENT)?;
+    println!("   $ taskhook plan --remote 'git://127.0.0.1:{port}/{{name}}.git' --event koji_build_complete.json --fallback-branch master --explain");
+    let plan = Command::new(&exe)
+        .args([
+            "plan",
+            "--remote",
+            &format!("git://127.0.0.1:{port}/{{name}}.git"),
+            "--event",
+            "koji_build_complete.json",
+            "--fallback-branch",
+            "master",
+            "--explain",
+        ])
+        .current_dir(&root)
+        .output()
+        .map_err(|e| Failure::usage(format!("cannot run taskhook plan: {e}")))?;
+    indent(&String::from_utf8_lossy(&plan.stderr));
+    println!("   jobs (JSON Lines):");
+    indent(&String::from_utf8_lossy(&plan.stdout));
+    drop(daemon);
+
+    match keep {
+        Some(dir) => println!("\nThe files are in {}; no process is left running.", dir.display()),
+        None => println!("\nDone: the daemon is stopped and the temporary directory is removed."),
+    }
+    Ok(if plan.status.success() { exit::OK } else { exit::INVALID })
+}
+
+fn start_daemon(root: &Path) -> Result<(Daemon, u16), Failure> {
+    for _ in 0..5 {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .and_then(|l| l.local_addr())
+            .map_err(|e| Failure::usage(format!("cannot find a free port: {e}")))?
+            .port();
+        let child = Command::new("git")
+            .arg("daemon")
+            .arg("--reuseaddr")
+            .arg("--listen=127.0.0.1")
+            .arg(format!("--port={port}"))
+            .arg(format!("--base-path={}", root.display()))
+            .arg("--export-all")
+            .arg("--enable=upload-archive")
+            .arg(root)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .map_err(|e| Failure::usage(format!("cannot start git daemon: {e}")))?;
+        let mut daemon = Daemon(child);
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(5) {
+            if TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok((daemon, port));
+            }
+            if let Ok(Some(_)) = daemon.0.try_wait() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+    Err(Failure::usage("git daemon did not start"))
 }
