@@ -55,7 +55,10 @@ impl Report {
     }
 
     pub fn error_count(&self) -> usize {
-        self.all_diagnostics().iter().filter(|d| d.is_error()).count()
+        self.all_diagnostics()
+            .iter()
+            .filter(|d| d.is_error())
+            .count()
     }
 
     pub fn is_valid(&self) -> bool {
@@ -104,7 +107,9 @@ pub fn check<S: Source>(
             }
         }
         report.parsed += 1;
-        report.tasks.push(check_task(source, config, task, tree, &mut report.sources)?);
+        report
+            .tasks
+            .push(check_task(source, config, task, tree, &mut report.sources)?);
     }
     Ok(report)
 }

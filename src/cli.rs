@@ -79,8 +79,10 @@ pub enum Format {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Validate the tasks of a checkout, or of a commit, exactly as the server hook would.
-    #[command(after_help = "Examples:\n  taskhook check                 # the checkout you are in\n  taskhook check path/to/repo --rev HEAD~1\n  taskhook check /srv/git/tasks.git --rev f40 --format json\n\n\
-Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage or internal error.")]
+    #[command(
+        after_help = "Examples:\n  taskhook check                 # the checkout you are in\n  taskhook check path/to/repo --rev HEAD~1\n  taskhook check /srv/git/tasks.git --rev f40 --format json\n\n\
+Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage or internal error."
+    )]
     Check {
         /// A checkout, or a git repository (bare or not) with --rev. Default: the current directory.
         path: Option<PathBuf>,
@@ -91,9 +93,11 @@ Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage or internal erro
         format: Format,
     },
     /// Hook entry points, called by the shims that `taskhook install` puts in a repository.
-    #[command(after_help = "git runs these with the repository as the current directory and the \
+    #[command(
+        after_help = "git runs these with the repository as the current directory and the \
 ref updates on stdin (pre-receive, post-receive) or as arguments (update). Output goes to stderr, \
-which git shows the pusher as `remote:` lines.")]
+which git shows the pusher as `remote:` lines."
+    )]
     Hook {
         #[arg(value_enum)]
         hook: HookName,
@@ -101,10 +105,12 @@ which git shows the pusher as `remote:` lines.")]
         args: Vec<String>,
     },
     /// Install the hook shims into bare repositories (idempotent; never replaces foreign hooks).
-    #[command(after_help = "Examples:\n  taskhook install /srv/git/tasks/*.git\n  taskhook install --policy warn /srv/git/rpms/foo.git\n\n\
+    #[command(
+        after_help = "Examples:\n  taskhook install /srv/git/tasks/*.git\n  taskhook install --policy warn /srv/git/rpms/foo.git\n\n\
 Installs pre-receive and post-receive (plus update with --update-hook). A hook that taskhook did \
 not install is left alone and reported, with instructions for calling taskhook from it.\n\
-After installing on a repository that already has branches, run `taskhook manifest rebuild`.")]
+After installing on a repository that already has branches, run `taskhook manifest rebuild`."
+    )]
     Install {
         /// Set `taskhook.policy` in each repository's config.
         #[arg(long, value_enum)]
@@ -121,11 +127,13 @@ After installing on a repository that already has branches, run `taskhook manife
         command: ManifestCommand,
     },
     /// Turn a message-bus event into jobs, fetching only the branch manifest (no clone).
-    #[command(after_help = "Examples:\n  taskhook plan --remote 'git://pkgs.example.org/rpms/{name}' --event message.json\n  \
+    #[command(
+        after_help = "Examples:\n  taskhook plan --remote 'git://pkgs.example.org/rpms/{name}' --event message.json\n  \
 taskhook plan --remote git://pkgs.example.org/tasks --item-type koji_build --item foo-1.0-1.fc40 --branch f40 --format runtask\n\n\
 Prints one JSON object per job (JSON Lines); no jobs prints nothing and exits 0. \
 --explain tells on stderr why each task does or does not run.\n\
-Exit codes: 0 planned (possibly no jobs), 1 malformed event, unreachable remote or bad manifest, 2 usage.")]
+Exit codes: 0 planned (possibly no jobs), 1 malformed event, unreachable remote or bad manifest, 2 usage."
+    )]
     Plan(PlanArgs),
     /// The whole story on built-in examples, in a temporary directory, with real git.
     Demo {
@@ -227,7 +235,11 @@ pub fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() { exit::USAGE } else { exit::OK });
+            return ExitCode::from(if e.use_stderr() {
+                exit::USAGE
+            } else {
+                exit::OK
+            });
         }
     };
     match run(cli) {
@@ -285,11 +297,19 @@ fn cmd_check(path: Option<&Path>, rev: Option<&str>, format: Format) -> CmdResul
             let config = Config::load(&repo)?;
             let commit = repo.resolve_commit(&rev)?;
             let tree = repo.commit_tree(commit)?;
-            check::check(&CommitTree { repo: &repo, tree }, &config, &check::Cache::new(), None)?
+            check::check(
+                &CommitTree { repo: &repo, tree },
+                &config,
+                &check::Cache::new(),
+                None,
+            )?
         }
         None => {
             if !path.is_dir() {
-                return Err(Failure::usage(format!("{} is not a directory", path.display())));
+                return Err(Failure::usage(format!(
+                    "{} is not a directory",
+                    path.display()
+                )));
             }
             let config = match Repo::open(path) {
                 Ok(repo) => Config::load(&repo)?,
@@ -302,14 +322,22 @@ fn cmd_check(path: Option<&Path>, rev: Option<&str>, format: Format) -> CmdResul
     match format {
         Format::Json => {
             let json = report_json(&report);
-            let _ = writeln!(out, "{}", serde_json::to_string_pretty(&json).unwrap_or_default());
+            let _ = writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&json).unwrap_or_default()
+            );
         }
         Format::Human => {
             let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
             let _ = write!(out, "{}", render_report(&report, color));
         }
     }
-    Ok(if report.is_valid() { exit::OK } else { exit::INVALID })
+    Ok(if report.is_valid() {
+        exit::OK
+    } else {
+        exit::INVALID
+    })
 }
 
 /// The human rendering of a verdict: every finding, then one summary line.
@@ -317,7 +345,10 @@ pub fn render_report(report: &Report, color: bool) -> String {
     let diags = report.all_diagnostics();
     let mut s = diag::render_human(&diags, &report.sources, color);
     let verdict = if report.is_valid() { "ok" } else { "invalid" };
-    s.push_str(&format!("{verdict}: {}\n", diag::summary_line(&diags, report.tasks.len())));
+    s.push_str(&format!(
+        "{verdict}: {}\n",
+        diag::summary_line(&diags, report.tasks.len())
+    ));
     s
 }
 

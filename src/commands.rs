@@ -18,8 +18,14 @@ use crate::store::{self, Applied};
 
 pub fn manifest(command: ManifestCommand) -> CmdResult {
     match command {
-        ManifestCommand::Show { branch, format, repo } => show(repo.as_deref(), branch.as_deref(), format),
-        ManifestCommand::Build { rev, branch, repo } => build(repo.as_deref(), &rev, branch.as_deref()),
+        ManifestCommand::Show {
+            branch,
+            format,
+            repo,
+        } => show(repo.as_deref(), branch.as_deref(), format),
+        ManifestCommand::Build { rev, branch, repo } => {
+            build(repo.as_deref(), &rev, branch.as_deref())
+        }
         ManifestCommand::Rebuild { repos } => rebuild(&repos),
     }
 }
@@ -69,7 +75,12 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
                 }
                 Format::Human => {
                     for (b, e) in &snap.index.branches {
-                        let _ = writeln!(out, "{b}\t{}\t{}", &e.commit[..12.min(e.commit.len())], e.manifest);
+                        let _ = writeln!(
+                            out,
+                            "{b}\t{}\t{}",
+                            &e.commit[..12.min(e.commit.len())],
+                            e.manifest
+                        );
                     }
                 }
             }
@@ -85,7 +96,11 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
                     let _ = out.write_all(&manifest::to_bytes(&m));
                 }
                 Format::Human => {
-                    let _ = writeln!(out, "branch {} at {} (policy {})", m.branch, m.commit, m.policy);
+                    let _ = writeln!(
+                        out,
+                        "branch {} at {} (policy {})",
+                        m.branch, m.commit, m.policy
+                    );
                     for t in &m.tasks {
                         let state = if !t.valid {
                             "INVALID"
@@ -154,7 +169,12 @@ fn rebuild_one(path: &Path, progress: bool, (n, total): (usize, usize)) -> Resul
     let mut changes = Vec::new();
     for (i, (branch, commit)) in branches.iter().enumerate() {
         if progress {
-            eprint!("\r\x1b[K[{n}/{total}] {} {}/{}: {branch}", path.display(), i + 1, branches.len());
+            eprint!(
+                "\r\x1b[K[{n}/{total}] {} {}/{}: {branch}",
+                path.display(),
+                i + 1,
+                branches.len()
+            );
         }
         let m = match by_commit.get(&commit.to_string()) {
             Some(m) => manifest::Branch {
@@ -162,7 +182,8 @@ fn rebuild_one(path: &Path, progress: bool, (n, total): (usize, usize)) -> Resul
                 ..m.clone()
             },
             None => {
-                let m = hook::branch_manifest(&repo, &config, None, branch, *commit, &Cache::new())?;
+                let m =
+                    hook::branch_manifest(&repo, &config, None, branch, *commit, &Cache::new())?;
                 by_commit.insert(commit.to_string(), m.clone());
                 m
             }
@@ -232,7 +253,11 @@ pub fn plan(args: PlanArgs) -> CmdResult {
                 commit: None,
             }
         }
-        _ => return Err(Failure::usage("give either --event FILE, or --item-type, --item and --branch")),
+        _ => {
+            return Err(Failure::usage(
+                "give either --event FILE, or --item-type, --item and --branch",
+            ))
+        }
     };
     explain.push(format!(
         "event: {} {} on branch {} ({})",
@@ -241,15 +266,28 @@ pub fn plan(args: PlanArgs) -> CmdResult {
         event.branch.as_deref().unwrap_or("?"),
         event.topic
     ));
-    let Some(branch) = event.branch.clone().or_else(|| args.fallback_branch.clone()) else {
+    let Some(branch) = event
+        .branch
+        .clone()
+        .or_else(|| args.fallback_branch.clone())
+    else {
         if args.explain {
-            eprintln!("taskhook: no jobs: the event names no branch and there is no --fallback-branch");
+            eprintln!(
+                "taskhook: no jobs: the event names no branch and there is no --fallback-branch"
+            );
         }
         return Ok(exit::OK);
     };
-    let url = fetch::expand_remote(&args.remote, event.name.as_deref(), event.namespace.as_deref())
-        .map_err(Failure::invalid)?;
-    let cache_dir = args.cache_dir.clone().unwrap_or_else(fetch::default_cache_dir);
+    let url = fetch::expand_remote(
+        &args.remote,
+        event.name.as_deref(),
+        event.namespace.as_deref(),
+    )
+    .map_err(Failure::invalid)?;
+    let cache_dir = args
+        .cache_dir
+        .clone()
+        .unwrap_or_else(fetch::default_cache_dir);
     let remote = Remote {
         url: &url,
         manifest_ref: &args.manifest_ref,
@@ -266,7 +304,9 @@ pub fn plan(args: PlanArgs) -> CmdResult {
     let mut found = None;
     for b in &candidates {
         let file = manifest::branch_file(b);
-        match fetch::fetch_file(&remote, &file).map_err(|e| Failure::invalid(format!("{url}: {e}")))? {
+        match fetch::fetch_file(&remote, &file)
+            .map_err(|e| Failure::invalid(format!("{url}: {e}")))?
+        {
             Some(bytes) => {
                 found = Some((b.clone(), bytes));
                 break;
@@ -295,7 +335,12 @@ pub fn plan(args: PlanArgs) -> CmdResult {
     if used != branch {
         explain.push(format!("using the fallback branch `{used}`'s manifest"));
     }
-    explain.push(format!("manifest: {} at {} ({} tasks)", m.branch, m.commit, m.tasks.len()));
+    explain.push(format!(
+        "manifest: {} at {} ({} tasks)",
+        m.branch,
+        m.commit,
+        m.tasks.len()
+    ));
     if let Some(c) = &event.commit {
         if used == branch && c != &m.commit {
             explain.push(format!(
@@ -309,7 +354,11 @@ pub fn plan(args: PlanArgs) -> CmdResult {
         for l in explain.iter().chain(p.explain.iter()) {
             eprintln!("taskhook: {l}");
         }
-        eprintln!("taskhook: {} job{}", p.jobs.len(), if p.jobs.len() == 1 { "" } else { "s" });
+        eprintln!(
+            "taskhook: {} job{}",
+            p.jobs.len(),
+            if p.jobs.len() == 1 { "" } else { "s" }
+        );
     }
     let mut out = std::io::stdout().lock();
     for job in &p.jobs {
@@ -326,7 +375,10 @@ fn read_event(file: &str) -> Result<Vec<u8>, Failure> {
     const MAX_EVENT: u64 = 4 * 1024 * 1024;
     let mut buf = Vec::new();
     let res = if file == "-" {
-        std::io::stdin().lock().take(MAX_EVENT + 1).read_to_end(&mut buf)
+        std::io::stdin()
+            .lock()
+            .take(MAX_EVENT + 1)
+            .read_to_end(&mut buf)
     } else {
         std::fs::File::open(file)
             .map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?
@@ -335,7 +387,9 @@ fn read_event(file: &str) -> Result<Vec<u8>, Failure> {
     };
     res.map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?;
     if buf.len() as u64 > MAX_EVENT {
-        return Err(Failure::invalid(format!("the event is larger than {MAX_EVENT} bytes")));
+        return Err(Failure::invalid(format!(
+            "the event is larger than {MAX_EVENT} bytes"
+        )));
     }
     Ok(buf)
 }

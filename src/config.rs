@@ -87,15 +87,28 @@ impl Config {
                 Some(v) => parse_size(&v)
                     .filter(|n| *n >= min)
                     .map(Some)
-                    .ok_or_else(|| bad(key, &v, &format!("expected a whole number of at least {min} (k, m suffixes allowed)"))),
+                    .ok_or_else(|| {
+                        bad(
+                            key,
+                            &v,
+                            &format!(
+                                "expected a whole number of at least {min} (k, m suffixes allowed)"
+                            ),
+                        )
+                    }),
             }
         };
         if let Some(v) = get("taskhook.policy") {
-            c.policy = Policy::parse(v.trim()).ok_or_else(|| bad("taskhook.policy", &v, "expected `reject` or `warn`"))?;
+            c.policy = Policy::parse(v.trim())
+                .ok_or_else(|| bad("taskhook.policy", &v, "expected `reject` or `warn`"))?;
         }
         if let Some(v) = get("taskhook.manifestRef") {
             if !v.starts_with("refs/") || v.starts_with("refs/heads/") || v.contains("..") {
-                return Err(bad("taskhook.manifestRef", &v, "expected a ref outside refs/heads/, such as refs/meta/tasks"));
+                return Err(bad(
+                    "taskhook.manifestRef",
+                    &v,
+                    "expected a ref outside refs/heads/, such as refs/meta/tasks",
+                ));
             }
             c.manifest_ref = v;
         }
@@ -106,7 +119,11 @@ impl Config {
                 .map(str::to_string)
                 .collect();
             if list.is_empty() {
-                return Err(bad("taskhook.namespaces", &v, "expected a comma-separated list of namespaces"));
+                return Err(bad(
+                    "taskhook.namespaces",
+                    &v,
+                    "expected a comma-separated list of namespaces",
+                ));
             }
             c.rules.namespaces = list;
         }

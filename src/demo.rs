@@ -70,9 +70,13 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     let root: PathBuf = match keep {
         Some(dir) => {
             if dir.exists() {
-                return Err(Failure::usage(format!("{} already exists; --keep wants a new directory", dir.display())));
+                return Err(Failure::usage(format!(
+                    "{} already exists; --keep wants a new directory",
+                    dir.display()
+                )));
             }
-            std::fs::create_dir_all(dir).map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
+            std::fs::create_dir_all(dir)
+                .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
             dir.to_path_buf()
         }
         None => {
@@ -83,12 +87,23 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
             _temp.path().to_path_buf()
         }
     };
-    let exe = std::env::current_exe().map_err(|e| Failure::usage(format!("cannot find taskhook: {e}")))?;
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::usage(format!("cannot find taskhook: {e}")))?;
     println!("taskhook demo in {}", root.display());
 
-    step(1, "A dist-git server repository with taskhook's hooks installed");
-    git_ok(&root, &["init", "-q", "--bare", "-b", "master", "tasks.git"])?;
-    let installed = crate::install::install_into(&root.join("tasks.git"), &["pre-receive", "post-receive"], &exe)?;
+    step(
+        1,
+        "A dist-git server repository with taskhook's hooks installed",
+    );
+    git_ok(
+        &root,
+        &["init", "-q", "--bare", "-b", "master", "tasks.git"],
+    )?;
+    let installed = crate::install::install_into(
+        &root.join("tasks.git"),
+        &["pre-receive", "post-receive"],
+        &exe,
+    )?;
     for (hook, outcome) in installed {
         println!("   tasks.git/hooks/{hook}: {outcome:?}");
     }
@@ -105,10 +120,15 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     let out = git(&work, &["push", "origin", "master"])?;
     indent(&String::from_utf8_lossy(&out.stderr));
     if out.status.success() {
-        return Err(Failure::usage("the push with mistakes was accepted; the hooks are not working"));
+        return Err(Failure::usage(
+            "the push with mistakes was accepted; the hooks are not working",
+        ));
     }
 
-    step(3, "The maintainer fixes the formula (`taskhook check` agrees) and pushes again");
+    step(
+        3,
+        "The maintainer fixes the formula (`taskhook check` agrees) and pushes again",
+    );
     write(&work.join("abicheck/runtask.yml"), ABICHECK)?;
     let check = Command::new(&exe)
         .args(["check"])
@@ -117,30 +137,65 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
         .map_err(|e| Failure::usage(format!("cannot run taskhook check: {e}")))?;
     println!("   $ taskhook check");
     indent(&String::from_utf8_lossy(&check.stdout));
-    git_ok(&work, &["commit", "-q", "-am", "abicheck: fix variable names and scheduling"])?;
+    git_ok(
+        &work,
+        &[
+            "commit",
+            "-q",
+            "-am",
+            "abicheck: fix variable names and scheduling",
+        ],
+    )?;
     println!("   $ git push origin master");
     let out = git_ok(&work, &["push", "origin", "master"])?;
     indent(&String::from_utf8_lossy(&out.stderr));
 
-    step(4, "The server serves the repository with git daemon on 127.0.0.1");
+    step(
+        4,
+        "The server serves the repository with git daemon on 127.0.0.1",
+    );
     let (daemon, port) = start_daemon(&root)?;
     let url = format!("git://127.0.0.1:{port}/tasks.git");
-    println!("   $ git archive --remote={url} --format=tar.gz refs/meta/tasks branches/master.json");
+    println!(
+        "   $ git archive --remote={url} --format=tar.gz refs/meta/tasks branches/master.json"
+    );
     let start = Instant::now();
-    let archive = git_ok(&root, &["archive", &format!("--remote={url}"), "--format=tar.gz", "refs/meta/tasks", "branches/master.json"])?;
+    let archive = git_ok(
+        &root,
+        &[
+            "archive",
+            &format!("--remote={url}"),
+            "--format=tar.gz",
+            "refs/meta/tasks",
+            "branches/master.json",
+        ],
+    )?;
     let took = start.elapsed();
-    let manifest = crate::fetch::read_single_file(&archive.stdout, "branches/master.json", crate::manifest::MAX_MANIFEST_BYTES)
-        .map_err(|e| Failure::usage(e.to_string()))?;
+    let manifest = crate::fetch::read_single_file(
+        &archive.stdout,
+        "branches/master.json",
+        crate::manifest::MAX_MANIFEST_BYTES,
+    )
+    .map_err(|e| Failure::usage(e.to_string()))?;
     println!(
         "   {} bytes over the wire in {} ms for the {}-byte manifest; its first lines:",
         archive.stdout.len(),
         took.as_millis(),
         manifest.len()
     );
-    indent(&String::from_utf8_lossy(&manifest).lines().take(12).collect::<Vec<_>>().join("\n"));
+    indent(
+        &String::from_utf8_lossy(&manifest)
+            .lines()
+            .take(12)
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
     println!("   ...");
 
-    step(5, "A koji build of tasks-2.1.0-1.fc40 completes; the trigger plans jobs without cloning");
+    step(
+        5,
+        "A koji build of tasks-2.1.0-1.fc40 completes; the trigger plans jobs without cloning",
+    );
     write(&root.join("koji_build_complete.json"), EVENT)?;
     println!("   $ taskhook plan --remote 'git://127.0.0.1:{port}/{{name}}.git' --event koji_build_complete.json --fallback-branch master --explain");
     let plan = Command::new(&exe)
@@ -163,10 +218,17 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     drop(daemon);
 
     match keep {
-        Some(dir) => println!("\nThe files are in {}; no process is left running.", dir.display()),
+        Some(dir) => println!(
+            "\nThe files are in {}; no process is left running.",
+            dir.display()
+        ),
         None => println!("\nDone: the daemon is stopped and the temporary directory is removed."),
     }
-    Ok(if plan.status.success() { exit::OK } else { exit::INVALID })
+    Ok(if plan.status.success() {
+        exit::OK
+    } else {
+        exit::INVALID
+    })
 }
 
 fn start_daemon(root: &Path) -> Result<(Daemon, u16), Failure> {

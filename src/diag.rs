@@ -103,9 +103,8 @@ impl Diagnostic {
 /// Sorts diagnostics into the order they are shown: by file, then position, then code.
 pub fn sort(diags: &mut [Diagnostic]) {
     diags.sort_by(|a, b| {
-        (&a.file, a.line, a.column, &a.code, &a.message).cmp(&(
-            &b.file, b.line, b.column, &b.code, &b.message,
-        ))
+        (&a.file, a.line, a.column, &a.code, &a.message)
+            .cmp(&(&b.file, b.line, b.column, &b.code, &b.message))
     });
 }
 

@@ -33,12 +33,15 @@ pub enum Blob {
 #[error("{0}")]
 pub struct SourceError(pub String);
 
+/// The entries of one directory of a [`Source`].
+pub type Listing<S> = Vec<Entry<<S as Source>::Dir, <S as Source>::Blob>>;
+
 /// A tree of directories and files: the working tree of a checkout, or a git commit.
 pub trait Source {
     type Dir: Clone;
     type Blob: Clone;
     fn root(&self) -> Self::Dir;
-    fn list(&self, dir: &Self::Dir) -> Result<Vec<Entry<Self::Dir, Self::Blob>>, SourceError>;
+    fn list(&self, dir: &Self::Dir) -> Result<Listing<Self>, SourceError>;
     /// Reads a blob unless it is larger than `limit` bytes.
     fn read(&self, blob: &Self::Blob, limit: usize) -> Result<Blob, SourceError>;
     /// The git tree id of a directory, where there is one.
@@ -111,7 +114,10 @@ fn near_miss(name: &str) -> bool {
     ) || did_you_mean(stem, &["runtask"]).is_some()
 }
 
-pub fn discover<S: Source>(source: &S, bounds: Bounds) -> Result<Discovery<S::Dir, S::Blob>, SourceError> {
+pub fn discover<S: Source>(
+    source: &S,
+    bounds: Bounds,
+) -> Result<Discovery<S::Dir, S::Blob>, SourceError> {
     let mut walk = Walk {
         source,
         bounds,
@@ -152,12 +158,22 @@ struct Walk<'s, S: Source> {
 }
 
 impl<S: Source> Walk<'_, S> {
-    fn dir(&mut self, dir: S::Dir, path: String, depth: usize, enclosing: Option<&str>) -> Result<(), SourceError> {
+    fn dir(
+        &mut self,
+        dir: S::Dir,
+        path: String,
+        depth: usize,
+        enclosing: Option<&str>,
+    ) -> Result<(), SourceError> {
         if self.over_limit {
             return Ok(());
         }
         let entries = self.source.list(&dir)?;
-        let task_path = if path.is_empty() { ".".to_string() } else { path.clone() };
+        let task_path = if path.is_empty() {
+            ".".to_string()
+        } else {
+            path.clone()
+        };
         let formula_entry = entries.iter().find(|e| e.name == FORMULA);
         let mut is_task = false;
         if let Some(entry) = formula_entry {
@@ -174,9 +190,13 @@ impl<S: Source> Walk<'_, S> {
                         _ => "not a regular file",
                     };
                     diags.push(
-                        Diagnostic::error("formula-not-a-file", file.clone(), format!("`{file}` is {what}"))
-                            .help("commit the formula as a regular file in the task directory")
-                            .task(task_path.clone()),
+                        Diagnostic::error(
+                            "formula-not-a-file",
+                            file.clone(),
+                            format!("`{file}` is {what}"),
+                        )
+                        .help("commit the formula as a regular file in the task directory")
+                        .task(task_path.clone()),
                     );
                     None
                 }
@@ -188,7 +208,9 @@ impl<S: Source> Walk<'_, S> {
                         file.clone(),
                         format!("task `{task_path}` is inside task `{parent}`; tasks do not nest"),
                     )
-                    .help(format!("move `{task_path}` out of `{parent}`, or rename one of the two formulas"))
+                    .help(format!(
+                        "move `{task_path}` out of `{parent}`, or rename one of the two formulas"
+                    ))
                     .task(task_path.clone()),
                 );
             }
@@ -229,7 +251,11 @@ impl<S: Source> Walk<'_, S> {
         } else {
             for e in &entries {
                 if matches!(e.kind, Kind::File(_) | Kind::Symlink) && near_miss(&e.name) {
-                    let file = if path.is_empty() { e.name.clone() } else { format!("{path}/{}", e.name) };
+                    let file = if path.is_empty() {
+                        e.name.clone()
+                    } else {
+                        format!("{path}/{}", e.name)
+                    };
                     self.diagnostics.push(
                         Diagnostic::error(
                             "misnamed-formula",
@@ -241,13 +267,21 @@ impl<S: Source> Walk<'_, S> {
                 }
             }
         }
-        let enclosing = if is_task { Some(task_path.as_str()) } else { enclosing };
+        let enclosing = if is_task {
+            Some(task_path.as_str())
+        } else {
+            enclosing
+        };
         for e in entries {
             let Kind::Dir(sub) = e.kind else { continue };
             if e.name.starts_with('.') {
                 continue;
             }
-            let sub_path = if path.is_empty() { e.name.clone() } else { format!("{path}/{}", e.name) };
+            let sub_path = if path.is_empty() {
+                e.name.clone()
+            } else {
+                format!("{path}/{}", e.name)
+            };
             if depth >= self.bounds.max_depth {
                 self.stopped_at_depth.push(sub_path);
                 continue;
@@ -274,7 +308,13 @@ mod tests {
 
     #[test]
     fn near_misses() {
-        for n in ["runtask.yaml", "Runtask.yml", "RUNTASK.YML", "task.yml", "runtsak.yml"] {
+        for n in [
+            "runtask.yaml",
+            "Runtask.yml",
+            "RUNTASK.YML",
+            "task.yml",
+            "runtsak.yml",
+        ] {
             assert!(near_miss(n), "{n}");
         }
         for n in ["runtask.yml", "tests.yml", "README.md", "inventory.yml"] {

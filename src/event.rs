@@ -76,7 +76,10 @@ pub fn dist_tag(release: &str) -> Option<&str> {
             .strip_prefix("fc")
             .or_else(|| part.strip_prefix("el"))
             .unwrap_or("");
-        !rest.is_empty() && rest.split('_').all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        !rest.is_empty()
+            && rest
+                .split('_')
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
     })
 }
 
@@ -100,7 +103,9 @@ pub fn parse(bytes: &[u8], rules: &BranchRules) -> Result<Parsed, EventError> {
         .get("body")
         .or_else(|| v.get("msg"))
         .filter(|b| b.is_object())
-        .ok_or_else(|| EventError::Shape("no `msg` (fedmsg) or `body` (fedora-messaging) object".into()))?;
+        .ok_or_else(|| {
+            EventError::Shape("no `msg` (fedmsg) or `body` (fedora-messaging) object".into())
+        })?;
     let event = |item_type: &str, item: String| Event {
         topic: topic.clone(),
         item_type: item_type.to_string(),
@@ -113,7 +118,10 @@ pub fn parse(bytes: &[u8], rules: &BranchRules) -> Result<Parsed, EventError> {
     let missing = |what: &str| EventError::Shape(format!("`{topic}` message without `{what}`"));
 
     if topic.ends_with(".buildsys.build.state.change") {
-        let state = body.get("new").and_then(Value::as_i64).ok_or_else(|| missing("new"))?;
+        let state = body
+            .get("new")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| missing("new"))?;
         if state != 1 {
             let name = match state {
                 0 => "BUILDING",
@@ -122,11 +130,18 @@ pub fn parse(bytes: &[u8], rules: &BranchRules) -> Result<Parsed, EventError> {
                 4 => "CANCELED",
                 _ => "unknown",
             };
-            return Ok(Parsed::Ignored(format!("koji build state is {name} ({state}), not COMPLETE (1)")));
+            return Ok(Parsed::Ignored(format!(
+                "koji build state is {name} ({state}), not COMPLETE (1)"
+            )));
         }
-        let instance = body.get("instance").and_then(Value::as_str).unwrap_or("primary");
+        let instance = body
+            .get("instance")
+            .and_then(Value::as_str)
+            .unwrap_or("primary");
         if instance != "primary" {
-            return Ok(Parsed::Ignored(format!("koji instance `{instance}` is not the primary instance")));
+            return Ok(Parsed::Ignored(format!(
+                "koji instance `{instance}` is not the primary instance"
+            )));
         }
         let name = str_at(body, &["name"]).ok_or_else(|| missing("name"))?;
         let version = str_at(body, &["version"]).ok_or_else(|| missing("version"))?;
@@ -170,14 +185,21 @@ pub fn parse(bytes: &[u8], rules: &BranchRules) -> Result<Parsed, EventError> {
         let mut e = event("git_commit", format!("{full}#{end}"));
         e.name = Some(repo.to_string());
         e.namespace = namespace.map(str::to_string);
-        e.branch = str_at(body, &["branch"]).map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_string());
+        e.branch = str_at(body, &["branch"])
+            .map(|b| b.strip_prefix("refs/heads/").unwrap_or(b).to_string());
         e.commit = Some(end.to_string());
         return Ok(Parsed::Event(e));
     }
     if topic.ends_with(".pull-request.new") || topic.ends_with(".pull-request.updated") {
-        let pr = body.get("pullrequest").ok_or_else(|| missing("pullrequest"))?;
-        let id = pr.get("id").and_then(Value::as_i64).ok_or_else(|| missing("pullrequest.id"))?;
-        let repo = str_at(pr, &["project", "name"]).ok_or_else(|| missing("pullrequest.project.name"))?;
+        let pr = body
+            .get("pullrequest")
+            .ok_or_else(|| missing("pullrequest"))?;
+        let id = pr
+            .get("id")
+            .and_then(Value::as_i64)
+            .ok_or_else(|| missing("pullrequest.id"))?;
+        let repo =
+            str_at(pr, &["project", "name"]).ok_or_else(|| missing("pullrequest.project.name"))?;
         let namespace = str_at(pr, &["project", "namespace"]);
         let full = match namespace {
             Some(ns) => format!("{ns}/{repo}"),
@@ -193,7 +215,9 @@ pub fn parse(bytes: &[u8], rules: &BranchRules) -> Result<Parsed, EventError> {
     if topic.ends_with(".pungi.compose.status.change") {
         let status = str_at(body, &["status"]).ok_or_else(|| missing("status"))?;
         if status != "FINISHED" && status != "FINISHED_INCOMPLETE" {
-            return Ok(Parsed::Ignored(format!("compose status is {status}, not FINISHED")));
+            return Ok(Parsed::Ignored(format!(
+                "compose status is {status}, not FINISHED"
+            )));
         }
         let id = str_at(body, &["compose_id"]).ok_or_else(|| missing("compose_id"))?;
         let mut e = event("compose", id.to_string());
@@ -226,7 +250,9 @@ pub fn parse(bytes: &[u8], rules: &BranchRules) -> Result<Parsed, EventError> {
     if topic.ends_with(".mbs.module.state.change") {
         let state = str_at(body, &["state_name"]).unwrap_or("");
         if state != "ready" {
-            return Ok(Parsed::Ignored(format!("module build state is `{state}`, not `ready`")));
+            return Ok(Parsed::Ignored(format!(
+                "module build state is `{state}`, not `ready`"
+            )));
         }
         let name = str_at(body, &["name"]).ok_or_else(|| missing("name"))?;
         let stream = str_at(body, &["stream"]).ok_or_else(|| missing("stream"))?;
@@ -241,7 +267,9 @@ pub fn parse(bytes: &[u8], rules: &BranchRules) -> Result<Parsed, EventError> {
         e.branch = Some(stream.to_string());
         return Ok(Parsed::Event(e));
     }
-    Ok(Parsed::Ignored(format!("topic `{topic}` is not an event taskhook schedules on")))
+    Ok(Parsed::Ignored(format!(
+        "topic `{topic}` is not an event taskhook schedules on"
+    )))
 }
 
 /// The branch of a koji tag such as `f40-updates-testing-pending` or `epel9-testing`.

@@ -43,7 +43,13 @@ struct Output {
 }
 
 /// Runs git with a deadline and a cap on stdout, without a shell.
-fn run_git(args: &[&str], cwd: Option<&Path>, timeout: Duration, max: usize, what: &str) -> Result<Output, FetchError> {
+fn run_git(
+    args: &[&str],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    max: usize,
+    what: &str,
+) -> Result<Output, FetchError> {
     let mut cmd = Command::new("git");
     cmd.args(args)
         .stdin(Stdio::null())
@@ -55,8 +61,14 @@ fn run_git(args: &[&str], cwd: Option<&Path>, timeout: Duration, max: usize, wha
         cmd.current_dir(dir);
     }
     let mut child = cmd.spawn().map_err(|e| FetchError::Spawn(e.to_string()))?;
-    let mut stdout = child.stdout.take().ok_or_else(|| FetchError::Spawn("no stdout".into()))?;
-    let mut stderr = child.stderr.take().ok_or_else(|| FetchError::Spawn("no stderr".into()))?;
+    let mut stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| FetchError::Spawn("no stdout".into()))?;
+    let mut stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| FetchError::Spawn("no stderr".into()))?;
     let out_reader = std::thread::spawn(move || {
         let mut buf = Vec::new();
         let n = (&mut stdout).take(max as u64 + 1).read_to_end(&mut buf);
@@ -114,7 +126,13 @@ pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchE
 fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
     let remote_arg = format!("--remote={}", remote.url);
     let out = run_git(
-        &["archive", &remote_arg, "--format=tar.gz", remote.manifest_ref, path],
+        &[
+            "archive",
+            &remote_arg,
+            "--format=tar.gz",
+            remote.manifest_ref,
+            path,
+        ],
         None,
         remote.timeout,
         remote.max_bytes,
@@ -125,7 +143,10 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         if msg.contains("did not match any files") || msg.contains("pathspec") {
             return Ok(None);
         }
-        if msg.contains("no such ref") || msg.contains("not a valid object name") || msg.contains("not a tree object") {
+        if msg.contains("no such ref")
+            || msg.contains("not a valid object name")
+            || msg.contains("not a tree object")
+        {
             return Err(FetchError::NoManifestRef(remote.manifest_ref.to_string()));
         }
         return Err(FetchError::Unreachable(format!(
@@ -138,14 +159,20 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
 }
 
 fn last_line(s: &str) -> &str {
-    s.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("no message").trim()
+    s.lines()
+        .rev()
+        .find(|l| !l.trim().is_empty())
+        .unwrap_or("no message")
+        .trim()
 }
 
 /// Extracts `path` from a gzip'd tar stream, in process, with a size cap.
 pub fn read_single_file(tar_gz: &[u8], path: &str, max: usize) -> Result<Vec<u8>, FetchError> {
     let gz = flate2::read::GzDecoder::new(tar_gz);
     let mut archive = tar::Archive::new(gz.take(max as u64 * 2 + 1024 * 1024));
-    let entries = archive.entries().map_err(|e| FetchError::Corrupt(e.to_string()))?;
+    let entries = archive
+        .entries()
+        .map_err(|e| FetchError::Corrupt(e.to_string()))?;
     for entry in entries {
         let mut entry = entry.map_err(|e| FetchError::Corrupt(e.to_string()))?;
         let name = entry
@@ -169,7 +196,9 @@ pub fn read_single_file(tar_gz: &[u8], path: &str, max: usize) -> Result<Vec<u8>
         }
         return Ok(buf);
     }
-    Err(FetchError::Corrupt(format!("the archive does not contain {path}")))
+    Err(FetchError::Corrupt(format!(
+        "the archive does not contain {path}"
+    )))
 }
 
 /// For smart HTTP: keep a bare cache repo per remote and fetch the manifest ref at depth 1.
@@ -178,7 +207,14 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
     let local_ref = "refs/taskhook/manifest";
     let refspec = format!("+{}:{local_ref}", remote.manifest_ref);
     let out = run_git(
-        &["fetch", "--quiet", "--depth=1", "--no-tags", remote.url, &refspec],
+        &[
+            "fetch",
+            "--quiet",
+            "--depth=1",
+            "--no-tags",
+            remote.url,
+            &refspec,
+        ],
         Some(&dir),
         remote.timeout,
         64 * 1024,
@@ -200,11 +236,20 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         .ref_target(local_ref)
         .map_err(|e| FetchError::Corrupt(e.to_string()))?
         .ok_or_else(|| FetchError::NoManifestRef(remote.manifest_ref.to_string()))?;
-    let tree = repo.commit_tree(commit).map_err(|e| FetchError::Corrupt(e.to_string()))?;
-    let Some(id) = repo.path_id(tree, path).map_err(|e| FetchError::Corrupt(e.to_string()))? else {
+    let tree = repo
+        .commit_tree(commit)
+        .map_err(|e| FetchError::Corrupt(e.to_string()))?;
+    let Some(id) = repo
+        .path_id(tree, path)
+        .map_err(|e| FetchError::Corrupt(e.to_string()))?
+    else {
         return Ok(None);
     };
-    if repo.object_size(id).map_err(|e| FetchError::Corrupt(e.to_string()))? > remote.max_bytes as u64 {
+    if repo
+        .object_size(id)
+        .map_err(|e| FetchError::Corrupt(e.to_string()))?
+        > remote.max_bytes as u64
+    {
         return Err(FetchError::TooLarge(remote.max_bytes));
     }
     repo.read_path(tree, path)
@@ -215,11 +260,21 @@ fn cache_repo(cache_dir: &Path, url: &str) -> Result<PathBuf, FetchError> {
     let key = crate::manifest::sha256(url.as_bytes());
     let dir = cache_dir.join(&key[..16]);
     if !dir.join("HEAD").is_file() {
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| FetchError::Spawn(format!("cannot create cache {}: {e}", dir.display())))?;
-        let out = run_git(&["init", "--quiet", "--bare", "."], Some(&dir), Duration::from_secs(30), 4096, "git init")?;
+        std::fs::create_dir_all(&dir).map_err(|e| {
+            FetchError::Spawn(format!("cannot create cache {}: {e}", dir.display()))
+        })?;
+        let out = run_git(
+            &["init", "--quiet", "--bare", "."],
+            Some(&dir),
+            Duration::from_secs(30),
+            4096,
+            "git init",
+        )?;
         if !out.status_ok {
-            return Err(FetchError::Spawn(format!("git init failed: {}", out.stderr.trim())));
+            return Err(FetchError::Spawn(format!(
+                "git init failed: {}",
+                out.stderr.trim()
+            )));
         }
     }
     Ok(dir)
@@ -238,24 +293,33 @@ pub fn default_cache_dir() -> PathBuf {
 
 /// Fills `{name}` and `{namespace}` in a remote URL template. Values are checked so that an
 /// event cannot steer the URL elsewhere.
-pub fn expand_remote(template: &str, name: Option<&str>, namespace: Option<&str>) -> Result<String, String> {
+pub fn expand_remote(
+    template: &str,
+    name: Option<&str>,
+    namespace: Option<&str>,
+) -> Result<String, String> {
     let safe = |v: &str| {
         !v.is_empty()
             && !v.starts_with('.')
-            && v.bytes().all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
     };
     let mut url = template.to_string();
     if url.contains("{name}") {
         let n = name.ok_or("the event names no repository for `{name}` in --remote")?;
         if !safe(n) {
-            return Err(format!("the event's repository name `{n}` is not safe to put in a URL"));
+            return Err(format!(
+                "the event's repository name `{n}` is not safe to put in a URL"
+            ));
         }
         url = url.replace("{name}", n);
     }
     if url.contains("{namespace}") {
         let ns = namespace.unwrap_or("rpms");
         if !safe(ns) {
-            return Err(format!("the event's namespace `{ns}` is not safe to put in a URL"));
+            return Err(format!(
+                "the event's namespace `{ns}` is not safe to put in a URL"
+            ));
         }
         url = url.replace("{namespace}", ns);
     }

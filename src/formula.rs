@@ -20,12 +20,18 @@ pub const ITEM_TYPES: &[&str] = &[
 ];
 
 /// Variables the runner defines for every task.
-pub const BUILTINS: &[&str] = &["workdir", "artifactsdir", "checkname", "jobid", "uuid", "taskdir"];
+pub const BUILTINS: &[&str] = &[
+    "workdir",
+    "artifactsdir",
+    "checkname",
+    "jobid",
+    "uuid",
+    "taskdir",
+];
 
 /// Architectures the Fedora infrastructure builds for, for the `scheduling.arches` warning.
 pub const KNOWN_ARCHES: &[&str] = &[
-    "noarch", "x86_64", "i386", "i686", "aarch64", "armhfp", "armv7hl", "ppc64", "ppc64le",
-    "s390x",
+    "noarch", "x86_64", "i386", "i686", "aarch64", "armhfp", "armv7hl", "ppc64", "ppc64le", "s390x",
 ];
 
 const TOP_KEYS: &[&str] = &[
@@ -225,11 +231,21 @@ struct Validator<'a> {
 }
 
 impl Validator<'_> {
-    fn error(&mut self, code: &str, node: Option<&Node>, message: impl Into<String>) -> &mut Diagnostic {
+    fn error(
+        &mut self,
+        code: &str,
+        node: Option<&Node>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.push(Diagnostic::error(code, self.file, message), node)
     }
 
-    fn warning(&mut self, code: &str, node: Option<&Node>, message: impl Into<String>) -> &mut Diagnostic {
+    fn warning(
+        &mut self,
+        code: &str,
+        node: Option<&Node>,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.push(Diagnostic::warning(code, self.file, message), node)
     }
 
@@ -292,8 +308,12 @@ impl Validator<'_> {
     fn formula(&mut self, root: &Node, rules: &Rules) -> Formula {
         let mut f = Formula::empty();
         let Some(entries) = root.as_map() else {
-            self.error("not-a-mapping", Some(root), format!("a formula must be a mapping, not {}", root.type_name()))
-                .help = Some("start with `name: ...`, `desc: ...`, `maintainer: ...`".into());
+            self.error(
+                "not-a-mapping",
+                Some(root),
+                format!("a formula must be a mapping, not {}", root.type_name()),
+            )
+            .help = Some("start with `name: ...`, `desc: ...`, `maintainer: ...`".into());
             return f;
         };
         for (key, _) in entries {
@@ -302,14 +322,22 @@ impl Validator<'_> {
                 continue;
             }
             if k == "task" {
-                self.error("legacy-task-key", Some(key), "`task:` is the 2014 name of the action list")
-                    .help = Some("rename `task:` to `actions:` (libtaskotron 0.4 format)".into());
+                self.error(
+                    "legacy-task-key",
+                    Some(key),
+                    "`task:` is the 2014 name of the action list",
+                )
+                .help = Some("rename `task:` to `actions:` (libtaskotron 0.4 format)".into());
             } else {
                 let help = did_you_mean(k, TOP_KEYS)
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("allowed keys: {}", TOP_KEYS.join(", ")));
-                self.error("unknown-key", Some(key), format!("unknown key `{k}` in the formula"))
-                    .help = Some(help);
+                self.error(
+                    "unknown-key",
+                    Some(key),
+                    format!("unknown key `{k}` in the formula"),
+                )
+                .help = Some(help);
             }
         }
         f.name = self.required_string(root, "name");
@@ -324,8 +352,12 @@ impl Validator<'_> {
                         Some(m) => format!("did you mean `{m}`?"),
                         None => format!("allowed namespaces: {}", allowed.join(", ")),
                     };
-                    self.error("bad-namespace", Some(ns), format!("namespace `{s}` is not allowed on this server"))
-                        .help = Some(help);
+                    self.error(
+                        "bad-namespace",
+                        Some(ns),
+                        format!("namespace `{s}` is not allowed on this server"),
+                    )
+                    .help = Some(help);
                     f.namespace = Some(s.into());
                 }
                 None => {
@@ -342,20 +374,33 @@ impl Validator<'_> {
 
     fn wrong_type(&mut self, node: &Node, what: &str, expected: &str) {
         let help = match &node.value {
-            Value::Scalar { text, plain: true, read } if !matches!(read, Scalar::Str) && expected == "a string" => {
-                format!("the runner reads `{text}` as {}; quote it: \"{text}\"", node.type_name())
+            Value::Scalar {
+                text,
+                plain: true,
+                read,
+            } if !matches!(read, Scalar::Str) && expected == "a string" => {
+                format!(
+                    "the runner reads `{text}` as {}; quote it: \"{text}\"",
+                    node.type_name()
+                )
             }
             _ => format!("write {expected} here"),
         };
-        self.error("wrong-type", Some(node), format!("`{what}` must be {expected}, not {}", node.type_name()))
-            .help = Some(help);
+        self.error(
+            "wrong-type",
+            Some(node),
+            format!("`{what}` must be {expected}, not {}", node.type_name()),
+        )
+        .help = Some(help);
     }
 
     fn required_string(&mut self, root: &Node, key: &str) -> Option<String> {
         match root.get(key) {
             None => {
                 self.error("missing-field", None, format!("the formula has no `{key}`"))
-                    .help = Some(format!("add a top-level `{key}:` line (required by libtaskotron)"));
+                    .help = Some(format!(
+                    "add a top-level `{key}:` line (required by libtaskotron)"
+                ));
                 None
             }
             Some(n) => match n.as_str() {
@@ -389,9 +434,16 @@ impl Validator<'_> {
         for (k, _) in entries {
             if k.scalar_text() != Some("args") {
                 let name = k.scalar_text().unwrap_or("");
-                let help = did_you_mean(name, &["args"]).map_or("`input` takes only `args`".to_string(), |s| format!("did you mean `{s}`?"));
-                self.error("unknown-key", Some(k), format!("unknown key `{name}` in `input`"))
-                    .help = Some(help);
+                let help = did_you_mean(name, &["args"])
+                    .map_or("`input` takes only `args`".to_string(), |s| {
+                        format!("did you mean `{s}`?")
+                    });
+                self.error(
+                    "unknown-key",
+                    Some(k),
+                    format!("unknown key `{name}` in `input`"),
+                )
+                .help = Some(help);
             }
         }
         let Some(list) = input.get("args") else {
@@ -411,8 +463,12 @@ impl Validator<'_> {
                 continue;
             };
             if args.iter().any(|a| a == s) {
-                self.warning("duplicate-arg", Some(item), format!("`{s}` is listed twice in `input.args`"))
-                    .help = Some("remove the repeated entry".into());
+                self.warning(
+                    "duplicate-arg",
+                    Some(item),
+                    format!("`{s}` is listed twice in `input.args`"),
+                )
+                .help = Some("remove the repeated entry".into());
                 continue;
             }
             if !allowed.contains(&s) {
@@ -420,8 +476,12 @@ impl Validator<'_> {
                     Some(m) => format!("did you mean `{m}`?"),
                     None => format!("item types: {}; or `arch`", ITEM_TYPES.join(", ")),
                 };
-                self.error("unknown-input-arg", Some(item), format!("`{s}` is not an item type the trigger can pass"))
-                    .help = Some(help);
+                self.error(
+                    "unknown-input-arg",
+                    Some(item),
+                    format!("`{s}` is not an item type the trigger can pass"),
+                )
+                .help = Some(help);
             }
             args.push(s.to_string());
         }
@@ -442,9 +502,16 @@ impl Validator<'_> {
         for (k, v) in entries {
             let name = k.scalar_text().unwrap_or("");
             if name != "rpm" {
-                let help = did_you_mean(name, &["rpm"]).map_or("`environment` takes only `rpm`".to_string(), |s| format!("did you mean `{s}`?"));
-                self.error("unknown-key", Some(k), format!("unknown key `{name}` in `environment`"))
-                    .help = Some(help);
+                let help = did_you_mean(name, &["rpm"])
+                    .map_or("`environment` takes only `rpm`".to_string(), |s| {
+                        format!("did you mean `{s}`?")
+                    });
+                self.error(
+                    "unknown-key",
+                    Some(k),
+                    format!("unknown key `{name}` in `environment`"),
+                )
+                .help = Some(help);
                 continue;
             }
             if v.is_null() {
@@ -489,7 +556,11 @@ impl Validator<'_> {
 
     fn action(&mut self, action: &Node, defined: &mut BTreeSet<String>) {
         let Some(entries) = action.as_map() else {
-            self.wrong_type(action, "an action", "a mapping with `name` and one directive");
+            self.wrong_type(
+                action,
+                "an action",
+                "a mapping with `name` and one directive",
+            );
             return;
         };
         let label = action
@@ -519,23 +590,39 @@ impl Validator<'_> {
                     .or_else(|| did_you_mean(key, &["name", "export"]))
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("directives: {}", names.join(", ")));
-                self.error("unknown-directive", Some(k), format!("unknown directive `{key}`{label}"))
-                    .help = Some(help);
+                self.error(
+                    "unknown-directive",
+                    Some(k),
+                    format!("unknown directive `{key}`{label}"),
+                )
+                .help = Some(help);
             }
         }
         match directives.len() {
             0 if !entries.iter().any(|(k, _)| {
                 let key = k.scalar_text().unwrap_or("");
                 key != "name" && key != "export"
-            }) => {
-                self.error("missing-directive", Some(action), format!("no directive{label}"))
-                    .help = Some(format!("add one of: {}", names.join(", ")));
+            }) =>
+            {
+                self.error(
+                    "missing-directive",
+                    Some(action),
+                    format!("no directive{label}"),
+                )
+                .help = Some(format!("add one of: {}", names.join(", ")));
             }
             0 | 1 => {}
             _ => {
-                let listed: Vec<&str> = directives.iter().filter_map(|(k, _)| k.scalar_text()).collect();
-                self.error("many-directives", Some(directives[1].0), format!("more than one directive{label}: {}", listed.join(", ")))
-                    .help = Some("split this into one action per directive".into());
+                let listed: Vec<&str> = directives
+                    .iter()
+                    .filter_map(|(k, _)| k.scalar_text())
+                    .collect();
+                self.error(
+                    "many-directives",
+                    Some(directives[1].0),
+                    format!("more than one directive{label}: {}", listed.join(", ")),
+                )
+                .help = Some("split this into one action per directive".into());
             }
         }
         for (k, v) in &directives {
@@ -549,8 +636,12 @@ impl Validator<'_> {
                     defined.insert(s.to_string());
                 }
                 Some(s) => {
-                    self.error("bad-export", Some(export), format!("`{s}` is not a valid variable name"))
-                        .help = Some("use letters, digits and `_`, not starting with a digit".into());
+                    self.error(
+                        "bad-export",
+                        Some(export),
+                        format!("`{s}` is not a valid variable name"),
+                    )
+                    .help = Some("use letters, digits and `_`, not starting with a digit".into());
                 }
                 None => self.wrong_type(export, "export", "a variable name"),
             }
@@ -567,9 +658,15 @@ impl Validator<'_> {
         }
         let Some(entries) = params.as_map() else {
             let expected = format!("a mapping of parameters ({})", spec.params.join(", "));
-            self.error("wrong-type", Some(if params.is_null() { key } else { params }),
-                format!("`{name}` takes a mapping of parameters, not {}", params.type_name()))
-                .help = Some(format!("write {expected}"));
+            self.error(
+                "wrong-type",
+                Some(if params.is_null() { key } else { params }),
+                format!(
+                    "`{name}` takes a mapping of parameters, not {}",
+                    params.type_name()
+                ),
+            )
+            .help = Some(format!("write {expected}"));
             return;
         };
         for (k, _) in entries {
@@ -578,20 +675,30 @@ impl Validator<'_> {
                 let help = did_you_mean(p, spec.params)
                     .map(|s| format!("did you mean `{s}`?"))
                     .unwrap_or_else(|| format!("`{name}` takes: {}", spec.params.join(", ")));
-                self.error("unknown-parameter", Some(k), format!("`{name}` has no parameter `{p}`"))
-                    .help = Some(help);
+                self.error(
+                    "unknown-parameter",
+                    Some(k),
+                    format!("`{name}` has no parameter `{p}`"),
+                )
+                .help = Some(help);
             }
         }
         for req in spec.required {
             if params.get(req).is_none() {
-                self.error("missing-parameter", Some(key), format!("`{name}` needs the parameter `{req}`{label}"))
-                    .help = Some(format!("add `{req}: ...` under `{name}:`"));
+                self.error(
+                    "missing-parameter",
+                    Some(key),
+                    format!("`{name}` needs the parameter `{req}`{label}"),
+                )
+                .help = Some(format!("add `{req}: ...` under `{name}:`"));
             }
         }
         for (k, v) in entries {
             let p = k.scalar_text().unwrap_or("");
             match p {
-                "src" | "debuginfo" | "build_log" | "ignore_missing" => self.boolean_param(name, p, v),
+                "src" | "debuginfo" | "build_log" | "ignore_missing" => {
+                    self.boolean_param(name, p, v)
+                }
                 "path" | "localpath" => {
                     if v.as_seq().is_none() && !is_variable(v) {
                         self.wrong_type(v, &format!("{name}.{p}"), "a list of paths");
@@ -599,9 +706,14 @@ impl Validator<'_> {
                 }
                 "arch" | "arch_exclude" => {
                     let ok = v.as_str().is_some()
-                        || v.as_seq().is_some_and(|s| s.iter().all(|i| i.as_str().is_some()));
+                        || v.as_seq()
+                            .is_some_and(|s| s.iter().all(|i| i.as_str().is_some()));
                     if !ok {
-                        self.wrong_type(v, &format!("{name}.{p}"), "an architecture or a list of them");
+                        self.wrong_type(
+                            v,
+                            &format!("{name}.{p}"),
+                            "an architecture or a list of them",
+                        );
                     }
                 }
                 _ if spec.open => {}
@@ -617,43 +729,84 @@ impl Validator<'_> {
             "bodhi" => {
                 if let Some(a) = params.get("action") {
                     if a.as_str() != Some("download") && !is_variable(a) {
-                        self.error("bad-parameter", Some(a), format!("`bodhi` action `{}` does not exist", a.scalar_text().unwrap_or("")))
-                            .help = Some("the only bodhi action is `download`".into());
+                        self.error(
+                            "bad-parameter",
+                            Some(a),
+                            format!(
+                                "`bodhi` action `{}` does not exist",
+                                a.scalar_text().unwrap_or("")
+                            ),
+                        )
+                        .help = Some("the only bodhi action is `download`".into());
                     }
                 }
             }
             "distgit" => {
                 if params.get("package").is_none() && params.get("nvr").is_none() {
-                    self.error("missing-parameter", Some(key), format!("`distgit` needs `package` or `nvr`{label}"))
-                        .help = Some("add `package: ...` or `nvr: ${koji_build}`".into());
+                    self.error(
+                        "missing-parameter",
+                        Some(key),
+                        format!("`distgit` needs `package` or `nvr`{label}"),
+                    )
+                    .help = Some("add `package: ...` or `nvr: ${koji_build}`".into());
                 }
                 if let (Some(p), Some(l)) = (
                     params.get("path").and_then(Node::as_seq),
                     params.get("localpath").and_then(Node::as_seq),
                 ) {
                     if p.len() != l.len() {
-                        self.error("bad-parameter", params.get("localpath"), format!("`localpath` has {} entries but `path` has {}", l.len(), p.len()))
-                            .help = Some("give one local path per downloaded path".into());
+                        self.error(
+                            "bad-parameter",
+                            params.get("localpath"),
+                            format!(
+                                "`localpath` has {} entries but `path` has {}",
+                                l.len(),
+                                p.len()
+                            ),
+                        )
+                        .help = Some("give one local path per downloaded path".into());
                     }
                 }
             }
-            "resultsdb" | "create_report" => self.exactly_one(name, key, params, &["results", "file"], label),
-            "exitcode" => self.exactly_one(name, key, params, &["result_worst", "result_last"], label),
+            "resultsdb" | "create_report" => {
+                self.exactly_one(name, key, params, &["results", "file"], label)
+            }
+            "exitcode" => {
+                self.exactly_one(name, key, params, &["result_worst", "result_last"], label)
+            }
             _ => {}
         }
     }
 
-    fn exactly_one(&mut self, name: &str, key: &Node, params: &Node, choices: &[&str], label: &str) {
+    fn exactly_one(
+        &mut self,
+        name: &str,
+        key: &Node,
+        params: &Node,
+        choices: &[&str],
+        label: &str,
+    ) {
         let given: Vec<&&str> = choices.iter().filter(|c| params.get(c).is_some()).collect();
         match given.len() {
             1 => {}
             0 => {
-                self.error("missing-parameter", Some(key), format!("`{name}` needs `{}` or `{}`{label}", choices[0], choices[1]))
-                    .help = Some(format!("add `{}: ...`", choices[0]));
+                self.error(
+                    "missing-parameter",
+                    Some(key),
+                    format!("`{name}` needs `{}` or `{}`{label}", choices[0], choices[1]),
+                )
+                .help = Some(format!("add `{}: ...`", choices[0]));
             }
             _ => {
-                self.error("bad-parameter", params.get(choices[1]), format!("`{name}` takes `{}` or `{}`, not both", choices[0], choices[1]))
-                    .help = Some(format!("remove `{}`", choices[1]));
+                self.error(
+                    "bad-parameter",
+                    params.get(choices[1]),
+                    format!(
+                        "`{name}` takes `{}` or `{}`, not both",
+                        choices[0], choices[1]
+                    ),
+                )
+                .help = Some(format!("remove `{}`", choices[1]));
             }
         }
     }
@@ -662,7 +815,13 @@ impl Validator<'_> {
         if is_variable(v) {
             return;
         }
-        if !matches!(v.value, Value::Scalar { read: Scalar::Bool(_), .. }) {
+        if !matches!(
+            v.value,
+            Value::Scalar {
+                read: Scalar::Bool(_),
+                ..
+            }
+        ) {
             self.wrong_type(v, &format!("{directive}.{param}"), "true or false");
         }
     }
@@ -676,21 +835,37 @@ impl Validator<'_> {
             return;
         }
         let Some(action) = a.as_str() else {
-            self.wrong_type(a, "koji.action", "one of download, download_tag, download_latest_stable");
+            self.wrong_type(
+                a,
+                "koji.action",
+                "one of download, download_tag, download_latest_stable",
+            );
             return;
         };
         if !ACTIONS.contains(&action) {
             let help = did_you_mean(action, ACTIONS)
                 .map(|s| format!("did you mean `{s}`?"))
                 .unwrap_or_else(|| format!("koji actions: {}", ACTIONS.join(", ")));
-            self.error("bad-parameter", Some(a), format!("`koji` action `{action}` does not exist"))
-                .help = Some(help);
+            self.error(
+                "bad-parameter",
+                Some(a),
+                format!("`koji` action `{action}` does not exist"),
+            )
+            .help = Some(help);
             return;
         }
-        let needed = if action == "download_tag" { "koji_tag" } else { "koji_build" };
+        let needed = if action == "download_tag" {
+            "koji_tag"
+        } else {
+            "koji_build"
+        };
         if params.get(needed).is_none() {
-            self.error("missing-parameter", Some(key), format!("`koji` action `{action}` needs `{needed}`"))
-                .help = Some(format!("add `{needed}: ${{{needed}}}`"));
+            self.error(
+                "missing-parameter",
+                Some(key),
+                format!("`koji` action `{action}` needs `{needed}`"),
+            )
+            .help = Some(format!("add `{needed}: ${{{needed}}}`"));
         }
     }
 
@@ -701,9 +876,15 @@ impl Validator<'_> {
             } else {
                 "write a list of commands: `shell:` then `- <command>`"
             };
-            self.error("shell-not-list", Some(key),
-                format!("`shell` takes a list of commands, not {}{label}", params.type_name()))
-                .help = Some(help.into());
+            self.error(
+                "shell-not-list",
+                Some(key),
+                format!(
+                    "`shell` takes a list of commands, not {}{label}",
+                    params.type_name()
+                ),
+            )
+            .help = Some(help.into());
             return;
         };
         for cmd in commands {
@@ -713,7 +894,9 @@ impl Validator<'_> {
 
     fn shell_command(&mut self, cmd: &Node, allow_ignorereturn: bool) {
         match &cmd.value {
-            Value::Scalar { read: Scalar::Str, .. } => {}
+            Value::Scalar {
+                read: Scalar::Str, ..
+            } => {}
             Value::Seq(argv) => {
                 for arg in argv {
                     if arg.as_map().is_some() || arg.as_seq().is_some() {
@@ -734,14 +917,26 @@ impl Validator<'_> {
                         }
                     } else {
                         let name = k.scalar_text().unwrap_or("");
-                        self.error("bad-shell-command", Some(k), format!("unknown shell option `{name}`"))
-                            .help = Some("the only option is `ignorereturn:` followed by commands".into());
+                        self.error(
+                            "bad-shell-command",
+                            Some(k),
+                            format!("unknown shell option `{name}`"),
+                        )
+                        .help =
+                            Some("the only option is `ignorereturn:` followed by commands".into());
                     }
                 }
             }
             _ => {
-                self.error("bad-shell-command", Some(cmd), format!("a shell command must be a string or a list of arguments, not {}", cmd.type_name()))
-                    .help = Some("quote the command".into());
+                self.error(
+                    "bad-shell-command",
+                    Some(cmd),
+                    format!(
+                        "a shell command must be a string or a list of arguments, not {}",
+                        cmd.type_name()
+                    ),
+                )
+                .help = Some("quote the command".into());
             }
         }
     }
@@ -754,8 +949,12 @@ impl Validator<'_> {
                     if defined.contains(name) {
                         continue;
                     }
-                    let mut d = Diagnostic::error("undefined-variable", self.file, format!("`${name}` is not defined{label}"))
-                        .task(self.task);
+                    let mut d = Diagnostic::error(
+                        "undefined-variable",
+                        self.file,
+                        format!("`${name}` is not defined{label}"),
+                    )
+                    .task(self.task);
                     let column = if *plain && !text.contains('\n') {
                         node.pos.column + text[..offset].chars().count() as u32
                     } else {
@@ -807,7 +1006,10 @@ impl Validator<'_> {
                         "run" => {
                             if self.unambiguous(v) {
                                 match v.value {
-                                    Value::Scalar { read: Scalar::Bool(b), .. } => s.run = b,
+                                    Value::Scalar {
+                                        read: Scalar::Bool(b),
+                                        ..
+                                    } => s.run = b,
                                     _ => self.wrong_type(v, "scheduling.run", "true or false"),
                                 }
                             }
@@ -818,9 +1020,15 @@ impl Validator<'_> {
                                     if !ITEM_TYPES.contains(&t.as_str()) {
                                         let help = did_you_mean(t, ITEM_TYPES)
                                             .map(|m| format!("did you mean `{m}`?"))
-                                            .unwrap_or_else(|| format!("item types: {}", ITEM_TYPES.join(", ")));
-                                        self.error("unknown-item-type", Some(node), format!("`{t}` is not an item type"))
-                                            .help = Some(help);
+                                            .unwrap_or_else(|| {
+                                                format!("item types: {}", ITEM_TYPES.join(", "))
+                                            });
+                                        self.error(
+                                            "unknown-item-type",
+                                            Some(node),
+                                            format!("`{t}` is not an item type"),
+                                        )
+                                        .help = Some(help);
                                     } else if !args.contains(t) {
                                         self.warning("trigger-not-input", Some(node), format!("the task is triggered by `{t}` but does not list it in `input.args`"))
                                             .help = Some(format!("add `{t}` to `input.args` so the runner passes the item"));
@@ -830,19 +1038,31 @@ impl Validator<'_> {
                             }
                         }
                         "branches" => {
-                            if let Some(list) = self.string_list(v, "scheduling.branches", "branch names or globs") {
+                            if let Some(list) =
+                                self.string_list(v, "scheduling.branches", "branch names or globs")
+                            {
                                 s.branches = list.into_iter().map(|(_, t)| t).collect();
                             }
                         }
                         "arches" => {
-                            if let Some(list) = self.string_list(v, "scheduling.arches", "architectures") {
+                            if let Some(list) =
+                                self.string_list(v, "scheduling.arches", "architectures")
+                            {
                                 for (node, a) in &list {
                                     if !KNOWN_ARCHES.contains(&a.as_str()) {
                                         let help = did_you_mean(a, KNOWN_ARCHES)
                                             .map(|m| format!("did you mean `{m}`?"))
-                                            .unwrap_or_else(|| format!("known: {}", KNOWN_ARCHES.join(", ")));
-                                        self.warning("unknown-arch", Some(node), format!("`{a}` is not an architecture Fedora builds for"))
-                                            .help = Some(help);
+                                            .unwrap_or_else(|| {
+                                                format!("known: {}", KNOWN_ARCHES.join(", "))
+                                            });
+                                        self.warning(
+                                            "unknown-arch",
+                                            Some(node),
+                                            format!(
+                                                "`{a}` is not an architecture Fedora builds for"
+                                            ),
+                                        )
+                                        .help = Some(help);
                                     }
                                 }
                                 if list.is_empty() {
@@ -856,9 +1076,15 @@ impl Validator<'_> {
                         _ => {
                             let help = did_you_mean(key, SCHEDULING_KEYS)
                                 .map(|m| format!("did you mean `{m}`?"))
-                                .unwrap_or_else(|| format!("allowed keys: {}", SCHEDULING_KEYS.join(", ")));
-                            self.error("unknown-key", Some(k), format!("unknown key `{key}` in `scheduling`"))
-                                .help = Some(help);
+                                .unwrap_or_else(|| {
+                                    format!("allowed keys: {}", SCHEDULING_KEYS.join(", "))
+                                });
+                            self.error(
+                                "unknown-key",
+                                Some(k),
+                                format!("unknown key `{key}` in `scheduling`"),
+                            )
+                            .help = Some(help);
                         }
                     }
                 }
@@ -866,7 +1092,9 @@ impl Validator<'_> {
                 self.wrong_type(sched, "scheduling", "a mapping");
             }
         }
-        let unknown_args = args.iter().any(|a| a != "arch" && !ITEM_TYPES.contains(&a.as_str()));
+        let unknown_args = args
+            .iter()
+            .any(|a| a != "arch" && !ITEM_TYPES.contains(&a.as_str()));
         if s.run && s.on.is_empty() && !unknown_args {
             let node = root.get("scheduling").or_else(|| root.get("input"));
             self.warning("never-triggered", node, "no event can trigger this task: it names no item type")
@@ -880,10 +1108,16 @@ impl Validator<'_> {
 
     /// In `scheduling`, a plain scalar that YAML 1.1 and 1.2 read differently is an error.
     fn unambiguous(&mut self, node: &Node) -> bool {
-        if let Value::Scalar { text, plain: true, .. } = &node.value {
+        if let Value::Scalar {
+            text, plain: true, ..
+        } = &node.value
+        {
             if let Some(other) = yaml::yaml12_reading(text) {
                 let help = match node.value {
-                    Value::Scalar { read: Scalar::Bool(b), .. } => format!("write {b}"),
+                    Value::Scalar {
+                        read: Scalar::Bool(b),
+                        ..
+                    } => format!("write {b}"),
                     _ => format!("quote it (\"{text}\") if you mean the string"),
                 };
                 self.error("ambiguous-yaml", Some(node), format!(
@@ -897,14 +1131,26 @@ impl Validator<'_> {
         true
     }
 
-    fn string_list(&mut self, node: &Node, what: &str, expected: &str) -> Option<Vec<(Node, String)>> {
+    fn string_list(
+        &mut self,
+        node: &Node,
+        what: &str,
+        expected: &str,
+    ) -> Option<Vec<(Node, String)>> {
         let Some(items) = node.as_seq() else {
             let help = match node.scalar_text() {
                 Some(t) if !node.is_null() => format!("write a list: [{t}]"),
                 _ => format!("write a list of {expected}"),
             };
-            self.error("wrong-type", Some(node), format!("`{what}` must be a list of {expected}, not {}", node.type_name()))
-                .help = Some(help);
+            self.error(
+                "wrong-type",
+                Some(node),
+                format!(
+                    "`{what}` must be a list of {expected}, not {}",
+                    node.type_name()
+                ),
+            )
+            .help = Some(help);
             return None;
         };
         let mut out = Vec::new();
@@ -928,7 +1174,9 @@ impl Validator<'_> {
 
 fn is_identifier(s: &str) -> bool {
     let mut chars = s.chars();
-    chars.next().is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
+    chars
+        .next()
+        .is_some_and(|c| c == '_' || c.is_ascii_alphabetic())
         && chars.all(|c| c == '_' || c.is_ascii_alphanumeric())
 }
 

@@ -86,7 +86,8 @@ impl Repo {
                         .map_err(|e| other("cannot resolve the quarantine path", e))?
                         .join(a)
                 };
-                writeln!(file, "{}", abs.display()).map_err(|e| other("cannot create object view", e))?;
+                writeln!(file, "{}", abs.display())
+                    .map_err(|e| other("cannot create object view", e))?;
             }
             drop(file);
             let kind = repo.repo.object_hash();
@@ -139,9 +140,7 @@ impl Repo {
         }
         if rev.len() >= 4 && rev.len() < 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()) {
             if let Ok(prefix) = gix::hash::Prefix::from_hex(rev) {
-                if let Ok(Some(Ok(id))) =
-                    self.repo.objects.lookup_prefix(prefix, None)
-                {
+                if let Ok(Some(Ok(id))) = self.repo.objects.lookup_prefix(prefix, None) {
                     return Ok(id);
                 }
             }
@@ -192,7 +191,10 @@ impl Repo {
 
     /// Every branch (`refs/heads/*`) with the commit it points to, sorted by name.
     pub fn branches(&self) -> Result<Vec<(String, ObjectId)>, GitError> {
-        let platform = self.repo.references().map_err(|e| other("cannot list refs", e))?;
+        let platform = self
+            .repo
+            .references()
+            .map_err(|e| other("cannot list refs", e))?;
         let mut out = Vec::new();
         for r in platform
             .local_branches()
@@ -201,7 +203,10 @@ impl Repo {
             let mut r = r.map_err(|e| other("cannot list branches", e))?;
             let name = r.name().as_bstr().to_str_lossy().into_owned();
             if let Ok(id) = r.peel_to_id() {
-                let short = name.strip_prefix("refs/heads/").unwrap_or(&name).to_string();
+                let short = name
+                    .strip_prefix("refs/heads/")
+                    .unwrap_or(&name)
+                    .to_string();
                 out.push((short, id.detach()));
             }
         }
@@ -252,7 +257,10 @@ impl Repo {
         Ok(None)
     }
 
-    fn tree_entries(&self, tree: ObjectId) -> Result<Vec<(BString, EntryKind, ObjectId)>, GitError> {
+    fn tree_entries(
+        &self,
+        tree: ObjectId,
+    ) -> Result<Vec<(BString, EntryKind, ObjectId)>, GitError> {
         let t = self
             .repo
             .find_tree(tree)
@@ -413,7 +421,12 @@ impl Repo {
         }
     }
 
-    fn classify_ref_error(&self, name: &str, expected: Option<ObjectId>, e: impl std::fmt::Display) -> GitError {
+    fn classify_ref_error(
+        &self,
+        name: &str,
+        expected: Option<ObjectId>,
+        e: impl std::fmt::Display,
+    ) -> GitError {
         let now = self.ref_target(name).ok().flatten();
         if now != expected {
             GitError::Race {

@@ -45,7 +45,11 @@ pub fn parse_updates(input: &str) -> Result<Vec<RefUpdate>, Failure> {
                 new: new.to_string(),
                 name: name.to_string(),
             }),
-            _ => return Err(Failure::usage(format!("unexpected hook input line: {line:?}"))),
+            _ => {
+                return Err(Failure::usage(format!(
+                    "unexpected hook input line: {line:?}"
+                )))
+            }
         }
     }
     Ok(out)
@@ -74,7 +78,8 @@ fn push_cache(repo: &Repo, config: &Config, snap: &Snapshot, updates: &[&RefUpda
         let Some(branch) = u.branch() else { continue };
         if snap.index.branches.contains_key(branch) {
             wanted.push(branch.to_string());
-        } else if let Some((other, _)) = snap.index.branches.iter().find(|(_, e)| e.commit == u.new) {
+        } else if let Some((other, _)) = snap.index.branches.iter().find(|(_, e)| e.commit == u.new)
+        {
             wanted.push(other.clone());
         } else if let Some(head) = repo.head_branch() {
             wanted.push(head);
@@ -91,9 +96,20 @@ fn push_cache(repo: &Repo, config: &Config, snap: &Snapshot, updates: &[&RefUpda
 }
 
 /// Validates the tree of `commit`, reusing `cache`.
-pub fn verdict(repo: &Repo, config: &Config, commit: ObjectId, cache: &Cache, deadline: Option<Instant>) -> Result<Report, Failure> {
+pub fn verdict(
+    repo: &Repo,
+    config: &Config,
+    commit: ObjectId,
+    cache: &Cache,
+    deadline: Option<Instant>,
+) -> Result<Report, Failure> {
     let tree = repo.commit_tree(commit)?;
-    Ok(check::check(&CommitTree { repo, tree }, config, cache, deadline)?)
+    Ok(check::check(
+        &CommitTree { repo, tree },
+        config,
+        cache,
+        deadline,
+    )?)
 }
 
 /// `taskhook hook pre-receive`: validate every pushed branch; read only.
@@ -104,7 +120,12 @@ pub fn pre_receive() -> CmdResult {
     let config = Config::load(&repo)?;
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
-    let verdict = validate_updates(&repo, &config, &updates.iter().collect::<Vec<_>>(), &mut err)?;
+    let verdict = validate_updates(
+        &repo,
+        &config,
+        &updates.iter().collect::<Vec<_>>(),
+        &mut err,
+    )?;
     Ok(verdict)
 }
 
@@ -125,7 +146,12 @@ pub fn update(args: &[String]) -> CmdResult {
     validate_updates(&repo, &config, &[&u], &mut err)
 }
 
-fn validate_updates(repo: &Repo, config: &Config, updates: &[&RefUpdate], out: &mut impl Write) -> CmdResult {
+fn validate_updates(
+    repo: &Repo,
+    config: &Config,
+    updates: &[&RefUpdate],
+    out: &mut impl Write,
+) -> CmdResult {
     let deadline = Instant::now() + config.time_budget;
     let mut rejected = false;
     for u in updates.iter().filter(|u| u.name == config.manifest_ref) {
@@ -198,7 +224,14 @@ fn validate_updates(repo: &Repo, config: &Config, updates: &[&RefUpdate], out: &
 
 /// Computes the manifest of `branch` at `commit`, reusing a manifest that already describes the
 /// same commit under the same rules (a new branch made from an existing one).
-pub fn branch_manifest(repo: &Repo, config: &Config, snap: Option<&Snapshot>, branch: &str, commit: ObjectId, cache: &Cache) -> Result<Branch, Failure> {
+pub fn branch_manifest(
+    repo: &Repo,
+    config: &Config,
+    snap: Option<&Snapshot>,
+    branch: &str,
+    commit: ObjectId,
+    cache: &Cache,
+) -> Result<Branch, Failure> {
     let hex = commit.to_string();
     if let Some(s) = snap {
         if let Some((other, _)) = s.index.branches.iter().find(|(_, e)| e.commit == hex) {
@@ -245,7 +278,11 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     let repo = Repo::open_for_hook()?;
     let config = Config::load(&repo)?;
     let snap = store::snapshot(&repo, &config)?;
-    let live: Vec<&RefUpdate> = branches.iter().copied().filter(|u| !u.is_delete()).collect();
+    let live: Vec<&RefUpdate> = branches
+        .iter()
+        .copied()
+        .filter(|u| !u.is_delete())
+        .collect();
     let cache = push_cache(&repo, &config, &snap, &live);
     let mut changes = Vec::new();
     for u in &branches {
@@ -278,7 +315,12 @@ mod tests {
 
     #[test]
     fn parses_hook_input() {
-        let u = parse_updates(&format!("{} {} refs/heads/f40\n", "0".repeat(40), "a".repeat(40))).expect("valid");
+        let u = parse_updates(&format!(
+            "{} {} refs/heads/f40\n",
+            "0".repeat(40),
+            "a".repeat(40)
+        ))
+        .expect("valid");
         assert_eq!(u[0].branch(), Some("f40"));
         assert!(!u[0].is_delete());
         assert!(parse_updates("garbage\n").is_err());

@@ -35,7 +35,11 @@ pub fn shim(hook: &str, exe: &Path) -> Option<String> {
 }
 
 /// Installs the shims named in `hooks` into the bare repository `repo`.
-pub fn install_into(repo: &Path, hooks: &[&str], exe: &Path) -> Result<Vec<(String, Outcome)>, Failure> {
+pub fn install_into(
+    repo: &Path,
+    hooks: &[&str],
+    exe: &Path,
+) -> Result<Vec<(String, Outcome)>, Failure> {
     if !(repo.join("HEAD").is_file() && repo.join("objects").is_dir()) {
         return Err(Failure::usage(format!(
             "{} is not a bare git repository (no HEAD and objects/)",
@@ -43,7 +47,8 @@ pub fn install_into(repo: &Path, hooks: &[&str], exe: &Path) -> Result<Vec<(Stri
         )));
     }
     let dir = repo.join("hooks");
-    fs::create_dir_all(&dir).map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
+    fs::create_dir_all(&dir)
+        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
     let mut out = Vec::new();
     for hook in hooks {
         let text = shim(hook, exe).ok_or_else(|| Failure::usage(format!("unknown hook {hook}")))?;
@@ -59,7 +64,12 @@ pub fn install_into(repo: &Path, hooks: &[&str], exe: &Path) -> Result<Vec<(Stri
                 write_hook(&path, &text)?;
                 Outcome::Installed
             }
-            Err(e) => return Err(Failure::usage(format!("cannot read {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(Failure::usage(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
         };
         out.push((hook.to_string(), outcome));
     }
@@ -92,7 +102,10 @@ fn set_policy(repo: &Path, policy: Policy) -> Result<(), Failure> {
         .status()
         .map_err(|e| Failure::usage(format!("cannot run git config: {e}")))?;
     if !status.success() {
-        return Err(Failure::usage(format!("git config failed for {}", repo.display())));
+        return Err(Failure::usage(format!(
+            "git config failed for {}",
+            repo.display()
+        )));
     }
     Ok(())
 }

@@ -179,15 +179,23 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch, ReadError> {
     let b: Branch =
         serde_json::from_slice(bytes).map_err(|e| ReadError::Malformed(e.to_string()))?;
     if !is_hex_id(&b.commit) {
-        return Err(ReadError::Inconsistent(format!("`{}` is not a commit id", b.commit)));
+        return Err(ReadError::Inconsistent(format!(
+            "`{}` is not a commit id",
+            b.commit
+        )));
     }
     for t in &b.tasks {
         if t.path.is_empty()
             || t.path.starts_with('/')
             || t.path.split('/').any(|c| c == "..")
-            || t.formula_sha256.as_deref().is_some_and(|s| s.len() != 64 || !s.bytes().all(|c| c.is_ascii_hexdigit()))
+            || t.formula_sha256
+                .as_deref()
+                .is_some_and(|s| s.len() != 64 || !s.bytes().all(|c| c.is_ascii_hexdigit()))
         {
-            return Err(ReadError::Inconsistent(format!("task entry `{}` is malformed", t.path)));
+            return Err(ReadError::Inconsistent(format!(
+                "task entry `{}` is malformed",
+                t.path
+            )));
         }
     }
     Ok(b)
@@ -200,7 +208,10 @@ pub fn parse_index(bytes: &[u8], limit: usize) -> Result<Index, ReadError> {
     }
     let v: serde_json::Value =
         serde_json::from_slice(bytes).map_err(|e| ReadError::Malformed(e.to_string()))?;
-    let schema = v.get("schema").and_then(serde_json::Value::as_u64).unwrap_or(0) as u32;
+    let schema = v
+        .get("schema")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(0) as u32;
     if schema != SCHEMA_VERSION {
         return Err(ReadError::Version(schema));
     }

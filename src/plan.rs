@@ -37,8 +37,7 @@ impl Job {
 
 fn shell_quote(s: &str) -> String {
     if !s.is_empty()
-        && s
-            .bytes()
+        && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./:+@#=,".contains(&b))
     {
         s.to_string()
@@ -61,7 +60,9 @@ pub fn plan(event: &Event, manifest: &Branch, repo_url: &str, event_branch: &str
     for task in &manifest.tasks {
         let label = task.name.clone().unwrap_or_else(|| task.path.clone());
         match skip_reason(task, event, event_branch) {
-            Some(why) => p.explain.push(format!("  {} ({label}): skipped: {why}", task.path)),
+            Some(why) => p
+                .explain
+                .push(format!("  {} ({label}): skipped: {why}", task.path)),
             None => {
                 p.explain.push(format!(
                     "  {} ({label}): runs for {} on {}",
@@ -95,7 +96,10 @@ pub fn plan(event: &Event, manifest: &Branch, repo_url: &str, event_branch: &str
 fn skip_reason(task: &Task, event: &Event, branch: &str) -> Option<String> {
     if !task.valid {
         let errors = task.diagnostics.iter().filter(|d| d.is_error()).count();
-        return Some(format!("invalid ({errors} error{}; accepted under policy `warn`)", if errors == 1 { "" } else { "s" }));
+        return Some(format!(
+            "invalid ({errors} error{}; accepted under policy `warn`)",
+            if errors == 1 { "" } else { "s" }
+        ));
     }
     if !task.run {
         return Some("`scheduling.run` is false".to_string());
@@ -104,11 +108,18 @@ fn skip_reason(task: &Task, event: &Event, branch: &str) -> Option<String> {
         return Some(if task.on.is_empty() {
             "triggered by no item type".to_string()
         } else {
-            format!("triggered by {}, not {}", task.on.join(", "), event.item_type)
+            format!(
+                "triggered by {}, not {}",
+                task.on.join(", "),
+                event.item_type
+            )
         });
     }
     if !task.branches.is_empty() && !task.branches.iter().any(|g| glob_match(g, branch)) {
-        return Some(format!("branch `{branch}` matches none of {}", task.branches.join(", ")));
+        return Some(format!(
+            "branch `{branch}` matches none of {}",
+            task.branches.join(", ")
+        ));
     }
     if task.formula_sha256.is_none() {
         return Some("the manifest has no formula digest for it".to_string());

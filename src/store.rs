@@ -44,10 +44,12 @@ pub fn snapshot(repo: &Repo, config: &Config) -> Result<Snapshot, StoreError> {
     };
     let tree = repo.commit_tree(commit)?;
     let index = match repo.read_path(tree, "index.json")? {
-        Some(bytes) => manifest::parse_index(&bytes, MAX_MANIFEST_BYTES).map_err(|source| StoreError::Read {
-            file: "index.json".into(),
-            reference: config.manifest_ref.clone(),
-            source,
+        Some(bytes) => manifest::parse_index(&bytes, MAX_MANIFEST_BYTES).map_err(|source| {
+            StoreError::Read {
+                file: "index.json".into(),
+                reference: config.manifest_ref.clone(),
+                source,
+            }
         })?,
         None => Index {
             schema: manifest::SCHEMA_VERSION,
@@ -62,7 +64,12 @@ pub fn snapshot(repo: &Repo, config: &Config) -> Result<Snapshot, StoreError> {
 }
 
 /// Reads the stored manifest of `branch`, if there is one.
-pub fn read_branch(repo: &Repo, config: &Config, snap: &Snapshot, branch: &str) -> Result<Option<Branch>, StoreError> {
+pub fn read_branch(
+    repo: &Repo,
+    config: &Config,
+    snap: &Snapshot,
+    branch: &str,
+) -> Result<Option<Branch>, StoreError> {
     let (Some(tree), Some(entry)) = (snap.tree, snap.index.branches.get(branch)) else {
         return Ok(None);
     };
@@ -105,7 +112,12 @@ pub enum Applied {
 }
 
 /// Writes `changes` on top of whatever the manifest ref holds, retrying on lost races.
-pub fn apply(repo: &Repo, config: &Config, changes: &[Change], message: &str) -> Result<Applied, StoreError> {
+pub fn apply(
+    repo: &Repo,
+    config: &Config,
+    changes: &[Change],
+    message: &str,
+) -> Result<Applied, StoreError> {
     const ATTEMPTS: usize = 50;
     for attempt in 0..ATTEMPTS {
         let snap = snapshot(repo, config)?;
@@ -142,7 +154,13 @@ pub fn apply(repo: &Repo, config: &Config, changes: &[Change], message: &str) ->
             return Ok(Applied::Unchanged);
         }
         let commit = repo.write_commit(tree, snap.commit, message)?;
-        match repo.compare_and_swap(&config.manifest_ref, snap.commit, commit, message, config.stale_lock) {
+        match repo.compare_and_swap(
+            &config.manifest_ref,
+            snap.commit,
+            commit,
+            message,
+            config.stale_lock,
+        ) {
             Ok(()) => return Ok(Applied::Committed(commit)),
             Err(GitError::Race { .. }) => {
                 // Someone else moved the ref: start over from what they wrote.
@@ -161,7 +179,11 @@ pub fn apply(repo: &Repo, config: &Config, changes: &[Change], message: &str) ->
 }
 
 /// The blob id of each branch file named in the index.
-fn list_branch_files(repo: &Repo, index: &Index, tree: ObjectId) -> Result<BTreeMap<String, ObjectId>, StoreError> {
+fn list_branch_files(
+    repo: &Repo,
+    index: &Index,
+    tree: ObjectId,
+) -> Result<BTreeMap<String, ObjectId>, StoreError> {
     let mut out = BTreeMap::new();
     for entry in index.branches.values() {
         if let Some(id) = repo.path_id(tree, &entry.manifest)? {

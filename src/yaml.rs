@@ -226,8 +226,7 @@ fn guard(text: &str, limits: &Limits) -> Result<(), Error> {
     options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::Error;
     options.alias_limits.max_total_replayed_events = limits.max_nodes;
     options.with_snippet = false;
-    match serde_saphyr::from_str_with_options::<Vec<serde::de::IgnoredAny>>(text, options.clone())
-    {
+    match serde_saphyr::from_str_with_options::<Vec<serde::de::IgnoredAny>>(text, options.clone()) {
         Ok(_) => Ok(()),
         // A single document is not a list; read it as one value instead.
         Err(_) => match serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(text, options)
@@ -249,19 +248,20 @@ fn classify(e: &serde_saphyr::Error) -> Error {
     let raw = e.to_string();
     let first_line = raw.lines().next().unwrap_or("").trim().to_string();
     let lower = first_line.to_lowercase();
-    let kind = if lower.contains("depth") || lower.contains("recursion") || lower.contains("nesting") {
-        ErrorKind::TooDeep
-    } else if lower.contains("alias") || lower.contains("replay") || lower.contains("anchor") {
-        ErrorKind::TooManyAliases
-    } else if lower.contains("nodes") || lower.contains("events") || lower.contains("budget") {
-        ErrorKind::TooManyNodes
-    } else if lower.contains("duplicate") {
-        ErrorKind::DuplicateKey
-    } else if lower.contains("document") {
-        ErrorKind::MultipleDocuments
-    } else {
-        ErrorKind::Syntax
-    };
+    let kind =
+        if lower.contains("depth") || lower.contains("recursion") || lower.contains("nesting") {
+            ErrorKind::TooDeep
+        } else if lower.contains("alias") || lower.contains("replay") || lower.contains("anchor") {
+            ErrorKind::TooManyAliases
+        } else if lower.contains("nodes") || lower.contains("events") || lower.contains("budget") {
+            ErrorKind::TooManyNodes
+        } else if lower.contains("duplicate") {
+            ErrorKind::DuplicateKey
+        } else if lower.contains("document") {
+            ErrorKind::MultipleDocuments
+        } else {
+            ErrorKind::Syntax
+        };
     Error::new(kind, pos, strip_location(&first_line))
 }
 
@@ -477,9 +477,14 @@ fn count_nodes(node: &Node) -> usize {
 
 fn same_key(a: &Node, b: &Node) -> bool {
     match (&a.value, &b.value) {
-        (Value::Scalar { text: x, read: r, .. }, Value::Scalar { text: y, read: s, .. }) => {
-            x == y && r == s
-        }
+        (
+            Value::Scalar {
+                text: x, read: r, ..
+            },
+            Value::Scalar {
+                text: y, read: s, ..
+            },
+        ) => x == y && r == s,
         _ => false,
     }
 }
@@ -595,9 +600,10 @@ pub fn yaml12_reading(text: &str) -> Option<&'static str> {
         "false" | "False" | "FALSE" => Scalar::Bool(false),
         _ => {
             let t = text.strip_prefix(['-', '+']).unwrap_or(text);
-            if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()) {
-                Scalar::Int(0)
-            } else if t.starts_with("0o") || t.starts_with("0x") {
+            if (!t.is_empty() && t.bytes().all(|b| b.is_ascii_digit()))
+                || t.starts_with("0o")
+                || t.starts_with("0x")
+            {
                 Scalar::Int(0)
             } else if text.parse::<f64>().is_ok() && !text.contains('_') && t != "inf" && t != "nan"
             {
@@ -652,8 +658,8 @@ fn yaml11_int(text: &str) -> Option<i64> {
         digits(x, 16)?
     } else if t == "0" {
         0
-    } else if t.starts_with('0') {
-        digits(&t[1..], 8)?
+    } else if let Some(octal) = t.strip_prefix('0') {
+        digits(octal, 8)?
     } else if t.contains(':') {
         // Sexagesimal: 1:20 is 80 in YAML 1.1.
         let mut total: i64 = 0;
@@ -706,10 +712,14 @@ fn is_yaml11_float(text: &str) -> bool {
     let (int, frac) = (&mantissa[..dot], &mantissa[dot + 1..]);
     let ok_part = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || b == b'_');
     if int.is_empty() {
-        !frac.is_empty() && ok_part(frac) && frac.starts_with(|c: char| c.is_ascii_digit() || c == '_')
+        !frac.is_empty()
+            && ok_part(frac)
+            && frac.starts_with(|c: char| c.is_ascii_digit() || c == '_')
     } else {
         int.starts_with(|c: char| c.is_ascii_digit())
-            && int.bytes().all(|b| b.is_ascii_digit() || b == b'_' || b == b':')
+            && int
+                .bytes()
+                .all(|b| b.is_ascii_digit() || b == b'_' || b == b':')
             && ok_part(frac)
     }
 }

@@ -39,42 +39,127 @@ fn corpus_formulas_get_the_expected_verdicts() {
     let expected: &[(&str, &[&str])] = &[
         ("TomasTomecek__taskotron-tasks__sa_package__task.yml", &[]),
         ("fedora-modularity__check_modulemd__runtask.yml", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@0f0b9fc", &[]),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@0f0b9fc",
+            &[],
+        ),
         // The first draft declared an input arg `module`, which no trigger passes.
-        ("fedora-modularity__check_modulemd__runtask.yml@32ab3ac", &["unknown-input-arg"]),
-        ("fedora-modularity__check_modulemd__runtask.yml@3bcbbd9", &[]),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@32ab3ac",
+            &["unknown-input-arg"],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@3bcbbd9",
+            &[],
+        ),
         // `shell: >` is a string: libtaskotron would run it character by character.
-        ("fedora-modularity__check_modulemd__runtask.yml@419a069", &["shell-not-list"]),
-        ("fedora-modularity__check_modulemd__runtask.yml@4a22adf", &["bad-namespace", "unknown-input-arg"]),
-        ("fedora-modularity__check_modulemd__runtask.yml@700f58f", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@799593a", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@79ce7de", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@822f854", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@8682d15", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@8d1845e", &["bad-namespace", "unknown-input-arg"]),
-        ("fedora-modularity__check_modulemd__runtask.yml@9077c37", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@908fbf9", &[]),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@419a069",
+            &["shell-not-list"],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@4a22adf",
+            &["bad-namespace", "unknown-input-arg"],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@700f58f",
+            &[],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@799593a",
+            &[],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@79ce7de",
+            &[],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@822f854",
+            &[],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@8682d15",
+            &[],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@8d1845e",
+            &["bad-namespace", "unknown-input-arg"],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@9077c37",
+            &[],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@908fbf9",
+            &[],
+        ),
         // namespace `modules` is not in the result-namespace allow-list (scratch, dist, pkg).
-        ("fedora-modularity__check_modulemd__runtask.yml@a624027", &["bad-namespace"]),
-        ("fedora-modularity__check_modulemd__runtask.yml@be96694", &["bad-namespace"]),
-        ("fedora-modularity__check_modulemd__runtask.yml@c1a86a5", &["bad-namespace"]),
-        ("fedora-modularity__check_modulemd__runtask.yml@e4897b6", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@e5b5486", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@e6acd7a", &[]),
-        ("fedora-modularity__check_modulemd__runtask.yml@ff94ea4", &[]),
-        ("fedora-python__taskotron-python-versions__runtask.yaml@023e76a", &[]),
-        ("fedora-python__taskotron-python-versions__runtask.yaml@3e953c4", &[]),
-        ("fedora-python__taskotron-python-versions__runtask.yaml@f88fc68", &[]),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@a624027",
+            &["bad-namespace"],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@be96694",
+            &["bad-namespace"],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@c1a86a5",
+            &["bad-namespace"],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@e4897b6",
+            &[],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@e5b5486",
+            &[],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@e6acd7a",
+            &[],
+        ),
+        (
+            "fedora-modularity__check_modulemd__runtask.yml@ff94ea4",
+            &[],
+        ),
+        (
+            "fedora-python__taskotron-python-versions__runtask.yaml@023e76a",
+            &[],
+        ),
+        (
+            "fedora-python__taskotron-python-versions__runtask.yaml@3e953c4",
+            &[],
+        ),
+        (
+            "fedora-python__taskotron-python-versions__runtask.yaml@f88fc68",
+            &[],
+        ),
         ("fedora-python__taskotron-python-versions__runtask.yml", &[]),
-        ("fedora-python__taskotron-python-versions__runtask.yml@26484a0", &[]),
-        ("fedora-python__taskotron-python-versions__runtask.yml@c2b8df0", &[]),
-        ("fedora-python__taskotron-python-versions__runtask.yml@e336d49", &[]),
-        ("fedora-python__taskotron-python-versions__runtask.yml@fb0c227", &[]),
+        (
+            "fedora-python__taskotron-python-versions__runtask.yml@26484a0",
+            &[],
+        ),
+        (
+            "fedora-python__taskotron-python-versions__runtask.yml@c2b8df0",
+            &[],
+        ),
+        (
+            "fedora-python__taskotron-python-versions__runtask.yml@e336d49",
+            &[],
+        ),
+        (
+            "fedora-python__taskotron-python-versions__runtask.yml@fb0c227",
+            &[],
+        ),
     ];
     let dir = corpus().join("formulas");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).expect("corpus") {
-        let name = entry.expect("entry").file_name().to_string_lossy().into_owned();
+        let name = entry
+            .expect("entry")
+            .file_name()
+            .to_string_lossy()
+            .into_owned();
         let want = expected
             .iter()
             .find(|(n, _)| *n == name)
@@ -111,7 +196,10 @@ fn corpus_files_under_their_own_names_are_misnamed() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("python-versions/runtask.yaml: error[misnamed-formula]: `runtask.yaml` looks like a task formula, but the runner only reads `runtask.yml`\n  help: rename it: git mv runtask.yaml runtask.yml"), "{text}");
-    assert!(text.contains("sa_package/task.yml: error[misnamed-formula]"), "{text}");
+    assert!(
+        text.contains("sa_package/task.yml: error[misnamed-formula]"),
+        "{text}"
+    );
 }
 
 const BASE: &str = "name: t\ndesc: d\nmaintainer: m\ninput:\n  args: [koji_build]\nactions:\n";
@@ -151,7 +239,10 @@ fn every_formula_code_is_reported() {
     ];
     for (code, text) in cases {
         let got = codes_for(text);
-        assert!(got.iter().any(|c| c == code), "{code} not reported for:\n{text}\ngot {got:?}");
+        assert!(
+            got.iter().any(|c| c == code),
+            "{code} not reported for:\n{text}\ngot {got:?}"
+        );
     }
 }
 
@@ -171,14 +262,25 @@ fn discovery_codes() {
     write(&d.join(".hidden/runtask.yml"), "not even yaml: [");
     write(&d.join("a/b/c/d/e/f/runtask.yml"), GOOD);
     std::fs::create_dir_all(d.join("linked")).expect("mkdir");
-    std::os::unix::fs::symlink("../outer/runtask.yml", d.join("linked/runtask.yml")).expect("symlink");
+    std::os::unix::fs::symlink("../outer/runtask.yml", d.join("linked/runtask.yml"))
+        .expect("symlink");
     let (code, v) = check_json(d, &[]);
     assert_eq!(code, 1);
     let c = codes(&v);
-    for want in ["nested-task", "bad-path", "misnamed-formula", "formula-not-a-file", "depth-limit"] {
+    for want in [
+        "nested-task",
+        "bad-path",
+        "misnamed-formula",
+        "formula-not-a-file",
+        "depth-limit",
+    ] {
         assert!(c.iter().any(|x| x == want), "{want} missing: {c:?}");
     }
-    assert!(!v["tasks"].as_array().expect("tasks").iter().any(|t| t["path"] == ".hidden"));
+    assert!(!v["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .any(|t| t["path"] == ".hidden"));
 }
 
 #[test]
@@ -254,7 +356,11 @@ fn assert_bounded(name: &str, bytes: &[u8], want_code: &str) {
     std::fs::write(dir.path().join("t/runtask.yml"), bytes).expect("write");
     let start = Instant::now();
     let (code, v) = check_json(dir.path(), &[]);
-    assert!(start.elapsed() < Duration::from_secs(10), "{name} took {:?}", start.elapsed());
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "{name} took {:?}",
+        start.elapsed()
+    );
     assert_eq!(code, 1, "{name}");
     let c = codes(&v);
     assert!(c.iter().any(|x| x == want_code), "{name}: {c:?}");
@@ -271,9 +377,21 @@ f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
 g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
 ";
     assert_bounded("alias bomb", bomb.as_bytes(), "yaml-limit");
-    assert_bounded("10k deep", ("[".repeat(10_000) + &"]".repeat(10_000)).as_bytes(), "yaml-limit");
-    assert_bounded("10k deep maps", "a:\n".repeat(1).as_bytes().iter().copied().chain("{a: ".repeat(10_000).bytes()).collect::<Vec<u8>>().as_slice(), "yaml-limit");
-    assert_bounded("3 MB", format!("name: {}\n", "x".repeat(3 << 20)).as_bytes(), "formula-too-large");
+    assert_bounded(
+        "10k deep",
+        ("[".repeat(10_000) + &"]".repeat(10_000)).as_bytes(),
+        "yaml-limit",
+    );
+    assert_bounded(
+        "10k deep maps",
+        format!("a: {}", "{a: ".repeat(10_000)).as_bytes(),
+        "yaml-limit",
+    );
+    assert_bounded(
+        "3 MB",
+        format!("name: {}\n", "x".repeat(3 << 20)).as_bytes(),
+        "formula-too-large",
+    );
     assert_bounded("invalid utf-8", b"name: t\ndesc: \xff\xfe\n", "not-utf8");
     assert_bounded("empty", b"", "empty-formula");
     assert_bounded("tabs", b"name: t\n\tdesc: d\n", "yaml-syntax");
@@ -288,7 +406,10 @@ fn not_utf8_points_at_the_byte() {
     std::fs::write(dir.path().join("t/runtask.yml"), b"name: t\ndesc: ab\xff\n").expect("write");
     let (_, v) = check_json(dir.path(), &[]);
     let d = &v["diagnostics"][0];
-    assert_eq!((d["line"].as_u64(), d["column"].as_u64()), (Some(2), Some(9)));
+    assert_eq!(
+        (d["line"].as_u64(), d["column"].as_u64()),
+        (Some(2), Some(9))
+    );
 }
 
 /// The verdict on a commit of a bare repository equals the verdict on its checkout.
@@ -297,12 +418,16 @@ fn rev_on_bare_repo_equals_checkout() {
     let dir = tempfile::tempdir().expect("tmp");
     let work = dir.path().join("work");
     write(&work.join("good/runtask.yml"), GOOD);
-    write(&work.join("bad/runtask.yml"), "name: x\ndesc: [d]\nmaintainer: m\nactions: []\n");
+    write(
+        &work.join("bad/runtask.yml"),
+        "name: x\ndesc: [d]\nmaintainer: m\nactions: []\n",
+    );
     write(&work.join("tests/Runtask.yaml"), GOOD);
     write(&work.join("nested/runtask.yml"), GOOD);
     write(&work.join("nested/sub/runtask.yml"), GOOD);
     std::fs::create_dir_all(work.join("link")).expect("mkdir");
-    std::os::unix::fs::symlink("../good/runtask.yml", work.join("link/runtask.yml")).expect("symlink");
+    std::os::unix::fs::symlink("../good/runtask.yml", work.join("link/runtask.yml"))
+        .expect("symlink");
     git(dir.path(), &["init", "-q", "work"]);
     git(&work, &["add", "-A"]);
     git(&work, &["commit", "-q", "-m", "x"]);
@@ -319,7 +444,12 @@ fn rev_on_bare_repo_equals_checkout() {
 #[test]
 fn usage_errors_exit_2() {
     let dir = tempfile::tempdir().expect("tmp");
-    assert_eq!(taskhook(&["check", "no/such/dir"], dir.path()).status.code(), Some(2));
+    assert_eq!(
+        taskhook(&["check", "no/such/dir"], dir.path())
+            .status
+            .code(),
+        Some(2)
+    );
     assert_eq!(taskhook(&["frobnicate"], dir.path()).status.code(), Some(2));
     git(dir.path(), &["init", "-q", "r"]);
     let out = taskhook(&["check", "r", "--rev", "nope"], dir.path());

@@ -22,11 +22,24 @@ fn served(name: &str) -> (Server, Daemon) {
     s.commit_file("compose/runtask.yml", &formula("compose", ""));
     s.commit_file("module/runtask.yml", &formula("module_build", ""));
     s.commit_file("gitcommit/runtask.yml", &formula("git_commit", ""));
-    s.commit_file("fanout/runtask.yml", &formula("koji_build", "scheduling:\n  arches: [x86_64, aarch64]\n  branches: [\"f*\"]\n"));
-    s.commit_file("dormant/runtask.yml", &formula("koji_build", "scheduling:\n  run: false\n"));
+    s.commit_file(
+        "fanout/runtask.yml",
+        &formula(
+            "koji_build",
+            "scheduling:\n  arches: [x86_64, aarch64]\n  branches: [\"f*\"]\n",
+        ),
+    );
+    s.commit_file(
+        "dormant/runtask.yml",
+        &formula("koji_build", "scheduling:\n  run: false\n"),
+    );
     for b in ["master", "f22", "epel7", "f18"] {
         let out = s.push(&format!("HEAD:{b}"));
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     std::fs::rename(s.bare(), s.dir.path().join(format!("{name}.git"))).expect("rename");
     let daemon = Daemon::serve(s.dir.path());
@@ -41,13 +54,23 @@ fn plan(dir: &Path, args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
-    (out.status.code().unwrap_or(-1), jobs, String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        jobs,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 fn tasks(jobs: &[serde_json::Value]) -> Vec<String> {
     let mut t: Vec<String> = jobs
         .iter()
-        .map(|j| format!("{}/{}", j["task_path"].as_str().unwrap_or(""), j["arch"].as_str().unwrap_or("")))
+        .map(|j| {
+            format!(
+                "{}/{}",
+                j["task_path"].as_str().unwrap_or(""),
+                j["arch"].as_str().unwrap_or("")
+            )
+        })
         .collect();
     t.sort();
     t
@@ -64,7 +87,10 @@ fn every_corpus_message() {
     let remote = d.url("{name}.git");
     let head = |b: &str| git(&dir.join("ansible.git"), &["rev-parse", b]);
     // koji build COMPLETE, fedmsg and fedora-messaging envelopes: release 1.el7 → epel7.
-    for m in ["fedmsg__buildsys__TestKojiBuildStateChangeComplete.json", "fedora-messaging__koji_build_complete.json"] {
+    for m in [
+        "fedmsg__buildsys__TestKojiBuildStateChangeComplete.json",
+        "fedora-messaging__koji_build_complete.json",
+    ] {
         let (code, jobs, err) = plan(dir, &["--remote", &remote, "--event", &msg(m), "--explain"]);
         assert_eq!(code, 0, "{err}");
         assert_eq!(tasks(&jobs), vec!["build/noarch"], "{m}: {err}");
@@ -78,35 +104,100 @@ fn every_corpus_message() {
         assert_eq!(j["formula_sha256"].as_str().map(str::len), Some(64));
     }
     // A failed build and a module build that is not ready: no jobs, and --explain says why.
-    let (code, jobs, err) = plan(dir, &["--remote", &remote, "--event", &msg("fedmsg__buildsys__TestKojiBuildStateChangeFail.json"), "--explain"]);
+    let (code, jobs, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &remote,
+            "--event",
+            &msg("fedmsg__buildsys__TestKojiBuildStateChangeFail.json"),
+            "--explain",
+        ],
+    );
     assert_eq!((code, jobs.len()), (0, 0));
-    assert!(err.contains("koji build state is FAILED (3), not COMPLETE (1)"), "{err}");
-    let (code, jobs, err) = plan(dir, &["--remote", &remote, "--event", &msg("fedmsg__mbs__TestModuleBuildStateChange.json"), "--explain"]);
+    assert!(
+        err.contains("koji build state is FAILED (3), not COMPLETE (1)"),
+        "{err}"
+    );
+    let (code, jobs, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &remote,
+            "--event",
+            &msg("fedmsg__mbs__TestModuleBuildStateChange.json"),
+            "--explain",
+        ],
+    );
     assert_eq!((code, jobs.len()), (0, 0));
-    assert!(err.contains("module build state is `wait`, not `ready`"), "{err}");
+    assert!(
+        err.contains("module build state is `wait`, not `ready`"),
+        "{err}"
+    );
 }
 
 #[test]
 fn tag_distgit_compose_and_pagure_events() {
     let (s, d) = served("stage");
     let dir = s.dir.path();
-    let (code, jobs, err) = plan(dir, &["--remote", &d.url("{name}.git"), "--event", &msg("fedmsg__buildsys__TestKojiBuildTag.json")]);
+    let (code, jobs, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &d.url("{name}.git"),
+            "--event",
+            &msg("fedmsg__buildsys__TestKojiBuildTag.json"),
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(tasks(&jobs), vec!["tag/noarch"]);
     assert_eq!(jobs[0]["item"], "f18-updates-testing-pending");
     assert_eq!(jobs[0]["git_branch"], "f18");
     std::fs::rename(dir.join("stage.git"), dir.join("valgrind.git")).expect("rename");
-    let (code, jobs, err) = plan(dir, &["--remote", &d.url("{name}.git"), "--event", &msg("fedmsg__scm__TestSCMWithNamespace.json"), "--explain"]);
+    let (code, jobs, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &d.url("{name}.git"),
+            "--event",
+            &msg("fedmsg__scm__TestSCMWithNamespace.json"),
+            "--explain",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert_eq!(tasks(&jobs), vec!["distgit/noarch"]);
-    assert_eq!(jobs[0]["item"], "rpms/valgrind#7a98f80d9b61ce167e4ef8129c81ed9284ecf4e1");
+    assert_eq!(
+        jobs[0]["item"],
+        "rpms/valgrind#7a98f80d9b61ce167e4ef8129c81ed9284ecf4e1"
+    );
     assert!(err.contains("is stale, or the event is older"), "{err}");
-    let (code, jobs, _) = plan(dir, &["--remote", &d.url("valgrind.git"), "--event", &msg("fedmsg__compose2__TestPungiKojiComplete.json"), "--rawhide-branch", "master"]);
+    let (code, jobs, _) = plan(
+        dir,
+        &[
+            "--remote",
+            &d.url("valgrind.git"),
+            "--event",
+            &msg("fedmsg__compose2__TestPungiKojiComplete.json"),
+            "--rawhide-branch",
+            "master",
+        ],
+    );
     assert_eq!(code, 0);
     assert_eq!(tasks(&jobs), vec!["compose/noarch"]);
-    assert_eq!(jobs[0]["git_branch"], "master", "rawhide compose → configured rawhide branch");
+    assert_eq!(
+        jobs[0]["git_branch"], "master",
+        "rawhide compose → configured rawhide branch"
+    );
     std::fs::rename(dir.join("valgrind.git"), dir.join("pagure.git")).expect("rename");
-    let (code, jobs, _) = plan(dir, &["--remote", &d.url("{name}.git"), "--event", &msg("fedmsg__pagure__TestGitCommit.json")]);
+    let (code, jobs, _) = plan(
+        dir,
+        &[
+            "--remote",
+            &d.url("{name}.git"),
+            "--event",
+            &msg("fedmsg__pagure__TestGitCommit.json"),
+        ],
+    );
     assert_eq!(code, 0);
     assert_eq!(tasks(&jobs), vec!["gitcommit/noarch"]);
 }
@@ -116,24 +207,107 @@ fn arches_fan_out_branch_filters_and_fallback() {
     let (s, d) = served("foo");
     let dir = s.dir.path();
     let remote = d.url("foo.git");
-    let (code, jobs, err) = plan(dir, &["--remote", &remote, "--item-type", "koji_build", "--item", "foo-1-1.fc22", "--branch", "f22", "--explain"]);
+    let (code, jobs, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &remote,
+            "--item-type",
+            "koji_build",
+            "--item",
+            "foo-1-1.fc22",
+            "--branch",
+            "f22",
+            "--explain",
+        ],
+    );
     assert_eq!(code, 0);
-    assert_eq!(tasks(&jobs), vec!["build/noarch", "fanout/aarch64", "fanout/x86_64"]);
-    assert!(err.contains("dormant (check-koji_build): skipped: `scheduling.run` is false"), "{err}");
+    assert_eq!(
+        tasks(&jobs),
+        vec!["build/noarch", "fanout/aarch64", "fanout/x86_64"]
+    );
+    assert!(
+        err.contains("dormant (check-koji_build): skipped: `scheduling.run` is false"),
+        "{err}"
+    );
     // master does not match the fanout task's branch filter.
-    let (_, jobs, err) = plan(dir, &["--remote", &remote, "--item-type", "koji_build", "--item", "x", "--branch", "master", "--explain"]);
+    let (_, jobs, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &remote,
+            "--item-type",
+            "koji_build",
+            "--item",
+            "x",
+            "--branch",
+            "master",
+            "--explain",
+        ],
+    );
     assert_eq!(tasks(&jobs), vec!["build/noarch"]);
     assert!(err.contains("branch `master` matches none of f*"), "{err}");
     // f40 has no manifest: nothing without a fallback, master's tasks with one.
-    let (code, jobs, err) = plan(dir, &["--remote", &remote, "--item-type", "koji_build", "--item", "x", "--branch", "f40", "--explain"]);
+    let (code, jobs, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &remote,
+            "--item-type",
+            "koji_build",
+            "--item",
+            "x",
+            "--branch",
+            "f40",
+            "--explain",
+        ],
+    );
     assert_eq!((code, jobs.len()), (0, 0));
     assert!(err.contains("no manifest for branch `f40`"), "{err}");
-    let (_, jobs, _) = plan(dir, &["--remote", &remote, "--item-type", "koji_build", "--item", "x", "--branch", "f40", "--fallback-branch", "master", "--format", "json"]);
-    assert_eq!(tasks(&jobs), vec!["build/noarch", "fanout/aarch64", "fanout/x86_64"], "filter applies to the event's branch f40");
+    let (_, jobs, _) = plan(
+        dir,
+        &[
+            "--remote",
+            &remote,
+            "--item-type",
+            "koji_build",
+            "--item",
+            "x",
+            "--branch",
+            "f40",
+            "--fallback-branch",
+            "master",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        tasks(&jobs),
+        vec!["build/noarch", "fanout/aarch64", "fanout/x86_64"],
+        "filter applies to the event's branch f40"
+    );
     assert!(jobs.iter().all(|j| j["git_branch"] == "master"));
-    let out = taskhook(&["plan", "--remote", &remote, "--item-type", "koji_build", "--item", "foo-1-1.fc22", "--branch", "f22", "--format", "runtask"], dir);
+    let out = taskhook(
+        &[
+            "plan",
+            "--remote",
+            &remote,
+            "--item-type",
+            "koji_build",
+            "--item",
+            "foo-1-1.fc22",
+            "--branch",
+            "f22",
+            "--format",
+            "runtask",
+        ],
+        dir,
+    );
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("runtask -i foo-1-1.fc22 -t koji_build -a x86_64 fanout/runtask.yml\n"), "{text}");
+    assert!(
+        text.contains("runtask -i foo-1-1.fc22 -t koji_build -a x86_64 fanout/runtask.yml\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -145,43 +319,129 @@ fn bad_inputs_fail_clearly() {
     let (code, _, err) = plan(dir, &["--remote", &remote, "--event", "bad.json"]);
     assert_eq!(code, 1);
     assert!(err.contains("the event is not JSON"), "{err}");
-    write(&dir.join("odd.json"), r#"{"topic": "org.fedoraproject.prod.fas.user.create", "msg": {}}"#);
-    let (code, jobs, err) = plan(dir, &["--remote", &remote, "--event", "odd.json", "--explain"]);
+    write(
+        &dir.join("odd.json"),
+        r#"{"topic": "org.fedoraproject.prod.fas.user.create", "msg": {}}"#,
+    );
+    let (code, jobs, err) = plan(
+        dir,
+        &["--remote", &remote, "--event", "odd.json", "--explain"],
+    );
     assert_eq!((code, jobs.len()), (0, 0));
-    assert!(err.contains("is not an event taskhook schedules on"), "{err}");
+    assert!(
+        err.contains("is not an event taskhook schedules on"),
+        "{err}"
+    );
     write(&dir.join("nobody.json"), r#"{"topic": "x"}"#);
-    assert_eq!(plan(dir, &["--remote", &remote, "--event", "nobody.json"]).0, 1);
+    assert_eq!(
+        plan(dir, &["--remote", &remote, "--event", "nobody.json"]).0,
+        1
+    );
     // Unreachable remote: a port nobody listens on.
-    let port = std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("a").port();
-    let (code, _, err) = plan(dir, &["--remote", &format!("git://127.0.0.1:{port}/foo.git"), "--item-type", "koji_build", "--item", "x", "--branch", "f22", "--timeout", "5"]);
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("a")
+        .port();
+    let (code, _, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &format!("git://127.0.0.1:{port}/foo.git"),
+            "--item-type",
+            "koji_build",
+            "--item",
+            "x",
+            "--branch",
+            "f22",
+            "--timeout",
+            "5",
+        ],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("failed"), "{err}");
     // A repository without taskhook's manifest ref.
     git(dir, &["init", "-q", "--bare", "plain.git"]);
-    let (code, _, err) = plan(dir, &["--remote", &d.url("plain.git"), "--item-type", "koji_build", "--item", "x", "--branch", "f22"]);
+    let (code, _, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &d.url("plain.git"),
+            "--item-type",
+            "koji_build",
+            "--item",
+            "x",
+            "--branch",
+            "f22",
+        ],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("the remote has no refs/meta/tasks"), "{err}");
     // A tampered manifest: written behind the hook's back.
     let bare = dir.join("foo.git");
-    let blob = Command::new("git").args(["hash-object", "-w", "--stdin"]).current_dir(&bare).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().expect("git");
+    let blob = Command::new("git")
+        .args(["hash-object", "-w", "--stdin"])
+        .current_dir(&bare)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git");
     use std::io::Write;
-    blob.stdin.as_ref().expect("stdin").write_all(br#"{"schema": 1, "branch": "f22", "commit": "nope", "tasks": []}"#).expect("w");
+    blob.stdin
+        .as_ref()
+        .expect("stdin")
+        .write_all(br#"{"schema": 1, "branch": "f22", "commit": "nope", "tasks": []}"#)
+        .expect("w");
     let blob = String::from_utf8(blob.wait_with_output().expect("o").stdout).expect("utf8");
-    let tree = git_stdin(&bare, &["mktree"], &format!("100644 blob {}\tf22.json\n", blob.trim()));
-    let root = git_stdin(&bare, &["mktree"], &format!("040000 tree {}\tbranches\n", tree.trim()));
+    let tree = git_stdin(
+        &bare,
+        &["mktree"],
+        &format!("100644 blob {}\tf22.json\n", blob.trim()),
+    );
+    let root = git_stdin(
+        &bare,
+        &["mktree"],
+        &format!("040000 tree {}\tbranches\n", tree.trim()),
+    );
     let commit = git(&bare, &["commit-tree", root.trim(), "-m", "tampered"]);
     git(&bare, &["update-ref", "refs/meta/tasks", &commit]);
-    let (code, _, err) = plan(dir, &["--remote", &remote, "--item-type", "koji_build", "--item", "x", "--branch", "f22"]);
+    let (code, _, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &remote,
+            "--item-type",
+            "koji_build",
+            "--item",
+            "x",
+            "--branch",
+            "f22",
+        ],
+    );
     assert_eq!(code, 1);
-    assert!(err.contains("the manifest is not valid JSON of the expected shape"), "{err}");
+    assert!(
+        err.contains("the manifest is not valid JSON of the expected shape"),
+        "{err}"
+    );
 }
 
 use std::process::Command;
 
 fn git_stdin(cwd: &Path, args: &[&str], input: &str) -> String {
     use std::io::Write;
-    let child = Command::new("git").args(args).current_dir(cwd).stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped()).spawn().expect("git");
-    child.stdin.as_ref().expect("stdin").write_all(input.as_bytes()).expect("write");
+    let child = Command::new("git")
+        .args(args)
+        .current_dir(cwd)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git");
+    child
+        .stdin
+        .as_ref()
+        .expect("stdin")
+        .write_all(input.as_bytes())
+        .expect("write");
     String::from_utf8(child.wait_with_output().expect("out").stdout).expect("utf8")
 }
 
@@ -230,7 +490,12 @@ s.serve_forever()
 "#
     .replace("@ROOT@", &dir.display().to_string())
     .replace("@BACKEND@", &backend);
-    let mut child = Command::new(py).arg("-c").arg(server_py).stdout(std::process::Stdio::piped()).spawn().expect("python http server");
+    let mut child = Command::new(py)
+        .arg("-c")
+        .arg(server_py)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python http server");
     struct Kill(std::process::Child);
     impl Drop for Kill {
         fn drop(&mut self) {
@@ -240,18 +505,41 @@ s.serve_forever()
     }
     let mut line = String::new();
     use std::io::BufRead;
-    std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("port");
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("port");
     let _guard = Kill(child);
     let url = format!("http://127.0.0.1:{}/foo.git", line.trim());
     let cache = dir.join("cache");
-    let (code, jobs, err) = plan(dir, &["--remote", &url, "--item-type", "koji_build", "--item", "x", "--branch", "f22", "--cache-dir", cache.to_str().expect("utf8")]);
+    let (code, jobs, err) = plan(
+        dir,
+        &[
+            "--remote",
+            &url,
+            "--item-type",
+            "koji_build",
+            "--item",
+            "x",
+            "--branch",
+            "f22",
+            "--cache-dir",
+            cache.to_str().expect("utf8"),
+        ],
+    );
     assert_eq!(code, 0, "{err}");
-    assert_eq!(tasks(&jobs), vec!["build/noarch", "fanout/aarch64", "fanout/x86_64"]);
+    assert_eq!(
+        tasks(&jobs),
+        vec!["build/noarch", "fanout/aarch64", "fanout/x86_64"]
+    );
     assert!(cache.read_dir().expect("cache").next().is_some());
 }
 
 fn which(cmd: &str) -> Result<String, ()> {
-    let out = Command::new("sh").arg("-c").arg(format!("command -v {cmd}")).output().map_err(|_| ())?;
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {cmd}"))
+        .output()
+        .map_err(|_| ())?;
     if out.status.success() {
         Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
     } else {

@@ -10,8 +10,11 @@ use taskhook::yaml::{self, Node, Scalar, Value};
 use util::*;
 
 fn load(name: &str) -> jsonschema::Validator {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("schema").join(name);
-    let schema: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("json");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("schema")
+        .join(name);
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(path).expect("schema")).expect("json");
     jsonschema::validator_for(&schema).expect("valid schema")
 }
 
@@ -21,7 +24,9 @@ fn to_json(n: &Node) -> serde_json::Value {
             Scalar::Null => serde_json::Value::Null,
             Scalar::Bool(b) => (*b).into(),
             Scalar::Int(i) => (*i).into(),
-            Scalar::Float(f) => serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+            Scalar::Float(f) => {
+                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+            }
             Scalar::Timestamp | Scalar::Str => text.clone().into(),
         },
         Value::Seq(items) => items.iter().map(to_json).collect(),
@@ -42,10 +47,17 @@ fn every_corpus_formula_fits_the_schema_except_known_structural_errors() {
     let v = load("formula.schema.json");
     for entry in std::fs::read_dir(corpus().join("formulas")).expect("corpus") {
         let path = entry.expect("entry").path();
-        let name = path.file_name().expect("name").to_string_lossy().into_owned();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .into_owned();
         let doc = formula_json(&std::fs::read_to_string(&path).expect("read"));
         // Structural errors the schema can see too: `module` as input arg, `shell:` as a string.
-        let structurally_bad = name.ends_with("@32ab3ac") || name.ends_with("@4a22adf") || name.ends_with("@8d1845e") || name.ends_with("@419a069");
+        let structurally_bad = name.ends_with("@32ab3ac")
+            || name.ends_with("@4a22adf")
+            || name.ends_with("@8d1845e")
+            || name.ends_with("@419a069");
         assert_eq!(v.is_valid(&doc), !structurally_bad, "{name}");
     }
 }
@@ -70,7 +82,11 @@ fn schema_agrees_with_the_validator_on_structural_errors() {
         assert!(!v.is_valid(&doc), "schema accepts:\n{text}");
         let dir = tempfile::tempdir().expect("tmp");
         write(&dir.path().join("t/runtask.yml"), text);
-        assert_eq!(taskhook(&["check"], dir.path()).status.code(), Some(1), "validator accepts:\n{text}");
+        assert_eq!(
+            taskhook(&["check"], dir.path()).status.code(),
+            Some(1),
+            "validator accepts:\n{text}"
+        );
     }
     assert!(v.is_valid(&formula_json(GOOD)));
 }
@@ -88,7 +104,8 @@ fn manifests_written_by_the_hooks_fit_their_schemas() {
     assert!(iv.is_valid(&index), "{index}");
     let mv = load("manifest.schema.json");
     for b in ["master", "epel/9"] {
-        let m: serde_json::Value = serde_json::from_str(&s.show(&format!("branches/{b}.json"))).expect("json");
+        let m: serde_json::Value =
+            serde_json::from_str(&s.show(&format!("branches/{b}.json"))).expect("json");
         let errors: Vec<String> = mv.iter_errors(&m).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{b}: {errors:?}");
         assert!(!m["problems"].as_array().expect("problems").is_empty());

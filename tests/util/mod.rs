@@ -87,16 +87,26 @@ impl Server {
 
     pub fn with_policy(policy: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        git(dir.path(), &["init", "-q", "--bare", "-b", "master", "srv.git"]);
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "master", "srv.git"],
+        );
         let mut args = vec!["install"];
         if let Some(p) = policy {
             args.extend(["--policy", p]);
         }
         args.push("srv.git");
         let out = taskhook(&args, dir.path());
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
         git(dir.path(), &["init", "-q", "-b", "master", "work"]);
-        git(&dir.path().join("work"), &["remote", "add", "origin", "../srv.git"]);
+        git(
+            &dir.path().join("work"),
+            &["remote", "add", "origin", "../srv.git"],
+        );
         Server { dir }
     }
 
@@ -111,7 +121,10 @@ impl Server {
     pub fn commit_file(&self, path: &str, text: &str) {
         write(&self.work().join(path), text);
         git(&self.work(), &["add", "-A"]);
-        git(&self.work(), &["commit", "-q", "-m", &format!("change {path}")]);
+        git(
+            &self.work(),
+            &["commit", "-q", "-m", &format!("change {path}")],
+        );
     }
 
     pub fn push(&self, refspec: &str) -> Output {
@@ -119,7 +132,10 @@ impl Server {
     }
 
     pub fn meta(&self) -> Option<String> {
-        let out = git_output(&self.bare(), &["rev-parse", "-q", "--verify", "refs/meta/tasks"]);
+        let out = git_output(
+            &self.bare(),
+            &["rev-parse", "-q", "--verify", "refs/meta/tasks"],
+        );
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
