@@ -1,0 +1,219 @@
+#!/usr/bin/env python3
+"""taskhook benchmark: every comparison side by side, alternating runs, medians.
+
+Usage: python3 bench/run.py [--sizes 20,200,2000] [--push-sizes 200,2000,10000]
+                            [--validate 10000] [--runs 5]
+Builds the release binary, generates synthetic task repositories in a temp dir, serves them with
+git daemon on 127.0.0.1, and prints one table per comparison. Nothing is left running.
+"""
+import argparse, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BIN = os.path.join(ROOT, "target", "release", "taskhook")
+ENV = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b",
+           GIT_COMMITTER_EMAIL="b@x", GIT_CONFIG_NOSYSTEM="1")
+
+FORMULA = """name: task{i}
+desc: synthetic task {i}
+maintainer: bench
+namespace: dist
+input:
+  args: [koji_build]
+environment:
+  rpm: [rpmlint]
+actions:
+  - name: download
+    koji:
+      action: download
+      koji_build: ${{koji_build}}
+      arch: [all]
+  - name: run
+    python:
+      file: run.py
+      callable: run
+      workdir: ${{workdir}}
+    export: out
+  - name: report
+    resultsdb:
+      results: ${{out}}
+"""
+
+
+def run(cmd, cwd=None, **kw):
+    return subprocess.run(cmd, cwd=cwd, env=ENV, check=True, capture_output=True, **kw)
+
+
+def timed(cmd, cwd=None):
+    t = time.perf_counter()
+    p = subprocess.run(cmd, cwd=cwd, env=ENV, capture_output=True)
+    dt = time.perf_counter() - t
+    if p.returncode != 0:
+        sys.exit(f"failed: {' '.join(cmd)}\n{p.stderr.decode()}")
+    return dt, p
+
+
+def make_repo(base, name, tasks, filler_kb=50, hooks=True):
+    """A bare repo with `tasks` task directories (formula + filler_kb of other files each)."""
+    work = os.path.join(base, name + ".work")
+    bare = os.path.join(base, name + ".git")
+    os.makedirs(work)
+    run(["git", "init", "-q", "-b", "master"], work)
+    rnd = os.urandom
+    for i in range(tasks):
+        d = os.path.join(work, f"tests/task{i:05d}")
+        os.makedirs(d)
+        with open(os.path.join(d, "runtask.yml"), "w") as f:
+            f.write(FORMULA.format(i=i))
+        if filler_kb:
+            with open(os.path.join(d, "data.bin"), "wb") as f:
+                f.write(rnd(filler_kb * 1024))
+    run(["git", "add", "-A"], work)
+    run(["git", "commit", "-q", "-m", "tasks"], work)
+    run(["git", "clone", "-q", "--bare", work, bare])
+    if hooks:
+        run([BIN, "install", bare])
+        run([BIN, "manifest", "rebuild", bare])
+    return work, bare
+
+
+class Daemon:
+    def __init__(self, base):
+        s = socket.socket(); s.bind(("127.0.0.1", 0)); self.port = s.getsockname()[1]; s.close()
+        self.p = subprocess.Popen(["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={self.port}",
+                                   f"--base-path={base}", "--export-all", "--enable=upload-archive", base],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        for _ in range(250):
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.1).close(); return
+            except OSError:
+                time.sleep(0.02)
+        raise SystemExit("git daemon did not start")
+
+    def stop(self):
+        self.p.kill(); self.p.wait()
+
+
+def med(xs):
+    return statistics.median(xs)
+
+
+def table(title, header, rows):
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for r in rows:
+        print("| " + " | ".join(str(c) for c in r) + " |")
+
+
+def bench_plan(base, sizes, runs):
+    rows = []
+    d = Daemon(base)
+    try:
+        for n in sizes:
+            make_repo(base, f"plan{n}", n)
+            url = f"git://127.0.0.1:{d.port}/plan{n}.git"
+            clone_t, plan_t, arch_t = [], [], []
+            clone_bytes = plan_bytes = 0
+            for r in range(runs):
+                dest = os.path.join(base, f"clone{n}-{r}")
+                # Shallow clone + reading every formula: what a cloning trigger does per event.
+                t = time.perf_counter()
+                p = subprocess.run(["git", "clone", "-q", "--depth", "1", "--progress", url, dest], env=ENV,
+                                   capture_output=True)
+                for root, _, files in os.walk(dest):
+                    if "runtask.yml" in files:
+                        open(os.path.join(root, "runtask.yml")).read()
+                clone_t.append(time.perf_counter() - t)
+                clone_bytes = sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(os.path.join(dest, ".git", "objects")) for f in fs)
+                shutil.rmtree(dest)
+                dt, p = timed([BIN, "plan", "--remote", url, "--item-type", "koji_build", "--item", "foo-1-1.fc40",
+                               "--branch", "master"])
+                plan_t.append(dt)
+                dt, p = timed(["git", "archive", f"--remote={url}", "--format=tar.gz", "refs/meta/tasks",
+                               "branches/master.json"])
+                arch_t.append(dt)
+                plan_bytes = len(p.stdout)
+            rows.append([n, f"{med(clone_t)*1000:.1f}", f"{clone_bytes/1e6:.2f} MB", f"{med(plan_t)*1000:.1f}",
+                         f"{plan_bytes} B", f"{med(arch_t)*1000:.1f}", f"{med(clone_t)/med(plan_t):.0f}x",
+                         f"{clone_bytes/max(plan_bytes,1):.0f}x", f"{med(plan_t)/med(arch_t):.2f}"])
+    finally:
+        d.stop()
+    table("1. plan vs shallow clone + reading formulas, over git daemon on loopback (ms, medians)",
+          ["tasks", "clone+read ms", "clone bytes (objects)", "plan ms", "plan bytes (archive)", "bare archive ms",
+           "clone/plan time", "clone/plan bytes", "plan/archive"], rows)
+
+
+def bench_push(base, sizes, runs):
+    rows = []
+    for n in sizes:
+        results = {}
+        for hooks in (True, False):
+            work, bare = make_repo(base, f"push{n}{'h' if hooks else 'n'}", n, filler_kb=1, hooks=hooks)
+            run(["git", "remote", "add", "origin", bare], work)
+            results[hooks] = []
+        for r in range(runs):
+            for hooks in (True, False):  # alternate with and without hooks
+                work = os.path.join(base, f"push{n}{'h' if hooks else 'n'}.work")
+                with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
+                    f.write(f"# change {r}\n")
+                run(["git", "commit", "-q", "-am", f"c{r}"], work)
+                dt, _ = timed(["git", "push", "-q", "origin", "master"], work)
+                results[hooks].append(dt)
+        w, wo = med(results[True]), med(results[False])
+        rows.append([n, f"{wo*1000:.1f}", f"{w*1000:.1f}", f"{(w/wo-1)*100:+.0f}%"])
+    table("2. git push of a one-file change, hooks installed vs not (ms, medians)",
+          ["tasks", "without hooks", "with hooks", "hooks add"], rows)
+
+
+def bench_validate(base, n, runs):
+    work, bare = make_repo(base, f"val{n}", n, filler_kb=0, hooks=False)
+    blobs = run(["git", "ls-tree", "-r", "HEAD"], bare).stdout.decode().splitlines()
+    ids = "".join(l.split()[2] + "\n" for l in blobs if l.endswith("runtask.yml")).encode()
+    mt, ct = [], []
+    for _ in range(runs):
+        dt, _ = timed([BIN, "manifest", "build", "--rev", "master", bare]); mt.append(dt)
+        t = time.perf_counter()
+        subprocess.run(["git", "cat-file", "--batch"], cwd=bare, input=ids, capture_output=True, check=True)
+        ct.append(time.perf_counter() - t)
+    table(f"3. full validation of a {n}-task commit (one core)",
+          ["manifest build s", "formulas/s", "git cat-file --batch s", "ratio"],
+          [[f"{med(mt):.3f}", f"{n/med(mt):.0f}", f"{med(ct):.3f}", f"{med(mt)/med(ct):.1f}x"]])
+
+
+def bench_branching(base, n, runs):
+    work, bare = make_repo(base, f"br{n}", n, filler_kb=1, hooks=True)
+    run(["git", "remote", "add", "origin", bare], work)
+    same, fresh = [], []
+    for r in range(runs):
+        dt, _ = timed(["git", "push", "-q", "origin", f"master:refs/heads/same{r}"], work); same.append(dt)
+        run(["git", "commit", "-q", "--allow-empty", "-m", f"e{r}"], work)
+        dt, _ = timed(["git", "push", "-q", "origin", f"HEAD:refs/heads/fresh{r}"], work); fresh.append(dt)
+    table(f"4. creating a branch on a {n}-task repo (ms, medians)",
+          ["at a commit with a manifest", "at a new commit", "ratio"],
+          [[f"{med(same)*1000:.1f}", f"{med(fresh)*1000:.1f}", f"{med(fresh)/med(same):.2f}x"]])
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--sizes", default="20,200,2000")
+    ap.add_argument("--push-sizes", default="200,2000,10000")
+    ap.add_argument("--validate", type=int, default=10000)
+    ap.add_argument("--branching", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=5)
+    a = ap.parse_args()
+    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    base = tempfile.mkdtemp(prefix="taskhook-bench-")
+    try:
+        print(f"machine: {os.cpu_count()} cores; git {run(['git', '--version']).stdout.decode().split()[-1]}; runs={a.runs}")
+        bench_plan(base, [int(x) for x in a.sizes.split(",") if x], a.runs)
+        bench_push(base, [int(x) for x in a.push_sizes.split(",") if x], a.runs)
+        if a.validate:
+            bench_validate(base, a.validate, a.runs)
+        if a.branching:
+            bench_branching(base, a.branching, a.runs)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
