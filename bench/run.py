@@ -70,6 +70,7 @@ def make_repo(base, name, tasks, filler_kb=50, hooks=True):
     run(["git", "add", "-A"], work)
     run(["git", "commit", "-q", "-m", "tasks"], work)
     run(["git", "clone", "-q", "--bare", work, bare])
+    run(["git", "repack", "-adq"], bare)  # a server's objects are packed, not loose hardlinks
     if hooks:
         run([BIN, "install", bare])
         run([BIN, "manifest", "rebuild", bare])

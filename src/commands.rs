@@ -93,7 +93,7 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
             }
             match format {
                 Format::Json => {
-                    let _ = out.write_all(&manifest::to_bytes(&m));
+                    let _ = out.write_all(&manifest::branch_bytes(&m));
                 }
                 Format::Human => {
                     let _ = writeln!(
@@ -141,7 +141,9 @@ fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>) -> CmdResult {
         }
     };
     let m = hook::branch_manifest(&repo, &config, None, &name, commit, &Cache::new())?;
-    let _ = std::io::stdout().lock().write_all(&manifest::to_bytes(&m));
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(&manifest::branch_bytes(&m));
     Ok(exit::OK)
 }
 

@@ -26,19 +26,20 @@ impl Severity {
 }
 
 /// One finding. `file` is relative to the repository root; `line`/`column` are 1-based and
-/// absent when the finding is about a file or directory as a whole.
+/// absent when the finding is about a file or directory as a whole. Fields are in alphabetical
+/// order so that serialized keys come out sorted (see `manifest::to_bytes`).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Diagnostic {
-    pub file: String,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub line: Option<u32>,
+    pub code: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<u32>,
-    pub severity: Severity,
-    pub code: String,
-    pub message: String,
+    pub file: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub help: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    pub message: String,
+    pub severity: Severity,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<String>,
 }

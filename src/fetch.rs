@@ -6,7 +6,7 @@
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::git::Repo;
 
@@ -69,42 +69,60 @@ fn run_git(
         .stderr
         .take()
         .ok_or_else(|| FetchError::Spawn("no stderr".into()))?;
-    let out_reader = std::thread::spawn(move || {
-        let mut buf = Vec::new();
-        let n = (&mut stdout).take(max as u64 + 1).read_to_end(&mut buf);
-        // Drain the rest so git is not blocked on a full pipe; we refuse it anyway.
-        let _ = std::io::copy(&mut stdout, &mut std::io::sink());
-        n.map(|_| buf)
-    });
+    let child = std::sync::Arc::new(std::sync::Mutex::new(child));
+    // The watchdog kills git at the deadline; reading stdout to its end is what normally
+    // finishes first, with no polling on the fast path.
+    let (done, finished) = std::sync::mpsc::channel::<()>();
+    let watchdog = {
+        let child = std::sync::Arc::clone(&child);
+        std::thread::spawn(move || {
+            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(timeout)
+            {
+                if let Ok(mut c) = child.lock() {
+                    let _ = c.kill();
+                }
+                return true;
+            }
+            false
+        })
+    };
     let err_reader = std::thread::spawn(move || {
         let mut s = String::new();
         let _ = (&mut stderr).take(64 * 1024).read_to_string(&mut s);
+        let _ = std::io::copy(&mut stderr, &mut std::io::sink());
         s
     });
-    let start = Instant::now();
+    let mut out = Vec::new();
+    let read = (&mut stdout).take(max as u64 + 1).read_to_end(&mut out);
+    if out.len() > max {
+        if let Ok(mut c) = child.lock() {
+            let _ = c.kill();
+        }
+    }
     let status = loop {
-        match child.try_wait() {
+        let polled = child
+            .lock()
+            .map_err(|_| FetchError::Spawn("lock poisoned".into()))?
+            .try_wait();
+        match polled {
             Ok(Some(status)) => break status,
-            Ok(None) if start.elapsed() > timeout => {
-                let _ = child.kill();
-                let _ = child.wait();
-                return Err(FetchError::Timeout(timeout.as_secs(), what.to_string()));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(2)),
+            Ok(None) => std::thread::sleep(Duration::from_millis(1)),
             Err(e) => return Err(FetchError::Spawn(e.to_string())),
         }
     };
-    let stdout = out_reader
-        .join()
-        .map_err(|_| FetchError::Spawn("reader thread failed".into()))?
-        .map_err(|e| FetchError::Corrupt(e.to_string()))?;
+    let _ = done.send(());
+    if watchdog.join().unwrap_or(false) {
+        // Not joining the stderr reader: a grandchild (ssh) may still hold the pipe open.
+        return Err(FetchError::Timeout(timeout.as_secs(), what.to_string()));
+    }
     let stderr = err_reader.join().unwrap_or_default();
-    if stdout.len() > max {
+    if out.len() > max {
         return Err(FetchError::TooLarge(max));
     }
+    read.map_err(|e| FetchError::Corrupt(e.to_string()))?;
     Ok(Output {
         status_ok: status.success(),
-        stdout,
+        stdout: out,
         stderr,
     })
 }

@@ -92,7 +92,7 @@ fn push_cache(repo: &Repo, config: &Config, snap: &Snapshot, updates: &[&RefUpda
             manifests.push(m);
         }
     }
-    store::cache_from(&manifests, config)
+    store::cache_from(manifests, config)
 }
 
 /// Validates the tree of `commit`, reusing `cache`.

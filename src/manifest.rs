@@ -18,37 +18,37 @@ pub const SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Task {
-    pub path: String,
-    pub name: Option<String>,
-    pub formula: String,
-    pub formula_sha256: Option<String>,
-    pub tree: Option<String>,
-    pub valid: bool,
-    pub run: bool,
-    pub on: Vec<String>,
-    pub branches: Vec<String>,
     pub arches: Vec<String>,
+    pub branches: Vec<String>,
     pub desc: Option<String>,
-    pub maintainer: Option<String>,
-    pub namespace: Option<String>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
+    pub formula: String,
+    pub formula_sha256: Option<String>,
+    pub maintainer: Option<String>,
+    pub name: Option<String>,
+    pub namespace: Option<String>,
+    pub on: Vec<String>,
+    pub path: String,
+    pub run: bool,
+    pub tree: Option<String>,
+    pub valid: bool,
 }
 
 /// `branches/<branch>.json`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Branch {
-    pub schema: u32,
     pub branch: String,
     pub commit: String,
     pub policy: String,
-    /// Fingerprint of the rules that produced this manifest (see `Config::fingerprint`).
-    pub validator: String,
-    pub tasks: Vec<Task>,
     /// Findings that belong to no single task (misnamed formulas, limits).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Diagnostic>,
+    pub schema: u32,
+    pub tasks: Vec<Task>,
+    /// Fingerprint of the rules that produced this manifest (see `Config::fingerprint`).
+    pub validator: String,
 }
 
 /// One branch's line in `index.json`.
@@ -64,8 +64,8 @@ pub struct IndexEntry {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Index {
-    pub schema: u32,
     pub branches: BTreeMap<String, IndexEntry>,
+    pub schema: u32,
 }
 
 /// Where a branch's manifest lives in the manifest tree: `/` in a branch name is a directory.
@@ -73,13 +73,42 @@ pub fn branch_file(branch: &str) -> String {
     format!("branches/{branch}.json")
 }
 
-/// Deterministic bytes: keys sorted (serde_json's default map is ordered), two-space indent,
-/// trailing newline.
+/// Deterministic bytes: keys sorted, two-space indent, trailing newline. Keys are sorted because
+/// every struct here declares its fields in alphabetical order and maps are `BTreeMap`s (a test
+/// holds us to it), which spares building an intermediate `serde_json::Value`.
 pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
-    let v = serde_json::to_value(value).unwrap_or(serde_json::Value::Null);
-    let mut bytes = serde_json::to_vec_pretty(&v).unwrap_or_default();
+    let mut bytes = serde_json::to_vec_pretty(value).unwrap_or_default();
     bytes.push(b'\n');
     bytes
+}
+
+/// The bytes of a branch manifest: like [`to_bytes`], except that each task (and each problem)
+/// is one compact line. That keeps the file small for the trigger to fetch and parse, and makes
+/// `git log -p refs/meta/tasks` show one changed line per changed task.
+pub fn branch_bytes(b: &Branch) -> Vec<u8> {
+    fn json<T: Serialize>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+    fn list<T: Serialize>(out: &mut String, key: &str, items: &[T]) {
+        out.push_str(&format!("  \"{key}\": ["));
+        for (i, item) in items.iter().enumerate() {
+            out.push_str(if i == 0 { "\n    " } else { ",\n    " });
+            out.push_str(&json(item));
+        }
+        out.push_str(if items.is_empty() { "],\n" } else { "\n  ],\n" });
+    }
+    let mut out = String::with_capacity(256 + b.tasks.len() * 512);
+    out.push_str("{\n");
+    out.push_str(&format!("  \"branch\": {},\n", json(&b.branch)));
+    out.push_str(&format!("  \"commit\": {},\n", json(&b.commit)));
+    out.push_str(&format!("  \"policy\": {},\n", json(&b.policy)));
+    if !b.problems.is_empty() {
+        list(&mut out, "problems", &b.problems);
+    }
+    out.push_str(&format!("  \"schema\": {},\n", b.schema));
+    list(&mut out, "tasks", &b.tasks);
+    out.push_str(&format!("  \"validator\": {}\n}}\n", json(&b.validator)));
+    out.into_bytes()
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
@@ -123,25 +152,25 @@ fn task_entry(t: &TaskReport) -> Task {
 
 impl Task {
     /// The verdict this entry records, for reuse when the task's tree is unchanged.
-    pub fn to_report(&self) -> TaskReport {
+    pub fn into_report(self) -> TaskReport {
         TaskReport {
-            path: self.path.clone(),
-            formula_path: self.formula.clone(),
-            tree: self.tree.clone(),
-            sha256: self.formula_sha256.clone(),
+            path: self.path,
+            formula_path: self.formula,
+            tree: self.tree,
+            sha256: self.formula_sha256,
             formula: Formula {
-                name: self.name.clone(),
-                desc: self.desc.clone(),
-                maintainer: self.maintainer.clone(),
-                namespace: self.namespace.clone(),
+                name: self.name,
+                desc: self.desc,
+                maintainer: self.maintainer,
+                namespace: self.namespace,
                 schedule: Schedule {
                     run: self.run,
-                    on: self.on.clone(),
-                    branches: self.branches.clone(),
-                    arches: self.arches.clone(),
+                    on: self.on,
+                    branches: self.branches,
+                    arches: self.arches,
                 },
             },
-            diagnostics: self.diagnostics.clone(),
+            diagnostics: self.diagnostics,
         }
     }
 }
@@ -171,13 +200,19 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch, ReadError> {
     struct Probe {
         schema: u32,
     }
-    let probe: Probe =
-        serde_json::from_slice(bytes).map_err(|e| ReadError::Malformed(e.to_string()))?;
-    if probe.schema != SCHEMA_VERSION {
-        return Err(ReadError::Version(probe.schema));
+    let b: Branch = match serde_json::from_slice(bytes) {
+        Ok(b) => b,
+        Err(e) => {
+            // Another schema version deserves its own message rather than a shape error.
+            return Err(match serde_json::from_slice::<Probe>(bytes) {
+                Ok(p) if p.schema != SCHEMA_VERSION => ReadError::Version(p.schema),
+                _ => ReadError::Malformed(e.to_string()),
+            });
+        }
+    };
+    if b.schema != SCHEMA_VERSION {
+        return Err(ReadError::Version(b.schema));
     }
-    let b: Branch =
-        serde_json::from_slice(bytes).map_err(|e| ReadError::Malformed(e.to_string()))?;
     if !is_hex_id(&b.commit) {
         return Err(ReadError::Inconsistent(format!(
             "`{}` is not a commit id",
@@ -243,6 +278,54 @@ mod tests {
         let text = String::from_utf8(to_bytes(&index)).expect("utf8");
         assert!(text.find("\"branches\"") < text.find("\"schema\""));
         assert_eq!(to_bytes(&index), to_bytes(&index.clone()));
+    }
+
+    #[test]
+    fn struct_order_gives_sorted_keys() {
+        let d = Diagnostic::error("code", "f", "m")
+            .at(1, 2)
+            .help("h")
+            .task("t");
+        let task = Task {
+            arches: vec![],
+            branches: vec![],
+            desc: None,
+            diagnostics: vec![d.clone()],
+            formula: "f".into(),
+            formula_sha256: None,
+            maintainer: None,
+            name: None,
+            namespace: None,
+            on: vec![],
+            path: "p".into(),
+            run: true,
+            tree: None,
+            valid: false,
+        };
+        let branch = Branch {
+            branch: "b".into(),
+            commit: "c".into(),
+            policy: "reject".into(),
+            problems: vec![d],
+            schema: 1,
+            tasks: vec![task],
+            validator: "v".into(),
+        };
+        let via_value = {
+            let v = serde_json::to_value(&branch).expect("value");
+            let mut b = serde_json::to_vec_pretty(&v).expect("bytes");
+            b.push(b'\n');
+            b
+        };
+        assert_eq!(to_bytes(&branch), via_value);
+        let reparsed: serde_json::Value =
+            serde_json::from_slice(&branch_bytes(&branch)).expect("valid json");
+        assert_eq!(reparsed, serde_json::to_value(&branch).expect("value"));
+        let text = String::from_utf8(branch_bytes(&branch)).expect("utf8");
+        assert!(
+            text.contains("\n    {\"arches\":[],\"branches\":[],"),
+            "{text}"
+        );
     }
 
     #[test]

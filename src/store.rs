@@ -86,13 +86,13 @@ pub fn read_branch(
 }
 
 /// Verdicts that can be reused: every task of the given manifests made with the same rules.
-pub fn cache_from(manifests: &[Branch], config: &Config) -> Cache {
+pub fn cache_from(manifests: Vec<Branch>, config: &Config) -> Cache {
     let fingerprint = config.fingerprint();
     let mut cache = Cache::new();
-    for m in manifests.iter().filter(|m| m.validator == fingerprint) {
-        for t in &m.tasks {
-            if let Some(tree) = &t.tree {
-                cache.insert((t.path.clone(), tree.clone()), t.to_report());
+    for m in manifests.into_iter().filter(|m| m.validator == fingerprint) {
+        for t in m.tasks {
+            if let Some(tree) = t.tree.clone() {
+                cache.insert((t.path.clone(), tree), t.into_report());
             }
         }
     }
@@ -132,7 +132,7 @@ pub fn apply(
                 files.remove(&old.manifest);
             }
             if let Some(m) = new {
-                let bytes = manifest::to_bytes(m);
+                let bytes = manifest::branch_bytes(m);
                 let file = manifest::branch_file(branch);
                 let id = repo.write_blob(&bytes)?;
                 files.insert(file.clone(), id);

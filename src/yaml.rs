@@ -1,11 +1,12 @@
 //! The one place that talks to the YAML parser: untrusted bytes in, a positioned node tree out.
 //!
-//! Formulas come from every pusher, so parsing is guarded twice. First `serde-saphyr` reads the
-//! document under a budget (size, nesting depth, node count, aliases) and rejects duplicate keys;
-//! only a document that passes is walked again, through the parser events of the same crate, to
-//! build a [`Node`] tree that remembers where every value stands and how it was written. Scalars
-//! are resolved the way the runner resolves them (PyYAML, YAML 1.1), so `yes` is a boolean here
-//! exactly as it is in libtaskotron; [`yaml12_reading`] tells where a YAML 1.2 reader would differ.
+//! Formulas come from every pusher. We read the event stream of serde-saphyr's parser (its
+//! re-exported `granit_parser`) in a single pass and enforce a budget as we go: bytes, nesting
+//! depth, values after alias expansion, and aliases; duplicate keys are rejected with both
+//! locations. Reading events rather than deserializing keeps what serde's data model drops and
+//! diagnostics need: where each value stands and whether it was quoted. Scalars are resolved the
+//! way the runner resolves them (PyYAML, YAML 1.1), so `yes` is a boolean here exactly as it is
+//! in libtaskotron; [`yaml12_reading`] tells where a YAML 1.2 reader would differ.
 //!
 //! Swapping the parser means rewriting this file only.
 
@@ -207,70 +208,7 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Node, Error> {
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    guard(text, limits)?;
     Builder::new(limits).build(text)
-}
-
-/// The budgeted first pass. It fails fast on syntax errors, bombs and duplicate keys.
-fn guard(text: &str, limits: &Limits) -> Result<(), Error> {
-    let mut budget = serde_saphyr::Budget::default();
-    budget.max_depth = limits.max_depth;
-    budget.max_nodes = limits.max_nodes;
-    budget.max_aliases = limits.max_aliases;
-    budget.max_anchors = limits.max_nodes;
-    budget.max_documents = 2;
-    budget.max_total_scalar_bytes = limits.max_bytes;
-    budget.max_reader_input_bytes = Some(limits.max_bytes);
-    let mut options = serde_saphyr::Options::default();
-    options.budget = Some(budget);
-    options.duplicate_keys = serde_saphyr::options::DuplicateKeyPolicy::Error;
-    options.alias_limits.max_total_replayed_events = limits.max_nodes;
-    options.with_snippet = false;
-    match serde_saphyr::from_str_with_options::<Vec<serde::de::IgnoredAny>>(text, options.clone()) {
-        Ok(_) => Ok(()),
-        // A single document is not a list; read it as one value instead.
-        Err(_) => match serde_saphyr::from_str_with_options::<serde::de::IgnoredAny>(text, options)
-        {
-            Ok(_) => Ok(()),
-            Err(e) => Err(classify(&e)),
-        },
-    }
-}
-
-fn classify(e: &serde_saphyr::Error) -> Error {
-    let pos = e
-        .location()
-        .map(|l| Pos {
-            line: l.line().max(1) as u32,
-            column: l.column().max(1) as u32,
-        })
-        .unwrap_or(Pos { line: 1, column: 1 });
-    let raw = e.to_string();
-    let first_line = raw.lines().next().unwrap_or("").trim().to_string();
-    let lower = first_line.to_lowercase();
-    let kind =
-        if lower.contains("depth") || lower.contains("recursion") || lower.contains("nesting") {
-            ErrorKind::TooDeep
-        } else if lower.contains("alias") || lower.contains("replay") || lower.contains("anchor") {
-            ErrorKind::TooManyAliases
-        } else if lower.contains("nodes") || lower.contains("events") || lower.contains("budget") {
-            ErrorKind::TooManyNodes
-        } else if lower.contains("duplicate") {
-            ErrorKind::DuplicateKey
-        } else if lower.contains("document") {
-            ErrorKind::MultipleDocuments
-        } else {
-            ErrorKind::Syntax
-        };
-    Error::new(kind, pos, strip_location(&first_line))
-}
-
-/// serde-saphyr appends " at line X column Y" to its messages; we print positions ourselves.
-fn strip_location(message: &str) -> String {
-    match message.find(" at line ") {
-        Some(i) => message[..i].to_string(),
-        None => message.to_string(),
-    }
 }
 
 enum Frame {
@@ -793,5 +731,31 @@ mod tests {
         let m = n.get("m").expect("m");
         assert_eq!(m.get("y").and_then(Node::scalar_text), Some("3"));
         assert_eq!(m.get("x").and_then(Node::scalar_text), Some("1"));
+    }
+}
+
+#[cfg(test)]
+mod timing {
+    #[test]
+    #[ignore]
+    fn parse_cost() {
+        let text = include_str!("../examples/tasks/rpmlint/runtask.yml");
+        let limits = super::Limits::default();
+        let n = 5000;
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            super::Builder::new(&limits).build(text).expect("ok");
+        }
+        eprintln!("builder: {:?}/doc", t.elapsed() / n);
+        let t = std::time::Instant::now();
+        for _ in 0..n {
+            let _ = crate::formula::validate(
+                text.as_bytes(),
+                "a/runtask.yml",
+                "a",
+                &crate::formula::Rules::default(),
+            );
+        }
+        eprintln!("validate total: {:?}/doc", t.elapsed() / n);
     }
 }
