@@ -80,7 +80,9 @@ def make_repo(base, name, tasks, filler_kb=50, hooks=True):
 class Daemon:
     def __init__(self, base):
         s = socket.socket(); s.bind(("127.0.0.1", 0)); self.port = s.getsockname()[1]; s.close()
-        self.p = subprocess.Popen(["git", "daemon", "--reuseaddr", "--listen=127.0.0.1", f"--port={self.port}",
+        # git-daemon itself: `git daemon` starts it as a child that killing `git` would orphan.
+        daemon = os.path.join(run(["git", "--exec-path"]).stdout.decode().strip(), "git-daemon")
+        self.p = subprocess.Popen([daemon, "--reuseaddr", "--listen=127.0.0.1", f"--port={self.port}",
                                    f"--base-path={base}", "--export-all", "--enable=upload-archive", base],
                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         for _ in range(250):

@@ -97,8 +97,8 @@ pub fn check<S: Source>(
                         "time-budget",
                         discover::formula_path(&task.path),
                         format!(
-                            "validation ran out of its time budget ({} s) before this task",
-                            config.time_budget.as_secs()
+                            "validation ran out of its time budget ({} ms) before this task",
+                            config.time_budget.as_millis()
                         ),
                     )
                     .help("the server limits hook time with `taskhook.timeBudget`; push fewer changed tasks at once, or ask the admin to raise it"),

@@ -362,7 +362,7 @@ pub fn plan(args: PlanArgs) -> CmdResult {
             if p.jobs.len() == 1 { "" } else { "s" }
         );
     }
-    let mut out = std::io::stdout().lock();
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for job in &p.jobs {
         let line = match args.format {
             PlanFormat::Json => serde_json::to_string(job).unwrap_or_default(),

@@ -131,6 +131,14 @@ impl Config {
             c.rules.limits.max_bytes = n as usize;
         }
         if let Some(n) = number("taskhook.maxYamlDepth", 4)? {
+            // Deeper trees would be walked recursively; no plausible formula nests this deep.
+            if n > 256 {
+                return Err(bad(
+                    "taskhook.maxYamlDepth",
+                    &n.to_string(),
+                    "expected at most 256",
+                ));
+            }
             c.rules.limits.max_depth = n as usize;
         }
         if let Some(n) = number("taskhook.maxYamlNodes", 16)? {
@@ -145,8 +153,14 @@ impl Config {
         if let Some(n) = number("taskhook.maxDepth", 0)? {
             c.bounds.max_depth = n as usize;
         }
-        if let Some(n) = number("taskhook.timeBudget", 1)? {
-            c.time_budget = Duration::from_secs(n);
+        if let Some(v) = get("taskhook.timeBudget") {
+            c.time_budget = parse_duration(&v).ok_or_else(|| {
+                bad(
+                    "taskhook.timeBudget",
+                    &v,
+                    "expected seconds (`60`) or milliseconds (`500ms`), more than zero",
+                )
+            })?;
         }
         if let Some(n) = number("taskhook.staleLockSeconds", 1)? {
             c.stale_lock = Duration::from_secs(n);
@@ -177,6 +191,15 @@ pub fn hex(bytes: &[u8]) -> String {
         let _ = write!(s, "{b:02x}");
     }
     s
+}
+
+fn parse_duration(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let d = match v.strip_suffix("ms") {
+        Some(ms) => Duration::from_millis(ms.trim().parse().ok()?),
+        None => Duration::from_secs(v.strip_suffix('s').unwrap_or(v).trim().parse().ok()?),
+    };
+    (!d.is_zero()).then_some(d)
 }
 
 fn parse_size(v: &str) -> Option<u64> {

@@ -5,6 +5,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use crate::cli::{exit, CmdResult, Failure};
@@ -14,14 +15,45 @@ const ABICHECK: &str = include_str!("../examples/tasks/abicheck/runtask.yml");
 const ABICHECK_MISTAKE: &str = include_str!("../examples/mistakes/abicheck/runtask.yml");
 const EVENT: &str = include_str!("../examples/koji_build_complete.json");
 
+/// The daemon and the directory to remove if the demo is interrupted (Ctrl-C, SIGTERM).
+static RUNNING: Mutex<Option<Child>> = Mutex::new(None);
+static SCRATCH: Mutex<Option<PathBuf>> = Mutex::new(None);
+
 /// Stops the daemon however the demo ends.
-struct Daemon(Child);
+struct Daemon;
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+        stop_daemon();
     }
+}
+
+fn stop_daemon() {
+    if let Ok(mut slot) = RUNNING.lock() {
+        if let Some(mut child) = slot.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn on_interrupt() {
+    stop_daemon();
+    if let Ok(mut dir) = SCRATCH.lock() {
+        if let Some(d) = dir.take() {
+            // A git child may still be writing there for a moment; try again until it is gone.
+            for _ in 0..40 {
+                if std::fs::remove_dir_all(&d).is_ok() || !d.exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+    }
+    eprintln!(
+        "\ntaskhook demo: interrupted; the daemon is stopped and the temporary files are removed"
+    );
+    std::process::exit(130);
 }
 
 fn git(cwd: &Path, args: &[&str]) -> Result<Output, Failure> {
@@ -89,6 +121,13 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     };
     let exe = std::env::current_exe()
         .map_err(|e| Failure::usage(format!("cannot find taskhook: {e}")))?;
+    if keep.is_none() {
+        if let Ok(mut dir) = SCRATCH.lock() {
+            *dir = Some(root.clone());
+        }
+    }
+    // Best effort: if a handler cannot be installed, the demo still cleans up when it ends.
+    let _ = ctrlc::set_handler(on_interrupt);
     println!("taskhook demo in {}", root.display());
 
     step(
@@ -232,13 +271,17 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
 }
 
 fn start_daemon(root: &Path) -> Result<(Daemon, u16), Failure> {
+    let exec_path = git_ok(root, &["--exec-path"])?;
+    let daemon_bin =
+        PathBuf::from(String::from_utf8_lossy(&exec_path.stdout).trim()).join("git-daemon");
     for _ in 0..5 {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .map_err(|e| Failure::usage(format!("cannot find a free port: {e}")))?
             .port();
-        let child = Command::new("git")
-            .arg("daemon")
+        // Run git-daemon itself: `git daemon` would start it as a child of its own, which
+        // killing `git` leaves running.
+        let child = Command::new(&daemon_bin)
             .arg("--reuseaddr")
             .arg("--listen=127.0.0.1")
             .arg(format!("--port={port}"))
@@ -251,17 +294,26 @@ fn start_daemon(root: &Path) -> Result<(Daemon, u16), Failure> {
             .stderr(Stdio::null())
             .spawn()
             .map_err(|e| Failure::usage(format!("cannot start git daemon: {e}")))?;
-        let mut daemon = Daemon(child);
+        if let Ok(mut slot) = RUNNING.lock() {
+            *slot = Some(child);
+        }
+        let daemon = Daemon;
         let start = Instant::now();
         while start.elapsed() < Duration::from_secs(5) {
             if TcpStream::connect(("127.0.0.1", port)).is_ok() {
                 return Ok((daemon, port));
             }
-            if let Ok(Some(_)) = daemon.0.try_wait() {
+            let exited = RUNNING
+                .lock()
+                .ok()
+                .and_then(|mut s| s.as_mut().map(|c| matches!(c.try_wait(), Ok(Some(_)))))
+                .unwrap_or(true);
+            if exited {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
         }
+        drop(daemon);
     }
     Err(Failure::usage("git daemon did not start"))
 }

@@ -142,22 +142,24 @@ pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchE
 }
 
 fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
-    let remote_arg = format!("--remote={}", remote.url);
-    let out = run_git(
-        &[
-            "archive",
-            &remote_arg,
-            "--format=tar.gz",
-            remote.manifest_ref,
-            path,
-        ],
-        None,
-        remote.timeout,
-        remote.max_bytes,
-        remote.url,
-    )?;
-    if !out.status_ok {
-        let msg = out.stderr.trim();
+    let args = ["--format=tar.gz", remote.manifest_ref, path];
+    let out = match remote.url.strip_prefix("git://") {
+        // The git protocol is spoken in process: no git process per event.
+        Some(rest) => crate::upload_archive::fetch(rest, &args, remote.timeout, remote.max_bytes)?,
+        None => {
+            let remote_arg = format!("--remote={}", remote.url);
+            let mut argv = vec!["archive", remote_arg.as_str()];
+            argv.extend(args);
+            let out = run_git(&argv, None, remote.timeout, remote.max_bytes, remote.url)?;
+            crate::upload_archive::Archive {
+                ok: out.status_ok,
+                data: out.stdout,
+                message: out.stderr,
+            }
+        }
+    };
+    if !out.ok {
+        let msg = out.message.trim();
         if msg.contains("did not match any files") || msg.contains("pathspec") {
             return Ok(None);
         }
@@ -173,7 +175,7 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
             last_line(msg)
         )));
     }
-    read_single_file(&out.stdout, path, remote.max_bytes).map(Some)
+    read_single_file(&out.data, path, remote.max_bytes).map(Some)
 }
 
 fn last_line(s: &str) -> &str {

@@ -184,12 +184,14 @@ fn validate_updates(
         errors_total += errors;
         let diags = report.all_diagnostics();
         if diags.is_empty() {
+            let n = report.tasks.len();
             let _ = writeln!(
                 out,
-                "taskhook: {}: {} task{} ok",
+                "taskhook: {}: {n} task{} ok ({} checked, {} unchanged)",
                 u.name,
-                report.tasks.len(),
-                if report.tasks.len() == 1 { "" } else { "s" }
+                if n == 1 { "" } else { "s" },
+                report.parsed,
+                n - report.parsed
             );
             continue;
         }

@@ -22,5 +22,6 @@ pub mod install;
 pub mod manifest;
 pub mod plan;
 pub mod store;
+pub mod upload_archive;
 pub mod worktree;
 pub mod yaml;

@@ -17,7 +17,8 @@ fn good_push_is_accepted_and_manifest_is_served_by_git_archive() {
     s.commit_file("rpmlint/runtask.yml", GOOD);
     let out = s.push("master");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("remote: taskhook: refs/heads/master: 1 task ok"));
+    assert!(stderr(&out)
+        .contains("remote: taskhook: refs/heads/master: 1 task ok (1 checked, 0 unchanged)"));
     let daemon = Daemon::serve(s.dir.path());
     let archive = Command::new("git")
         .args([
@@ -107,7 +108,20 @@ fn a_push_large_enough_to_arrive_as_a_pack_is_validated() {
     git(&s.work(), &["commit", "-q", "-am", "fix"]);
     let out = s.push("master");
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("120 tasks ok"));
+    // The rejected push stored nothing, so everything is checked on the first accepted one...
+    assert!(
+        stderr(&out).contains("120 tasks ok (120 checked, 0 unchanged)"),
+        "{}",
+        stderr(&out)
+    );
+    // ...and afterwards only the changed task is parsed: the others' trees match the manifest.
+    s.commit_file("t007/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-7"));
+    let out = s.push("master");
+    assert!(
+        stderr(&out).contains("120 tasks ok (1 checked, 119 unchanged)"),
+        "{}",
+        stderr(&out)
+    );
     // More than receive.unpackLimit (100) objects: git kept the push as a pack.
     assert!(!git(&s.bare(), &["count-objects", "-v"]).contains("in-pack: 0"));
 }
@@ -280,7 +294,15 @@ fn a_stale_lock_does_not_block_pushes_forever() {
     let out = s.push("master");
     assert!(out.status.success(), "{}", stderr(&out));
     let m: serde_json::Value = serde_json::from_str(&s.show("branches/master.json")).expect("json");
-    assert!(m["tasks"].as_array().expect("tasks").iter().any(|t| t["path"] == "two"), "{}\n{m}", stderr(&out));
+    assert!(
+        m["tasks"]
+            .as_array()
+            .expect("tasks")
+            .iter()
+            .any(|t| t["path"] == "two"),
+        "{}\n{m}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -341,10 +363,7 @@ fn update_hook_gives_per_ref_verdicts() {
 }
 
 #[test]
-fn unchanged_tasks_are_not_parsed_again() {
-    // The cache is visible in behaviour: a task whose stored verdict is reused keeps it even
-    // though its formula would now be read with different rules... so instead we check that a
-    // new branch from an existing commit reuses the stored manifest byte for byte.
+fn a_new_branch_reuses_the_manifest_of_its_commit() {
     let s = Server::new();
     s.commit_file("rpmlint/runtask.yml", GOOD);
     assert!(s.push("master").status.success());
@@ -353,4 +372,25 @@ fn unchanged_tasks_are_not_parsed_again() {
     let b: serde_json::Value = serde_json::from_str(&s.show("branches/f41.json")).expect("json");
     assert_eq!(a["tasks"], b["tasks"]);
     assert_eq!(b["branch"], "f41");
+}
+
+#[test]
+fn the_time_budget_bounds_a_push_and_rejects_what_it_could_not_check() {
+    let s = Server::new();
+    git(&s.bare(), &["config", "taskhook.timeBudget", "1ms"]);
+    for i in 0..300 {
+        write(&s.work().join(format!("t{i:03}/runtask.yml")), GOOD);
+    }
+    git(&s.work(), &["add", "-A"]);
+    git(&s.work(), &["commit", "-q", "-m", "many"]);
+    let out = s.push("master");
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "error[time-budget]: validation ran out of its time budget (1 ms) before this task"
+        ),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(s.meta(), None);
 }

@@ -154,14 +154,15 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn serve(base: &Path) -> Daemon {
+        // git-daemon itself: `git daemon` runs it as a child that killing `git` would orphan.
+        let daemon = PathBuf::from(git(base, &["--exec-path"])).join("git-daemon");
         for _ in 0..10 {
             let port = TcpListener::bind("127.0.0.1:0")
                 .expect("bind")
                 .local_addr()
                 .expect("addr")
                 .port();
-            let mut child = Command::new("git")
-                .arg("daemon")
+            let mut child = Command::new(&daemon)
                 .arg("--reuseaddr")
                 .arg("--listen=127.0.0.1")
                 .arg(format!("--port={port}"))

@@ -1,0 +1,236 @@
+//! A minimal client for git's `upload-archive` service over the git protocol (`git://`), so the
+//! trigger fetches a manifest without starting a git process per event. It speaks what
+//! `git archive --remote` speaks: the daemon request, `argument` lines, ACK/NACK, then the
+//! archive on side-band 1 with messages on bands 2 and 3.
+
+use std::io::{Read, Write};
+use std::net::{TcpStream, ToSocketAddrs};
+use std::time::{Duration, Instant};
+
+use crate::fetch::FetchError;
+
+/// What the server sent: the archive bytes, or the reason it refused.
+pub struct Archive {
+    pub ok: bool,
+    pub data: Vec<u8>,
+    pub message: String,
+}
+
+const DEFAULT_PORT: u16 = 9418;
+
+/// Fetches an archive from `host[:port]/path` (the part of a `git://` URL after the scheme).
+pub fn fetch(
+    rest: &str,
+    args: &[&str],
+    timeout: Duration,
+    max: usize,
+) -> Result<Archive, FetchError> {
+    let url = format!("git://{rest}");
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => {
+            return Err(FetchError::Unreachable(format!(
+                "{url}: no repository path"
+            )))
+        }
+    };
+    let (host, port) = split_host_port(authority)
+        .ok_or_else(|| FetchError::Unreachable(format!("{url}: bad host")))?;
+    let deadline = Instant::now() + timeout;
+    let addrs: Vec<_> = (host, port)
+        .to_socket_addrs()
+        .map_err(|e| FetchError::Unreachable(format!("{url}: cannot resolve {host}: {e}")))?
+        .collect();
+    let mut last = None;
+    let mut stream = None;
+    for a in addrs {
+        match TcpStream::connect_timeout(&a, timeout) {
+            Ok(s) => {
+                stream = Some(s);
+                break;
+            }
+            Err(e) => last = Some(e),
+        }
+    }
+    let mut stream = stream.ok_or_else(|| {
+        FetchError::Unreachable(format!(
+            "cannot connect: {}",
+            last.map_or("no address".to_string(), |e| e.to_string())
+        ))
+    })?;
+    let _ = stream.set_nodelay(true);
+    let io = |e: std::io::Error| {
+        if matches!(
+            e.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ) {
+            FetchError::Timeout(timeout.as_secs(), url.clone())
+        } else {
+            FetchError::Unreachable(format!("{url}: {e}"))
+        }
+    };
+    let mut request = Vec::new();
+    pkt(
+        &mut request,
+        format!("git-upload-archive {path}\0host={authority}\0").as_bytes(),
+    );
+    for a in args {
+        pkt(&mut request, format!("argument {a}\n").as_bytes());
+    }
+    request.extend_from_slice(b"0000");
+    set_timeouts(&stream, deadline).map_err(io)?;
+    stream.write_all(&request).map_err(io)?;
+
+    let mut reader = PktReader {
+        stream: &mut stream,
+        deadline,
+    };
+    match reader.next().map_err(io)? {
+        Some(line) => {
+            let text = String::from_utf8_lossy(&line);
+            let text = text.trim_end();
+            if let Some(reason) = text.strip_prefix("ERR ") {
+                return Err(FetchError::Unreachable(format!("remote error: {reason}")));
+            }
+            if let Some(reason) = text.strip_prefix("NACK ") {
+                return Ok(Archive {
+                    ok: false,
+                    data: Vec::new(),
+                    message: reason.to_string(),
+                });
+            }
+            if text != "ACK" {
+                return Err(FetchError::Unreachable(format!(
+                    "{url}: protocol error: unexpected {text:?}"
+                )));
+            }
+        }
+        None => {
+            return Err(FetchError::Unreachable(
+                "the remote closed the connection".to_string(),
+            ))
+        }
+    }
+    if reader.next().map_err(io)?.is_some() {
+        return Err(FetchError::Unreachable(format!(
+            "{url}: protocol error: expected a flush"
+        )));
+    }
+    let mut data = Vec::new();
+    let mut message = String::new();
+    let mut failed = false;
+    while let Some(p) = reader.next().map_err(io)? {
+        let Some((&band, payload)) = p.split_first() else {
+            continue;
+        };
+        match band {
+            1 => {
+                if data.len() + payload.len() > max {
+                    return Err(FetchError::TooLarge(max));
+                }
+                data.extend_from_slice(payload);
+            }
+            2 => message.push_str(&String::from_utf8_lossy(payload)),
+            3 => {
+                failed = true;
+                message.push_str(&String::from_utf8_lossy(payload));
+            }
+            _ => {
+                return Err(FetchError::Unreachable(format!(
+                    "{url}: protocol error: side-band {band}"
+                )))
+            }
+        }
+        if message.len() > 64 * 1024 {
+            message.truncate(64 * 1024);
+        }
+    }
+    // git's archiver reports failure as "fatal: ..." on the progress band and sends no data.
+    if message.contains("fatal:") && data.is_empty() {
+        failed = true;
+    }
+    Ok(Archive {
+        ok: !failed,
+        data,
+        message,
+    })
+}
+
+fn split_host_port(authority: &str) -> Option<(&str, u16)> {
+    if let Some(rest) = authority.strip_prefix('[') {
+        let (host, after) = rest.split_once(']')?;
+        let port = match after.strip_prefix(':') {
+            Some(p) => p.parse().ok()?,
+            None => DEFAULT_PORT,
+        };
+        return Some((host, port));
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) => Some((h, p.parse().ok()?)),
+        None => Some((authority, DEFAULT_PORT)),
+    }
+    .filter(|(h, _)| !h.is_empty())
+}
+
+fn pkt(out: &mut Vec<u8>, payload: &[u8]) {
+    out.extend_from_slice(format!("{:04x}", payload.len() + 4).as_bytes());
+    out.extend_from_slice(payload);
+}
+
+fn set_timeouts(stream: &TcpStream, deadline: Instant) -> std::io::Result<()> {
+    let left = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| std::io::Error::new(std::io::ErrorKind::TimedOut, "timed out"))?;
+    stream.set_read_timeout(Some(left))?;
+    stream.set_write_timeout(Some(left))
+}
+
+struct PktReader<'s> {
+    stream: &'s mut TcpStream,
+    deadline: Instant,
+}
+
+impl PktReader<'_> {
+    /// The next packet's payload; `None` for a flush packet or the end of the stream.
+    fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
+        set_timeouts(self.stream, self.deadline)?;
+        let mut len = [0u8; 4];
+        match self.stream.read_exact(&mut len) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        let text = std::str::from_utf8(&len).map_err(|_| bad("bad packet length"))?;
+        let n = usize::from_str_radix(text, 16).map_err(|_| bad("bad packet length"))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        if !(4..=65520).contains(&n) {
+            return Err(bad("bad packet length"));
+        }
+        let mut payload = vec![0u8; n - 4];
+        self.stream.read_exact(&mut payload)?;
+        Ok(Some(payload))
+    }
+}
+
+fn bad(what: &str) -> std::io::Error {
+    std::io::Error::new(std::io::ErrorKind::InvalidData, what.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(split_host_port("127.0.0.1:9000"), Some(("127.0.0.1", 9000)));
+        assert_eq!(
+            split_host_port("pkgs.example.org"),
+            Some(("pkgs.example.org", 9418))
+        );
+        assert_eq!(split_host_port("[::1]:9000"), Some(("::1", 9000)));
+        assert_eq!(split_host_port(":9000"), None);
+    }
+}
