@@ -1,15 +1,16 @@
 //! Validates a whole tree: discovery, then every formula. This is the verdict both `taskhook
-//! check` and the server hooks give; the hooks add only a cache of results by task tree id.
+//! check` and the server hooks give; the hooks only skip subtrees identical to the tree a stored
+//! manifest describes (see [`crate::reuse`]).
 
-use std::collections::HashMap;
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
 use crate::config::{hex, Config};
 use crate::diag::{self, Diagnostic, Sources};
-use crate::discover::{self, Blob, Source, SourceError};
+use crate::discover::{self, Baseline, Blob, Source, SourceError};
 use crate::formula::{self, Formula};
+use crate::manifest::RawTask;
 
 /// The verdict on one task.
 #[derive(Debug, Clone)]
@@ -33,11 +34,15 @@ impl TaskReport {
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub tasks: Vec<TaskReport>,
+    /// Tasks taken unchanged from a stored manifest (see [`crate::reuse`]).
+    pub reused: Vec<RawTask>,
+    /// Directories whose verdicts are to be taken from a baseline, not yet filled in.
+    pub reused_prefixes: Vec<String>,
     /// Findings that belong to no single task.
     pub diagnostics: Vec<Diagnostic>,
     /// Formula texts that have positioned findings, for rendering.
     pub sources: Sources,
-    /// How many formulas were parsed (the rest came from the cache).
+    /// How many formulas were parsed (the rest were reused).
     pub parsed: usize,
 }
 
@@ -50,8 +55,16 @@ impl Report {
             .chain(self.tasks.iter().flat_map(|t| t.diagnostics.iter()))
             .cloned()
             .collect();
+        for r in self.reused.iter().filter(|r| r.has_diagnostics) {
+            all.extend(r.diagnostics());
+        }
         diag::sort(&mut all);
         all
+    }
+
+    /// How many tasks the tree has, checked or reused.
+    pub fn task_count(&self) -> usize {
+        self.tasks.len() + self.reused.len()
     }
 
     pub fn error_count(&self) -> usize {
@@ -66,30 +79,31 @@ impl Report {
     }
 }
 
-/// Earlier verdicts, by task path and task tree id.
-pub type Cache = HashMap<(String, String), TaskReport>;
-
-/// Validates every task of `source`. `cache` supplies verdicts for task directories whose tree is
-/// unchanged; `deadline` bounds the work (a hook must not hang a push).
+/// Validates every task of `source`; `deadline` bounds the work (a hook must not hang a push).
 pub fn check<S: Source>(
     source: &S,
     config: &Config,
-    cache: &Cache,
     deadline: Option<Instant>,
 ) -> Result<Report, SourceError> {
-    let found = discover::discover(source, config.bounds)?;
+    check_since(source, config, None, deadline)
+}
+
+/// Like [`check`], leaving the subtrees identical to `baseline` unwalked: their prefixes are in
+/// [`Report::reused_prefixes`] for the caller to fill in from the baseline's manifest.
+pub fn check_since<S: Source>(
+    source: &S,
+    config: &Config,
+    baseline: Option<&Baseline<S::Dir>>,
+    deadline: Option<Instant>,
+) -> Result<Report, SourceError> {
+    let found = discover::discover_since(source, config.bounds, baseline)?;
     let mut report = Report {
         diagnostics: found.diagnostics,
+        reused_prefixes: found.reused,
         ..Report::default()
     };
     for task in found.tasks {
         let tree = source.tree_id(&task.dir);
-        if let Some(t) = &tree {
-            if let Some(hit) = cache.get(&(task.path.clone(), t.clone())) {
-                report.tasks.push(hit.clone());
-                continue;
-            }
-        }
         if let Some(deadline) = deadline {
             if Instant::now() > deadline {
                 report.diagnostics.push(

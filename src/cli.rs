@@ -297,12 +297,7 @@ fn cmd_check(path: Option<&Path>, rev: Option<&str>, format: Format) -> CmdResul
             let config = Config::load(&repo)?;
             let commit = repo.resolve_commit(&rev)?;
             let tree = repo.commit_tree(commit)?;
-            check::check(
-                &CommitTree { repo: &repo, tree },
-                &config,
-                &check::Cache::new(),
-                None,
-            )?
+            check::check(&CommitTree { repo: &repo, tree }, &config, None)?
         }
         None => {
             if !path.is_dir() {
@@ -315,7 +310,7 @@ fn cmd_check(path: Option<&Path>, rev: Option<&str>, format: Format) -> CmdResul
                 Ok(repo) => Config::load(&repo)?,
                 Err(_) => Config::default(),
             };
-            check::check(&Worktree::new(path), &config, &check::Cache::new(), None)?
+            check::check(&Worktree::new(path), &config, None)?
         }
     };
     let mut out = std::io::stdout().lock();
@@ -347,7 +342,7 @@ pub fn render_report(report: &Report, color: bool) -> String {
     let verdict = if report.is_valid() { "ok" } else { "invalid" };
     s.push_str(&format!(
         "{verdict}: {}\n",
-        diag::summary_line(&diags, report.tasks.len())
+        diag::summary_line(&diags, report.task_count())
     ));
     s
 }

@@ -5,16 +5,16 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::check::Cache;
 use crate::cli::{exit, CmdResult, Failure, Format, ManifestCommand, PlanArgs, PlanFormat};
 use crate::config::Config;
 use crate::event::{self, BranchRules, Event, Parsed};
 use crate::fetch::{self, Remote};
+use crate::git::ObjectId;
 use crate::git::Repo;
 use crate::hook;
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::plan;
-use crate::store::{self, Applied};
+use crate::store::{self, Applied, Stored};
 
 pub fn manifest(command: ManifestCommand) -> CmdResult {
     match command {
@@ -140,10 +140,8 @@ fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>) -> CmdResult {
             }
         }
     };
-    let m = hook::branch_manifest(&repo, &config, None, &name, commit, &Cache::new())?;
-    let _ = std::io::stdout()
-        .lock()
-        .write_all(&manifest::branch_bytes(&m));
+    let m = hook::branch_manifest(&repo, &config, None, &name, commit)?;
+    let _ = std::io::stdout().lock().write_all(&m.bytes);
     Ok(exit::OK)
 }
 
@@ -167,7 +165,8 @@ fn rebuild_one(path: &Path, progress: bool, (n, total): (usize, usize)) -> Resul
     let config = Config::load(&repo)?;
     let snap = store::snapshot(&repo, &config).ok();
     let branches = repo.branches()?;
-    let mut by_commit: HashMap<String, manifest::Branch> = HashMap::new();
+    // Branches at the same commit share one verdict; a rebuild trusts nothing stored.
+    let mut by_commit: HashMap<ObjectId, crate::check::Report> = HashMap::new();
     let mut changes = Vec::new();
     for (i, (branch, commit)) in branches.iter().enumerate() {
         if progress {
@@ -178,19 +177,16 @@ fn rebuild_one(path: &Path, progress: bool, (n, total): (usize, usize)) -> Resul
                 branches.len()
             );
         }
-        let m = match by_commit.get(&commit.to_string()) {
-            Some(m) => manifest::Branch {
-                branch: branch.clone(),
-                ..m.clone()
-            },
-            None => {
-                let m =
-                    hook::branch_manifest(&repo, &config, None, branch, *commit, &Cache::new())?;
-                by_commit.insert(commit.to_string(), m.clone());
-                m
-            }
-        };
-        changes.push((branch.clone(), Some(m)));
+        if !by_commit.contains_key(commit) {
+            by_commit.insert(
+                *commit,
+                crate::reuse::verdict(&repo, &config, *commit, None, None)?,
+            );
+        }
+        let report = &by_commit[commit];
+        let hex = commit.to_string();
+        let bytes = manifest::report_bytes(branch, &hex, report, &config);
+        changes.push((branch.clone(), Some(Stored { commit: hex, bytes })));
     }
     if let Some(s) = &snap {
         for b in s.index.branches.keys() {

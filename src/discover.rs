@@ -78,6 +78,28 @@ pub struct Discovery<D, B> {
     pub tasks: Vec<Found<D, B>>,
     /// Findings that belong to no task (misnamed formulas, limits).
     pub diagnostics: Vec<Diagnostic>,
+    /// Directories (`""` for the root) left unwalked because they are identical to the
+    /// baseline's: their tasks and findings are the baseline's.
+    pub reused: Vec<String>,
+}
+
+/// Whether the subtree at a path, reached under an enclosing task (if any), may take the
+/// baseline's verdicts; false when the baseline saw it under another enclosing task.
+pub type Reusable<'a> = &'a dyn Fn(&str, Option<&str>) -> bool;
+
+/// An earlier tree to compare with, so that identical subtrees are not walked again.
+pub struct Baseline<'a, D> {
+    pub root: D,
+    pub reusable: Reusable<'a>,
+}
+
+/// Whether a task path or file lies in the reused directory `prefix`.
+pub fn in_prefix(path: &str, prefix: &str) -> bool {
+    prefix.is_empty()
+        || path == prefix
+        || (path.len() > prefix.len()
+            && path.starts_with(prefix)
+            && path.as_bytes()[prefix.len()] == b'/')
 }
 
 /// The file path of the formula of task `path`.
@@ -118,6 +140,15 @@ pub fn discover<S: Source>(
     source: &S,
     bounds: Bounds,
 ) -> Result<Discovery<S::Dir, S::Blob>, SourceError> {
+    discover_since(source, bounds, None)
+}
+
+/// Discovery that skips the subtrees `baseline` already describes.
+pub fn discover_since<S: Source>(
+    source: &S,
+    bounds: Bounds,
+    baseline: Option<&Baseline<S::Dir>>,
+) -> Result<Discovery<S::Dir, S::Blob>, SourceError> {
     let mut walk = Walk {
         source,
         bounds,
@@ -125,8 +156,16 @@ pub fn discover<S: Source>(
         diagnostics: Vec::new(),
         stopped_at_depth: Vec::new(),
         over_limit: false,
+        reused: Vec::new(),
+        reusable: baseline.map(|b| b.reusable),
     };
-    walk.dir(source.root(), String::new(), 0, None)?;
+    walk.dir(
+        source.root(),
+        baseline.map(|b| b.root.clone()),
+        String::new(),
+        0,
+        None,
+    )?;
     if !walk.stopped_at_depth.is_empty() {
         let first = walk.stopped_at_depth[0].clone();
         walk.diagnostics.push(
@@ -145,6 +184,7 @@ pub fn discover<S: Source>(
     Ok(Discovery {
         tasks: walk.tasks,
         diagnostics: walk.diagnostics,
+        reused: walk.reused,
     })
 }
 
@@ -155,12 +195,15 @@ struct Walk<'s, S: Source> {
     diagnostics: Vec<Diagnostic>,
     stopped_at_depth: Vec<String>,
     over_limit: bool,
+    reused: Vec<String>,
+    reusable: Option<Reusable<'s>>,
 }
 
 impl<S: Source> Walk<'_, S> {
     fn dir(
         &mut self,
         dir: S::Dir,
+        old: Option<S::Dir>,
         path: String,
         depth: usize,
         enclosing: Option<&str>,
@@ -168,6 +211,25 @@ impl<S: Source> Walk<'_, S> {
         if self.over_limit {
             return Ok(());
         }
+        if let (Some(old), Some(reusable)) = (&old, self.reusable) {
+            let id = self.source.tree_id(&dir);
+            if id.is_some() && id == self.source.tree_id(old) && reusable(&path, enclosing) {
+                self.reused.push(path);
+                return Ok(());
+            }
+        }
+        let old_dirs: std::collections::HashMap<String, S::Dir> = match &old {
+            Some(o) => self
+                .source
+                .list(o)?
+                .into_iter()
+                .filter_map(|e| match e.kind {
+                    Kind::Dir(d) => Some((e.name, d)),
+                    _ => None,
+                })
+                .collect(),
+            None => std::collections::HashMap::new(),
+        };
         let entries = self.source.list(&dir)?;
         let task_path = if path.is_empty() {
             ".".to_string()
@@ -286,7 +348,8 @@ impl<S: Source> Walk<'_, S> {
                 self.stopped_at_depth.push(sub_path);
                 continue;
             }
-            self.dir(sub, sub_path, depth + 1, enclosing)?;
+            let old_sub = old_dirs.get(&e.name).cloned();
+            self.dir(sub, old_sub, sub_path, depth + 1, enclosing)?;
         }
         Ok(())
     }
@@ -304,6 +367,15 @@ mod tests {
         assert!(!valid_component("-dash"));
         assert!(!valid_component("with space"));
         assert!(!valid_component("ünï"));
+    }
+
+    #[test]
+    fn prefixes() {
+        assert!(in_prefix("tests/a", "tests"));
+        assert!(in_prefix("tests", "tests"));
+        assert!(!in_prefix("tests2/a", "tests"));
+        assert!(in_prefix(".", ""));
+        assert!(!in_prefix(".", "tests"));
     }
 
     #[test]

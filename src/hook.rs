@@ -5,12 +5,13 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use crate::check::{self, Cache, Report};
+use crate::check::Report;
 use crate::cli::{exit, render_report, CmdResult, Failure};
 use crate::config::{Config, Policy};
-use crate::git::{CommitTree, ObjectId, Repo};
-use crate::manifest::{self, Branch};
-use crate::store::{self, Applied, Snapshot};
+use crate::git::{ObjectId, Repo};
+use crate::manifest;
+use crate::reuse::{self, Prior};
+use crate::store::{self, Applied, Stored};
 
 /// One line of git's hook input: `<old> <new> <ref>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -68,48 +69,25 @@ fn short(id: &str) -> &str {
     &id[..id.len().min(12)]
 }
 
-/// Verdicts known from the stored manifests that a push can reuse: the pushed branches' own
-/// manifests, and for a new branch the manifest of a branch already at the same commit (or of
-/// the default branch).
-fn push_cache(repo: &Repo, config: &Config, snap: &Snapshot, updates: &[&RefUpdate]) -> Cache {
-    let mut manifests: Vec<Branch> = Vec::new();
-    let mut wanted: Vec<String> = Vec::new();
-    for u in updates {
-        let Some(branch) = u.branch() else { continue };
-        if snap.index.branches.contains_key(branch) {
-            wanted.push(branch.to_string());
-        } else if let Some((other, _)) = snap.index.branches.iter().find(|(_, e)| e.commit == u.new)
-        {
-            wanted.push(other.clone());
-        } else if let Some(head) = repo.head_branch() {
-            wanted.push(head);
+/// Reads the formula texts a rendering needs that the verdict did not load (findings of reused
+/// tasks), from the pushed tree.
+fn load_sources(repo: &Repo, commit: ObjectId, report: &mut Report) {
+    let wanted: Vec<String> = report
+        .all_diagnostics()
+        .into_iter()
+        .filter(|d| d.line.is_some() && !report.sources.contains_key(&d.file))
+        .map(|d| d.file)
+        .collect();
+    let Ok(tree) = repo.commit_tree(commit) else {
+        return;
+    };
+    for file in wanted {
+        if let Ok(Some(bytes)) = repo.read_path(tree, &file) {
+            report
+                .sources
+                .insert(file, String::from_utf8_lossy(&bytes).into_owned());
         }
     }
-    wanted.sort();
-    wanted.dedup();
-    for b in wanted {
-        if let Ok(Some(m)) = store::read_branch(repo, config, snap, &b) {
-            manifests.push(m);
-        }
-    }
-    store::cache_from(manifests, config)
-}
-
-/// Validates the tree of `commit`, reusing `cache`.
-pub fn verdict(
-    repo: &Repo,
-    config: &Config,
-    commit: ObjectId,
-    cache: &Cache,
-    deadline: Option<Instant>,
-) -> Result<Report, Failure> {
-    let tree = repo.commit_tree(commit)?;
-    Ok(check::check(
-        &CommitTree { repo, tree },
-        config,
-        cache,
-        deadline,
-    )?)
 }
 
 /// `taskhook hook pre-receive`: validate every pushed branch; read only.
@@ -171,20 +149,20 @@ fn validate_updates(
         return Ok(if rejected { exit::INVALID } else { exit::OK });
     }
     let snap = store::snapshot(repo, config).ok();
-    let cache = snap
-        .as_ref()
-        .map(|s| push_cache(repo, config, s, &branches))
-        .unwrap_or_default();
     let mut errors_total = 0;
     for u in &branches {
         let commit = ObjectId::from_hex(u.new.as_bytes())
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
-        let report = verdict(repo, config, commit, &cache, Some(deadline))?;
+        let branch = u.branch().unwrap_or_default();
+        let prior = snap
+            .as_ref()
+            .and_then(|s| reuse::prior_for(repo, config, s, branch, &u.new));
+        let mut report = reuse::verdict(repo, config, commit, prior.as_ref(), Some(deadline))?;
         let errors = report.error_count();
         errors_total += errors;
         let diags = report.all_diagnostics();
         if diags.is_empty() {
-            let n = report.tasks.len();
+            let n = report.task_count();
             let _ = writeln!(
                 out,
                 "taskhook: {}: {n} task{} ok ({} checked, {} unchanged)",
@@ -195,6 +173,7 @@ fn validate_updates(
             );
             continue;
         }
+        load_sources(repo, commit, &mut report);
         let _ = writeln!(out, "taskhook: {} at {}:", u.name, short(&u.new));
         let _ = write!(out, "{}", render_report(&report, false));
     }
@@ -224,29 +203,18 @@ fn validate_updates(
     Ok(if rejected { exit::INVALID } else { exit::OK })
 }
 
-/// Computes the manifest of `branch` at `commit`, reusing a manifest that already describes the
-/// same commit under the same rules (a new branch made from an existing one).
+/// Computes the stored manifest of `branch` at `commit`, reusing what `prior` knows.
 pub fn branch_manifest(
     repo: &Repo,
     config: &Config,
-    snap: Option<&Snapshot>,
+    prior: Option<&Prior>,
     branch: &str,
     commit: ObjectId,
-    cache: &Cache,
-) -> Result<Branch, Failure> {
+) -> Result<Stored, Failure> {
+    let report = reuse::verdict(repo, config, commit, prior, None)?;
     let hex = commit.to_string();
-    if let Some(s) = snap {
-        if let Some((other, _)) = s.index.branches.iter().find(|(_, e)| e.commit == hex) {
-            if let Ok(Some(mut m)) = store::read_branch(repo, config, s, other) {
-                if m.validator == config.fingerprint() && m.policy == config.policy.as_str() {
-                    m.branch = branch.to_string();
-                    return Ok(m);
-                }
-            }
-        }
-    }
-    let report = verdict(repo, config, commit, cache, None)?;
-    Ok(manifest::build(branch, &hex, &report, config))
+    let bytes = manifest::report_bytes(branch, &hex, &report, config);
+    Ok(Stored { commit: hex, bytes })
 }
 
 /// `taskhook hook post-receive`: write the manifests of the branches that moved.
@@ -280,12 +248,6 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     let repo = Repo::open_for_hook()?;
     let config = Config::load(&repo)?;
     let snap = store::snapshot(&repo, &config)?;
-    let live: Vec<&RefUpdate> = branches
-        .iter()
-        .copied()
-        .filter(|u| !u.is_delete())
-        .collect();
-    let cache = push_cache(&repo, &config, &snap, &live);
     let mut changes = Vec::new();
     for u in &branches {
         let branch = u.branch().unwrap_or_default().to_string();
@@ -295,7 +257,8 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
         }
         let commit = ObjectId::from_hex(u.new.as_bytes())
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
-        let m = branch_manifest(&repo, &config, Some(&snap), &branch, commit, &cache)?;
+        let prior = reuse::prior_for(&repo, &config, &snap, &branch, &u.new);
+        let m = branch_manifest(&repo, &config, prior.as_ref(), &branch, commit)?;
         changes.push((branch, Some(m)));
     }
     let names: Vec<&str> = changes.iter().map(|(b, _)| b.as_str()).collect();

@@ -21,6 +21,7 @@ pub mod hook;
 pub mod install;
 pub mod manifest;
 pub mod plan;
+pub mod reuse;
 pub mod store;
 pub mod upload_archive;
 pub mod worktree;

@@ -9,7 +9,6 @@ use sha2::{Digest, Sha256};
 use crate::check::{Report, TaskReport};
 use crate::config::{hex, Config};
 use crate::diag::Diagnostic;
-use crate::formula::{Formula, Schedule};
 
 /// Bumped when the layout changes incompatibly; readers refuse versions they do not know.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -86,28 +85,49 @@ pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
 /// is one compact line. That keeps the file small for the trigger to fetch and parse, and makes
 /// `git log -p refs/meta/tasks` show one changed line per changed task.
 pub fn branch_bytes(b: &Branch) -> Vec<u8> {
-    fn json<T: Serialize>(v: &T) -> String {
-        serde_json::to_string(v).unwrap_or_default()
-    }
-    fn list<T: Serialize>(out: &mut String, key: &str, items: &[T]) {
+    assemble(
+        &b.branch,
+        &b.commit,
+        &b.policy,
+        &b.problems,
+        b.tasks.iter().map(json),
+        &b.validator,
+    )
+}
+
+fn json<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_default()
+}
+
+fn assemble(
+    branch: &str,
+    commit: &str,
+    policy: &str,
+    problems: &[Diagnostic],
+    tasks: impl Iterator<Item = String>,
+    validator: &str,
+) -> Vec<u8> {
+    fn list(out: &mut String, key: &str, items: impl Iterator<Item = String>) {
         out.push_str(&format!("  \"{key}\": ["));
-        for (i, item) in items.iter().enumerate() {
-            out.push_str(if i == 0 { "\n    " } else { ",\n    " });
-            out.push_str(&json(item));
+        let mut empty = true;
+        for item in items {
+            out.push_str(if empty { "\n    " } else { ",\n    " });
+            out.push_str(&item);
+            empty = false;
         }
-        out.push_str(if items.is_empty() { "],\n" } else { "\n  ],\n" });
+        out.push_str(if empty { "],\n" } else { "\n  ],\n" });
     }
-    let mut out = String::with_capacity(256 + b.tasks.len() * 512);
+    let mut out = String::with_capacity(1024);
     out.push_str("{\n");
-    out.push_str(&format!("  \"branch\": {},\n", json(&b.branch)));
-    out.push_str(&format!("  \"commit\": {},\n", json(&b.commit)));
-    out.push_str(&format!("  \"policy\": {},\n", json(&b.policy)));
-    if !b.problems.is_empty() {
-        list(&mut out, "problems", &b.problems);
+    out.push_str(&format!("  \"branch\": {},\n", json(&branch)));
+    out.push_str(&format!("  \"commit\": {},\n", json(&commit)));
+    out.push_str(&format!("  \"policy\": {},\n", json(&policy)));
+    if !problems.is_empty() {
+        list(&mut out, "problems", problems.iter().map(json));
     }
-    out.push_str(&format!("  \"schema\": {},\n", b.schema));
-    list(&mut out, "tasks", &b.tasks);
-    out.push_str(&format!("  \"validator\": {}\n}}\n", json(&b.validator)));
+    out.push_str(&format!("  \"schema\": {SCHEMA_VERSION},\n"));
+    list(&mut out, "tasks", tasks);
+    out.push_str(&format!("  \"validator\": {}\n}}\n", json(&validator)));
     out.into_bytes()
 }
 
@@ -115,64 +135,109 @@ pub fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// Builds a branch manifest from the verdict on its head commit.
-pub fn build(branch: &str, commit: &str, report: &Report, config: &Config) -> Branch {
-    let mut tasks: Vec<Task> = report.tasks.iter().map(task_entry).collect();
-    tasks.sort_by(|a, b| a.path.cmp(&b.path));
-    Branch {
-        schema: SCHEMA_VERSION,
-        branch: branch.to_string(),
-        commit: commit.to_string(),
-        policy: config.policy.as_str().to_string(),
-        validator: config.fingerprint(),
-        tasks,
-        problems: report.diagnostics.clone(),
-    }
+/// The stored bytes of the branch manifest for a verdict. Checked tasks are written anew; reused
+/// tasks are copied as the lines they were stored as, which are the same bytes.
+pub fn report_bytes(branch: &str, commit: &str, report: &Report, config: &Config) -> Vec<u8> {
+    let mut lines: Vec<(&str, String)> = report
+        .tasks
+        .iter()
+        .map(|t| (t.path.as_str(), json(&task_entry(t))))
+        .chain(
+            report
+                .reused
+                .iter()
+                .map(|r| (r.path.as_str(), r.line.clone())),
+        )
+        .collect();
+    lines.sort_by(|a, b| a.0.cmp(b.0));
+    let mut problems = report.diagnostics.clone();
+    crate::diag::sort(&mut problems);
+    assemble(
+        branch,
+        commit,
+        config.policy.as_str(),
+        &problems,
+        lines.into_iter().map(|(_, l)| l),
+        &config.fingerprint(),
+    )
 }
 
 fn task_entry(t: &TaskReport) -> Task {
     let f = &t.formula;
     Task {
-        path: t.path.clone(),
-        name: f.name.clone(),
+        arches: f.schedule.arches.clone(),
+        branches: f.schedule.branches.clone(),
+        desc: f.desc.clone(),
+        diagnostics: t.diagnostics.clone(),
         formula: t.formula_path.clone(),
         formula_sha256: t.sha256.clone(),
+        maintainer: f.maintainer.clone(),
+        name: f.name.clone(),
+        namespace: f.namespace.clone(),
+        on: f.schedule.on.clone(),
+        path: t.path.clone(),
+        run: f.schedule.run,
         tree: t.tree.clone(),
         valid: t.is_valid(),
-        run: f.schedule.run,
-        on: f.schedule.on.clone(),
-        branches: f.schedule.branches.clone(),
-        arches: f.schedule.arches.clone(),
-        desc: f.desc.clone(),
-        maintainer: f.maintainer.clone(),
-        namespace: f.namespace.clone(),
-        diagnostics: t.diagnostics.clone(),
     }
 }
 
-impl Task {
-    /// The verdict this entry records, for reuse when the task's tree is unchanged.
-    pub fn into_report(self) -> TaskReport {
-        TaskReport {
-            path: self.path,
-            formula_path: self.formula,
-            tree: self.tree,
-            sha256: self.formula_sha256,
-            formula: Formula {
-                name: self.name,
-                desc: self.desc,
-                maintainer: self.maintainer,
-                namespace: self.namespace,
-                schedule: Schedule {
-                    run: self.run,
-                    on: self.on,
-                    branches: self.branches,
-                    arches: self.arches,
-                },
-            },
-            diagnostics: self.diagnostics,
+/// A task entry kept as the exact line of a stored manifest, so an unchanged task is carried
+/// into the next manifest without being parsed and written again.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawTask {
+    pub path: String,
+    pub valid: bool,
+    pub has_diagnostics: bool,
+    pub line: String,
+}
+
+impl RawTask {
+    /// Reads the few fields a verdict needs from one task line.
+    pub fn parse(line: &str) -> Option<RawTask> {
+        #[derive(Deserialize)]
+        struct Probe<'a> {
+            #[serde(borrow)]
+            path: std::borrow::Cow<'a, str>,
+            valid: bool,
+            #[serde(default)]
+            diagnostics: Option<serde::de::IgnoredAny>,
         }
+        let p: Probe = serde_json::from_str(line).ok()?;
+        Some(RawTask {
+            path: p.path.into_owned(),
+            valid: p.valid,
+            has_diagnostics: p.diagnostics.is_some(),
+            line: line.to_string(),
+        })
     }
+
+    /// The findings recorded for this task.
+    pub fn diagnostics(&self) -> Vec<Diagnostic> {
+        serde_json::from_str::<Task>(&self.line)
+            .map(|t| t.diagnostics)
+            .unwrap_or_default()
+    }
+}
+
+/// Splits a stored branch manifest into its task lines. `None` when the bytes are not in the
+/// layout [`branch_bytes`] writes.
+pub fn task_lines(bytes: &[u8]) -> Option<Vec<&str>> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let start = text.find("\n  \"tasks\": [")? + "\n  \"tasks\": [".len();
+    let rest = &text[start..];
+    if rest.starts_with("],") {
+        return Some(Vec::new());
+    }
+    let end = rest.find("\n  ],\n")?;
+    rest[..end]
+        .split('\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            let l = l.strip_prefix("    ")?;
+            Some(l.strip_suffix(',').unwrap_or(l))
+        })
+        .collect()
 }
 
 /// Why a manifest read from somewhere (git, the network) was refused.

@@ -5,7 +5,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::check::Cache;
 use crate::config::Config;
 use crate::git::{GitError, ObjectId, Repo};
 use crate::manifest::{self, Branch, Index, IndexEntry, MAX_MANIFEST_BYTES};
@@ -63,6 +62,18 @@ pub fn snapshot(repo: &Repo, config: &Config) -> Result<Snapshot, StoreError> {
     })
 }
 
+/// The stored bytes of `branch`'s manifest, if there is one.
+pub fn read_branch_bytes(
+    repo: &Repo,
+    snap: &Snapshot,
+    branch: &str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    let (Some(tree), Some(entry)) = (snap.tree, snap.index.branches.get(branch)) else {
+        return Ok(None);
+    };
+    Ok(repo.read_path(tree, &entry.manifest)?)
+}
+
 /// Reads the stored manifest of `branch`, if there is one.
 pub fn read_branch(
     repo: &Repo,
@@ -85,22 +96,14 @@ pub fn read_branch(
         })
 }
 
-/// Verdicts that can be reused: every task of the given manifests made with the same rules.
-pub fn cache_from(manifests: Vec<Branch>, config: &Config) -> Cache {
-    let fingerprint = config.fingerprint();
-    let mut cache = Cache::new();
-    for m in manifests.into_iter().filter(|m| m.validator == fingerprint) {
-        for t in m.tasks {
-            if let Some(tree) = t.tree.clone() {
-                cache.insert((t.path.clone(), tree), t.into_report());
-            }
-        }
-    }
-    cache
+/// A branch manifest ready to store: the commit it pins and its bytes.
+pub struct Stored {
+    pub commit: String,
+    pub bytes: Vec<u8>,
 }
 
 /// A change to one branch's manifest: a new manifest, or `None` to remove it.
-pub type Change = (String, Option<Branch>);
+pub type Change = (String, Option<Stored>);
 
 /// What [`apply`] did.
 #[derive(Debug, PartialEq, Eq)]
@@ -132,16 +135,16 @@ pub fn apply(
                 files.remove(&old.manifest);
             }
             if let Some(m) = new {
-                let bytes = manifest::branch_bytes(m);
+                let bytes = &m.bytes;
                 let file = manifest::branch_file(branch);
-                let id = repo.write_blob(&bytes)?;
+                let id = repo.write_blob(bytes)?;
                 files.insert(file.clone(), id);
                 index.branches.insert(
                     branch.clone(),
                     IndexEntry {
                         commit: m.commit.clone(),
                         manifest: file,
-                        sha256: manifest::sha256(&bytes),
+                        sha256: manifest::sha256(bytes),
                     },
                 );
             }

@@ -122,6 +122,7 @@ fn a_push_large_enough_to_arrive_as_a_pack_is_validated() {
         "{}",
         stderr(&out)
     );
+    s.assert_manifest_is_exact("master");
     // More than receive.unpackLimit (100) objects: git kept the push as a pack.
     assert!(!git(&s.bare(), &["count-objects", "-v"]).contains("in-pack: 0"));
 }
@@ -198,6 +199,9 @@ fn concurrent_pushes_to_different_branches_all_land() {
         let b = format!("b{i}");
         let head = git(&s.bare(), &["rev-parse", &b]);
         assert_eq!(index["branches"][&b]["commit"], head.as_str(), "{b}");
+    }
+    for i in 0..n {
+        s.assert_manifest_is_exact(&format!("b{i}"));
     }
     let merges = git(&s.bare(), &["rev-list", "--merges", "refs/meta/tasks"]);
     assert!(merges.is_empty());
@@ -393,4 +397,41 @@ fn the_time_budget_bounds_a_push_and_rejects_what_it_could_not_check() {
         stderr(&out)
     );
     assert_eq!(s.meta(), None);
+}
+
+/// Reuse of stored verdicts must never change a manifest: every step compares the stored
+/// manifest with a full computation, through changes that move tasks in and out of nesting.
+#[test]
+fn incremental_manifests_equal_full_computation() {
+    let s = Server::with_policy(Some("warn"));
+    s.commit_file("a/runtask.yml", GOOD);
+    s.commit_file("a/b/runtask.yml", GOOD);
+    s.commit_file("c/d/runtask.yml", GOOD);
+    s.commit_file("c/e/Runtask.yaml", GOOD);
+    s.commit_file("f/g/h/runtask.yml", "name: broken\n");
+    let step = |what: &str| {
+        let out = s.push("master");
+        assert!(out.status.success(), "{what}: {}", stderr(&out));
+        s.assert_manifest_is_exact("master");
+    };
+    step("first push");
+    s.commit_file("a/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-a"));
+    step("change the enclosing task");
+    std::fs::remove_file(s.work().join("a/runtask.yml")).expect("rm");
+    git(&s.work(), &["commit", "-q", "-am", "a is no task any more"]);
+    step("a/b is not nested any more");
+    s.commit_file("runtask.yml", GOOD);
+    step("a root task encloses everything");
+    std::fs::remove_file(s.work().join("runtask.yml")).expect("rm");
+    git(&s.work(), &["commit", "-q", "-am", "no root task"]);
+    step("root task gone");
+    s.commit_file("c/x.txt", "x");
+    step("a sibling file changes next to a misnamed formula");
+    s.commit_file("f/g/h/runtask.yml", GOOD);
+    step("the broken task is fixed");
+    assert!(s.push("master:f41").status.success());
+    s.assert_manifest_is_exact("f41");
+    s.commit_file("new/runtask.yml", GOOD);
+    assert!(s.push("master:f42").status.success());
+    s.assert_manifest_is_exact("f42");
 }

@@ -144,6 +144,32 @@ impl Server {
     pub fn show(&self, path: &str) -> String {
         git(&self.bare(), &["show", &format!("refs/meta/tasks:{path}")])
     }
+
+    /// The stored manifest of `branch`, made incrementally by the hooks, is byte for byte the
+    /// manifest a full computation gives.
+    pub fn assert_manifest_is_exact(&self, branch: &str) {
+        let stored = git_output(
+            &self.bare(),
+            &["show", &format!("refs/meta/tasks:branches/{branch}.json")],
+        )
+        .stdout;
+        let full = taskhook(
+            &[
+                "manifest", "build", "--rev", branch, "--branch", branch, "srv.git",
+            ],
+            self.dir.path(),
+        );
+        assert!(
+            full.status.success(),
+            "{}",
+            String::from_utf8_lossy(&full.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&stored),
+            String::from_utf8_lossy(&full.stdout),
+            "stored manifest of {branch} differs from a full computation"
+        );
+    }
 }
 
 /// `git daemon --enable=upload-archive` on 127.0.0.1 and a free port; killed on drop.
