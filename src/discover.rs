@@ -93,15 +93,6 @@ pub struct Baseline<'a, D> {
     pub reusable: Reusable<'a>,
 }
 
-/// Whether a task path or file lies in the reused directory `prefix`.
-pub fn in_prefix(path: &str, prefix: &str) -> bool {
-    prefix.is_empty()
-        || path == prefix
-        || (path.len() > prefix.len()
-            && path.starts_with(prefix)
-            && path.as_bytes()[prefix.len()] == b'/')
-}
-
 /// The file path of the formula of task `path`.
 pub fn formula_path(task: &str) -> String {
     if task == "." {
@@ -367,15 +358,6 @@ mod tests {
         assert!(!valid_component("-dash"));
         assert!(!valid_component("with space"));
         assert!(!valid_component("ünï"));
-    }
-
-    #[test]
-    fn prefixes() {
-        assert!(in_prefix("tests/a", "tests"));
-        assert!(in_prefix("tests", "tests"));
-        assert!(!in_prefix("tests2/a", "tests"));
-        assert!(in_prefix(".", ""));
-        assert!(!in_prefix(".", "tests"));
     }
 
     #[test]

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::check::{self, Report};
 use crate::config::Config;
 use crate::diag::Diagnostic;
-use crate::discover::{in_prefix, Baseline};
+use crate::discover::Baseline;
 use crate::git::{CommitTree, GitError, ObjectId, Repo};
 use crate::manifest::{self, RawTask};
 use crate::store::{self, Snapshot};
@@ -89,15 +89,29 @@ impl Prior {
         if prefixes.is_empty() {
             return;
         }
+        let prefixes: HashSet<String> = prefixes.into_iter().collect();
+        // A path is reused when it, or one of its parent directories, is a reused prefix.
+        let covered = |path: &str| {
+            if prefixes.contains("") || prefixes.contains(path) {
+                return true;
+            }
+            let mut p = path;
+            while let Some(i) = p.rfind('/') {
+                p = &p[..i];
+                if prefixes.contains(p) {
+                    return true;
+                }
+            }
+            false
+        };
         for t in &self.tasks {
             // The root task `.` is the directory "", which only the root prefix holds.
-            let dir = if t.path == "." { "" } else { t.path.as_str() };
-            if prefixes.iter().any(|pre| in_prefix(dir, pre)) {
+            if (t.path == "." && prefixes.contains("")) || (t.path != "." && covered(&t.path)) {
                 report.reused.push(t.clone());
             }
         }
         for d in &self.problems {
-            if prefixes.iter().any(|pre| in_prefix(&d.file, pre)) {
+            if covered(&d.file) {
                 report.diagnostics.push(d.clone());
             }
         }
