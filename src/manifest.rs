@@ -157,7 +157,7 @@ pub fn report_bytes(branch: &str, commit: &str, report: &Report, config: &Config
         commit,
         config.policy.as_str(),
         &problems,
-        lines.into_iter().map(|(_, l)| l),
+        lines.into_iter().map(|(_, l)| l.to_string()),
         &config.fingerprint(),
     )
 }
@@ -195,6 +195,34 @@ pub struct RawTask {
 impl RawTask {
     /// Reads the few fields a verdict needs from one task line.
     pub fn parse(line: &str) -> Option<RawTask> {
+        Self::parse_fast(line).or_else(|| Self::parse_slow(line))
+    }
+
+    /// The lines [`branch_bytes`] writes have their keys in a known order and no unescaped
+    /// quote inside strings, so the top-level `"path":"`, `"diagnostics":[` and the final
+    /// `"valid":...}` can be found without tokenizing the whole line.
+    fn parse_fast(line: &str) -> Option<RawTask> {
+        let valid = if line.ends_with(",\"valid\":true}") {
+            true
+        } else if line.ends_with(",\"valid\":false}") {
+            false
+        } else {
+            return None;
+        };
+        let at = line.find("\"path\":\"")? + "\"path\":".len();
+        let path: String = serde_json::Deserializer::from_str(&line[at..])
+            .into_iter::<String>()
+            .next()?
+            .ok()?;
+        Some(RawTask {
+            path,
+            valid,
+            has_diagnostics: line.contains("\"diagnostics\":["),
+            line: line.to_string(),
+        })
+    }
+
+    fn parse_slow(line: &str) -> Option<RawTask> {
         #[derive(Deserialize)]
         struct Probe<'a> {
             #[serde(borrow)]
@@ -218,6 +246,21 @@ impl RawTask {
             .map(|t| t.diagnostics)
             .unwrap_or_default()
     }
+}
+
+/// A stored branch manifest without its task lines (which may be many): the bytes before and
+/// after the task list, joined into a smaller JSON document with `"tasks": []`.
+pub fn header_json(bytes: &[u8]) -> Option<String> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let key = "\n  \"tasks\": [";
+    let start = text.find(key)?;
+    let rest = &text[start + key.len()..];
+    let tail = if let Some(after) = rest.strip_prefix("],") {
+        after
+    } else {
+        &rest[rest.find("\n  ],")? + "\n  ],".len()..]
+    };
+    Some(format!("{}{key}],{tail}", &text[..start]))
 }
 
 /// Splits a stored branch manifest into its task lines. `None` when the bytes are not in the

@@ -35,7 +35,7 @@ impl Prior {
             #[serde(default)]
             problems: Vec<Diagnostic>,
         }
-        let header: Header = serde_json::from_slice(bytes).ok()?;
+        let header: Header = serde_json::from_str(&manifest::header_json(bytes)?).ok()?;
         if header.validator != config.fingerprint() {
             return None;
         }
