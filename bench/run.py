@@ -2,7 +2,7 @@
 """taskhook benchmark: every comparison side by side, alternating runs, medians.
 
 Usage: python3 bench/run.py [--sizes 20,200,2000] [--push-sizes 200,2000,10000]
-                            [--validate 10000] [--runs 5]
+                            [--validate 10000] [--branching 2000] [--runs 7] [--push-runs 15]
 Builds the release binary, generates synthetic task repositories in a temp dir, serves them with
 git daemon on 127.0.0.1, and prints one table per comparison. Nothing is left running.
 """
@@ -202,14 +202,15 @@ def main():
     ap.add_argument("--push-sizes", default="200,2000,10000")
     ap.add_argument("--validate", type=int, default=10000)
     ap.add_argument("--branching", type=int, default=2000)
-    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--push-runs", type=int, default=15, help="pushes are noisier: more runs")
     a = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     base = tempfile.mkdtemp(prefix="taskhook-bench-")
     try:
         print(f"machine: {os.cpu_count()} cores; git {run(['git', '--version']).stdout.decode().split()[-1]}; runs={a.runs}")
         bench_plan(base, [int(x) for x in a.sizes.split(",") if x], a.runs)
-        bench_push(base, [int(x) for x in a.push_sizes.split(",") if x], a.runs)
+        bench_push(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs)
         if a.validate:
             bench_validate(base, a.validate, a.runs)
         if a.branching:
