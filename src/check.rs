@@ -102,78 +102,148 @@ pub fn check_since<S: Source>(
         reused_prefixes: found.reused,
         ..Report::default()
     };
+    // Reading is I/O and stays on this thread; validating is pure and runs on every core.
+    let mut pending = Vec::with_capacity(found.tasks.len());
     for task in found.tasks {
         let tree = source.tree_id(&task.dir);
-        if let Some(deadline) = deadline {
-            if Instant::now() > deadline {
-                report.diagnostics.push(
-                    Diagnostic::error(
-                        "time-budget",
-                        discover::formula_path(&task.path),
-                        format!(
-                            "validation ran out of its time budget ({} ms) before this task",
-                            config.time_budget.as_millis()
-                        ),
-                    )
-                    .help("the server limits hook time with `taskhook.timeBudget`; push fewer changed tasks at once, or ask the admin to raise it"),
-                );
-                break;
-            }
+        let content = match &task.formula {
+            _ if past(deadline) => Content::Unchecked,
+            Some(blob) => match source.read(blob, config.rules.limits.max_bytes)? {
+                Blob::Bytes(bytes) => Content::Bytes(bytes),
+                Blob::TooLarge(size) => Content::TooLarge(size),
+            },
+            None => Content::Missing,
+        };
+        pending.push(Pending {
+            task_path: task.path,
+            tree,
+            diagnostics: task.diagnostics,
+            content,
+        });
+    }
+    let workers = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(8);
+    let checked: Vec<Checked> = if workers > 1 && pending.len() >= 64 {
+        let chunk = pending.len().div_ceil(workers);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = pending
+                .chunks(chunk)
+                .map(|part| {
+                    scope.spawn(move || {
+                        part.iter()
+                            .map(|p| validate(p, config, deadline))
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_default())
+                .collect()
+        })
+    } else {
+        pending
+            .iter()
+            .map(|p| validate(p, config, deadline))
+            .collect()
+    };
+    for c in checked {
+        report.parsed += usize::from(c.parsed);
+        if let Some((file, text)) = c.source {
+            report.sources.insert(file, text);
         }
-        report.parsed += 1;
-        report
-            .tasks
-            .push(check_task(source, config, task, tree, &mut report.sources)?);
+        report.tasks.push(c.report);
     }
     Ok(report)
 }
 
-fn check_task<S: Source>(
-    source: &S,
-    config: &Config,
-    task: discover::Found<S::Dir, S::Blob>,
+fn past(deadline: Option<Instant>) -> bool {
+    deadline.is_some_and(|d| Instant::now() > d)
+}
+
+enum Content {
+    Bytes(Vec<u8>),
+    TooLarge(u64),
+    /// `runtask.yml` is not a regular file (discovery reported it).
+    Missing,
+    /// The time budget ran out before this task.
+    Unchecked,
+}
+
+struct Pending {
+    task_path: String,
     tree: Option<String>,
-    sources: &mut Sources,
-) -> Result<TaskReport, SourceError> {
-    let formula_path = discover::formula_path(&task.path);
-    let mut diagnostics = task.diagnostics;
+    diagnostics: Vec<Diagnostic>,
+    content: Content,
+}
+
+struct Checked {
+    report: TaskReport,
+    parsed: bool,
+    source: Option<(String, String)>,
+}
+
+fn validate(p: &Pending, config: &Config, deadline: Option<Instant>) -> Checked {
+    let formula_path = discover::formula_path(&p.task_path);
+    let mut diagnostics = p.diagnostics.clone();
     let mut sha256 = None;
     let mut formula = None;
-    if let Some(blob) = &task.formula {
-        match source.read(blob, config.rules.limits.max_bytes)? {
-            Blob::TooLarge(size) => diagnostics.push(
-                Diagnostic::error(
-                    "formula-too-large",
-                    formula_path.clone(),
-                    format!(
-                        "the formula is {size} bytes; the limit is {} bytes",
-                        config.rules.limits.max_bytes
-                    ),
-                )
-                .help("keep data files beside the formula; the limit is `taskhook.maxFormulaBytes`")
-                .task(task.path.clone()),
+    let mut source = None;
+    let mut parsed = false;
+    let out_of_time = || {
+        Diagnostic::error(
+            "time-budget",
+            formula_path.clone(),
+            format!(
+                "validation ran out of its time budget ({} ms) before this task",
+                config.time_budget.as_millis()
             ),
-            Blob::Bytes(bytes) => {
-                sha256 = Some(hex(&Sha256::digest(&bytes)));
-                let (f, d) = formula::validate(&bytes, &formula_path, &task.path, &config.rules);
-                if d.iter().any(|d| d.line.is_some()) {
-                    sources.insert(
-                        formula_path.clone(),
-                        String::from_utf8_lossy(&bytes).into_owned(),
-                    );
-                }
-                diagnostics.extend(d);
-                formula = Some(f);
+        )
+        .help("the server limits hook time with `taskhook.timeBudget`; push fewer changed tasks at once, or ask the admin to raise it")
+        .task(p.task_path.clone())
+    };
+    match &p.content {
+        Content::Unchecked => diagnostics.push(out_of_time()),
+        Content::Bytes(_) if past(deadline) => diagnostics.push(out_of_time()),
+        Content::Missing => {}
+        Content::TooLarge(size) => diagnostics.push(
+            Diagnostic::error(
+                "formula-too-large",
+                formula_path.clone(),
+                format!(
+                    "the formula is {size} bytes; the limit is {} bytes",
+                    config.rules.limits.max_bytes
+                ),
+            )
+            .help("keep data files beside the formula; the limit is `taskhook.maxFormulaBytes`")
+            .task(p.task_path.clone()),
+        ),
+        Content::Bytes(bytes) => {
+            parsed = true;
+            sha256 = Some(hex(&Sha256::digest(bytes)));
+            let (f, d) = formula::validate(bytes, &formula_path, &p.task_path, &config.rules);
+            if d.iter().any(|d| d.line.is_some()) {
+                source = Some((
+                    formula_path.clone(),
+                    String::from_utf8_lossy(bytes).into_owned(),
+                ));
             }
+            diagnostics.extend(d);
+            formula = Some(f);
         }
     }
     diag::sort(&mut diagnostics);
-    Ok(TaskReport {
-        path: task.path,
-        formula_path,
-        tree,
-        sha256,
-        formula: formula.unwrap_or_else(Formula::empty),
-        diagnostics,
-    })
+    Checked {
+        report: TaskReport {
+            path: p.task_path.clone(),
+            formula_path,
+            tree: p.tree.clone(),
+            sha256,
+            formula: formula.unwrap_or_else(Formula::empty),
+            diagnostics,
+        },
+        parsed,
+        source,
+    }
 }

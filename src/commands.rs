@@ -140,7 +140,7 @@ fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>) -> CmdResult {
             }
         }
     };
-    let m = hook::branch_manifest(&repo, &config, None, &name, commit)?;
+    let m = hook::branch_manifest(&repo, &config, None, &name, commit, None)?;
     let _ = std::io::stdout().lock().write_all(&m.bytes);
     Ok(exit::OK)
 }

@@ -210,8 +210,9 @@ pub fn branch_manifest(
     prior: Option<&Prior>,
     branch: &str,
     commit: ObjectId,
+    deadline: Option<Instant>,
 ) -> Result<Stored, Failure> {
-    let report = reuse::verdict(repo, config, commit, prior, None)?;
+    let report = reuse::verdict(repo, config, commit, prior, deadline)?;
     let hex = commit.to_string();
     let bytes = manifest::report_bytes(branch, &hex, &report, config);
     Ok(Stored { commit: hex, bytes })
@@ -247,6 +248,7 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     }
     let repo = Repo::open_for_hook()?;
     let config = Config::load(&repo)?;
+    let deadline = Instant::now() + config.time_budget;
     let snap = store::snapshot(&repo, &config)?;
     let mut changes = Vec::new();
     for u in &branches {
@@ -258,7 +260,14 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
         let commit = ObjectId::from_hex(u.new.as_bytes())
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
         let prior = reuse::prior_for(&repo, &config, &snap, &branch, &u.new);
-        let m = branch_manifest(&repo, &config, prior.as_ref(), &branch, commit)?;
+        let m = branch_manifest(
+            &repo,
+            &config,
+            prior.as_ref(),
+            &branch,
+            commit,
+            Some(deadline),
+        )?;
         changes.push((branch, Some(m)));
     }
     let names: Vec<&str> = changes.iter().map(|(b, _)| b.as_str()).collect();

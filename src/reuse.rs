@@ -52,6 +52,13 @@ impl Prior {
             .into_iter()
             .map(RawTask::parse)
             .collect::<Option<_>>()?;
+        // A task the time budget left unchecked must be checked next time, not carried over.
+        if tasks
+            .iter()
+            .any(|t| t.has_diagnostics && t.line.contains("\"code\":\"time-budget\""))
+        {
+            return None;
+        }
         let commit = ObjectId::from_hex(header.commit.as_bytes()).ok()?;
         let tree = repo.commit_tree(commit).ok()?;
         let paths = tasks.iter().map(|t| t.path.clone()).collect();

@@ -435,3 +435,29 @@ fn incremental_manifests_equal_full_computation() {
     assert!(s.push("master:f42").status.success());
     s.assert_manifest_is_exact("f42");
 }
+
+#[test]
+fn tasks_left_unchecked_by_the_time_budget_are_listed_and_checked_next_time() {
+    let s = Server::with_policy(Some("warn"));
+    git(&s.bare(), &["config", "taskhook.timeBudget", "1ms"]);
+    for i in 0..300 {
+        write(&s.work().join(format!("t{i:03}/runtask.yml")), GOOD);
+    }
+    git(&s.work(), &["add", "-A"]);
+    git(&s.work(), &["commit", "-q", "-m", "many"]);
+    assert!(s.push("master").status.success());
+    let m: serde_json::Value = serde_json::from_str(&s.show("branches/master.json")).expect("json");
+    let tasks = m["tasks"].as_array().expect("tasks");
+    assert_eq!(tasks.len(), 300, "no task is dropped");
+    assert!(tasks.iter().any(|t| t["valid"] == false));
+    git(&s.bare(), &["config", "taskhook.timeBudget", "60"]);
+    s.commit_file("README", "x");
+    assert!(s.push("master").status.success());
+    let m: serde_json::Value = serde_json::from_str(&s.show("branches/master.json")).expect("json");
+    assert!(m["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .all(|t| t["valid"] == true));
+    s.assert_manifest_is_exact("master");
+}
