@@ -456,3 +456,26 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("unknown revision `nope`"));
 }
+
+/// Package repositories keep Standard Test Interface playbooks (`tests/tests.yml`) and tmt
+/// metadata: they are not formulas and must not be mistaken for misnamed ones.
+#[test]
+fn sti_and_tmt_files_are_not_formulas() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for (i, entry) in std::fs::read_dir(corpus().join("sti"))
+        .expect("sti")
+        .enumerate()
+    {
+        let path = entry.expect("entry").path();
+        let target = dir.path().join(format!("pkg{i}/tests/tests.yml"));
+        std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(&path, &target).expect("copy");
+    }
+    let fmf = corpus().join("tmt/psss__did__tests__main.fmf");
+    std::fs::create_dir_all(dir.path().join("did/tests")).expect("mkdir");
+    std::fs::copy(fmf, dir.path().join("did/tests/main.fmf")).expect("copy");
+    let (code, v) = check_json(dir.path(), &[]);
+    assert_eq!(code, 0, "{v}");
+    assert_eq!(v["tasks"], serde_json::json!([]));
+    assert_eq!(v["diagnostics"], serde_json::json!([]));
+}
