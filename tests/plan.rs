@@ -202,25 +202,34 @@ fn tag_distgit_compose_and_pagure_events() {
     assert_eq!(tasks(&jobs), vec!["gitcommit/noarch"]);
 }
 
+/// `taskhook plan` for a koji build of `item` on `branch`, plus `extra` arguments.
+fn plan_build(
+    dir: &Path,
+    remote: &str,
+    item: &str,
+    branch: &str,
+    extra: &[&str],
+) -> (i32, Vec<serde_json::Value>, String) {
+    let mut args = vec![
+        "--remote",
+        remote,
+        "--item-type",
+        "koji_build",
+        "--item",
+        item,
+        "--branch",
+        branch,
+    ];
+    args.extend(extra);
+    plan(dir, &args)
+}
+
 #[test]
 fn arches_fan_out_branch_filters_and_fallback() {
     let (s, d) = served("foo");
     let dir = s.dir.path();
     let remote = d.url("foo.git");
-    let (code, jobs, err) = plan(
-        dir,
-        &[
-            "--remote",
-            &remote,
-            "--item-type",
-            "koji_build",
-            "--item",
-            "foo-1-1.fc22",
-            "--branch",
-            "f22",
-            "--explain",
-        ],
-    );
+    let (code, jobs, err) = plan_build(dir, &remote, "foo-1-1.fc22", "f22", &["--explain"]);
     assert_eq!(code, 0);
     assert_eq!(
         tasks(&jobs),
@@ -231,55 +240,19 @@ fn arches_fan_out_branch_filters_and_fallback() {
         "{err}"
     );
     // master does not match the fanout task's branch filter.
-    let (_, jobs, err) = plan(
-        dir,
-        &[
-            "--remote",
-            &remote,
-            "--item-type",
-            "koji_build",
-            "--item",
-            "x",
-            "--branch",
-            "master",
-            "--explain",
-        ],
-    );
+    let (_, jobs, err) = plan_build(dir, &remote, "x", "master", &["--explain"]);
     assert_eq!(tasks(&jobs), vec!["build/noarch"]);
     assert!(err.contains("branch `master` matches none of f*"), "{err}");
     // f40 has no manifest: nothing without a fallback, master's tasks with one.
-    let (code, jobs, err) = plan(
-        dir,
-        &[
-            "--remote",
-            &remote,
-            "--item-type",
-            "koji_build",
-            "--item",
-            "x",
-            "--branch",
-            "f40",
-            "--explain",
-        ],
-    );
+    let (code, jobs, err) = plan_build(dir, &remote, "x", "f40", &["--explain"]);
     assert_eq!((code, jobs.len()), (0, 0));
     assert!(err.contains("no manifest for branch `f40`"), "{err}");
-    let (_, jobs, _) = plan(
+    let (_, jobs, _) = plan_build(
         dir,
-        &[
-            "--remote",
-            &remote,
-            "--item-type",
-            "koji_build",
-            "--item",
-            "x",
-            "--branch",
-            "f40",
-            "--fallback-branch",
-            "master",
-            "--format",
-            "json",
-        ],
+        &remote,
+        "x",
+        "f40",
+        &["--fallback-branch", "master", "--format", "json"],
     );
     assert_eq!(
         tasks(&jobs),
@@ -287,23 +260,17 @@ fn arches_fan_out_branch_filters_and_fallback() {
         "filter applies to the event's branch f40"
     );
     assert!(jobs.iter().all(|j| j["git_branch"] == "master"));
-    let out = taskhook(
-        &[
-            "plan",
-            "--remote",
-            &remote,
-            "--item-type",
-            "koji_build",
-            "--item",
-            "foo-1-1.fc22",
-            "--branch",
-            "f22",
-            "--format",
-            "runtask",
-        ],
-        dir,
-    );
-    let text = String::from_utf8_lossy(&out.stdout);
+    let mut args = vec![
+        "plan",
+        "--remote",
+        &remote,
+        "--item-type",
+        "koji_build",
+        "--item",
+        "foo-1-1.fc22",
+    ];
+    args.extend(["--branch", "f22", "--format", "runtask"]);
+    let text = String::from_utf8_lossy(&taskhook(&args, dir).stdout).into_owned();
     assert!(
         text.contains("runtask -i foo-1-1.fc22 -t koji_build -a x86_64 fanout/runtask.yml\n"),
         "{text}"
@@ -343,56 +310,22 @@ fn bad_inputs_fail_clearly() {
         .local_addr()
         .expect("a")
         .port();
-    let (code, _, err) = plan(
-        dir,
-        &[
-            "--remote",
-            &format!("git://127.0.0.1:{port}/foo.git"),
-            "--item-type",
-            "koji_build",
-            "--item",
-            "x",
-            "--branch",
-            "f22",
-            "--timeout",
-            "5",
-        ],
-    );
+    let unreachable = format!("git://127.0.0.1:{port}/foo.git");
+    let (code, _, err) = plan_build(dir, &unreachable, "x", "f22", &["--timeout", "5"]);
     assert_eq!(code, 1);
     assert!(err.contains("cannot connect: Connection refused"), "{err}");
     // A repository without taskhook's manifest ref.
     git(dir, &["init", "-q", "--bare", "plain.git"]);
-    let (code, _, err) = plan(
-        dir,
-        &[
-            "--remote",
-            &d.url("plain.git"),
-            "--item-type",
-            "koji_build",
-            "--item",
-            "x",
-            "--branch",
-            "f22",
-        ],
-    );
+    let (code, _, err) = plan_build(dir, &d.url("plain.git"), "x", "f22", &[]);
     assert_eq!(code, 1);
     assert!(err.contains("the remote has no refs/meta/tasks"), "{err}");
     // A tampered manifest: written behind the hook's back.
     let bare = dir.join("foo.git");
-    let blob = Command::new("git")
-        .args(["hash-object", "-w", "--stdin"])
-        .current_dir(&bare)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("git");
-    use std::io::Write;
-    blob.stdin
-        .as_ref()
-        .expect("stdin")
-        .write_all(br#"{"schema": 1, "branch": "f22", "commit": "nope", "tasks": []}"#)
-        .expect("w");
-    let blob = String::from_utf8(blob.wait_with_output().expect("o").stdout).expect("utf8");
+    let blob = git_stdin(
+        &bare,
+        &["hash-object", "-w", "--stdin"],
+        r#"{"schema": 1, "branch": "f22", "commit": "nope", "tasks": []}"#,
+    );
     let tree = git_stdin(
         &bare,
         &["mktree"],
@@ -405,19 +338,7 @@ fn bad_inputs_fail_clearly() {
     );
     let commit = git(&bare, &["commit-tree", root.trim(), "-m", "tampered"]);
     git(&bare, &["update-ref", "refs/meta/tasks", &commit]);
-    let (code, _, err) = plan(
-        dir,
-        &[
-            "--remote",
-            &remote,
-            "--item-type",
-            "koji_build",
-            "--item",
-            "x",
-            "--branch",
-            "f22",
-        ],
-    );
+    let (code, _, err) = plan_build(dir, &remote, "x", "f22", &[]);
     assert_eq!(code, 1);
     assert!(
         err.contains("the manifest is not valid JSON of the expected shape"),
@@ -511,21 +432,8 @@ s.serve_forever()
     let _guard = Kill(child);
     let url = format!("http://127.0.0.1:{}/foo.git", line.trim());
     let cache = dir.join("cache");
-    let (code, jobs, err) = plan(
-        dir,
-        &[
-            "--remote",
-            &url,
-            "--item-type",
-            "koji_build",
-            "--item",
-            "x",
-            "--branch",
-            "f22",
-            "--cache-dir",
-            cache.to_str().expect("utf8"),
-        ],
-    );
+    let cache_arg = cache.to_str().expect("utf8");
+    let (code, jobs, err) = plan_build(dir, &url, "x", "f22", &["--cache-dir", cache_arg]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         tasks(&jobs),
