@@ -316,3 +316,75 @@ mod tests {
         assert_eq!(dist_tag("1"), None);
     }
 }
+
+#[cfg(test)]
+mod should_events {
+    use super::*;
+
+    fn parsed(json: &str) -> Event {
+        match parse(json.as_bytes(), &BranchRules::default()).expect("valid") {
+            Parsed::Event(e) => e,
+            Parsed::Ignored(why) => panic!("ignored: {why}"),
+        }
+    }
+
+    #[test]
+    fn bodhi_update() {
+        let e = parsed(
+            r#"{"topic": "org.fedoraproject.prod.bodhi.update.request.testing",
+                "body": {"update": {"alias": "FEDORA-2026-abc123",
+                  "release": {"branch": "f41"},
+                  "builds": [{"nvr": "python-requests-2.32.3-1.fc41"}]}}}"#,
+        );
+        assert_eq!(
+            (e.item_type.as_str(), e.item.as_str()),
+            ("bodhi_update", "FEDORA-2026-abc123")
+        );
+        assert_eq!(e.branch.as_deref(), Some("f41"));
+        assert_eq!(e.name.as_deref(), Some("python-requests"));
+    }
+
+    #[test]
+    fn pagure_pull_request() {
+        let e = parsed(
+            r#"{"topic": "io.pagure.prod.pagure.pull-request.new",
+                "msg": {"pullrequest": {"id": 7, "branch": "rawhide", "commit_stop": "abc",
+                  "project": {"name": "foo", "namespace": "rpms"}}}}"#,
+        );
+        assert_eq!(
+            (e.item_type.as_str(), e.item.as_str()),
+            ("pull_request", "rpms/foo#PR-7")
+        );
+        assert_eq!(e.branch.as_deref(), Some("rawhide"));
+    }
+
+    #[test]
+    fn ready_module_build() {
+        let e = parsed(
+            r#"{"topic": "org.fedoraproject.prod.mbs.module.state.change",
+                "msg": {"name": "nodejs", "stream": "20", "version": 4120231025, "state_name": "ready"}}"#,
+        );
+        assert_eq!(
+            (e.item_type.as_str(), e.item.as_str()),
+            ("module_build", "nodejs-20-4120231025")
+        );
+        assert_eq!(e.namespace.as_deref(), Some("modules"));
+    }
+
+    #[test]
+    fn malformed_messages_are_errors_not_panics() {
+        for bad in [
+            "",
+            "[]",
+            r#"{"topic": 3}"#,
+            r#"{"topic": "x.buildsys.build.state.change", "msg": {"new": 1}}"#,
+            r#"{"topic": "x.buildsys.build.state.change", "msg": []}"#,
+            r#"{"topic": "x.git.receive", "body": {"commit": {"repo": 5}}}"#,
+        ] {
+            assert!(
+                parse(bad.as_bytes(), &BranchRules::default()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}
