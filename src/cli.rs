@@ -159,6 +159,10 @@ pub enum PolicyArg {
 #[derive(Subcommand, Debug)]
 pub enum ManifestCommand {
     /// Print the stored manifest: the index, or one branch's manifest.
+    #[command(after_help = "Examples:\n  taskhook manifest show /srv/git/tasks.git            # index.json\n  \
+taskhook manifest show --branch f40 /srv/git/tasks.git\n  taskhook manifest show --branch f40 --format human\n\n\
+A note on stderr says when a branch's manifest pins another commit than the branch head \
+(stale); `taskhook manifest rebuild` repairs it.")]
     Show {
         #[arg(long)]
         branch: Option<String>,
@@ -168,6 +172,9 @@ pub enum ManifestCommand {
         repo: Option<PathBuf>,
     },
     /// Compute a branch manifest for a commit and print it, without storing it.
+    #[command(after_help = "Examples:\n  taskhook manifest build                     # HEAD of the repository here\n  \
+taskhook manifest build --rev f40 /srv/git/tasks.git\n\n\
+Prints exactly the bytes post-receive would store for that commit.")]
     Build {
         #[arg(long, value_name = "REV", default_value = "HEAD")]
         rev: String,
@@ -177,6 +184,10 @@ pub enum ManifestCommand {
         repo: Option<PathBuf>,
     },
     /// Recompute and store the manifests of every branch (bootstrap or repair).
+    #[command(after_help = "Examples:\n  taskhook manifest rebuild /srv/git/tasks/*.git\n\n\
+Run it after `taskhook install` on repositories that already have branches, after changing \
+taskhook.* settings, or to repair a stale manifest. Nothing is trusted from stored manifests; \
+manifests of deleted branches are removed. Unchanged results write no commit.")]
     Rebuild {
         #[arg(required = true, value_name = "REPO")]
         repos: Vec<PathBuf>,
@@ -203,6 +214,7 @@ pub struct PlanArgs {
     /// Use this branch's manifest when the event's branch has none.
     #[arg(long, value_name = "BRANCH")]
     pub fallback_branch: Option<String>,
+    /// `json`: one JSON object per job (JSON Lines); `runtask`: the runtask command lines.
     #[arg(long, value_enum, default_value_t = PlanFormat::Json)]
     pub format: PlanFormat,
     /// Explain on stderr why each task does or does not run.
@@ -211,6 +223,7 @@ pub struct PlanArgs {
     /// The Fedora release rawhide builds as (its `fcNN` maps to --rawhide-branch).
     #[arg(long, value_name = "N")]
     pub rawhide_release: Option<u32>,
+    /// The branch rawhide builds and rawhide composes map to.
     #[arg(long, value_name = "BRANCH", default_value = "rawhide")]
     pub rawhide_branch: String,
     /// The manifest ref on the remote.
