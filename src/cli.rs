@@ -159,10 +159,12 @@ pub enum PolicyArg {
 #[derive(Subcommand, Debug)]
 pub enum ManifestCommand {
     /// Print the stored manifest: the index, or one branch's manifest.
-    #[command(after_help = "Examples:\n  taskhook manifest show /srv/git/tasks.git            # index.json\n  \
+    #[command(
+        after_help = "Examples:\n  taskhook manifest show /srv/git/tasks.git            # index.json\n  \
 taskhook manifest show --branch f40 /srv/git/tasks.git\n  taskhook manifest show --branch f40 --format human\n\n\
 A note on stderr says when a branch's manifest pins another commit than the branch head \
-(stale); `taskhook manifest rebuild` repairs it.")]
+(stale); `taskhook manifest rebuild` repairs it."
+    )]
     Show {
         #[arg(long)]
         branch: Option<String>,
@@ -172,9 +174,11 @@ A note on stderr says when a branch's manifest pins another commit than the bran
         repo: Option<PathBuf>,
     },
     /// Compute a branch manifest for a commit and print it, without storing it.
-    #[command(after_help = "Examples:\n  taskhook manifest build                     # HEAD of the repository here\n  \
+    #[command(
+        after_help = "Examples:\n  taskhook manifest build                     # HEAD of the repository here\n  \
 taskhook manifest build --rev f40 /srv/git/tasks.git\n\n\
-Prints exactly the bytes post-receive would store for that commit.")]
+Prints exactly the bytes post-receive would store for that commit."
+    )]
     Build {
         #[arg(long, value_name = "REV", default_value = "HEAD")]
         rev: String,
@@ -184,10 +188,12 @@ Prints exactly the bytes post-receive would store for that commit.")]
         repo: Option<PathBuf>,
     },
     /// Recompute and store the manifests of every branch (bootstrap or repair).
-    #[command(after_help = "Examples:\n  taskhook manifest rebuild /srv/git/tasks/*.git\n\n\
+    #[command(
+        after_help = "Examples:\n  taskhook manifest rebuild /srv/git/tasks/*.git\n\n\
 Run it after `taskhook install` on repositories that already have branches, after changing \
 taskhook.* settings, or to repair a stale manifest. Nothing is trusted from stored manifests; \
-manifests of deleted branches are removed. Unchanged results write no commit.")]
+manifests of deleted branches are removed. Unchanged results write no commit."
+    )]
     Rebuild {
         #[arg(required = true, value_name = "REPO")]
         repos: Vec<PathBuf>,
