@@ -733,29 +733,3 @@ mod tests {
         assert_eq!(m.get("x").and_then(Node::scalar_text), Some("1"));
     }
 }
-
-#[cfg(test)]
-mod timing {
-    #[test]
-    #[ignore]
-    fn parse_cost() {
-        let text = include_str!("../examples/tasks/rpmlint/runtask.yml");
-        let limits = super::Limits::default();
-        let n = 5000;
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            super::Builder::new(&limits).build(text).expect("ok");
-        }
-        eprintln!("builder: {:?}/doc", t.elapsed() / n);
-        let t = std::time::Instant::now();
-        for _ in 0..n {
-            let _ = crate::formula::validate(
-                text.as_bytes(),
-                "a/runtask.yml",
-                "a",
-                &crate::formula::Rules::default(),
-            );
-        }
-        eprintln!("validate total: {:?}/doc", t.elapsed() / n);
-    }
-}
