@@ -11,7 +11,7 @@ use crate::event::{self, BranchRules, Event, Parsed};
 use crate::fetch::{self, Remote};
 use crate::git::ObjectId;
 use crate::git::Repo;
-use crate::hook;
+use crate::hook::{self, short};
 use crate::manifest::{self, MAX_MANIFEST_BYTES};
 use crate::plan;
 use crate::store::{self, Applied, Stored};
@@ -54,8 +54,8 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
         match heads.get(b) {
             Some(head) if head != pinned => Some(format!(
                 "taskhook: note: the manifest of `{b}` is stale: it pins {} but the branch is at {}; run `taskhook manifest rebuild`",
-                &pinned[..12.min(pinned.len())],
-                &head[..12]
+                short(pinned),
+                short(head)
             )),
             None => Some(format!("taskhook: note: branch `{b}` no longer exists; its manifest is left over")),
             _ => None,
@@ -75,12 +75,7 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
                 }
                 Format::Human => {
                     for (b, e) in &snap.index.branches {
-                        let _ = writeln!(
-                            out,
-                            "{b}\t{}\t{}",
-                            &e.commit[..12.min(e.commit.len())],
-                            e.manifest
-                        );
+                        let _ = writeln!(out, "{b}\t{}\t{}", short(&e.commit), e.manifest);
                     }
                 }
             }
@@ -204,7 +199,7 @@ fn rebuild_one(path: &Path, progress: bool, (n, total): (usize, usize)) -> Resul
             "{} branch manifests written ({} at {})",
             branches.len(),
             config.manifest_ref,
-            &id.to_string()[..12]
+            short(&id.to_string())
         ),
         Applied::Unchanged => format!("{} branch manifests already up to date", branches.len()),
     })

@@ -65,8 +65,9 @@ fn read_stdin() -> Result<String, Failure> {
     Ok(s)
 }
 
-fn short(id: &str) -> &str {
-    &id[..id.len().min(12)]
+/// The first 12 characters of an object id, for messages.
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
 }
 
 /// Reads the formula texts a rendering needs that the verdict did not load (findings of reused
