@@ -317,7 +317,8 @@ impl Validator<'_> {
             return f;
         };
         for (key, _) in entries {
-            let k = key.scalar_text().unwrap_or("");
+            let k = key.key_name();
+            let k: &str = &k;
             if TOP_KEYS.contains(&k) {
                 continue;
             }
@@ -433,7 +434,8 @@ impl Validator<'_> {
         };
         for (k, _) in entries {
             if k.scalar_text() != Some("args") {
-                let name = k.scalar_text().unwrap_or("");
+                let name = k.key_name();
+                let name: &str = &name;
                 let help = did_you_mean(name, &["args"])
                     .map_or("`input` takes only `args`".to_string(), |s| {
                         format!("did you mean `{s}`?")
@@ -500,7 +502,8 @@ impl Validator<'_> {
             return;
         };
         for (k, v) in entries {
-            let name = k.scalar_text().unwrap_or("");
+            let name = k.key_name();
+            let name: &str = &name;
             if name != "rpm" {
                 let help = did_you_mean(name, &["rpm"])
                     .map_or("`environment` takes only `rpm`".to_string(), |s| {
@@ -579,7 +582,8 @@ impl Validator<'_> {
         let names = directive_names();
         let mut directives: Vec<(&Node, &Node)> = Vec::new();
         for (k, v) in entries {
-            let key = k.scalar_text().unwrap_or("");
+            let key = k.key_name();
+            let key: &str = &key;
             if key == "name" || key == "export" {
                 continue;
             }
@@ -600,7 +604,8 @@ impl Validator<'_> {
         }
         match directives.len() {
             0 if !entries.iter().any(|(k, _)| {
-                let key = k.scalar_text().unwrap_or("");
+                let key = k.key_name();
+                let key: &str = &key;
                 key != "name" && key != "export"
             }) =>
             {
@@ -626,7 +631,8 @@ impl Validator<'_> {
             }
         }
         for (k, v) in &directives {
-            let name = k.scalar_text().unwrap_or("");
+            let name = k.key_name();
+            let name: &str = &name;
             self.directive(name, k, v, &label);
             self.variables(v, defined, &label);
         }
@@ -670,7 +676,8 @@ impl Validator<'_> {
             return;
         };
         for (k, _) in entries {
-            let p = k.scalar_text().unwrap_or("");
+            let p = k.key_name();
+            let p: &str = &p;
             if !spec.open && !spec.params.contains(&p) {
                 let help = did_you_mean(p, spec.params)
                     .map(|s| format!("did you mean `{s}`?"))
@@ -694,7 +701,8 @@ impl Validator<'_> {
             }
         }
         for (k, v) in entries {
-            let p = k.scalar_text().unwrap_or("");
+            let p = k.key_name();
+            let p: &str = &p;
             match p {
                 "src" | "debuginfo" | "build_log" | "ignore_missing" => {
                     self.boolean_param(name, p, v)
@@ -916,7 +924,8 @@ impl Validator<'_> {
                             None => self.shell_command(v, false),
                         }
                     } else {
-                        let name = k.scalar_text().unwrap_or("");
+                        let name = k.key_name();
+                        let name: &str = &name;
                         self.error(
                             "bad-shell-command",
                             Some(k),
@@ -1001,7 +1010,8 @@ impl Validator<'_> {
         if let Some(sched) = root.get("scheduling") {
             if let Some(entries) = sched.as_map() {
                 for (k, v) in entries {
-                    let key = k.scalar_text().unwrap_or("");
+                    let key = k.key_name();
+                    let key: &str = &key;
                     match key {
                         "run" => {
                             if self.unambiguous(v) {

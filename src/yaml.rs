@@ -72,6 +72,14 @@ impl Node {
         }
     }
 
+    /// A mapping key as a name: its text, or its kind when it is not a scalar (`<a list>`).
+    pub fn key_name(&self) -> std::borrow::Cow<'_, str> {
+        match self.scalar_text() {
+            Some(t) => t.into(),
+            None => format!("<{}>", self.type_name()).into(),
+        }
+    }
+
     pub fn as_map(&self) -> Option<&[(Node, Node)]> {
         match &self.value {
             Value::Map(entries) => Some(entries),
