@@ -44,10 +44,18 @@ pub struct Repo {
 impl Repo {
     /// Opens the repository at `path` (a bare repo, a `.git` dir or a work tree).
     pub fn open(path: &Path) -> Result<Repo, GitError> {
-        let repo = gix::discover(path).map_err(|e| GitError::Open {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        // Ask the git binary where its system-wide config lives: a git built with another
+        // prefix keeps it elsewhere than /etc/gitconfig, and `git config --system
+        // taskhook.policy ...` must be honoured wherever it wrote.
+        let mut trust: gix::sec::trust::Mapping<gix::open::Options> = Default::default();
+        trust.full.permissions.config.git_binary = true;
+        trust.reduced.permissions.config.git_binary = true;
+        let repo = gix::ThreadSafeRepository::discover_opts(path, Default::default(), trust)
+            .map(gix::Repository::from)
+            .map_err(|e| GitError::Open {
+                path: path.to_path_buf(),
+                message: e.to_string(),
+            })?;
         Ok(Repo {
             repo,
             _quarantine_view: None,

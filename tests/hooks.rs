@@ -461,3 +461,20 @@ fn tasks_left_unchecked_by_the_time_budget_are_listed_and_checked_next_time() {
         .all(|t| t["valid"] == true));
     s.assert_manifest_is_exact("master");
 }
+
+/// Admins set defaults server-wide with `git config --system`; the hooks read that level too.
+#[test]
+fn system_level_git_config_is_honoured() {
+    let s = Server::new();
+    let system = s.dir.path().join("system-gitconfig");
+    std::fs::write(&system, "[taskhook]\n\tpolicy = warn\n").expect("write");
+    s.commit_file("broken/runtask.yml", "name: x\n");
+    let out = std::process::Command::new("git")
+        .args(["push", "origin", "master"])
+        .current_dir(s.work())
+        .env("GIT_CONFIG_SYSTEM", &system)
+        .output()
+        .expect("git push");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(stderr(&out).contains("(policy `warn`)"), "{}", stderr(&out));
+}
