@@ -118,6 +118,8 @@ After installing on a repository that already has branches, run `taskhook manife
         /// Also install the `update` hook (per-ref verdicts).
         #[arg(long)]
         update_hook: bool,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
         #[arg(required = true, value_name = "REPO")]
         repos: Vec<PathBuf>,
     },
@@ -195,6 +197,8 @@ taskhook.* settings, or to repair a stale manifest. Nothing is trusted from stor
 manifests of deleted branches are removed. Unchanged results write no commit."
     )]
     Rebuild {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
         #[arg(required = true, value_name = "REPO")]
         repos: Vec<PathBuf>,
     },
@@ -281,13 +285,14 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Install {
             policy,
             update_hook,
+            format,
             repos,
         } => {
             let policy = policy.map(|p| match p {
                 PolicyArg::Reject => crate::config::Policy::Reject,
                 PolicyArg::Warn => crate::config::Policy::Warn,
             });
-            crate::install::run(&repos, policy, update_hook)
+            crate::install::run(&repos, policy, update_hook, format)
         }
         Command::Manifest { command } => crate::commands::manifest(command),
         Command::Plan(args) => crate::commands::plan(args),

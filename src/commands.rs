@@ -26,7 +26,7 @@ pub fn manifest(command: ManifestCommand) -> CmdResult {
         ManifestCommand::Build { rev, branch, repo } => {
             build(repo.as_deref(), &rev, branch.as_deref())
         }
-        ManifestCommand::Rebuild { repos } => rebuild(&repos),
+        ManifestCommand::Rebuild { repos, format } => rebuild(&repos, format),
     }
 }
 
@@ -140,22 +140,63 @@ fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>) -> CmdResult {
     Ok(exit::OK)
 }
 
-fn rebuild(repos: &[PathBuf]) -> CmdResult {
+fn rebuild(repos: &[PathBuf], format: Format) -> CmdResult {
     let progress = std::io::stderr().is_terminal();
     let mut failed = false;
     for (i, path) in repos.iter().enumerate() {
-        match rebuild_one(path, progress, (i + 1, repos.len())) {
-            Ok(line) => println!("{}: {line}", path.display()),
-            Err(f) => {
-                failed = true;
-                eprintln!("taskhook: {}: {}", path.display(), f.message);
-            }
+        let result = rebuild_one(path, progress, (i + 1, repos.len()));
+        if let Err(f) = &result {
+            failed = true;
+            eprintln!("taskhook: {}: {}", path.display(), f.message);
+        }
+        match (format, result) {
+            (Format::Human, Ok(r)) => println!("{}: {}", path.display(), r.describe()),
+            (Format::Json, Ok(r)) => println!(
+                "{}",
+                serde_json::json!({
+                    "repo": path.display().to_string(),
+                    "branches": r.branches,
+                    "commit": r.commit.map(|c| c.to_string()),
+                    "changed": r.commit.is_some(),
+                })
+            ),
+            (Format::Json, Err(f)) => println!(
+                "{}",
+                serde_json::json!({"repo": path.display().to_string(), "error": f.message})
+            ),
+            (Format::Human, Err(_)) => {}
         }
     }
     Ok(if failed { exit::USAGE } else { exit::OK })
 }
 
-fn rebuild_one(path: &Path, progress: bool, (n, total): (usize, usize)) -> Result<String, Failure> {
+/// What a rebuild of one repository did.
+struct Rebuilt {
+    branches: usize,
+    manifest_ref: String,
+    /// The new manifest commit, if anything changed.
+    commit: Option<ObjectId>,
+}
+
+impl Rebuilt {
+    fn describe(&self) -> String {
+        match self.commit {
+            Some(id) => format!(
+                "{} branch manifests written ({} at {})",
+                self.branches,
+                self.manifest_ref,
+                short(&id.to_string())
+            ),
+            None => format!("{} branch manifests already up to date", self.branches),
+        }
+    }
+}
+
+fn rebuild_one(
+    path: &Path,
+    progress: bool,
+    (n, total): (usize, usize),
+) -> Result<Rebuilt, Failure> {
     let repo = Repo::open(path)?;
     let config = Config::load(&repo)?;
     let snap = store::snapshot(&repo, &config).ok();
@@ -194,14 +235,13 @@ fn rebuild_one(path: &Path, progress: bool, (n, total): (usize, usize)) -> Resul
         eprint!("\r\x1b[K");
     }
     let applied = store::apply(&repo, &config, &changes, "taskhook: rebuild")?;
-    Ok(match applied {
-        Applied::Committed(id) => format!(
-            "{} branch manifests written ({} at {})",
-            branches.len(),
-            config.manifest_ref,
-            short(&id.to_string())
-        ),
-        Applied::Unchanged => format!("{} branch manifests already up to date", branches.len()),
+    Ok(Rebuilt {
+        branches: branches.len(),
+        manifest_ref: config.manifest_ref,
+        commit: match applied {
+            Applied::Committed(id) => Some(id),
+            Applied::Unchanged => None,
+        },
     })
 }
 

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::cli::{exit, CmdResult, Failure};
+use crate::cli::{exit, CmdResult, Failure, Format};
 use crate::config::Policy;
 
 const MARKER: &str = "# taskhook-shim:";
@@ -111,7 +111,12 @@ fn set_policy(repo: &Path, policy: Policy) -> Result<(), Failure> {
 }
 
 /// `taskhook install [--policy P] [--update-hook] REPO...`
-pub fn run(repos: &[PathBuf], policy: Option<Policy>, with_update: bool) -> CmdResult {
+pub fn run(
+    repos: &[PathBuf],
+    policy: Option<Policy>,
+    with_update: bool,
+    format: Format,
+) -> CmdResult {
     let exe = std::env::current_exe()
         .and_then(|p| p.canonicalize())
         .map_err(|e| Failure::usage(format!("cannot locate the taskhook binary: {e}")))?;
@@ -126,16 +131,23 @@ pub fn run(repos: &[PathBuf], policy: Option<Policy>, with_update: bool) -> CmdR
             set_policy(repo, p)?;
         }
         for (hook, outcome) in results {
-            let what = match outcome {
-                Outcome::Installed => "installed",
-                Outcome::Updated => "updated",
-                Outcome::Unchanged => "already installed",
-                Outcome::Foreign => {
-                    foreign = true;
-                    "NOT installed: a hook that taskhook did not install is in the way"
-                }
+            foreign |= outcome == Outcome::Foreign;
+            let (state, what) = match outcome {
+                Outcome::Installed => ("installed", "installed"),
+                Outcome::Updated => ("updated", "updated"),
+                Outcome::Unchanged => ("unchanged", "already installed"),
+                Outcome::Foreign => (
+                    "foreign",
+                    "NOT installed: a hook that taskhook did not install is in the way",
+                ),
             };
-            println!("{}: {hook}: {what}", repo.display());
+            match format {
+                Format::Human => println!("{}: {hook}: {what}", repo.display()),
+                Format::Json => println!(
+                    "{}",
+                    serde_json::json!({"repo": repo.display().to_string(), "hook": hook, "state": state})
+                ),
+            }
         }
     }
     if foreign {

@@ -255,6 +255,13 @@ fn rebuild_twice_writes_one_commit_and_show_reports_staleness() {
     let out = taskhook(&["manifest", "rebuild", "srv.git"], dir.path());
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("already up to date"));
+    let out = taskhook(
+        &["manifest", "rebuild", "--format", "json", "srv.git"],
+        dir.path(),
+    );
+    let line: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    assert_eq!(line["branches"], 2);
+    assert_eq!(line["changed"], false);
     assert_eq!(first, git(&srv, &["rev-parse", "refs/meta/tasks"]));
     let out = taskhook(
         &["manifest", "show", "--branch", "f40", "srv.git"],
@@ -318,6 +325,18 @@ fn install_is_idempotent_and_leaves_foreign_hooks_alone() {
     let first = std::fs::read_to_string(dir.path().join("a.git/hooks/pre-receive")).expect("hook");
     let out = taskhook(&["install", "a.git"], dir.path());
     assert!(String::from_utf8_lossy(&out.stdout).contains("pre-receive: already installed"));
+    let out = taskhook(&["install", "--format", "json", "a.git"], dir.path());
+    let line: serde_json::Value = serde_json::from_str(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .expect("a line"),
+    )
+    .expect("json");
+    assert_eq!(
+        (line["hook"].as_str(), line["state"].as_str()),
+        (Some("pre-receive"), Some("unchanged"))
+    );
     assert_eq!(
         first,
         std::fs::read_to_string(dir.path().join("a.git/hooks/pre-receive")).expect("hook")
