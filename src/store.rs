@@ -130,7 +130,10 @@ pub fn apply(
         };
         let mut index = snap.index.clone();
         index.schema = manifest::SCHEMA_VERSION;
-        for (branch, new) in changes {
+        // Checked on every attempt: a branch that moved on (or came back) since its manifest was
+        // computed is left to the hook of the push that moved it, so an older push finishing
+        // late never overwrites a newer manifest.
+        for (branch, new) in changes.iter().filter(|c| still_current(repo, c)) {
             if let Some(old) = index.branches.remove(branch) {
                 files.remove(&old.manifest);
             }
@@ -179,6 +182,18 @@ pub fn apply(
         }
     }
     Err(StoreError::Contended(config.manifest_ref.clone(), ATTEMPTS))
+}
+
+/// Whether the branch is still where the change expects: at the manifest's commit, or gone.
+fn still_current(repo: &Repo, (branch, new): &Change) -> bool {
+    let head = repo
+        .ref_target(&format!("refs/heads/{branch}"))
+        .ok()
+        .flatten();
+    match new {
+        Some(m) => head.is_some() && head == ObjectId::from_hex(m.commit.as_bytes()).ok(),
+        None => head.is_none(),
+    }
 }
 
 /// The blob id of each branch file named in the index.

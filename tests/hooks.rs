@@ -497,3 +497,38 @@ fn system_level_git_config_is_honoured() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(stderr(&out).contains("(policy `warn`)"), "{}", stderr(&out));
 }
+
+/// A post-receive that finishes after a newer push's (same branch) must not roll the manifest
+/// back to the older commit.
+#[test]
+fn a_late_post_receive_never_overwrites_a_newer_manifest() {
+    let s = Server::new();
+    s.commit_file("a/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let first = git(&s.bare(), &["rev-parse", "master"]);
+    s.commit_file("b/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let second = git(&s.bare(), &["rev-parse", "master"]);
+    // Replay the first push's post-receive now, as if it had been slow.
+    let mut hook = std::process::Command::new(bin())
+        .args(["hook", "post-receive"])
+        .current_dir(s.bare())
+        .env("GIT_DIR", ".")
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("hook");
+    {
+        use std::io::Write;
+        let line = format!("{} {first} refs/heads/master\n", "0".repeat(40));
+        hook.stdin
+            .take()
+            .expect("stdin")
+            .write_all(line.as_bytes())
+            .expect("write");
+    }
+    assert!(hook.wait_with_output().expect("wait").status.success());
+    let index: serde_json::Value = serde_json::from_str(&s.show("index.json")).expect("json");
+    assert_eq!(index["branches"]["master"]["commit"], second.as_str());
+    s.assert_manifest_is_exact("master");
+}
