@@ -234,7 +234,7 @@ fn rebuild_one(
     if progress {
         eprint!("\r\x1b[K");
     }
-    let applied = store::apply(&repo, &config, &changes, "taskhook: rebuild")?;
+    let applied = store::apply_repair(&repo, &config, &changes, "taskhook: rebuild")?;
     Ok(Rebuilt {
         branches: branches.len(),
         manifest_ref: config.manifest_ref,

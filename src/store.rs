@@ -121,9 +121,46 @@ pub fn apply(
     changes: &[Change],
     message: &str,
 ) -> Result<Applied, StoreError> {
+    apply_with(repo, config, changes, message, snapshot)
+}
+
+/// Like [`apply`] for a rebuild, which recomputes every branch: an unreadable `index.json`
+/// (damaged by hand, say) is replaced rather than refused, keeping the ref's history.
+pub fn apply_repair(
+    repo: &Repo,
+    config: &Config,
+    changes: &[Change],
+    message: &str,
+) -> Result<Applied, StoreError> {
+    apply_with(
+        repo,
+        config,
+        changes,
+        message,
+        |repo, config| match snapshot(repo, config) {
+            Err(StoreError::Read { .. }) => Ok(Snapshot {
+                commit: repo.ref_target(&config.manifest_ref)?,
+                tree: None,
+                index: Index {
+                    schema: manifest::SCHEMA_VERSION,
+                    branches: BTreeMap::new(),
+                },
+            }),
+            other => other,
+        },
+    )
+}
+
+fn apply_with(
+    repo: &Repo,
+    config: &Config,
+    changes: &[Change],
+    message: &str,
+    read: impl Fn(&Repo, &Config) -> Result<Snapshot, StoreError>,
+) -> Result<Applied, StoreError> {
     const ATTEMPTS: usize = 50;
     for attempt in 0..ATTEMPTS {
-        let snap = snapshot(repo, config)?;
+        let snap = read(repo, config)?;
         let mut files: BTreeMap<String, ObjectId> = match snap.tree {
             Some(tree) => list_branch_files(repo, &snap.index, tree)?,
             None => BTreeMap::new(),

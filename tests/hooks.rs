@@ -532,3 +532,66 @@ fn a_late_post_receive_never_overwrites_a_newer_manifest() {
     assert_eq!(index["branches"]["master"]["commit"], second.as_str());
     s.assert_manifest_is_exact("master");
 }
+
+/// A damaged `index.json` does not block pushes, is reported, and `manifest rebuild` repairs it.
+#[test]
+fn a_damaged_index_is_reported_and_rebuild_repairs_it() {
+    let s = Server::new();
+    s.commit_file("a/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    // Damage index.json behind taskhook's back.
+    let bare = s.bare();
+    let blob = std::process::Command::new("git")
+        .args(["hash-object", "-w", "--stdin"])
+        .current_dir(&bare)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("git");
+    {
+        use std::io::Write;
+        blob.stdin
+            .as_ref()
+            .expect("stdin")
+            .write_all(b"{ not json")
+            .expect("write");
+    }
+    let blob = String::from_utf8(blob.wait_with_output().expect("out").stdout).expect("utf8");
+    git(&bare, &["read-tree", "refs/meta/tasks"]);
+    git(
+        &bare,
+        &[
+            "update-index",
+            "--add",
+            "--cacheinfo",
+            &format!("100644,{},index.json", blob.trim()),
+        ],
+    );
+    let tree = git(&bare, &["write-tree"]);
+    let commit = git(
+        &bare,
+        &[
+            "commit-tree",
+            &tree,
+            "-p",
+            "refs/meta/tasks",
+            "-m",
+            "damaged",
+        ],
+    );
+    git(&bare, &["update-ref", "refs/meta/tasks", &commit]);
+    std::fs::remove_file(bare.join("index")).expect("rm index");
+    s.commit_file("b/runtask.yml", GOOD);
+    let out = s.push("master");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("the schedule manifest was not updated"),
+        "{}",
+        stderr(&out)
+    );
+    let out = taskhook(&["manifest", "rebuild", "srv.git"], s.dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    s.assert_manifest_is_exact("master");
+    let parents = git(&bare, &["rev-list", "--count", "refs/meta/tasks"]);
+    assert_eq!(parents, "3", "the repair keeps the audit log");
+}
