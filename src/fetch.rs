@@ -172,18 +172,19 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         return Err(FetchError::Unreachable(format!(
             "git archive --remote={} failed: {}",
             remote.url,
-            last_line(msg)
+            reason(msg)
         )));
     }
     read_single_file(&out.data, path, remote.max_bytes).map(Some)
 }
 
-fn last_line(s: &str) -> &str {
+/// The line of git's stderr that says why: the first `fatal:` line, else the last line.
+fn reason(s: &str) -> &str {
     s.lines()
-        .rev()
-        .find(|l| !l.trim().is_empty())
+        .map(|l| l.trim().trim_start_matches("remote:").trim())
+        .find(|l| l.starts_with("fatal:"))
+        .or_else(|| s.lines().rev().map(str::trim).find(|l| !l.is_empty()))
         .unwrap_or("no message")
-        .trim()
 }
 
 /// Extracts `path` from a gzip'd tar stream, in process, with a size cap.
@@ -248,7 +249,7 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         return Err(FetchError::Unreachable(format!(
             "git fetch {} failed: {}",
             remote.url,
-            last_line(msg)
+            reason(msg)
         )));
     }
     let repo = Repo::open(&dir).map_err(|e| FetchError::Corrupt(e.to_string()))?;

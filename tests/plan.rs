@@ -454,3 +454,26 @@ fn which(cmd: &str) -> Result<String, ()> {
         Err(())
     }
 }
+
+/// Remotes that are not git:// (a path, file://) go through `git archive --remote`.
+#[test]
+fn local_paths_and_file_urls_use_git_archive() {
+    let (s, _d) = served("foo");
+    let dir = s.dir.path();
+    let path = dir.join("foo.git").display().to_string();
+    let (code, jobs, err) = plan_build(dir, &path, "x", "f22", &[]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        tasks(&jobs),
+        vec!["build/noarch", "fanout/aarch64", "fanout/x86_64"]
+    );
+    let (code, jobs, _) = plan_build(dir, &format!("file://{path}"), "x", "f22", &[]);
+    assert_eq!((code, jobs.len()), (0, 3));
+    let missing = dir.join("nope.git").display().to_string();
+    let (code, _, err) = plan_build(dir, &missing, "x", "f22", &[]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("does not appear to be a git repository"),
+        "{err}"
+    );
+}
