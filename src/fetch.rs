@@ -178,12 +178,15 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
     read_single_file(&out.data, path, remote.max_bytes).map(Some)
 }
 
-/// The line of git's stderr that says why: the first `fatal:` line, else the last line.
+/// The line of git's stderr that says why: what the remote side called fatal, else the first
+/// `fatal:` line, else the last line.
 fn reason(s: &str) -> &str {
-    s.lines()
-        .map(|l| l.trim().trim_start_matches("remote:").trim())
+    let lines = || s.lines().map(str::trim).filter(|l| !l.is_empty());
+    lines()
+        .filter_map(|l| l.strip_prefix("remote:").map(str::trim))
         .find(|l| l.starts_with("fatal:"))
-        .or_else(|| s.lines().rev().map(str::trim).find(|l| !l.is_empty()))
+        .or_else(|| lines().find(|l| l.starts_with("fatal:")))
+        .or_else(|| lines().next_back())
         .unwrap_or("no message")
 }
 
