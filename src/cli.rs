@@ -138,6 +138,13 @@ Exit codes: 0 planned (possibly no jobs), 1 malformed event, unreachable remote 
     )]
     Plan(PlanArgs),
     /// The whole story on built-in examples, in a temporary directory, with real git.
+    #[command(
+        after_help = "Examples:\n  taskhook demo\n  taskhook demo --keep /tmp/taskhook-demo   # keep the repositories to explore\n\n\
+It creates a server repository with the hooks, pushes a task with mistakes (rejected), fixes and \
+pushes it, serves the repository with git-daemon on 127.0.0.1, fetches the manifest with \
+`git archive --remote`, and plans the jobs for a koji build message. Nothing is left running, \
+even when interrupted."
+    )]
     Demo {
         /// Keep the demo's files in DIR (which must not exist yet) for exploring.
         #[arg(long, value_name = "DIR")]
