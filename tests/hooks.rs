@@ -30,19 +30,7 @@ fn good_push_is_accepted_and_manifest_is_served_by_git_archive() {
         .output()
         .expect("git archive");
     assert!(archive.status.success(), "{}", stderr(&archive));
-    let list = Command::new("tar")
-        .arg("-xO")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("tar");
-    use std::io::Write;
-    list.stdin
-        .as_ref()
-        .expect("stdin")
-        .write_all(&archive.stdout)
-        .expect("pipe");
-    let out = list.wait_with_output().expect("tar");
+    let out = run_with_stdin("tar", &["-xO"], s.dir.path(), &archive.stdout);
     let m: serde_json::Value = serde_json::from_slice(&out.stdout).expect("manifest json");
     let head = git(&s.bare(), &["rev-parse", "master"]);
     assert_eq!(m["commit"], head.as_str());
@@ -510,24 +498,10 @@ fn a_late_post_receive_never_overwrites_a_newer_manifest() {
     assert!(s.push("master").status.success());
     let second = git(&s.bare(), &["rev-parse", "master"]);
     // Replay the first push's post-receive now, as if it had been slow.
-    let mut hook = std::process::Command::new(bin())
-        .args(["hook", "post-receive"])
-        .current_dir(s.bare())
-        .env("GIT_DIR", ".")
-        .stdin(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("hook");
-    {
-        use std::io::Write;
-        let line = format!("{} {first} refs/heads/master\n", "0".repeat(40));
-        hook.stdin
-            .take()
-            .expect("stdin")
-            .write_all(line.as_bytes())
-            .expect("write");
-    }
-    assert!(hook.wait_with_output().expect("wait").status.success());
+    // git runs hooks with the repository as the working directory; so does this.
+    let line = format!("{} {first} refs/heads/master\n", "0".repeat(40));
+    let out = run_with_stdin(bin(), &["hook", "post-receive"], &s.bare(), line.as_bytes());
+    assert!(out.status.success(), "{}", stderr(&out));
     let index: serde_json::Value = serde_json::from_str(&s.show("index.json")).expect("json");
     assert_eq!(index["branches"]["master"]["commit"], second.as_str());
     s.assert_manifest_is_exact("master");
@@ -541,22 +515,13 @@ fn a_damaged_index_is_reported_and_rebuild_repairs_it() {
     assert!(s.push("master").status.success());
     // Damage index.json behind taskhook's back.
     let bare = s.bare();
-    let blob = std::process::Command::new("git")
-        .args(["hash-object", "-w", "--stdin"])
-        .current_dir(&bare)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("git");
-    {
-        use std::io::Write;
-        blob.stdin
-            .as_ref()
-            .expect("stdin")
-            .write_all(b"{ not json")
-            .expect("write");
-    }
-    let blob = String::from_utf8(blob.wait_with_output().expect("out").stdout).expect("utf8");
+    let blob = run_with_stdin(
+        "git",
+        &["hash-object", "-w", "--stdin"],
+        &bare,
+        b"{ not json",
+    );
+    let blob = String::from_utf8(blob.stdout).expect("utf8");
     git(&bare, &["read-tree", "refs/meta/tasks"]);
     git(
         &bare,

@@ -349,21 +349,7 @@ fn bad_inputs_fail_clearly() {
 use std::process::Command;
 
 fn git_stdin(cwd: &Path, args: &[&str], input: &str) -> String {
-    use std::io::Write;
-    let child = Command::new("git")
-        .args(args)
-        .current_dir(cwd)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("git");
-    child
-        .stdin
-        .as_ref()
-        .expect("stdin")
-        .write_all(input.as_bytes())
-        .expect("write");
-    String::from_utf8(child.wait_with_output().expect("out").stdout).expect("utf8")
+    String::from_utf8(run_with_stdin("git", args, cwd, input.as_bytes()).stdout).expect("utf8")
 }
 
 /// Smart HTTP does not serve upload-archive; http(s) remotes use a depth-1 fetch of the manifest

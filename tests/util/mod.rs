@@ -47,6 +47,26 @@ pub fn git_output(cwd: &Path, args: &[&str]) -> Output {
         .expect("run git")
 }
 
+/// Runs `program args` in `cwd` with `input` on stdin; returns the whole output.
+pub fn run_with_stdin(program: &str, args: &[&str], cwd: &Path, input: &[u8]) -> Output {
+    use std::io::Write;
+    let mut child = Command::new(program)
+        .args(args)
+        .current_dir(cwd)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(input)
+        .expect("write stdin");
+    child.wait_with_output().expect("wait")
+}
+
 pub fn write(path: &Path, text: &str) {
     std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
     std::fs::write(path, text).expect("write");
