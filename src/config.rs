@@ -54,7 +54,7 @@ impl Default for Config {
             rules: Rules::default(),
             bounds: Bounds::default(),
             time_budget: Duration::from_secs(60),
-            stale_lock: Duration::from_secs(30),
+            stale_lock: Duration::from_secs(5),
         }
     }
 }

@@ -429,6 +429,11 @@ impl Repo {
         }
     }
 
+    /// Whether a lock file for ref `name` exists (someone is, or was, writing it).
+    pub fn ref_locked(&self, name: &str) -> bool {
+        self.git_dir().join(format!("{name}.lock")).exists()
+    }
+
     fn classify_ref_error(
         &self,
         name: &str,

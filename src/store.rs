@@ -158,7 +158,10 @@ fn apply_with(
     message: &str,
     read: impl Fn(&Repo, &Config) -> Result<Snapshot, StoreError>,
 ) -> Result<Applied, StoreError> {
-    const ATTEMPTS: usize = 50;
+    const ATTEMPTS: usize = 200;
+    // A held lock is waited for until it counts as stale (then compare_and_swap removes it), so
+    // a lock left by a killed process delays a push by at most `taskhook.staleLockSeconds`.
+    let lock_deadline = std::time::Instant::now() + config.stale_lock + Duration::from_secs(2);
     for attempt in 0..ATTEMPTS {
         let snap = read(repo, config)?;
         let mut files: BTreeMap<String, ObjectId> = match snap.tree {
@@ -210,8 +213,10 @@ fn apply_with(
                 std::thread::sleep(Duration::from_millis(5 + (attempt as u64 * 7) % 40));
             }
             Err(e) => {
-                if attempt + 1 < ATTEMPTS && e.to_string().contains("lock") {
-                    std::thread::sleep(Duration::from_millis(20));
+                if repo.ref_locked(&config.manifest_ref)
+                    && std::time::Instant::now() < lock_deadline
+                {
+                    std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }
                 return Err(e.into());
