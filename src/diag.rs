@@ -169,6 +169,14 @@ pub fn summary_line(diags: &[Diagnostic], tasks: usize) -> String {
     )
 }
 
+/// A help line: "did you mean `x`?" when a candidate is close to `word`, else `otherwise()`.
+pub fn suggest(word: &str, candidates: &[&str], otherwise: impl FnOnce() -> String) -> String {
+    match did_you_mean(word, candidates) {
+        Some(m) => format!("did you mean `{m}`?"),
+        None => otherwise(),
+    }
+}
+
 /// The closest candidate to `word`, if it is close enough to be a plausible typo.
 pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let lower = word.to_lowercase();

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeSet;
 
-use crate::diag::{did_you_mean, Diagnostic};
+use crate::diag::{did_you_mean, suggest, Diagnostic};
 use crate::yaml::{self, Node, Scalar, Value};
 
 mod directives;
@@ -225,9 +225,9 @@ impl Validator<'_> {
                 )
                 .help = Some("rename `task:` to `actions:` (libtaskotron 0.4 format)".into());
             } else {
-                let help = did_you_mean(k, TOP_KEYS)
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("allowed keys: {}", TOP_KEYS.join(", ")));
+                let help = suggest(k, TOP_KEYS, || {
+                    format!("allowed keys: {}", TOP_KEYS.join(", "))
+                });
                 self.error(
                     "unknown-key",
                     Some(key),
@@ -244,10 +244,9 @@ impl Validator<'_> {
                 Some(s) if rules.namespaces.iter().any(|n| n == s) => f.namespace = Some(s.into()),
                 Some(s) => {
                     let allowed: Vec<&str> = rules.namespaces.iter().map(String::as_str).collect();
-                    let help = match did_you_mean(s, &allowed) {
-                        Some(m) => format!("did you mean `{m}`?"),
-                        None => format!("allowed namespaces: {}", allowed.join(", ")),
-                    };
+                    let help = suggest(s, &allowed, || {
+                        format!("allowed namespaces: {}", allowed.join(", "))
+                    });
                     self.error(
                         "bad-namespace",
                         Some(ns),
@@ -331,10 +330,7 @@ impl Validator<'_> {
             if k.scalar_text() != Some("args") {
                 let name = k.key_name();
                 let name: &str = &name;
-                let help = did_you_mean(name, &["args"])
-                    .map_or("`input` takes only `args`".to_string(), |s| {
-                        format!("did you mean `{s}`?")
-                    });
+                let help = suggest(name, &["args"], || "`input` takes only `args`".into());
                 self.error(
                     "unknown-key",
                     Some(k),
@@ -369,10 +365,9 @@ impl Validator<'_> {
                 continue;
             }
             if !allowed.contains(&s) {
-                let help = match did_you_mean(s, &allowed) {
-                    Some(m) => format!("did you mean `{m}`?"),
-                    None => format!("item types: {}; or `arch`", ITEM_TYPES.join(", ")),
-                };
+                let help = suggest(s, &allowed, || {
+                    format!("item types: {}; or `arch`", ITEM_TYPES.join(", "))
+                });
                 self.error(
                     "unknown-input-arg",
                     Some(item),
@@ -400,10 +395,7 @@ impl Validator<'_> {
             let name = k.key_name();
             let name: &str = &name;
             if name != "rpm" {
-                let help = did_you_mean(name, &["rpm"])
-                    .map_or("`environment` takes only `rpm`".to_string(), |s| {
-                        format!("did you mean `{s}`?")
-                    });
+                let help = suggest(name, &["rpm"], || "`environment` takes only `rpm`".into());
                 self.error(
                     "unknown-key",
                     Some(k),
@@ -627,11 +619,9 @@ impl Validator<'_> {
                             if let Some(list) = self.string_list(v, "scheduling.on", "item types") {
                                 for (node, t) in &list {
                                     if !ITEM_TYPES.contains(&t.as_str()) {
-                                        let help = did_you_mean(t, ITEM_TYPES)
-                                            .map(|m| format!("did you mean `{m}`?"))
-                                            .unwrap_or_else(|| {
-                                                format!("item types: {}", ITEM_TYPES.join(", "))
-                                            });
+                                        let help = suggest(t, ITEM_TYPES, || {
+                                            format!("item types: {}", ITEM_TYPES.join(", "))
+                                        });
                                         self.error(
                                             "unknown-item-type",
                                             Some(node),
@@ -659,11 +649,9 @@ impl Validator<'_> {
                             {
                                 for (node, a) in &list {
                                     if !KNOWN_ARCHES.contains(&a.as_str()) {
-                                        let help = did_you_mean(a, KNOWN_ARCHES)
-                                            .map(|m| format!("did you mean `{m}`?"))
-                                            .unwrap_or_else(|| {
-                                                format!("known: {}", KNOWN_ARCHES.join(", "))
-                                            });
+                                        let help = suggest(a, KNOWN_ARCHES, || {
+                                            format!("known: {}", KNOWN_ARCHES.join(", "))
+                                        });
                                         self.warning(
                                             "unknown-arch",
                                             Some(node),
@@ -683,11 +671,9 @@ impl Validator<'_> {
                             }
                         }
                         _ => {
-                            let help = did_you_mean(key, SCHEDULING_KEYS)
-                                .map(|m| format!("did you mean `{m}`?"))
-                                .unwrap_or_else(|| {
-                                    format!("allowed keys: {}", SCHEDULING_KEYS.join(", "))
-                                });
+                            let help = suggest(key, SCHEDULING_KEYS, || {
+                                format!("allowed keys: {}", SCHEDULING_KEYS.join(", "))
+                            });
                             self.error(
                                 "unknown-key",
                                 Some(k),

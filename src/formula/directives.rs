@@ -2,7 +2,7 @@
 //! takes, which it needs, and the values the runner would reject.
 
 use super::{is_variable, Validator};
-use crate::diag::did_you_mean;
+use crate::diag::suggest;
 use crate::yaml::{Node, Scalar, Value};
 
 /// A directive's parameters: (name, required). `open` directives accept any extra parameter.
@@ -139,9 +139,9 @@ impl Validator<'_> {
             let p = k.key_name();
             let p: &str = &p;
             if !spec.open && !spec.params.contains(&p) {
-                let help = did_you_mean(p, spec.params)
-                    .map(|s| format!("did you mean `{s}`?"))
-                    .unwrap_or_else(|| format!("`{name}` takes: {}", spec.params.join(", ")));
+                let help = suggest(p, spec.params, || {
+                    format!("`{name}` takes: {}", spec.params.join(", "))
+                });
                 self.error(
                     "unknown-parameter",
                     Some(k),
@@ -311,9 +311,9 @@ impl Validator<'_> {
             return;
         };
         if !ACTIONS.contains(&action) {
-            let help = did_you_mean(action, ACTIONS)
-                .map(|s| format!("did you mean `{s}`?"))
-                .unwrap_or_else(|| format!("koji actions: {}", ACTIONS.join(", ")));
+            let help = suggest(action, ACTIONS, || {
+                format!("koji actions: {}", ACTIONS.join(", "))
+            });
             self.error(
                 "bad-parameter",
                 Some(a),
