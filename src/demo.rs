@@ -270,6 +270,23 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     })
 }
 
+/// `git-daemon` serving every repository under `base` read-only, with upload-archive enabled,
+/// on 127.0.0.1:`port` only. The tests serve their repositories with the same command.
+pub fn daemon_command(git_daemon: &Path, base: &Path, port: u16) -> Command {
+    let mut cmd = Command::new(git_daemon);
+    cmd.arg("--reuseaddr")
+        .arg("--listen=127.0.0.1")
+        .arg(format!("--port={port}"))
+        .arg(format!("--base-path={}", base.display()))
+        .arg("--export-all")
+        .arg("--enable=upload-archive")
+        .arg(base)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    cmd
+}
+
 fn start_daemon(root: &Path) -> Result<(Daemon, u16), Failure> {
     let exec_path = git_ok(root, &["--exec-path"])?;
     let daemon_bin =
@@ -281,17 +298,7 @@ fn start_daemon(root: &Path) -> Result<(Daemon, u16), Failure> {
             .port();
         // Run git-daemon itself: `git daemon` would start it as a child of its own, which
         // killing `git` leaves running.
-        let child = Command::new(&daemon_bin)
-            .arg("--reuseaddr")
-            .arg("--listen=127.0.0.1")
-            .arg(format!("--port={port}"))
-            .arg(format!("--base-path={}", root.display()))
-            .arg("--export-all")
-            .arg("--enable=upload-archive")
-            .arg(root)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
+        let child = daemon_command(&daemon_bin, root, port)
             .spawn()
             .map_err(|e| Failure::usage(format!("cannot start git daemon: {e}")))?;
         if let Ok(mut slot) = RUNNING.lock() {

@@ -208,16 +208,7 @@ impl Daemon {
                 .local_addr()
                 .expect("addr")
                 .port();
-            let mut child = Command::new(&daemon)
-                .arg("--reuseaddr")
-                .arg("--listen=127.0.0.1")
-                .arg(format!("--port={port}"))
-                .arg(format!("--base-path={}", base.display()))
-                .arg("--export-all")
-                .arg("--enable=upload-archive")
-                .arg(base)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
+            let mut child = taskhook::demo::daemon_command(&daemon, base, port)
                 .spawn()
                 .expect("git daemon");
             let start = Instant::now();
