@@ -68,10 +68,20 @@ impl Report {
     }
 
     pub fn error_count(&self) -> usize {
-        self.all_diagnostics()
+        let direct = self
+            .diagnostics
             .iter()
+            .chain(self.tasks.iter().flat_map(|t| t.diagnostics.iter()))
             .filter(|d| d.is_error())
-            .count()
+            .count();
+        // A reused task has errors only if it was stored as invalid; only those lines are parsed.
+        let reused: usize = self
+            .reused
+            .iter()
+            .filter(|r| !r.valid)
+            .map(|r| r.diagnostics().iter().filter(|d| d.is_error()).count())
+            .sum();
+        direct + reused
     }
 
     pub fn is_valid(&self) -> bool {

@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::check::{self, Report};
 use crate::config::Config;
-use crate::diag;
+use crate::diag::{self, Diagnostic};
 use crate::git::{CommitTree, Repo};
 use crate::worktree::Worktree;
 
@@ -370,7 +370,11 @@ fn cmd_check(path: Option<&Path>, rev: Option<&str>, format: Format) -> CmdResul
 pub fn render_report(report: &Report, color: bool) -> String {
     let diags = report.all_diagnostics();
     let mut s = diag::render_human(&diags, &report.sources, color);
-    let verdict = if report.is_valid() { "ok" } else { "invalid" };
+    let verdict = if diags.iter().any(Diagnostic::is_error) {
+        "invalid"
+    } else {
+        "ok"
+    };
     s.push_str(&format!(
         "{verdict}: {}\n",
         diag::summary_line(&diags, report.task_count())

@@ -159,9 +159,8 @@ fn validate_updates(
             .as_ref()
             .and_then(|s| reuse::prior_for(repo, config, s, branch, &u.new));
         let mut report = reuse::verdict(repo, config, commit, prior.as_ref(), Some(deadline))?;
-        let errors = report.error_count();
-        errors_total += errors;
         let diags = report.all_diagnostics();
+        errors_total += diags.iter().filter(|d| d.is_error()).count();
         if diags.is_empty() {
             let n = report.task_count();
             let _ = writeln!(
