@@ -3,8 +3,6 @@
 
 use std::time::Duration;
 
-use crate::discover::Bounds;
-use crate::formula::Rules;
 use crate::git::Repo;
 
 pub const DEFAULT_REF: &str = "refs/meta/tasks";
@@ -30,6 +28,60 @@ impl Policy {
             "reject" => Some(Policy::Reject),
             "warn" => Some(Policy::Warn),
             _ => None,
+        }
+    }
+}
+
+/// Resource limits for one document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    pub max_bytes: usize,
+    pub max_depth: usize,
+    /// Nodes after alias expansion: bounds alias bombs.
+    pub max_nodes: usize,
+    pub max_aliases: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_bytes: 64 * 1024,
+            max_depth: 32,
+            max_nodes: 20_000,
+            max_aliases: 100,
+        }
+    }
+}
+
+/// Settings that change what counts as valid.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rules {
+    pub namespaces: Vec<String>,
+    pub limits: Limits,
+}
+
+impl Default for Rules {
+    fn default() -> Self {
+        Rules {
+            namespaces: vec!["scratch".into(), "dist".into(), "pkg".into()],
+            limits: Limits::default(),
+        }
+    }
+}
+
+/// Discovery settings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// How many directory levels below the root are searched (the root is level 0).
+    pub max_depth: usize,
+    pub max_tasks: usize,
+}
+
+impl Default for Bounds {
+    fn default() -> Self {
+        Bounds {
+            max_depth: 4,
+            max_tasks: 10_000,
         }
     }
 }

@@ -8,7 +8,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use crate::cli::{exit, CmdResult, Failure};
+use crate::error::{exit, CmdResult, Failure};
 
 const RPMLINT: &str = include_str!("../examples/tasks/rpmlint/runtask.yml");
 const ABICHECK: &str = include_str!("../examples/tasks/abicheck/runtask.yml");
@@ -138,7 +138,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
         &root,
         &["init", "-q", "--bare", "-b", "master", "tasks.git"],
     )?;
-    let installed = crate::install::install_into(
+    let installed = crate::server::install::install_into(
         &root.join("tasks.git"),
         &["pre-receive", "post-receive"],
         &exe,
@@ -210,7 +210,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
         ],
     )?;
     let took = start.elapsed();
-    let manifest = crate::fetch::read_single_file(
+    let manifest = crate::trigger::fetch::read_single_file(
         &archive.stdout,
         "branches/master.json",
         crate::manifest::MAX_MANIFEST_BYTES,

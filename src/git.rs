@@ -6,13 +6,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use gix::bstr::{BString, ByteSlice};
-use gix::objs::tree::EntryKind;
+use gix::bstr::ByteSlice;
+pub use gix::objs::tree::EntryKind;
 use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix::refs::Target;
 pub use gix::ObjectId;
-
-use crate::discover::{Blob, Entry, Kind, Source, SourceError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -265,10 +263,11 @@ impl Repo {
         Ok(None)
     }
 
-    fn tree_entries(
+    /// The entries of a tree as stored: names as bytes, duplicates and all.
+    pub fn tree_entries(
         &self,
         tree: ObjectId,
-    ) -> Result<Vec<(BString, EntryKind, ObjectId)>, GitError> {
+    ) -> Result<Vec<(Vec<u8>, EntryKind, ObjectId)>, GitError> {
         let t = self
             .repo
             .find_tree(tree)
@@ -279,8 +278,16 @@ impl Repo {
         Ok(decoded
             .entries
             .iter()
-            .map(|e| (e.filename.to_owned(), e.mode.kind(), e.oid.to_owned()))
+            .map(|e| (e.filename.to_vec(), e.mode.kind(), e.oid.to_owned()))
             .collect())
+    }
+
+    /// The content of a blob.
+    pub fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>, GitError> {
+        self.repo
+            .find_blob(id)
+            .map(|b| b.data.to_vec())
+            .map_err(|e| other(format!("cannot read blob {id}"), e))
     }
 
     /// The size of an object without reading it.
@@ -458,58 +465,4 @@ fn is_stale(lock: &Path, age: Duration) -> bool {
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .is_some_and(|elapsed| elapsed >= age)
-}
-
-/// A commit's tree as a [`Source`] for discovery.
-pub struct CommitTree<'r> {
-    pub repo: &'r Repo,
-    pub tree: ObjectId,
-}
-
-impl Source for CommitTree<'_> {
-    type Dir = ObjectId;
-    type Blob = ObjectId;
-
-    fn root(&self) -> ObjectId {
-        self.tree
-    }
-
-    fn list(&self, dir: &ObjectId) -> Result<Vec<Entry<ObjectId, ObjectId>>, SourceError> {
-        let entries = self
-            .repo
-            .tree_entries(*dir)
-            .map_err(|e| SourceError(e.to_string()))?;
-        Ok(entries
-            .into_iter()
-            .map(|(name, kind, id)| Entry {
-                name: name.to_str_lossy().into_owned(),
-                kind: match kind {
-                    EntryKind::Tree => Kind::Dir(id),
-                    EntryKind::Blob | EntryKind::BlobExecutable => Kind::File(id),
-                    EntryKind::Link => Kind::Symlink,
-                    EntryKind::Commit => Kind::Submodule,
-                },
-            })
-            .collect())
-    }
-
-    fn read(&self, blob: &ObjectId, limit: usize) -> Result<Blob, SourceError> {
-        let size = self
-            .repo
-            .object_size(*blob)
-            .map_err(|e| SourceError(e.to_string()))?;
-        if size > limit as u64 {
-            return Ok(Blob::TooLarge(size));
-        }
-        let b = self
-            .repo
-            .repo
-            .find_blob(*blob)
-            .map_err(|e| SourceError(format!("cannot read blob {blob}: {e}")))?;
-        Ok(Blob::Bytes(b.data.to_vec()))
-    }
-
-    fn tree_id(&self, dir: &ObjectId) -> Option<String> {
-        Some(dir.to_string())
-    }
 }

@@ -1,28 +1,34 @@
-//! taskhook: validate Taskotron task formulas when they are pushed to a dist-git server, publish a
-//! schedule manifest per branch in `refs/meta/tasks`, and turn message-bus events into jobs by
+//! taskhook validates Taskotron task formulas when they are pushed to a dist-git server, keeps a
+//! schedule manifest per branch in `refs/meta/tasks`, and turns message-bus events into jobs by
 //! fetching only that manifest.
 //!
-//! The pipeline, one module per step:
-//! [`yaml`] parse → [`formula`] validate → [`discover`] / [`check`] a tree → [`manifest`] build →
-//! [`store`] in git; and [`event`] parse → [`fetch`] the manifest → [`plan`] jobs.
+//! # Two pipelines
+//!
+//! ```text
+//! push:    git ref updates ─► server::hooks ─► validate (source → discover → yaml → formula → check)
+//!                                          └─► manifest (model, reuse) ─► manifest::store (refs/meta/tasks)
+//!
+//! trigger: bus message ─► trigger::event ─► trigger::fetch (one file, no clone) ─► trigger::plan ─► jobs
+//! ```
+//!
+//! The stages, lowest first; a module imports only from stages below its own:
+//!
+//! 1. [`error`]: exit codes and the error every command ends with.
+//! 2. [`git`]: the one module that talks to gix.
+//! 3. [`config`]: `taskhook.*` settings from git config.
+//! 4. [`validate`]: a tree in, a verdict (findings as data) out.
+//! 5. [`manifest`]: a verdict in, a schedule manifest out; stored with compare-and-swap.
+//! 6. [`server`] (hooks, install) and [`trigger`] (event, fetch, plan).
+//! 7. [`cli`] and [`demo`]: argument parsing, dispatch, output.
+//!
+//! `docs/ARCHITECTURE.md` says where new work goes.
 
-pub mod check;
 pub mod cli;
-pub mod commands;
 pub mod config;
 pub mod demo;
-pub mod diag;
-pub mod discover;
-pub mod event;
-pub mod fetch;
-pub mod formula;
+pub mod error;
 pub mod git;
-pub mod hook;
-pub mod install;
 pub mod manifest;
-pub mod plan;
-pub mod reuse;
-pub mod store;
-pub mod upload_archive;
-pub mod worktree;
-pub mod yaml;
+pub mod server;
+pub mod trigger;
+pub mod validate;

@@ -5,7 +5,8 @@ mod util;
 
 use std::time::{Duration, Instant};
 
-use taskhook::formula::{self, Rules};
+use taskhook::config::Rules;
+use taskhook::validate::formula;
 use util::*;
 
 /// xorshift64*: deterministic, no dependency.
@@ -78,6 +79,7 @@ fn corpus_files(dir: &str) -> Vec<Vec<u8>> {
     let mut files: Vec<_> = std::fs::read_dir(corpus().join(dir))
         .expect("corpus")
         .map(|e| e.expect("entry").path())
+        .filter(|p| p.is_file() && p.extension().is_none_or(|x| x != "md"))
         .collect();
     files.sort();
     files
@@ -105,11 +107,14 @@ fn mutated_formulas_never_panic() {
 
 #[test]
 fn mutated_messages_and_manifests_never_panic() {
-    let rules = taskhook::event::BranchRules::default();
+    let rules = taskhook::trigger::event::BranchRules::default();
     let mut rng = Rng(0xfeed_beef);
-    for base in corpus_files("messages") {
+    for base in corpus_files("messages")
+        .into_iter()
+        .chain(corpus_files("messages/modern"))
+    {
         for _ in 0..300 {
-            let _ = taskhook::event::parse(&mutate(&mut rng, &base), &rules);
+            let _ = taskhook::trigger::event::parse(&mutate(&mut rng, &base), &rules);
         }
     }
     let s = Server::with_policy(Some("warn"));
@@ -129,6 +134,6 @@ fn mutated_messages_and_manifests_never_panic() {
     for _ in 0..2000 {
         let pattern = String::from_utf8_lossy(&mutate(&mut rng, b"f[0-9]*?[!a]")).into_owned();
         let text = String::from_utf8_lossy(&mutate(&mut rng, b"f40-branch")).into_owned();
-        let _ = taskhook::plan::glob_match(&pattern, &text);
+        let _ = taskhook::trigger::plan::glob_match(&pattern, &text);
     }
 }

@@ -6,7 +6,7 @@ mod util;
 
 use std::path::Path;
 
-use taskhook::yaml::{self, Node, Scalar, Value};
+use taskhook::validate::yaml::{self, Node, Scalar, Value};
 use util::*;
 
 fn load(name: &str) -> jsonschema::Validator {

@@ -2,8 +2,8 @@
 //! takes, which it needs, and the values the runner would reject.
 
 use super::{is_variable, Validator};
-use crate::diag::suggest;
-use crate::yaml::{Node, Scalar, Value};
+use crate::validate::diag::suggest;
+use crate::validate::yaml::{Node, Scalar, Value};
 
 /// A directive's parameters: (name, required). `open` directives accept any extra parameter.
 struct DirectiveSpec {

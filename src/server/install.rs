@@ -3,17 +3,17 @@
 
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use crate::cli::{exit, CmdResult, Failure, Format};
 use crate::config::Policy;
+use crate::error::Failure;
 
 const MARKER: &str = "# taskhook-shim:";
 
 const SHIMS: &[(&str, &str)] = &[
-    ("pre-receive", include_str!("../hooks/pre-receive")),
-    ("post-receive", include_str!("../hooks/post-receive")),
-    ("update", include_str!("../hooks/update")),
+    ("pre-receive", include_str!("../../hooks/pre-receive")),
+    ("post-receive", include_str!("../../hooks/post-receive")),
+    ("update", include_str!("../../hooks/update")),
 ];
 
 /// What happened to one hook file.
@@ -92,7 +92,7 @@ fn write_hook(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 /// Sets `taskhook.policy` in the repository's own config file with git itself.
-fn set_policy(repo: &Path, policy: Policy) -> Result<(), Failure> {
+pub fn set_policy(repo: &Path, policy: Policy) -> Result<(), Failure> {
     let status = std::process::Command::new("git")
         .arg("config")
         .arg("--file")
@@ -108,56 +108,4 @@ fn set_policy(repo: &Path, policy: Policy) -> Result<(), Failure> {
         )));
     }
     Ok(())
-}
-
-/// `taskhook install [--policy P] [--update-hook] REPO...`
-pub fn run(
-    repos: &[PathBuf],
-    policy: Option<Policy>,
-    with_update: bool,
-    format: Format,
-) -> CmdResult {
-    let exe = std::env::current_exe()
-        .and_then(|p| p.canonicalize())
-        .map_err(|e| Failure::usage(format!("cannot locate the taskhook binary: {e}")))?;
-    let mut hooks = vec!["pre-receive", "post-receive"];
-    if with_update {
-        hooks.push("update");
-    }
-    let mut foreign = false;
-    for repo in repos {
-        let results = install_into(repo, &hooks, &exe)?;
-        if let Some(p) = policy {
-            set_policy(repo, p)?;
-        }
-        for (hook, outcome) in results {
-            foreign |= outcome == Outcome::Foreign;
-            let (state, what) = match outcome {
-                Outcome::Installed => ("installed", "installed"),
-                Outcome::Updated => ("updated", "updated"),
-                Outcome::Unchanged => ("unchanged", "already installed"),
-                Outcome::Foreign => (
-                    "foreign",
-                    "NOT installed: a hook that taskhook did not install is in the way",
-                ),
-            };
-            match format {
-                Format::Human => println!("{}: {hook}: {what}", repo.display()),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({"repo": repo.display().to_string(), "hook": hook, "state": state})
-                ),
-            }
-        }
-    }
-    if foreign {
-        eprintln!(
-            "taskhook: existing hooks were left alone. Call taskhook from them instead:\n  \
-             pre-receive:  taskhook hook pre-receive  (same stdin; exit status 1 means reject)\n  \
-             post-receive: taskhook hook post-receive (same stdin)\n\
-             See docs/HOOKS.md for pagure, gitolite and fedora-messaging-git-hook."
-        );
-        return Ok(exit::INVALID);
-    }
-    Ok(exit::OK)
 }

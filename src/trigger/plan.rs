@@ -3,8 +3,8 @@
 
 use serde::Serialize;
 
-use crate::event::Event;
 use crate::manifest::{Branch, Task};
+use crate::trigger::event::Event;
 
 /// One job for the runner. The first six fields are what buildbot's trigger passed; the rest pin
 /// the job to what the server validated and scheduled.

@@ -1,58 +1,16 @@
 //! The command line: argument parsing, dispatch, output formats and exit codes.
 
-use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
-use crate::check::{self, Report};
-use crate::config::Config;
-use crate::diag::{self, Diagnostic};
-use crate::git::{CommitTree, Repo};
-use crate::worktree::Worktree;
+mod check;
+mod install;
+mod manifest;
+mod plan;
 
-/// Exit codes, in one place. Documented in README.md ("Exit codes").
-pub mod exit {
-    /// Success: the tree is valid (warnings allowed), the push is accepted, the command worked.
-    pub const OK: u8 = 0;
-    /// Invalid input: errors in the tasks, a rejected push, a malformed event or manifest,
-    /// an unreachable remote.
-    pub const INVALID: u8 = 1;
-    /// Usage error or internal error (bad arguments, bad configuration, git failures).
-    pub const USAGE: u8 = 2;
-}
-
-/// An error that ends a command, with the exit code it maps to.
-#[derive(Debug)]
-pub struct Failure {
-    pub code: u8,
-    pub message: String,
-}
-
-impl Failure {
-    pub fn usage(message: impl Into<String>) -> Self {
-        Failure {
-            code: exit::USAGE,
-            message: message.into(),
-        }
-    }
-
-    pub fn invalid(message: impl Into<String>) -> Self {
-        Failure {
-            code: exit::INVALID,
-            message: message.into(),
-        }
-    }
-}
-
-impl<E: std::error::Error> From<E> for Failure {
-    fn from(e: E) -> Self {
-        Failure::usage(e.to_string())
-    }
-}
-
-pub type CmdResult = Result<u8, Failure>;
+pub use crate::error::{exit, CmdResult, Failure};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -101,7 +59,7 @@ which git shows the pusher as `remote:` lines."
     Hook {
         #[arg(value_enum)]
         hook: HookName,
-        /// For `update`: <ref> <old> <new>, as git passes them.
+        /// For `update`: `<ref> <old> <new>`, as git passes them.
         args: Vec<String>,
     },
     /// Install the hook shims into bare repositories (idempotent; never replaces foreign hooks).
@@ -283,11 +241,11 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
-        Command::Check { path, rev, format } => cmd_check(path.as_deref(), rev.as_deref(), format),
+        Command::Check { path, rev, format } => check::run(path.as_deref(), rev.as_deref(), format),
         Command::Hook { hook, args } => match hook {
-            HookName::PreReceive => crate::hook::pre_receive(),
-            HookName::PostReceive => crate::hook::post_receive(),
-            HookName::Update => crate::hook::update(&args),
+            HookName::PreReceive => crate::server::hooks::pre_receive(),
+            HookName::PostReceive => crate::server::hooks::post_receive(),
+            HookName::Update => crate::server::hooks::update(&args),
         },
         Command::Install {
             policy,
@@ -299,107 +257,10 @@ pub fn run(cli: Cli) -> CmdResult {
                 PolicyArg::Reject => crate::config::Policy::Reject,
                 PolicyArg::Warn => crate::config::Policy::Warn,
             });
-            crate::install::run(&repos, policy, update_hook, format)
+            install::run(&repos, policy, update_hook, format)
         }
-        Command::Manifest { command } => crate::commands::manifest(command),
-        Command::Plan(args) => crate::commands::plan(args),
+        Command::Manifest { command } => manifest::run(command),
+        Command::Plan(args) => plan::run(args),
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
     }
-}
-
-/// Whether `path` is a bare repository (or a `.git` directory).
-fn looks_like_git_dir(path: &Path) -> bool {
-    path.join("HEAD").is_file() && path.join("objects").is_dir() && path.join("refs").is_dir()
-}
-
-fn cmd_check(path: Option<&Path>, rev: Option<&str>, format: Format) -> CmdResult {
-    let path = path.unwrap_or(Path::new("."));
-    if !path.exists() {
-        return Err(Failure::usage(format!("{} does not exist", path.display())));
-    }
-    let rev = match rev {
-        Some(r) => Some(r.to_string()),
-        None if looks_like_git_dir(path) => Some("HEAD".to_string()),
-        None => None,
-    };
-    let report = match rev {
-        Some(rev) => {
-            let repo = Repo::open(path)?;
-            let config = Config::load(&repo)?;
-            let commit = repo.resolve_commit(&rev)?;
-            let tree = repo.commit_tree(commit)?;
-            check::check(&CommitTree { repo: &repo, tree }, &config, None)?
-        }
-        None => {
-            if !path.is_dir() {
-                return Err(Failure::usage(format!(
-                    "{} is not a directory",
-                    path.display()
-                )));
-            }
-            let config = match Repo::open(path) {
-                Ok(repo) => Config::load(&repo)?,
-                Err(_) => Config::default(),
-            };
-            check::check(&Worktree::new(path), &config, None)?
-        }
-    };
-    let mut out = std::io::stdout().lock();
-    match format {
-        Format::Json => {
-            let json = report_json(&report);
-            let _ = writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&json).unwrap_or_default()
-            );
-        }
-        Format::Human => {
-            let color = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            let _ = write!(out, "{}", render_report(&report, color));
-        }
-    }
-    Ok(if report.is_valid() {
-        exit::OK
-    } else {
-        exit::INVALID
-    })
-}
-
-/// The human rendering of a verdict: every finding, then one summary line.
-pub fn render_report(report: &Report, color: bool) -> String {
-    let diags = report.all_diagnostics();
-    let mut s = diag::render_human(&diags, &report.sources, color);
-    let verdict = if diags.iter().any(Diagnostic::is_error) {
-        "invalid"
-    } else {
-        "ok"
-    };
-    s.push_str(&format!(
-        "{verdict}: {}\n",
-        diag::summary_line(&diags, report.task_count())
-    ));
-    s
-}
-
-/// The JSON rendering of a verdict.
-pub fn report_json(report: &Report) -> serde_json::Value {
-    let diags = report.all_diagnostics();
-    let errors = diags.iter().filter(|d| d.is_error()).count();
-    serde_json::json!({
-        "valid": errors == 0,
-        "errors": errors,
-        "warnings": diags.len() - errors,
-        "tasks": report.tasks.iter().map(|t| serde_json::json!({
-            "path": t.path,
-            "formula": t.formula_path,
-            "name": t.formula.name,
-            "valid": t.is_valid(),
-            "run": t.formula.schedule.run,
-            "on": t.formula.schedule.on,
-            "branches": t.formula.schedule.branches,
-            "arches": t.formula.schedule.arches,
-        })).collect::<Vec<_>>(),
-        "diagnostics": diags,
-    })
 }

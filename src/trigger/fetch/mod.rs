@@ -10,21 +10,10 @@ use std::time::Duration;
 
 use crate::git::Repo;
 
-#[derive(Debug, thiserror::Error)]
-pub enum FetchError {
-    #[error("the remote has no {0}: is taskhook installed on that repository? (`taskhook manifest rebuild` bootstraps it)")]
-    NoManifestRef(String),
-    #[error("{0}")]
-    Unreachable(String),
-    #[error("timed out after {0} s talking to {1}")]
-    Timeout(u64, String),
-    #[error("the remote sent more than {0} bytes; refusing it")]
-    TooLarge(usize),
-    #[error("cannot read what the remote sent: {0}")]
-    Corrupt(String),
-    #[error("cannot run git: {0}")]
-    Spawn(String),
-}
+mod error;
+pub mod upload_archive;
+
+pub use error::FetchError;
 
 /// Where and how to fetch.
 pub struct Remote<'a> {
@@ -145,13 +134,18 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
     let args = ["--format=tar.gz", remote.manifest_ref, path];
     let out = match remote.url.strip_prefix("git://") {
         // The git protocol is spoken in process: no git process per event.
-        Some(rest) => crate::upload_archive::fetch(rest, &args, remote.timeout, remote.max_bytes)?,
+        Some(rest) => crate::trigger::fetch::upload_archive::fetch(
+            rest,
+            &args,
+            remote.timeout,
+            remote.max_bytes,
+        )?,
         None => {
             let remote_arg = format!("--remote={}", remote.url);
             let mut argv = vec!["archive", remote_arg.as_str()];
             argv.extend(args);
             let out = run_git(&argv, None, remote.timeout, remote.max_bytes, remote.url)?;
-            crate::upload_archive::Archive {
+            crate::trigger::fetch::upload_archive::Archive {
                 ok: out.status_ok,
                 data: out.stdout,
                 message: out.stderr,

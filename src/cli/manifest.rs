@@ -1,22 +1,18 @@
 //! The `manifest` and `plan` commands: glue between the pure steps and their I/O.
 
 use std::collections::HashMap;
-use std::io::{IsTerminal, Read, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use crate::cli::{exit, CmdResult, Failure, Format, ManifestCommand, PlanArgs, PlanFormat};
+use super::{Format, ManifestCommand};
 use crate::config::Config;
-use crate::event::{self, BranchRules, Event, Parsed};
-use crate::fetch::{self, Remote};
-use crate::git::ObjectId;
-use crate::git::Repo;
-use crate::hook::{self, short};
-use crate::manifest::{self, MAX_MANIFEST_BYTES};
-use crate::plan;
-use crate::store::{self, Applied, Stored};
+use crate::error::{exit, short, CmdResult, Failure};
+use crate::git::{ObjectId, Repo};
+use crate::manifest::store::{self, Applied, Stored};
+use crate::manifest::{self, reuse};
+use crate::server::hooks;
 
-pub fn manifest(command: ManifestCommand) -> CmdResult {
+pub fn run(command: ManifestCommand) -> CmdResult {
     match command {
         ManifestCommand::Show {
             branch,
@@ -135,7 +131,7 @@ fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>) -> CmdResult {
             }
         }
     };
-    let m = hook::branch_manifest(&repo, &config, None, &name, commit, None)?;
+    let m = hooks::branch_manifest(&repo, &config, None, &name, commit, None)?;
     let _ = std::io::stdout().lock().write_all(&m.bytes);
     Ok(exit::OK)
 }
@@ -202,7 +198,7 @@ fn rebuild_one(
     let snap = store::snapshot(&repo, &config).ok();
     let branches = repo.branches()?;
     // Branches at the same commit share one verdict; a rebuild trusts nothing stored.
-    let mut by_commit: HashMap<ObjectId, crate::check::Report> = HashMap::new();
+    let mut by_commit: HashMap<ObjectId, crate::validate::check::Report> = HashMap::new();
     let mut changes = Vec::new();
     for (i, (branch, commit)) in branches.iter().enumerate() {
         if progress {
@@ -216,7 +212,7 @@ fn rebuild_one(
         if !by_commit.contains_key(commit) {
             by_commit.insert(
                 *commit,
-                crate::reuse::verdict(&repo, &config, *commit, None, None)?,
+                reuse::verdict(&repo, &config, *commit, None, None)?,
             );
         }
         let report = &by_commit[commit];
@@ -243,186 +239,4 @@ fn rebuild_one(
             Applied::Unchanged => None,
         },
     })
-}
-
-pub fn plan(args: PlanArgs) -> CmdResult {
-    let rules = BranchRules {
-        rawhide_release: args.rawhide_release,
-        rawhide_branch: args.rawhide_branch.clone(),
-    };
-    let mut explain = Vec::new();
-    let event = match (&args.event, &args.item_type, &args.item) {
-        (Some(file), None, None) => {
-            let bytes = read_event(file)?;
-            match event::parse(&bytes, &rules).map_err(|e| Failure::invalid(e.to_string()))? {
-                Parsed::Event(mut e) => {
-                    if let Some(b) = &args.branch {
-                        e.branch = Some(b.clone());
-                    }
-                    e
-                }
-                Parsed::Ignored(why) => {
-                    if args.explain {
-                        eprintln!("taskhook: no jobs: {why}");
-                    }
-                    return Ok(exit::OK);
-                }
-            }
-        }
-        (None, Some(t), Some(item)) => {
-            if !crate::formula::ITEM_TYPES.contains(&t.as_str()) {
-                return Err(Failure::usage(format!(
-                    "unknown item type `{t}`; item types: {}",
-                    crate::formula::ITEM_TYPES.join(", ")
-                )));
-            }
-            Event {
-                topic: "(command line)".into(),
-                item_type: t.clone(),
-                item: item.clone(),
-                name: None,
-                namespace: None,
-                branch: args.branch.clone(),
-                commit: None,
-            }
-        }
-        _ => {
-            return Err(Failure::usage(
-                "give either --event FILE, or --item-type, --item and --branch",
-            ))
-        }
-    };
-    explain.push(format!(
-        "event: {} {} on branch {} ({})",
-        event.item_type,
-        event.item,
-        event.branch.as_deref().unwrap_or("?"),
-        event.topic
-    ));
-    let Some(branch) = event
-        .branch
-        .clone()
-        .or_else(|| args.fallback_branch.clone())
-    else {
-        if args.explain {
-            eprintln!(
-                "taskhook: no jobs: the event names no branch and there is no --fallback-branch"
-            );
-        }
-        return Ok(exit::OK);
-    };
-    let url = fetch::expand_remote(
-        &args.remote,
-        event.name.as_deref(),
-        event.namespace.as_deref(),
-    )
-    .map_err(Failure::invalid)?;
-    let cache_dir = args
-        .cache_dir
-        .clone()
-        .unwrap_or_else(fetch::default_cache_dir);
-    let remote = Remote {
-        url: &url,
-        manifest_ref: &args.manifest_ref,
-        timeout: Duration::from_secs(args.timeout.max(1)),
-        max_bytes: MAX_MANIFEST_BYTES,
-        cache_dir: &cache_dir,
-    };
-    let mut candidates = vec![branch.clone()];
-    if let Some(f) = &args.fallback_branch {
-        if f != &branch {
-            candidates.push(f.clone());
-        }
-    }
-    let mut found = None;
-    for b in &candidates {
-        let file = manifest::branch_file(b);
-        match fetch::fetch_file(&remote, &file)
-            .map_err(|e| Failure::invalid(format!("{url}: {e}")))?
-        {
-            Some(bytes) => {
-                found = Some((b.clone(), bytes));
-                break;
-            }
-            None => explain.push(format!("no manifest for branch `{b}` on {url}")),
-        }
-    }
-    let Some((used, bytes)) = found else {
-        if args.explain {
-            for l in &explain {
-                eprintln!("taskhook: {l}");
-            }
-            eprintln!("taskhook: no jobs: no branch manifest to read (use --fallback-branch to name another)");
-        }
-        return Ok(exit::OK);
-    };
-    let m = manifest::parse_branch(&bytes, MAX_MANIFEST_BYTES)
-        .map_err(|e| Failure::invalid(format!("{url} {}: {e}", manifest::branch_file(&used))))?;
-    if m.branch != used {
-        return Err(Failure::invalid(format!(
-            "{url} {}: the manifest says it is for branch `{}`",
-            manifest::branch_file(&used),
-            m.branch
-        )));
-    }
-    if used != branch {
-        explain.push(format!("using the fallback branch `{used}`'s manifest"));
-    }
-    explain.push(format!(
-        "manifest: {} at {} ({} tasks)",
-        m.branch,
-        m.commit,
-        m.tasks.len()
-    ));
-    if let Some(c) = &event.commit {
-        if used == branch && c != &m.commit {
-            explain.push(format!(
-                "note: the event is about commit {c} but the manifest pins {}: the manifest is stale, or the event is older than the last push",
-                m.commit
-            ));
-        }
-    }
-    let p = plan::plan(&event, &m, &url, &branch);
-    if args.explain {
-        for l in explain.iter().chain(p.explain.iter()) {
-            eprintln!("taskhook: {l}");
-        }
-        eprintln!(
-            "taskhook: {} job{}",
-            p.jobs.len(),
-            if p.jobs.len() == 1 { "" } else { "s" }
-        );
-    }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
-    for job in &p.jobs {
-        let line = match args.format {
-            PlanFormat::Json => serde_json::to_string(job).unwrap_or_default(),
-            PlanFormat::Runtask => job.runtask_line(),
-        };
-        let _ = writeln!(out, "{line}");
-    }
-    Ok(exit::OK)
-}
-
-fn read_event(file: &str) -> Result<Vec<u8>, Failure> {
-    const MAX_EVENT: u64 = 4 * 1024 * 1024;
-    let mut buf = Vec::new();
-    let res = if file == "-" {
-        std::io::stdin()
-            .lock()
-            .take(MAX_EVENT + 1)
-            .read_to_end(&mut buf)
-    } else {
-        std::fs::File::open(file)
-            .map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?
-            .take(MAX_EVENT + 1)
-            .read_to_end(&mut buf)
-    };
-    res.map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?;
-    if buf.len() as u64 > MAX_EVENT {
-        return Err(Failure::invalid(format!(
-            "the event is larger than {MAX_EVENT} bytes"
-        )));
-    }
-    Ok(buf)
 }

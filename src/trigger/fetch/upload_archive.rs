@@ -7,7 +7,7 @@ use std::io::{Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::time::{Duration, Instant};
 
-use crate::fetch::FetchError;
+use super::error::FetchError;
 
 /// What the server sent: the archive bytes, or the reason it refused.
 pub struct Archive {

@@ -2,68 +2,12 @@
 //! conventions. Works on any [`Source`] (a checkout on disk or a commit in git), so the local
 //! `check` and the server hook walk trees with the same code.
 
-use crate::diag::{did_you_mean, Diagnostic};
+use super::diag::{did_you_mean, Diagnostic};
+use super::source::{Kind, Source, SourceError};
+use crate::config::Bounds;
 
 /// The one formula name libtaskotron accepts.
 pub const FORMULA: &str = "runtask.yml";
-
-/// What a directory entry is.
-#[derive(Debug, Clone)]
-pub enum Kind<D, B> {
-    Dir(D),
-    File(B),
-    Symlink,
-    Submodule,
-    Other,
-}
-
-#[derive(Debug, Clone)]
-pub struct Entry<D, B> {
-    pub name: String,
-    pub kind: Kind<D, B>,
-}
-
-/// A blob read under a size limit.
-pub enum Blob {
-    Bytes(Vec<u8>),
-    TooLarge(u64),
-}
-
-#[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct SourceError(pub String);
-
-/// The entries of one directory of a [`Source`].
-pub type Listing<S> = Vec<Entry<<S as Source>::Dir, <S as Source>::Blob>>;
-
-/// A tree of directories and files: the working tree of a checkout, or a git commit.
-pub trait Source {
-    type Dir: Clone;
-    type Blob: Clone;
-    fn root(&self) -> Self::Dir;
-    fn list(&self, dir: &Self::Dir) -> Result<Listing<Self>, SourceError>;
-    /// Reads a blob unless it is larger than `limit` bytes.
-    fn read(&self, blob: &Self::Blob, limit: usize) -> Result<Blob, SourceError>;
-    /// The git tree id of a directory, where there is one.
-    fn tree_id(&self, dir: &Self::Dir) -> Option<String>;
-}
-
-/// Discovery settings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bounds {
-    /// How many directory levels below the root are searched (the root is level 0).
-    pub max_depth: usize,
-    pub max_tasks: usize,
-}
-
-impl Default for Bounds {
-    fn default() -> Self {
-        Bounds {
-            max_depth: 4,
-            max_tasks: 10_000,
-        }
-    }
-}
 
 /// A directory that is a task. `formula` is `None` when `runtask.yml` is not a regular file.
 #[derive(Debug, Clone)]

@@ -12,6 +12,8 @@
 
 use std::collections::HashMap;
 
+pub use crate::config::Limits;
+
 use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
 
 /// A position in the source, both 1-based (what editors show).
@@ -125,27 +127,6 @@ impl Node {
                 Scalar::Timestamp => "a date",
                 Scalar::Str => "a string",
             },
-        }
-    }
-}
-
-/// Resource limits for one document.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Limits {
-    pub max_bytes: usize,
-    pub max_depth: usize,
-    /// Nodes after alias expansion: bounds alias bombs.
-    pub max_nodes: usize,
-    pub max_aliases: usize,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            max_bytes: 64 * 1024,
-            max_depth: 32,
-            max_nodes: 20_000,
-            max_aliases: 100,
         }
     }
 }

@@ -7,13 +7,15 @@ use std::time::Instant;
 
 use serde::Deserialize;
 
-use crate::check::{self, Report};
 use crate::config::Config;
-use crate::diag::Diagnostic;
-use crate::discover::Baseline;
-use crate::git::{CommitTree, GitError, ObjectId, Repo};
-use crate::manifest::{self, RawTask};
-use crate::store::{self, Snapshot};
+use crate::git::{GitError, ObjectId, Repo};
+use crate::manifest;
+use crate::manifest::store::{self, Snapshot};
+use crate::validate::check::RawTask;
+use crate::validate::check::{self, Report};
+use crate::validate::diag::Diagnostic;
+use crate::validate::discover::Baseline;
+use crate::validate::source::{CommitTree, SourceError};
 
 /// A stored branch manifest usable as a baseline.
 pub struct Prior {
@@ -50,12 +52,12 @@ impl Prior {
         }
         let tasks: Vec<RawTask> = manifest::task_lines(bytes)?
             .into_iter()
-            .map(RawTask::parse)
+            .map(manifest::parse_task_line)
             .collect::<Option<_>>()?;
         // A task the time budget left unchecked must be checked next time, not carried over.
         if tasks
             .iter()
-            .any(|t| t.has_diagnostics && t.line.contains("\"code\":\"time-budget\""))
+            .any(|t| t.diagnostics.iter().any(|d| d.code == "time-budget"))
         {
             return None;
         }
@@ -157,7 +159,7 @@ pub fn verdict(
 ) -> Result<Report, GitError> {
     let tree = repo.commit_tree(commit)?;
     let source = CommitTree { repo, tree };
-    let failed = |e: crate::discover::SourceError| GitError::Other {
+    let failed = |e: SourceError| GitError::Other {
         context: format!("cannot read commit {commit}"),
         message: e.to_string(),
     };

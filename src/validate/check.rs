@@ -1,16 +1,16 @@
 //! Validates a whole tree: discovery, then every formula. This is the verdict both `taskhook
 //! check` and the server hooks give; the hooks only skip subtrees identical to the tree a stored
-//! manifest describes (see [`crate::reuse`]).
+//! manifest describes (see [`crate::manifest::reuse`]).
 
 use std::time::Instant;
 
 use sha2::{Digest, Sha256};
 
+use super::discover::{self, Baseline};
+use super::source::{Blob, Source, SourceError};
 use crate::config::{hex, Config};
-use crate::diag::{self, Diagnostic, Sources};
-use crate::discover::{self, Baseline, Blob, Source, SourceError};
-use crate::formula::{self, Formula};
-use crate::manifest::RawTask;
+use crate::validate::diag::{self, Diagnostic, Sources};
+use crate::validate::formula::{self, Formula};
 
 /// The verdict on one task.
 #[derive(Debug, Clone)]
@@ -30,11 +30,21 @@ impl TaskReport {
     }
 }
 
+/// A task whose verdict is carried over unchanged from a stored manifest, as the exact line
+/// stored there.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawTask {
+    pub path: String,
+    pub valid: bool,
+    pub diagnostics: Vec<Diagnostic>,
+    pub line: String,
+}
+
 /// The verdict on a tree.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub tasks: Vec<TaskReport>,
-    /// Tasks taken unchanged from a stored manifest (see [`crate::reuse`]).
+    /// Tasks taken unchanged from a stored manifest (see [`crate::manifest::reuse`]).
     pub reused: Vec<RawTask>,
     /// Directories whose verdicts are to be taken from a baseline, not yet filled in.
     pub reused_prefixes: Vec<String>,
@@ -55,8 +65,8 @@ impl Report {
             .chain(self.tasks.iter().flat_map(|t| t.diagnostics.iter()))
             .cloned()
             .collect();
-        for r in self.reused.iter().filter(|r| r.has_diagnostics) {
-            all.extend(r.diagnostics());
+        for r in &self.reused {
+            all.extend(r.diagnostics.iter().cloned());
         }
         diag::sort(&mut all);
         all
@@ -79,7 +89,7 @@ impl Report {
             .reused
             .iter()
             .filter(|r| !r.valid)
-            .map(|r| r.diagnostics().iter().filter(|d| d.is_error()).count())
+            .map(|r| r.diagnostics.iter().filter(|d| d.is_error()).count())
             .sum();
         direct + reused
     }

@@ -5,13 +5,14 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use crate::check::Report;
-use crate::cli::{exit, render_report, CmdResult, Failure};
 use crate::config::{Config, Policy};
+use crate::error::{exit, short, CmdResult, Failure};
 use crate::git::{ObjectId, Repo};
 use crate::manifest;
-use crate::reuse::{self, Prior};
-use crate::store::{self, Applied, Stored};
+use crate::manifest::reuse::{self, Prior};
+use crate::manifest::store::{self, Applied, Stored};
+use crate::validate::check::Report;
+use crate::validate::render::render_report;
 
 /// One line of git's hook input: `<old> <new> <ref>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -63,11 +64,6 @@ fn read_stdin() -> Result<String, Failure> {
         s.push('\n');
     }
     Ok(s)
-}
-
-/// The first 12 characters of an object id, for messages.
-pub fn short(id: &str) -> &str {
-    id.get(..12).unwrap_or(id)
 }
 
 /// Reads the formula texts a rendering needs that the verdict did not load (findings of reused

@@ -1,14 +1,14 @@
 //! The schedule manifest: what each branch's tasks are and when they run. Pure data and its
-//! deterministic JSON bytes (sorted keys, no timestamps); storing it is [`crate::store`]'s job.
+//! deterministic JSON bytes (sorted keys, no timestamps); storing it is [`crate::manifest::store`]'s job.
 
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::check::{Report, TaskReport};
 use crate::config::{hex, Config};
-use crate::diag::Diagnostic;
+use crate::validate::check::{RawTask, Report, TaskReport};
+use crate::validate::diag::Diagnostic;
 
 /// Bumped when the layout changes incompatibly; readers refuse versions they do not know.
 pub const SCHEMA_VERSION: u32 = 1;
@@ -151,7 +151,7 @@ pub fn report_bytes(branch: &str, commit: &str, report: &Report, config: &Config
         .collect();
     lines.sort_by(|a, b| a.0.cmp(b.0));
     let mut problems = report.diagnostics.clone();
-    crate::diag::sort(&mut problems);
+    crate::validate::diag::sort(&mut problems);
     assemble(
         branch,
         commit,
@@ -182,70 +182,53 @@ fn task_entry(t: &TaskReport) -> Task {
     }
 }
 
-/// A task entry kept as the exact line of a stored manifest, so an unchanged task is carried
+/// Reads a task line of a stored manifest into a [`RawTask`], so an unchanged task is carried
 /// into the next manifest without being parsed and written again.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawTask {
-    pub path: String,
-    pub valid: bool,
-    pub has_diagnostics: bool,
-    pub line: String,
+pub fn parse_task_line(line: &str) -> Option<RawTask> {
+    let (path, valid, has_diagnostics) = probe_fast(line).or_else(|| probe_slow(line))?;
+    let diagnostics = if has_diagnostics {
+        serde_json::from_str::<Task>(line).ok()?.diagnostics
+    } else {
+        Vec::new()
+    };
+    Some(RawTask {
+        path,
+        valid,
+        diagnostics,
+        line: line.to_string(),
+    })
 }
 
-impl RawTask {
-    /// Reads the few fields a verdict needs from one task line.
-    pub fn parse(line: &str) -> Option<RawTask> {
-        Self::parse_fast(line).or_else(|| Self::parse_slow(line))
-    }
+/// The lines [`branch_bytes`] writes have their keys in a known order and no unescaped quote
+/// inside strings, so the top-level `"path":"`, `"diagnostics":[` and the final `"valid":...}`
+/// can be found without tokenizing the whole line.
+fn probe_fast(line: &str) -> Option<(String, bool, bool)> {
+    let valid = if line.ends_with(",\"valid\":true}") {
+        true
+    } else if line.ends_with(",\"valid\":false}") {
+        false
+    } else {
+        return None;
+    };
+    let at = line.find("\"path\":\"")? + "\"path\":".len();
+    let path: String = serde_json::Deserializer::from_str(&line[at..])
+        .into_iter::<String>()
+        .next()?
+        .ok()?;
+    Some((path, valid, line.contains("\"diagnostics\":[")))
+}
 
-    /// The lines [`branch_bytes`] writes have their keys in a known order and no unescaped
-    /// quote inside strings, so the top-level `"path":"`, `"diagnostics":[` and the final
-    /// `"valid":...}` can be found without tokenizing the whole line.
-    fn parse_fast(line: &str) -> Option<RawTask> {
-        let valid = if line.ends_with(",\"valid\":true}") {
-            true
-        } else if line.ends_with(",\"valid\":false}") {
-            false
-        } else {
-            return None;
-        };
-        let at = line.find("\"path\":\"")? + "\"path\":".len();
-        let path: String = serde_json::Deserializer::from_str(&line[at..])
-            .into_iter::<String>()
-            .next()?
-            .ok()?;
-        Some(RawTask {
-            path,
-            valid,
-            has_diagnostics: line.contains("\"diagnostics\":["),
-            line: line.to_string(),
-        })
+fn probe_slow(line: &str) -> Option<(String, bool, bool)> {
+    #[derive(Deserialize)]
+    struct Probe<'a> {
+        #[serde(borrow)]
+        path: std::borrow::Cow<'a, str>,
+        valid: bool,
+        #[serde(default)]
+        diagnostics: Option<serde::de::IgnoredAny>,
     }
-
-    fn parse_slow(line: &str) -> Option<RawTask> {
-        #[derive(Deserialize)]
-        struct Probe<'a> {
-            #[serde(borrow)]
-            path: std::borrow::Cow<'a, str>,
-            valid: bool,
-            #[serde(default)]
-            diagnostics: Option<serde::de::IgnoredAny>,
-        }
-        let p: Probe = serde_json::from_str(line).ok()?;
-        Some(RawTask {
-            path: p.path.into_owned(),
-            valid: p.valid,
-            has_diagnostics: p.diagnostics.is_some(),
-            line: line.to_string(),
-        })
-    }
-
-    /// The findings recorded for this task.
-    pub fn diagnostics(&self) -> Vec<Diagnostic> {
-        serde_json::from_str::<Task>(&self.line)
-            .map(|t| t.diagnostics)
-            .unwrap_or_default()
-    }
+    let p: Probe = serde_json::from_str(line).ok()?;
+    Some((p.path.into_owned(), p.valid, p.diagnostics.is_some()))
 }
 
 /// A stored branch manifest without its task lines (which may be many): the bytes before and

@@ -5,7 +5,7 @@ use std::fs;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::discover::{Blob, Entry, Kind, Source, SourceError};
+use super::source::{Blob, Entry, Kind, Source, SourceError};
 
 pub struct Worktree {
     root: PathBuf,

@@ -3,8 +3,9 @@
 
 use std::collections::BTreeSet;
 
-use crate::diag::{did_you_mean, suggest, Diagnostic};
-use crate::yaml::{self, Node, Scalar, Value};
+use crate::config::Rules;
+use crate::validate::diag::{did_you_mean, suggest, Diagnostic};
+use crate::validate::yaml::{self, Node, Scalar, Value};
 
 mod directives;
 pub use directives::directive_names;
@@ -49,22 +50,6 @@ const TOP_KEYS: &[&str] = &[
 ];
 
 const SCHEDULING_KEYS: &[&str] = &["run", "on", "branches", "arches"];
-
-/// Settings that change what counts as valid.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rules {
-    pub namespaces: Vec<String>,
-    pub limits: yaml::Limits,
-}
-
-impl Default for Rules {
-    fn default() -> Self {
-        Rules {
-            namespaces: vec!["scratch".into(), "dist".into(), "pkg".into()],
-            limits: yaml::Limits::default(),
-        }
-    }
-}
 
 /// When and where a task runs, after defaults are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,0 +1,117 @@
+//! `taskhook plan`: one event in (a bus message or a manual item), jobs out on stdout.
+
+use std::io::{Read, Write};
+use std::time::Duration;
+
+use super::{PlanArgs, PlanFormat};
+use crate::error::{exit, CmdResult, Failure};
+use crate::trigger::event::{self, BranchRules, Event, Parsed};
+use crate::trigger::fetch;
+use crate::trigger::run::{self, Options};
+use crate::validate::formula::ITEM_TYPES;
+
+/// The largest event read from a file or stdin.
+const MAX_EVENT: u64 = 4 * 1024 * 1024;
+
+pub fn run(args: PlanArgs) -> CmdResult {
+    let Some(event) = event_from_args(&args)? else {
+        return Ok(exit::OK);
+    };
+    let opts = Options {
+        remote: args.remote.clone(),
+        fallback_branch: args.fallback_branch.clone(),
+        manifest_ref: args.manifest_ref.clone(),
+        timeout: Duration::from_secs(args.timeout.max(1)),
+        cache_dir: args
+            .cache_dir
+            .clone()
+            .unwrap_or_else(fetch::default_cache_dir),
+    };
+    let outcome =
+        run::jobs_for_event(&event, &opts).map_err(|e| Failure::invalid(e.to_string()))?;
+    if args.explain {
+        for line in &outcome.explain {
+            eprintln!("taskhook: {line}");
+        }
+        let n = outcome.jobs.len();
+        eprintln!("taskhook: {n} job{}", if n == 1 { "" } else { "s" });
+    }
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    for job in &outcome.jobs {
+        let line = match args.format {
+            PlanFormat::Json => serde_json::to_string(job).unwrap_or_default(),
+            PlanFormat::Runtask => job.runtask_line(),
+        };
+        let _ = writeln!(out, "{line}");
+    }
+    Ok(exit::OK)
+}
+
+/// The event the arguments describe; `None` for a message that schedules nothing (explained).
+fn event_from_args(args: &PlanArgs) -> Result<Option<Event>, Failure> {
+    match (&args.event, &args.item_type, &args.item) {
+        (Some(file), None, None) => {
+            let rules = BranchRules {
+                rawhide_release: args.rawhide_release,
+                rawhide_branch: args.rawhide_branch.clone(),
+            };
+            let bytes = read_event(file)?;
+            match event::parse(&bytes, &rules).map_err(|e| Failure::invalid(e.to_string()))? {
+                Parsed::Event(mut e) => {
+                    if let Some(b) = &args.branch {
+                        e.branch = Some(b.clone());
+                    }
+                    Ok(Some(e))
+                }
+                Parsed::Ignored(why) => {
+                    if args.explain {
+                        eprintln!("taskhook: no jobs: {why}");
+                    }
+                    Ok(None)
+                }
+            }
+        }
+        (None, Some(t), Some(item)) => {
+            if !ITEM_TYPES.contains(&t.as_str()) {
+                return Err(Failure::usage(format!(
+                    "unknown item type `{t}`; item types: {}",
+                    ITEM_TYPES.join(", ")
+                )));
+            }
+            Ok(Some(Event {
+                topic: "(command line)".into(),
+                item_type: t.clone(),
+                item: item.clone(),
+                name: None,
+                namespace: None,
+                branch: args.branch.clone(),
+                commit: None,
+            }))
+        }
+        _ => Err(Failure::usage(
+            "give either --event FILE, or --item-type, --item and --branch",
+        )),
+    }
+}
+
+fn read_event(file: &str) -> Result<Vec<u8>, Failure> {
+    let mut buf = Vec::new();
+    let res = if file == "-" {
+        std::io::stdin()
+            .lock()
+            .take(MAX_EVENT + 1)
+            .read_to_end(&mut buf)
+    } else {
+        std::fs::File::open(file)
+            .map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?
+            .take(MAX_EVENT + 1)
+            .read_to_end(&mut buf)
+    };
+    res.map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?;
+    if buf.len() as u64 > MAX_EVENT {
+        return Err(Failure::invalid(format!(
+            "the event is larger than {MAX_EVENT} bytes"
+        )));
+    }
+    Ok(buf)
+}

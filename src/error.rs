@@ -1,0 +1,52 @@
+//! How every command ends: the exit codes, in one place, and the error that carries one.
+//!
+//! This module sits below every command so that the hooks, the trigger and the CLI share one
+//! notion of failure without importing each other.
+
+/// Exit codes, in one place. Documented in README.md ("Exit codes").
+pub mod exit {
+    /// Success: the tree is valid (warnings allowed), the push is accepted, the command worked.
+    pub const OK: u8 = 0;
+    /// Invalid input: errors in the tasks, a rejected push, a malformed event or manifest,
+    /// an unreachable remote.
+    pub const INVALID: u8 = 1;
+    /// Usage error or internal error (bad arguments, bad configuration, git failures).
+    pub const USAGE: u8 = 2;
+}
+
+/// An error that ends a command, with the exit code it maps to.
+#[derive(Debug)]
+pub struct Failure {
+    pub code: u8,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn usage(message: impl Into<String>) -> Self {
+        Failure {
+            code: exit::USAGE,
+            message: message.into(),
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> Self {
+        Failure {
+            code: exit::INVALID,
+            message: message.into(),
+        }
+    }
+}
+
+impl<E: std::error::Error> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::usage(e.to_string())
+    }
+}
+
+/// What a command returns: its exit code, or the failure that ended it.
+pub type CmdResult = Result<u8, Failure>;
+
+/// The first 12 characters of an object id, for messages.
+pub fn short(id: &str) -> &str {
+    id.get(..12).unwrap_or(id)
+}

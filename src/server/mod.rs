@@ -1,0 +1,9 @@
+//! The git server side: the hook entry points git runs on a push, and installing them where each
+//! server layout runs hooks.
+//!
+//! [`hooks`] reads git's ref updates, asks [`crate::validate`] for a verdict (pre-receive, update)
+//! and stores manifests through [`crate::manifest::store`] (post-receive); [`install`] puts the
+//! shims in place.
+
+pub mod hooks;
+pub mod install;

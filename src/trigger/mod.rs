@@ -1,0 +1,11 @@
+//! The trigger pipeline: a bus event in, jobs out.
+//!
+//! [`event`] turns a message (fedmsg or fedora-messaging) into an item on a branch of a
+//! repository; [`fetch`] gets that branch's manifest from the server without cloning; [`plan`]
+//! matches the manifest's tasks against the event (pure) and yields the jobs; [`run`] is the
+//! one code path from event to jobs that `taskhook plan` uses.
+
+pub mod event;
+pub mod fetch;
+pub mod plan;
+pub mod run;

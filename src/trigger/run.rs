@@ -1,0 +1,168 @@
+//! From an event to its jobs: pick the branch, fill the remote template, fetch the branch
+//! manifest (falling back to another branch's), check it, and plan. `taskhook plan` runs this
+//! once per event; every network step is bounded by the timeout in [`Options`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use super::event::Event;
+use super::fetch::{self, FetchError, Remote};
+use super::plan::{self, Job};
+use crate::manifest::{self, Branch, MAX_MANIFEST_BYTES};
+
+/// How to find a repository's manifest for an event.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The task repository URL; may hold `{name}` and `{namespace}`.
+    pub remote: String,
+    /// Whose manifest to use when the event's branch has none (or the event names no branch).
+    pub fallback_branch: Option<String>,
+    pub manifest_ref: String,
+    /// Bound on each network step.
+    pub timeout: Duration,
+    /// Where depth-1 fetches of http(s) remotes are cached.
+    pub cache_dir: PathBuf,
+}
+
+/// The jobs for one event, and why.
+#[derive(Debug, Default)]
+pub struct Outcome {
+    pub jobs: Vec<Job>,
+    /// One line per decision, for `--explain` and logs.
+    pub explain: Vec<String>,
+}
+
+/// Why an event could not be planned.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The remote template cannot be filled from this event.
+    #[error("{0}")]
+    Template(String),
+    /// The remote could not be read: may succeed later.
+    #[error("{url}: {source}")]
+    Fetch { url: String, source: FetchError },
+    /// The remote serves a manifest taskhook refuses.
+    #[error("{url} {file}: {message}")]
+    BadManifest {
+        url: String,
+        file: String,
+        message: String,
+    },
+}
+
+impl RunError {
+    /// Whether trying again later could succeed (the network, not the data, failed).
+    pub fn is_transient(&self) -> bool {
+        matches!(
+            self,
+            RunError::Fetch {
+                source: FetchError::Unreachable(_) | FetchError::Timeout(..) | FetchError::Spawn(_),
+                ..
+            }
+        )
+    }
+}
+
+/// Plans `event` against the manifest its repository serves.
+pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError> {
+    let mut out = Outcome::default();
+    out.explain.push(format!(
+        "event: {} {} on branch {} ({})",
+        event.item_type,
+        event.item,
+        event.branch.as_deref().unwrap_or("?"),
+        event.topic
+    ));
+    let Some(branch) = event
+        .branch
+        .clone()
+        .or_else(|| opts.fallback_branch.clone())
+    else {
+        out.explain
+            .push("no jobs: the event names no branch and there is no fallback branch".into());
+        return Ok(out);
+    };
+    let url = fetch::expand_remote(
+        &opts.remote,
+        event.name.as_deref(),
+        event.namespace.as_deref(),
+    )
+    .map_err(RunError::Template)?;
+    let Some((used, manifest)) = fetch_manifest(&url, &branch, opts, &mut out.explain)? else {
+        out.explain.push(
+            "no jobs: no branch manifest to read (use a fallback branch to name another)".into(),
+        );
+        return Ok(out);
+    };
+    note_staleness(event, &branch, &used, &manifest, &mut out.explain);
+    let p = plan::plan(event, &manifest, &url, &branch);
+    out.explain.extend(p.explain);
+    out.jobs = p.jobs;
+    Ok(out)
+}
+
+/// Fetches the manifest of `branch`, else of the fallback branch: `(branch used, manifest)`.
+fn fetch_manifest(
+    url: &str,
+    branch: &str,
+    opts: &Options,
+    explain: &mut Vec<String>,
+) -> Result<Option<(String, Branch)>, RunError> {
+    let remote = Remote {
+        url,
+        manifest_ref: &opts.manifest_ref,
+        timeout: opts.timeout,
+        max_bytes: MAX_MANIFEST_BYTES,
+        cache_dir: &opts.cache_dir,
+    };
+    let mut candidates = vec![branch.to_string()];
+    if let Some(f) = opts.fallback_branch.as_deref().filter(|f| *f != branch) {
+        candidates.push(f.to_string());
+    }
+    for b in candidates {
+        let file = manifest::branch_file(&b);
+        let fetched = fetch::fetch_file(&remote, &file).map_err(|source| RunError::Fetch {
+            url: url.to_string(),
+            source,
+        })?;
+        let Some(bytes) = fetched else {
+            explain.push(format!("no manifest for branch `{b}` on {url}"));
+            continue;
+        };
+        let bad = |message: String| RunError::BadManifest {
+            url: url.to_string(),
+            file: file.clone(),
+            message,
+        };
+        let m =
+            manifest::parse_branch(&bytes, MAX_MANIFEST_BYTES).map_err(|e| bad(e.to_string()))?;
+        if m.branch != b {
+            return Err(bad(format!(
+                "the manifest says it is for branch `{}`",
+                m.branch
+            )));
+        }
+        if b != branch {
+            explain.push(format!("using the fallback branch `{b}`'s manifest"));
+        }
+        explain.push(format!(
+            "manifest: {} at {} ({} tasks)",
+            m.branch,
+            m.commit,
+            m.tasks.len()
+        ));
+        return Ok(Some((b, m)));
+    }
+    Ok(None)
+}
+
+fn note_staleness(event: &Event, branch: &str, used: &str, m: &Branch, explain: &mut Vec<String>) {
+    if let Some(c) = &event.commit {
+        if used == branch && c != &m.commit {
+            explain.push(format!(
+                "note: the event is about commit {c} but the manifest pins {}: the manifest is stale, or the event is older than the last push",
+                m.commit
+            ));
+        }
+    }
+}

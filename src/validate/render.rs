@@ -1,0 +1,43 @@
+//! Renders a verdict: human text (every finding with its source line and a caret, then one
+//! summary line) or the JSON object `taskhook check --format json` prints.
+
+use super::check::Report;
+use super::diag::{self, Diagnostic};
+
+/// The human rendering of a verdict: every finding, then one summary line.
+pub fn render_report(report: &Report, color: bool) -> String {
+    let diags = report.all_diagnostics();
+    let mut s = diag::render_human(&diags, &report.sources, color);
+    let verdict = if diags.iter().any(Diagnostic::is_error) {
+        "invalid"
+    } else {
+        "ok"
+    };
+    s.push_str(&format!(
+        "{verdict}: {}\n",
+        diag::summary_line(&diags, report.task_count())
+    ));
+    s
+}
+
+/// The JSON rendering of a verdict.
+pub fn report_json(report: &Report) -> serde_json::Value {
+    let diags = report.all_diagnostics();
+    let errors = diags.iter().filter(|d| d.is_error()).count();
+    serde_json::json!({
+        "valid": errors == 0,
+        "errors": errors,
+        "warnings": diags.len() - errors,
+        "tasks": report.tasks.iter().map(|t| serde_json::json!({
+            "path": t.path,
+            "formula": t.formula_path,
+            "name": t.formula.name,
+            "valid": t.is_valid(),
+            "run": t.formula.schedule.run,
+            "on": t.formula.schedule.on,
+            "branches": t.formula.schedule.branches,
+            "arches": t.formula.schedule.arches,
+        })).collect::<Vec<_>>(),
+        "diagnostics": diags,
+    })
+}

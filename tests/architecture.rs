@@ -1,0 +1,157 @@
+//! The crate's shape, checked: stages import only from stages below them, and no two modules
+//! import each other (directly or through others). The stage order is the one `src/lib.rs` and
+//! `docs/ARCHITECTURE.md` describe.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+/// Top-level modules, lowest stage first. Modules of one stage may not import each other.
+const STAGES: &[&[&str]] = &[
+    &["error"],
+    &["git"],
+    &["config"],
+    &["validate"],
+    &["manifest"],
+    &["server", "trigger"],
+    &["demo"],
+    &["cli"],
+];
+
+fn stage_of(top: &str) -> Option<usize> {
+    STAGES.iter().position(|s| s.contains(&top))
+}
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for e in std::fs::read_dir(dir).expect("read src") {
+        let p = e.expect("entry").path();
+        if p.is_dir() {
+            rust_files(&p, out);
+        } else if p.extension().is_some_and(|x| x == "rs") {
+            out.push(p);
+        }
+    }
+}
+
+/// `src/validate/check.rs` → `["validate", "check"]`; `mod.rs` names its folder.
+fn module_path(src: &Path, file: &Path) -> Vec<String> {
+    let rel = file.strip_prefix(src).expect("under src");
+    let mut parts: Vec<String> = rel
+        .iter()
+        .map(|c| c.to_string_lossy().trim_end_matches(".rs").to_string())
+        .collect();
+    if parts
+        .last()
+        .is_some_and(|l| l == "mod" || l == "lib" || l == "main")
+    {
+        parts.pop();
+    }
+    parts
+}
+
+/// The modules a file names: `crate::a::b...` and `super::x` (resolved), down to two levels.
+fn references(module: &[String], text: &str) -> BTreeSet<Vec<String>> {
+    let mut out = BTreeSet::new();
+    let code: String = text
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    let ident = |s: &str| -> Vec<String> {
+        s.split("::")
+            .map(|p| {
+                p.chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect::<String>()
+            })
+            .take_while(|p| {
+                !p.is_empty()
+                    && p.chars()
+                        .all(|c| c.is_lowercase() || c == '_' || c.is_ascii_digit())
+            })
+            .take(3)
+            .collect()
+    };
+    for (i, _) in code.match_indices("crate::") {
+        let path = ident(&code[i + "crate::".len()..]);
+        if !path.is_empty() {
+            out.insert(path);
+        }
+    }
+    for (i, _) in code.match_indices("super::") {
+        // A file's own `mod tests` uses `super::*`: that is the file itself.
+        let rest = &code[i + "super::".len()..];
+        if rest.starts_with('*') || rest.starts_with('{') {
+            continue;
+        }
+        let mut base: Vec<String> = module.to_vec();
+        base.pop();
+        base.extend(ident(rest));
+        base.truncate(3);
+        out.insert(base);
+    }
+    out
+}
+
+#[test]
+fn stages_import_only_downwards_and_modules_form_no_cycle() {
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let mut files = Vec::new();
+    rust_files(&src, &mut files);
+    let mut graph: BTreeMap<Vec<String>, BTreeSet<Vec<String>>> = BTreeMap::new();
+    let mut problems = Vec::new();
+    for file in &files {
+        let module = module_path(&src, file);
+        if module.is_empty() {
+            continue; // lib.rs and main.rs name every stage
+        }
+        let text = std::fs::read_to_string(file).expect("read");
+        let Some(own) = stage_of(&module[0]) else {
+            problems.push(format!(
+                "{}: `{}` is in no stage",
+                file.display(),
+                module[0]
+            ));
+            continue;
+        };
+        let key: Vec<String> = module.iter().take(3).cloned().collect();
+        for r in references(&module, &text) {
+            if r[0] != module[0] {
+                match stage_of(&r[0]) {
+                    Some(s) if s < own => {}
+                    _ => problems.push(format!(
+                        "{}: `{}` imports `{}`, which is not below it",
+                        file.display(),
+                        module.join("::"),
+                        r.join("::")
+                    )),
+                }
+            }
+            if r != key && !key.starts_with(&r) && !r.starts_with(&key) {
+                graph.entry(key.clone()).or_default().insert(r);
+            }
+        }
+    }
+    // Cycles between modules (down to the third level: `trigger::fetch::error` ↔ `trigger::fetch::upload_archive`).
+    fn reach(
+        g: &BTreeMap<Vec<String>, BTreeSet<Vec<String>>>,
+        from: &Vec<String>,
+        target: &Vec<String>,
+        seen: &mut BTreeSet<Vec<String>>,
+    ) -> bool {
+        for next in g.get(from).into_iter().flatten() {
+            if next == target {
+                return true;
+            }
+            if seen.insert(next.clone()) && reach(g, next, target, seen) {
+                return true;
+            }
+        }
+        false
+    }
+    for m in graph.keys() {
+        if reach(&graph, m, m, &mut BTreeSet::new()) {
+            problems.push(format!("`{}` is part of an import cycle", m.join("::")));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
