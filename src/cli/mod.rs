@@ -186,6 +186,13 @@ pub struct PlanArgs {
     /// ...and the branch (with --event: overrides the branch derived from the event).
     #[arg(long, value_name = "BRANCH")]
     pub branch: Option<String>,
+    /// The repository name for `{name}` (default: from the event; for a manual `koji_build`,
+    /// the N-V-R's name).
+    #[arg(long, value_name = "NAME")]
+    pub name: Option<String>,
+    /// The dist-git namespace for `{namespace}` (default: from the event, else `rpms`).
+    #[arg(long, value_name = "NS")]
+    pub namespace: Option<String>,
     /// Use this branch's manifest when the event's branch has none.
     #[arg(long, value_name = "BRANCH")]
     pub fallback_branch: Option<String>,

@@ -14,9 +14,10 @@ use crate::validate::formula::ITEM_TYPES;
 const MAX_EVENT: u64 = 4 * 1024 * 1024;
 
 pub fn run(args: PlanArgs) -> CmdResult {
-    let Some(event) = event_from_args(&args)? else {
+    let events = events_from_args(&args)?;
+    if events.is_empty() {
         return Ok(exit::OK);
-    };
+    }
     let opts = Options {
         remote: args.remote.clone(),
         fallback_branch: args.fallback_branch.clone(),
@@ -28,7 +29,7 @@ pub fn run(args: PlanArgs) -> CmdResult {
             .unwrap_or_else(fetch::default_cache_dir),
     };
     let outcome =
-        run::jobs_for_event(&event, &opts).map_err(|e| Failure::invalid(e.to_string()))?;
+        run::jobs_for_events(&events, &opts).map_err(|e| Failure::invalid(e.to_string()))?;
     if args.explain {
         for line in &outcome.explain {
             eprintln!("taskhook: {line}");
@@ -47,8 +48,8 @@ pub fn run(args: PlanArgs) -> CmdResult {
     Ok(exit::OK)
 }
 
-/// The event the arguments describe; `None` for a message that schedules nothing (explained).
-fn event_from_args(args: &PlanArgs) -> Result<Option<Event>, Failure> {
+/// The events the arguments describe; none for a message that schedules nothing (explained).
+fn events_from_args(args: &PlanArgs) -> Result<Vec<Event>, Failure> {
     match (&args.event, &args.item_type, &args.item) {
         (Some(file), None, None) => {
             let rules = BranchRules {
@@ -57,17 +58,25 @@ fn event_from_args(args: &PlanArgs) -> Result<Option<Event>, Failure> {
             };
             let bytes = read_event(file)?;
             match event::parse(&bytes, &rules).map_err(|e| Failure::invalid(e.to_string()))? {
-                Parsed::Event(mut e) => {
-                    if let Some(b) = &args.branch {
-                        e.branch = Some(b.clone());
+                Parsed::Events(mut events) => {
+                    for e in &mut events {
+                        if let Some(b) = &args.branch {
+                            e.branch = Some(b.clone());
+                        }
+                        if let Some(n) = &args.name {
+                            e.name = Some(n.clone());
+                        }
+                        if let Some(ns) = &args.namespace {
+                            e.namespace = Some(ns.clone());
+                        }
                     }
-                    Ok(Some(e))
+                    Ok(events)
                 }
                 Parsed::Ignored(why) => {
                     if args.explain {
                         eprintln!("taskhook: no jobs: {why}");
                     }
-                    Ok(None)
+                    Ok(Vec::new())
                 }
             }
         }
@@ -78,15 +87,21 @@ fn event_from_args(args: &PlanArgs) -> Result<Option<Event>, Failure> {
                     ITEM_TYPES.join(", ")
                 )));
             }
-            Ok(Some(Event {
-                topic: "(command line)".into(),
+            // A koji build names its package: `{name}` comes from the N-V-R unless given.
+            let name = args.name.clone().or_else(|| {
+                (t == "koji_build")
+                    .then(|| event::name_of_nvr(item).map(str::to_string))
+                    .flatten()
+            });
+            Ok(vec![Event {
+                topic: "the command line".into(),
                 item_type: t.clone(),
                 item: item.clone(),
-                name: None,
-                namespace: None,
+                name,
+                namespace: args.namespace.clone(),
                 branch: args.branch.clone(),
                 commit: None,
-            }))
+            }])
         }
         _ => Err(Failure::usage(
             "give either --event FILE, or --item-type, --item and --branch",

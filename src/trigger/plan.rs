@@ -2,14 +2,18 @@
 //! digest that was validated, and explains every decision. Pure.
 
 use serde::Serialize;
+use sha2::{Digest, Sha256};
 
 use crate::manifest::{Branch, Task};
 use crate::trigger::event::Event;
 
-/// One job for the runner. The first six fields are what buildbot's trigger passed; the rest pin
-/// the job to what the server validated and scheduled.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One job for the runner. `taskname` to `git_branch` are what buildbot's trigger passed; the
+/// rest pin the job to what the server validated and scheduled, and name it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Job {
+    /// Deterministic: the same event and task always give the same id (see [`job_id`]), so a
+    /// redelivered event yields jobs downstream can deduplicate.
+    pub id: String,
     pub taskname: String,
     pub item: String,
     pub item_type: String,
@@ -20,6 +24,8 @@ pub struct Job {
     pub task_path: String,
     pub formula: String,
     pub formula_sha256: String,
+    /// The git tree id of the task directory at `git_commit`.
+    pub tree: String,
 }
 
 impl Job {
@@ -33,6 +39,37 @@ impl Job {
             shell_quote(&self.formula)
         )
     }
+}
+
+/// The id of the job that runs `task_path` on `arch` for `item_type` `item` from commit `commit`
+/// of `repo`: a UUID (RFC 9562 version 8) made of the SHA-256 of those fields.
+pub fn job_id(
+    item_type: &str,
+    item: &str,
+    repo: &str,
+    commit: &str,
+    task_path: &str,
+    arch: &str,
+) -> String {
+    let mut h = Sha256::new();
+    for field in [item_type, item, repo, commit, task_path, arch] {
+        h.update(field.as_bytes());
+        h.update([0]);
+    }
+    let d = h.finalize();
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&d[..16]);
+    b[6] = (b[6] & 0x0f) | 0x80;
+    b[8] = (b[8] & 0x3f) | 0x80;
+    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..]
+    )
 }
 
 fn shell_quote(s: &str) -> String {
@@ -72,6 +109,14 @@ pub fn plan(event: &Event, manifest: &Branch, repo_url: &str, event_branch: &str
                 ));
                 for arch in &task.arches {
                     p.jobs.push(Job {
+                        id: job_id(
+                            &event.item_type,
+                            &event.item,
+                            repo_url,
+                            &manifest.commit,
+                            &task.path,
+                            arch,
+                        ),
                         taskname: label.clone(),
                         item: event.item.clone(),
                         item_type: event.item_type.clone(),
@@ -82,6 +127,7 @@ pub fn plan(event: &Event, manifest: &Branch, repo_url: &str, event_branch: &str
                         task_path: task.path.clone(),
                         formula: task.formula.clone(),
                         formula_sha256: task.formula_sha256.clone().unwrap_or_default(),
+                        tree: task.tree.clone().unwrap_or_default(),
                     });
                 }
             }
@@ -123,6 +169,9 @@ fn skip_reason(task: &Task, event: &Event, branch: &str) -> Option<String> {
     }
     if task.formula_sha256.is_none() {
         return Some("the manifest has no formula digest for it".to_string());
+    }
+    if task.tree.is_none() {
+        return Some("the manifest has no tree id for it".to_string());
     }
     None
 }

@@ -63,6 +63,35 @@ impl RunError {
     }
 }
 
+/// Plans every event of one message (a bodhi update names several packages): the jobs of all,
+/// each repository and branch fetched once, each job once.
+pub fn jobs_for_events(events: &[Event], opts: &Options) -> Result<Outcome, RunError> {
+    let mut out = Outcome::default();
+    let mut seen = std::collections::HashSet::new();
+    for event in events {
+        let key = (
+            fetch::expand_remote(
+                &opts.remote,
+                event.name.as_deref(),
+                event.namespace.as_deref(),
+            )
+            .ok(),
+            event.branch.clone(),
+        );
+        if key.0.is_some() && !seen.insert(key) {
+            continue;
+        }
+        let one = jobs_for_event(event, opts)?;
+        out.explain.extend(one.explain);
+        for job in one.jobs {
+            if !out.jobs.iter().any(|j| j.id == job.id) {
+                out.jobs.push(job);
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Plans `event` against the manifest its repository serves.
 pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError> {
     let mut out = Outcome::default();

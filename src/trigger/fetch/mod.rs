@@ -322,6 +322,17 @@ pub fn expand_remote(
             && v.bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"._+-".contains(&b))
     };
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        let close = rest[open..].find('}').map(|c| open + c);
+        let placeholder = close.map_or(&rest[open..], |c| &rest[open..=c]);
+        if placeholder != "{name}" && placeholder != "{namespace}" {
+            return Err(format!(
+                "the remote `{template}` has `{placeholder}`: the placeholders are `{{name}}` and `{{namespace}}`"
+            ));
+        }
+        rest = &rest[open + placeholder.len()..];
+    }
     let mut url = template.to_string();
     if url.contains("{name}") {
         let n = name.ok_or("the event names no repository for `{name}` in --remote")?;
@@ -356,5 +367,10 @@ mod tests {
         );
         assert!(expand_remote("git://h/rpms/{name}", Some("../etc"), None).is_err());
         assert!(expand_remote("git://h/rpms/{name}", None, None).is_err());
+        assert_eq!(
+            expand_remote("git://h/{namespac}/{name}", Some("a"), None),
+            Err("the remote `git://h/{namespac}/{name}` has `{namespac}`: the placeholders are `{name}` and `{namespace}`".into())
+        );
+        assert!(expand_remote("git://h/{name", Some("a"), None).is_err());
     }
 }
