@@ -94,7 +94,7 @@ Prints one JSON object per job (JSON Lines); no jobs prints nothing and exits 0.
 --explain tells on stderr why each task does or does not run.\n\
 Exit codes: 0 planned (possibly no jobs), 1 malformed event, unreachable remote or bad manifest, 2 usage."
     )]
-    Plan(PlanArgs),
+    Plan(Box<PlanArgs>),
     /// The whole story on built-in examples, in a temporary directory, with real git.
     #[command(
         after_help = "Examples:\n  taskhook demo\n  taskhook demo --keep /tmp/taskhook-demo   # keep the repositories to explore\n\n\
@@ -267,7 +267,7 @@ pub fn run(cli: Cli) -> CmdResult {
             install::run(&repos, policy, update_hook, format)
         }
         Command::Manifest { command } => manifest::run(command),
-        Command::Plan(args) => plan::run(args),
+        Command::Plan(args) => plan::run(*args),
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
     }
 }

@@ -52,7 +52,7 @@ pub fn update(m: &Message) -> Result<Parsed, EventError> {
         e.name = Some(name.to_string());
         e.namespace = Some(ns.to_string());
         e.branch = release_branch.clone().or_else(|| {
-            let release = nvr.rsplitn(2, '-').next()?;
+            let release = nvr.rsplit('-').next()?;
             branch_for_dist_tag(dist_tag(release)?, m.rules)
         });
         events.push(e);

@@ -83,7 +83,7 @@ impl Message<'_> {
     }
 
     /// Whether the message comes from Fedora's own bus (`org.fedoraproject.{prod,stg}.…`).
-    fn from_fedora(&self) -> bool {
+    fn is_from_fedora(&self) -> bool {
         self.topic.starts_with("org.fedoraproject.")
     }
 }

@@ -33,7 +33,7 @@ pub fn pagure(m: &Message) -> Result<Parsed, EventError> {
     let repo = m.required(&["repo", "name"])?;
     let end = m.required(&["end_commit"])?;
     let namespace = str_at(m.body, &["repo", "namespace"]).filter(|ns| !ns.is_empty());
-    let item_type = if m.from_fedora() {
+    let item_type = if m.is_from_fedora() {
         "dist_git_commit"
     } else {
         "git_commit"
