@@ -463,3 +463,206 @@ fn local_paths_and_file_urls_use_git_archive() {
         "{err}"
     );
 }
+
+/// Every message of today's bus (`messages/modern`) planned against task repositories served by
+/// git daemon at `<namespace>/<name>.git`: the jobs the SPEC's mapping table says.
+#[test]
+fn every_modern_corpus_message() {
+    let s = Server::new();
+    for t in [
+        "koji_build",
+        "koji_tag",
+        "dist_git_commit",
+        "git_commit",
+        "bodhi_update",
+        "pull_request",
+        "compose",
+        "module_build",
+    ] {
+        s.commit_file(&format!("{t}/runtask.yml"), &formula(t, ""));
+    }
+    for b in ["rawhide", "f31", "f29", "f36", "main", "epel8"] {
+        let out = s.push(&format!("HEAD:{b}"));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let root = s.dir.path().join("srv");
+    for repo in [
+        "rpms/chromium",
+        "rpms/http-parser",
+        "rpms/python-twisted",
+        "dummyns/dummyrepo",
+        "rpms/packit",
+        "rpms/optee_os",
+        "rpms/libselinux",
+        "rpms/libsepol",
+        "rpms/golang-github-Masterminds-semver",
+        "infra/docs",
+        "modules/testmodule",
+        "tasks",
+    ] {
+        let to = root.join(format!("{repo}.git"));
+        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+        let cp = std::process::Command::new("cp")
+            .arg("-a")
+            .arg(s.bare())
+            .arg(&to)
+            .status()
+            .expect("cp");
+        assert!(cp.success());
+    }
+    let d = Daemon::serve(&root);
+    let per_package = d.url("{namespace}/{name}.git");
+    let generic = d.url("tasks.git");
+    let modern = |f: &str| {
+        corpus()
+            .join("messages/modern")
+            .join(f)
+            .display()
+            .to_string()
+    };
+    // (message, remote, expected (task, item, repo, branch) per job)
+    type Expected<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str, &'a str, &'a str)]);
+    let expect: &[Expected] = &[
+        (
+            "koji__build_state_change_complete_chromium.json",
+            &per_package,
+            &[(
+                "koji_build",
+                "chromium-80.0.3987.132-1.fc33",
+                "rpms/chromium",
+                "rawhide",
+            )],
+        ),
+        (
+            "koji__tag_http-parser_f31-updates-pending.json",
+            &per_package,
+            &[("koji_tag", "f31-updates-pending", "rpms/http-parser", "f31")],
+        ),
+        (
+            "koji__untag_python-twisted_epel8-signing-pending.json",
+            &per_package,
+            &[],
+        ),
+        (
+            "distgit__git_receive_schema-fixture.json",
+            &per_package,
+            &[(
+                "dist_git_commit",
+                "dummyns/dummyrepo#3aa6642b0990d1f6a0e0ce7373c8ad37d2f980ce",
+                "dummyns/dummyrepo",
+                "main",
+            )],
+        ),
+        (
+            "pagure__git_receive_rpms-packit_TRIMMED.json",
+            &per_package,
+            &[(
+                "dist_git_commit",
+                "rpms/packit#ad0c308af91da45cf40b253cd82f07f63ea9cbbf",
+                "rpms/packit",
+                "f36",
+            )],
+        ),
+        (
+            "pagure__pull_request_new_rpms-optee_os.json",
+            &per_package,
+            &[(
+                "pull_request",
+                "rpms/optee_os#PR-2",
+                "rpms/optee_os",
+                "rawhide",
+            )],
+        ),
+        (
+            "forgejo__push_forge-infra-docs.json",
+            &per_package,
+            &[(
+                "git_commit",
+                "infra/docs#139828ad0b8fd3c5d172ccc0fc695a6d7a98f4c5",
+                "infra/docs",
+                "main",
+            )],
+        ),
+        (
+            "bodhi__update_status_testing_build_complete_schema-v3.json",
+            &per_package,
+            &[
+                (
+                    "bodhi_update",
+                    "FEDORA-2019-d64d0caab3",
+                    "rpms/libselinux",
+                    "f29",
+                ),
+                (
+                    "bodhi_update",
+                    "FEDORA-2019-d64d0caab3",
+                    "rpms/libsepol",
+                    "f29",
+                ),
+            ],
+        ),
+        (
+            "bodhi__update_request_testing_golang-semver.json",
+            &per_package,
+            &[(
+                "bodhi_update",
+                "FEDORA-2019-f1ca3c00e5",
+                "rpms/golang-github-Masterminds-semver",
+                "f29",
+            )],
+        ),
+        (
+            "pungi__compose_status_change_finished_incomplete_rawhide.json",
+            &generic,
+            &[("compose", "Fedora-Rawhide-20180426.n.0", "tasks", "rawhide")],
+        ),
+        // A compose names no package: with a per-package remote it is "no jobs", not an error.
+        (
+            "pungi__compose_status_change_finished_incomplete_rawhide.json",
+            &per_package,
+            &[],
+        ),
+        // Not ready yet (state `wait`).
+        (
+            "mbs__module_state_change_testmodule-stg.json",
+            &per_package,
+            &[],
+        ),
+    ];
+    for (file, remote, want) in expect {
+        let (code, jobs, err) = plan(
+            s.dir.path(),
+            &["--remote", remote, "--event", &modern(file), "--explain"],
+        );
+        assert_eq!(code, 0, "{file}: {err}");
+        let got: Vec<(String, String, String, String)> = jobs
+            .iter()
+            .map(|j| {
+                let repo = j["git_repo"].as_str().unwrap_or("");
+                let repo = repo
+                    .strip_prefix(&d.url(""))
+                    .unwrap_or(repo)
+                    .trim_end_matches(".git");
+                (
+                    j["task_path"].as_str().unwrap_or("").to_string(),
+                    j["item"].as_str().unwrap_or("").to_string(),
+                    repo.to_string(),
+                    j["git_branch"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
+        let want: Vec<(String, String, String, String)> = want
+            .iter()
+            .map(|(a, b, c, e)| (a.to_string(), b.to_string(), c.to_string(), e.to_string()))
+            .collect();
+        assert_eq!(got, want, "{file}: {err}");
+        for j in &jobs {
+            assert_eq!(j["id"].as_str().map(str::len), Some(36), "{j}");
+            assert_eq!(j["tree"].as_str().map(str::len), Some(40), "{j}");
+        }
+    }
+}

@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
 mod install;
+mod listen;
 mod manifest;
 mod plan;
 
@@ -95,6 +96,32 @@ Prints one JSON object per job (JSON Lines); no jobs prints nothing and exits 0.
 Exit codes: 0 planned (possibly no jobs), 1 malformed event, unreachable remote or bad manifest, 2 usage."
     )]
     Plan(Box<PlanArgs>),
+    /// The trigger as a service: consume the message bus (AMQP), publish or run jobs.
+    #[command(
+        after_help = "Examples:\n  taskhook listen --config /etc/taskhook/listen.toml\n  \
+taskhook listen --config listen.toml --metrics 127.0.0.1:9464\n  taskhook listen --config listen.toml --check\n\n\
+The configuration is fedora-messaging's config.toml (amqp_url, [tls], [client_properties], \
+[exchanges], [queues], [[bindings]], [qos]) plus taskhook's settings under [consumer_config]: \
+remote, fallback_branch, rawhide_branch, rawhide_release, manifest_ref, timeout, cache_dir, \
+jobs (amqp, exec or stdout), jobs_exchange, jobs_topic, exec, max_retries. README.md \
+(\"Run the trigger\") has a complete file.\n\n\
+A message is acked once all its jobs are delivered; transient failures are retried, then \
+dead-lettered (or dropped); malformed messages are logged and acked. Run several listeners on \
+one durable queue to scale out. SIGTERM or SIGINT stops consuming, finishes in-flight messages \
+and exits 0.\n\
+Exit codes: 0 stopped cleanly, 2 bad configuration or a broker that refuses the topology."
+    )]
+    Listen {
+        /// The configuration file (fedora-messaging's config.toml format).
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Serve Prometheus metrics on ADDR (for example 127.0.0.1:9464).
+        #[arg(long, value_name = "ADDR")]
+        metrics: Option<std::net::SocketAddr>,
+        /// Validate the configuration and exit.
+        #[arg(long)]
+        check: bool,
+    },
     /// The whole story on built-in examples, in a temporary directory, with real git.
     #[command(
         after_help = "Examples:\n  taskhook demo\n  taskhook demo --keep /tmp/taskhook-demo   # keep the repositories to explore\n\n\
@@ -268,6 +295,11 @@ pub fn run(cli: Cli) -> CmdResult {
         }
         Command::Manifest { command } => manifest::run(command),
         Command::Plan(args) => plan::run(*args),
+        Command::Listen {
+            config,
+            metrics,
+            check,
+        } => listen::run(&config, metrics, check),
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
     }
 }

@@ -3,9 +3,11 @@
 //! [`event`] turns a message (fedmsg or fedora-messaging) into an item on a branch of a
 //! repository; [`fetch`] gets that branch's manifest from the server without cloning; [`plan`]
 //! matches the manifest's tasks against the event (pure) and yields the jobs; [`run`] is the
-//! one code path from event to jobs that `taskhook plan` uses.
+//! one code path from event to jobs, which `taskhook plan` runs once and [`listen`] runs for
+//! every message it consumes from the bus.
 
 pub mod event;
 pub mod fetch;
+pub mod listen;
 pub mod plan;
 pub mod run;

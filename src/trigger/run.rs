@@ -111,6 +111,13 @@ pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError
             .push("no jobs: the event names no branch and there is no fallback branch".into());
         return Ok(out);
     };
+    if event.name.is_none() && opts.remote.contains("{name}") && event.item_type == "compose" {
+        out.explain.push(
+            "no jobs: a compose names no package, and the remote needs `{name}` (plan composes against a repository of generic tasks)"
+                .into(),
+        );
+        return Ok(out);
+    }
     let url = fetch::expand_remote(
         &opts.remote,
         event.name.as_deref(),

@@ -1,0 +1,682 @@
+//! `taskhook listen`'s configuration: fedora-messaging's `config.toml` format, so an operator
+//! reuses the file they have, plus taskhook's own settings under `[consumer_config]`.
+//!
+//! The file is read into a TOML value and then validated key by key into [`ListenConfig`],
+//! which cannot hold an invalid setting; every problem names its key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use toml::{Table, Value};
+
+use crate::config::DEFAULT_REF;
+
+/// Keys fedora-messaging knows that `listen` does not use: accepted silently, so a consumer's
+/// existing file works as it is.
+const FEDORA_MESSAGING_KEYS: &[&str] = &[
+    "callback",
+    "publish_exchange",
+    "topic_prefix",
+    "publish_priority",
+    "passive_declares",
+    "log_config",
+    "monitoring",
+];
+
+/// Where jobs go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Jobs {
+    /// Published to the broker as fedora-messaging messages, with publisher confirms.
+    Amqp { exchange: String, topic: String },
+    /// A command run per job, the job JSON on its stdin; exit 0 is delivered.
+    Exec { argv: Vec<String> },
+    /// JSON Lines on stdout.
+    Stdout,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Tls {
+    pub ca_cert: Option<PathBuf>,
+    pub certfile: Option<PathBuf>,
+    pub keyfile: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exchange {
+    pub name: String,
+    pub kind: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub arguments: Table,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queue {
+    pub name: String,
+    pub durable: bool,
+    pub auto_delete: bool,
+    pub exclusive: bool,
+    pub arguments: Table,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Binding {
+    pub queue: String,
+    pub exchange: String,
+    pub routing_keys: Vec<String>,
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListenConfig {
+    pub amqp_url: String,
+    pub tls: Tls,
+    pub client_properties: BTreeMap<String, String>,
+    pub exchanges: Vec<Exchange>,
+    pub queues: Vec<Queue>,
+    pub bindings: Vec<Binding>,
+    pub prefetch_count: u16,
+    /// The `--remote` template.
+    pub remote: String,
+    pub fallback_branch: Option<String>,
+    pub rawhide_branch: String,
+    pub rawhide_release: Option<u32>,
+    pub manifest_ref: String,
+    pub timeout: Duration,
+    pub cache_dir: Option<PathBuf>,
+    pub jobs: Jobs,
+    pub max_retries: u32,
+}
+
+/// What is wrong with a configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read {path}: {message}")]
+    Read { path: String, message: String },
+    #[error("{path}: not valid TOML: {message}")]
+    Syntax { path: String, message: String },
+    #[error("{path}: {key}: {message}")]
+    Key {
+        path: String,
+        key: String,
+        message: String,
+    },
+}
+
+impl ListenConfig {
+    /// Reads and validates the file at `path`. Unknown keys are returned as warnings.
+    pub fn load(path: &Path) -> Result<(ListenConfig, Vec<String>), ConfigError> {
+        let shown = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: shown.clone(),
+            message: e.to_string(),
+        })?;
+        Self::parse(&text, &shown)
+    }
+
+    /// Validates a configuration's text; `path` names it in messages.
+    pub fn parse(text: &str, path: &str) -> Result<(ListenConfig, Vec<String>), ConfigError> {
+        let table: Table = text
+            .parse()
+            .map_err(|e: toml::de::Error| ConfigError::Syntax {
+                path: path.to_string(),
+                message: e.message().to_string(),
+            })?;
+        let mut r = Reader {
+            path,
+            warnings: Vec::new(),
+        };
+        let config = r.config(&table)?;
+        Ok((config, r.warnings))
+    }
+}
+
+struct Reader<'a> {
+    path: &'a str,
+    warnings: Vec<String>,
+}
+
+type Checked<T> = Result<T, ConfigError>;
+
+impl Reader<'_> {
+    fn bad(&self, key: &str, message: impl Into<String>) -> ConfigError {
+        ConfigError::Key {
+            path: self.path.to_string(),
+            key: key.to_string(),
+            message: message.into(),
+        }
+    }
+
+    fn unknown(&mut self, table: &Table, prefix: &str, known: &[&str]) {
+        for k in table.keys() {
+            if !known.contains(&k.as_str()) {
+                let key = if prefix.is_empty() {
+                    k.clone()
+                } else {
+                    format!("{prefix}.{k}")
+                };
+                let hint = crate::validate::diag::did_you_mean(k, known)
+                    .map(|s| format!(" (did you mean `{s}`?)"))
+                    .unwrap_or_default();
+                self.warnings.push(format!(
+                    "{}: unknown key `{key}` is ignored{hint}",
+                    self.path
+                ));
+            }
+        }
+    }
+
+    fn table<'t>(&self, parent: &'t Table, key: &str, name: &str) -> Checked<Option<&'t Table>> {
+        match parent.get(key) {
+            None => Ok(None),
+            Some(Value::Table(t)) => Ok(Some(t)),
+            Some(_) => Err(self.bad(name, "expected a table")),
+        }
+    }
+
+    fn string(&self, t: &Table, key: &str, name: &str) -> Checked<Option<String>> {
+        match t.get(key) {
+            None => Ok(None),
+            Some(Value::String(s)) => Ok(Some(s.clone())),
+            Some(_) => Err(self.bad(name, "expected a string")),
+        }
+    }
+
+    /// A string where fedora-messaging also allows an empty value or `false` for "none".
+    fn optional_path(&self, t: &Table, key: &str, name: &str) -> Checked<Option<PathBuf>> {
+        match t.get(key) {
+            None | Some(Value::Boolean(false)) => Ok(None),
+            Some(Value::String(s)) if s.is_empty() => Ok(None),
+            Some(Value::String(s)) => Ok(Some(PathBuf::from(s))),
+            Some(_) => Err(self.bad(name, "expected a file path (a string)")),
+        }
+    }
+
+    fn boolean(&self, t: &Table, key: &str, name: &str, default: bool) -> Checked<bool> {
+        match t.get(key) {
+            None => Ok(default),
+            Some(Value::Boolean(b)) => Ok(*b),
+            Some(_) => Err(self.bad(name, "expected true or false")),
+        }
+    }
+
+    fn integer(&self, t: &Table, key: &str, name: &str, max: i64) -> Checked<Option<i64>> {
+        match t.get(key) {
+            None => Ok(None),
+            Some(Value::Integer(n)) if (0..=max).contains(n) => Ok(Some(*n)),
+            Some(Value::Integer(n)) => {
+                Err(self.bad(name, format!("{n} is out of range (0 to {max})")))
+            }
+            Some(_) => Err(self.bad(name, "expected a whole number")),
+        }
+    }
+
+    fn config(&mut self, t: &Table) -> Checked<ListenConfig> {
+        let known = [
+            "amqp_url",
+            "tls",
+            "client_properties",
+            "exchanges",
+            "queues",
+            "bindings",
+            "qos",
+            "consumer_config",
+        ];
+        let all: Vec<&str> = known.iter().chain(FEDORA_MESSAGING_KEYS).copied().collect();
+        self.unknown(t, "", &all);
+        let amqp_url = self
+            .string(t, "amqp_url", "amqp_url")?
+            .unwrap_or_else(|| "amqp://localhost/%2F".to_string());
+        if !(amqp_url.starts_with("amqp://") || amqp_url.starts_with("amqps://")) {
+            return Err(self.bad(
+                "amqp_url",
+                format!("`{amqp_url}` is not an amqp:// or amqps:// URL"),
+            ));
+        }
+        let tls = self.tls(t)?;
+        if tls.certfile.is_some() && !amqp_url.starts_with("amqps://") {
+            return Err(self.bad(
+                "tls.certfile",
+                "client certificates need an amqps:// amqp_url",
+            ));
+        }
+        let client_properties = self.client_properties(t)?;
+        let exchanges = self.exchanges(t)?;
+        let queues = self.queues(t)?;
+        let bindings = self.bindings(t, &queues)?;
+        let prefetch_count = match self.table(t, "qos", "qos")? {
+            Some(q) => {
+                self.unknown(q, "qos", &["prefetch_count", "prefetch_size"]);
+                self.integer(
+                    q,
+                    "prefetch_count",
+                    "qos.prefetch_count",
+                    i64::from(u16::MAX),
+                )?
+                .map_or(10, |n| n as u16)
+            }
+            None => 10,
+        };
+        if prefetch_count == 0 {
+            return Err(self.bad(
+                "qos.prefetch_count",
+                "0 (unlimited) would let the broker send every queued message at once; set a bound such as 10",
+            ));
+        }
+        let cc = self
+            .table(t, "consumer_config", "consumer_config")?
+            .ok_or_else(|| {
+                self.bad(
+                    "consumer_config",
+                    "missing: taskhook's settings (at least `remote`) live here",
+                )
+            })?;
+        self.consumer_config(
+            cc,
+            ListenConfig {
+                amqp_url,
+                tls,
+                client_properties,
+                exchanges,
+                queues,
+                bindings,
+                prefetch_count,
+                remote: String::new(),
+                fallback_branch: None,
+                rawhide_branch: "rawhide".into(),
+                rawhide_release: None,
+                manifest_ref: DEFAULT_REF.into(),
+                timeout: Duration::from_secs(20),
+                cache_dir: None,
+                jobs: Jobs::Stdout,
+                max_retries: 3,
+            },
+        )
+    }
+
+    fn tls(&mut self, t: &Table) -> Checked<Tls> {
+        let Some(tls) = self.table(t, "tls", "tls")? else {
+            return Ok(Tls::default());
+        };
+        self.unknown(tls, "tls", &["ca_cert", "certfile", "keyfile"]);
+        let out = Tls {
+            ca_cert: self.optional_path(tls, "ca_cert", "tls.ca_cert")?,
+            certfile: self.optional_path(tls, "certfile", "tls.certfile")?,
+            keyfile: self.optional_path(tls, "keyfile", "tls.keyfile")?,
+        };
+        if out.certfile.is_some() != out.keyfile.is_some() {
+            return Err(self.bad(
+                "tls",
+                "certfile and keyfile go together: give both or neither",
+            ));
+        }
+        for (key, p) in [
+            ("tls.ca_cert", &out.ca_cert),
+            ("tls.certfile", &out.certfile),
+            ("tls.keyfile", &out.keyfile),
+        ] {
+            if let Some(p) = p {
+                if !p.is_file() {
+                    return Err(self.bad(key, format!("{} is not a readable file", p.display())));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn client_properties(&self, t: &Table) -> Checked<BTreeMap<String, String>> {
+        let mut out = BTreeMap::new();
+        out.insert("app".to_string(), "taskhook listen".to_string());
+        out.insert("product".to_string(), "taskhook".to_string());
+        out.insert("version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+        if let Some(cp) = self.table(t, "client_properties", "client_properties")? {
+            for (k, v) in cp {
+                let v = match v {
+                    Value::String(s) => s.clone(),
+                    Value::Integer(_) | Value::Boolean(_) | Value::Float(_) => v.to_string(),
+                    _ => {
+                        return Err(self.bad(&format!("client_properties.{k}"), "expected a string"))
+                    }
+                };
+                out.insert(k.clone(), v);
+            }
+        }
+        Ok(out)
+    }
+
+    fn arguments(&self, t: &Table, name: &str) -> Checked<Table> {
+        Ok(self
+            .table(t, "arguments", &format!("{name}.arguments"))?
+            .cloned()
+            .unwrap_or_default())
+    }
+
+    fn exchanges(&mut self, t: &Table) -> Checked<Vec<Exchange>> {
+        let mut out = Vec::new();
+        for (name, v) in self
+            .table(t, "exchanges", "exchanges")?
+            .into_iter()
+            .flatten()
+        {
+            let key = format!("exchanges.{name}");
+            let Value::Table(e) = v else {
+                return Err(self.bad(&key, "expected a table"));
+            };
+            self.unknown(e, &key, &["type", "durable", "auto_delete", "arguments"]);
+            let kind = self
+                .string(e, "type", &format!("{key}.type"))?
+                .unwrap_or_else(|| "topic".into());
+            if !["topic", "direct", "fanout", "headers"].contains(&kind.as_str()) {
+                return Err(self.bad(
+                    &format!("{key}.type"),
+                    format!("`{kind}` is not an exchange type (topic, direct, fanout, headers)"),
+                ));
+            }
+            out.push(Exchange {
+                name: name.clone(),
+                kind,
+                durable: self.boolean(e, "durable", &format!("{key}.durable"), true)?,
+                auto_delete: self.boolean(
+                    e,
+                    "auto_delete",
+                    &format!("{key}.auto_delete"),
+                    false,
+                )?,
+                arguments: self.arguments(e, &key)?,
+            });
+        }
+        Ok(out)
+    }
+
+    fn queues(&mut self, t: &Table) -> Checked<Vec<Queue>> {
+        let mut out = Vec::new();
+        for (name, v) in self.table(t, "queues", "queues")?.into_iter().flatten() {
+            let key = format!("queues.{name}");
+            let Value::Table(q) = v else {
+                return Err(self.bad(&key, "expected a table"));
+            };
+            self.unknown(
+                q,
+                &key,
+                &["durable", "auto_delete", "exclusive", "arguments"],
+            );
+            out.push(Queue {
+                name: name.clone(),
+                durable: self.boolean(q, "durable", &format!("{key}.durable"), false)?,
+                auto_delete: self.boolean(q, "auto_delete", &format!("{key}.auto_delete"), true)?,
+                exclusive: self.boolean(q, "exclusive", &format!("{key}.exclusive"), true)?,
+                arguments: self.arguments(q, &key)?,
+            });
+        }
+        if out.is_empty() {
+            return Err(self.bad(
+                "queues",
+                "no queue to consume: add a [queues.NAME] table (durable, shared by every listener) and a [[bindings]] entry for it",
+            ));
+        }
+        Ok(out)
+    }
+
+    fn bindings(&mut self, t: &Table, queues: &[Queue]) -> Checked<Vec<Binding>> {
+        let list = match t.get("bindings") {
+            None => Vec::new(),
+            Some(Value::Array(a)) => a.clone(),
+            Some(_) => {
+                return Err(self.bad("bindings", "expected an array of tables ([[bindings]])"))
+            }
+        };
+        let mut out = Vec::new();
+        for (i, v) in list.iter().enumerate() {
+            let key = format!("bindings[{i}]");
+            let Value::Table(b) = v else {
+                return Err(self.bad(&key, "expected a table"));
+            };
+            self.unknown(b, &key, &["queue", "exchange", "routing_keys"]);
+            let queue = self
+                .string(b, "queue", &format!("{key}.queue"))?
+                .ok_or_else(|| self.bad(&format!("{key}.queue"), "missing"))?;
+            if !queues.iter().any(|q| q.name == queue) {
+                return Err(self.bad(
+                    &format!("{key}.queue"),
+                    format!("`{queue}` is not one of the [queues] tables"),
+                ));
+            }
+            let exchange = self
+                .string(b, "exchange", &format!("{key}.exchange"))?
+                .unwrap_or_else(|| "amq.topic".into());
+            let routing_keys = match b.get("routing_keys") {
+                Some(Value::Array(keys)) => keys
+                    .iter()
+                    .map(|k| k.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| self.bad(&format!("{key}.routing_keys"), "expected a list of strings"))?,
+                Some(_) => return Err(self.bad(&format!("{key}.routing_keys"), "expected a list of strings")),
+                None => return Err(self.bad(&format!("{key}.routing_keys"), "missing: the topics to consume, such as [\"org.fedoraproject.prod.buildsys.build.state.change\"]")),
+            };
+            out.push(Binding {
+                queue,
+                exchange,
+                routing_keys,
+            });
+        }
+        Ok(out)
+    }
+
+    fn consumer_config(&mut self, cc: &Table, mut c: ListenConfig) -> Checked<ListenConfig> {
+        let known = [
+            "remote",
+            "fallback_branch",
+            "rawhide_branch",
+            "rawhide_release",
+            "manifest_ref",
+            "timeout",
+            "cache_dir",
+            "jobs",
+            "jobs_exchange",
+            "jobs_topic",
+            "exec",
+            "max_retries",
+        ];
+        self.unknown(cc, "consumer_config", &known);
+        let key = |k: &str| format!("consumer_config.{k}");
+        c.remote = self
+            .string(cc, "remote", &key("remote"))?
+            .ok_or_else(|| self.bad(&key("remote"), "missing: the task repositories' URL, such as \"https://src.fedoraproject.org/{namespace}/{name}.git\""))?;
+        if let Err(e) = crate::trigger::fetch::expand_remote(&c.remote, Some("x"), Some("rpms")) {
+            return Err(self.bad(&key("remote"), e));
+        }
+        c.fallback_branch = self.string(cc, "fallback_branch", &key("fallback_branch"))?;
+        if let Some(b) = self.string(cc, "rawhide_branch", &key("rawhide_branch"))? {
+            c.rawhide_branch = b;
+        }
+        c.rawhide_release = self
+            .integer(cc, "rawhide_release", &key("rawhide_release"), 10_000)?
+            .map(|n| n as u32);
+        if let Some(r) = self.string(cc, "manifest_ref", &key("manifest_ref"))? {
+            if !r.starts_with("refs/") {
+                return Err(self.bad(
+                    &key("manifest_ref"),
+                    format!("`{r}` is not a full ref name (refs/...)"),
+                ));
+            }
+            c.manifest_ref = r;
+        }
+        if let Some(s) = self.integer(cc, "timeout", &key("timeout"), 3600)? {
+            if s == 0 {
+                return Err(self.bad(&key("timeout"), "must be at least 1 second"));
+            }
+            c.timeout = Duration::from_secs(s as u64);
+        }
+        c.cache_dir = self.optional_path(cc, "cache_dir", &key("cache_dir"))?;
+        c.max_retries = self
+            .integer(cc, "max_retries", &key("max_retries"), 100)?
+            .map_or(3, |n| n as u32);
+        let jobs = self
+            .string(cc, "jobs", &key("jobs"))?
+            .unwrap_or_else(|| "amqp".into());
+        let exec = self.string(cc, "exec", &key("exec"))?;
+        c.jobs = match jobs.as_str() {
+            "amqp" => Jobs::Amqp {
+                exchange: self
+                    .string(cc, "jobs_exchange", &key("jobs_exchange"))?
+                    .unwrap_or_else(|| "amq.topic".into()),
+                topic: self
+                    .string(cc, "jobs_topic", &key("jobs_topic"))?
+                    .unwrap_or_else(|| "taskhook.job".into()),
+            },
+            "exec" => {
+                let command = exec.ok_or_else(|| {
+                    self.bad(
+                        &key("exec"),
+                        "missing: `jobs = \"exec\"` runs this command per job",
+                    )
+                })?;
+                let argv = shlex::split(&command)
+                    .filter(|a| !a.is_empty())
+                    .ok_or_else(|| {
+                        self.bad(
+                            &key("exec"),
+                            format!("`{command}` is not a command line (check its quotes)"),
+                        )
+                    })?;
+                Jobs::Exec { argv }
+            }
+            "stdout" => Jobs::Stdout,
+            other => {
+                return Err(self.bad(
+                    &key("jobs"),
+                    format!("`{other}` is none of amqp, exec, stdout"),
+                ))
+            }
+        };
+        Ok(c)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+amqp_url = "amqp://guest:guest@127.0.0.1:5672/%2F"
+callback = "ignored:Consumer"
+
+[client_properties]
+app = "taskhook at example"
+
+[exchanges."amq.topic"]
+type = "topic"
+durable = true
+
+[queues.taskhook]
+durable = true
+auto_delete = false
+exclusive = false
+arguments = { "x-dead-letter-exchange" = "taskhook.dlx" }
+
+[[bindings]]
+queue = "taskhook"
+exchange = "amq.topic"
+routing_keys = ["org.fedoraproject.prod.buildsys.build.state.change"]
+
+[qos]
+prefetch_count = 25
+
+[consumer_config]
+remote = "https://src.fedoraproject.org/{namespace}/{name}.git"
+fallback_branch = "rawhide"
+rawhide_release = 44
+timeout = 10
+jobs = "exec"
+exec = "runner --from-job -"
+"#;
+
+    #[test]
+    fn a_fedora_messaging_file_with_consumer_config() {
+        let (c, warnings) = ListenConfig::parse(GOOD, "c.toml").expect("valid");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.prefetch_count, 25);
+        assert_eq!(c.queues[0].name, "taskhook");
+        assert!(c.queues[0].durable && !c.queues[0].exclusive);
+        assert_eq!(c.bindings[0].routing_keys.len(), 1);
+        assert_eq!(c.rawhide_release, Some(44));
+        assert_eq!(c.timeout, Duration::from_secs(10));
+        assert_eq!(
+            c.jobs,
+            Jobs::Exec {
+                argv: vec!["runner".into(), "--from-job".into(), "-".into()]
+            }
+        );
+        assert_eq!(c.client_properties["app"], "taskhook at example");
+    }
+
+    #[test]
+    fn every_problem_names_its_key() {
+        let cases = [
+            ("jobs = \"exec\"", "consumer_config.jobs"),
+            ("jobs = \"kafka\"", "consumer_config.jobs"),
+            ("timeout = \"10\"", "consumer_config.timeout"),
+            ("remote = \"git://h/{nam}\"", "consumer_config.remote"),
+        ];
+        for (line, key) in cases {
+            let text = GOOD
+                .replace("jobs = \"exec\"\n", "")
+                .replace("timeout = 10\n", "")
+                .replace(
+                    "remote = \"https://src.fedoraproject.org/{namespace}/{name}.git\"",
+                    if line.starts_with("remote") {
+                        line
+                    } else {
+                        "remote = \"git://h/{name}\""
+                    },
+                )
+                .replace(
+                    "[consumer_config]",
+                    &format!(
+                        "[consumer_config]\n{}",
+                        if line.starts_with("remote") { "" } else { line }
+                    ),
+                );
+            let err = ListenConfig::parse(&text, "c.toml")
+                .expect_err(line)
+                .to_string();
+            assert!(
+                err.starts_with(&format!("c.toml: {key}: ")),
+                "{line}: {err}"
+            );
+        }
+        let err = ListenConfig::parse("amqp_url = 5", "c.toml")
+            .expect_err("bad")
+            .to_string();
+        assert_eq!(err, "c.toml: amqp_url: expected a string");
+        let err = ListenConfig::parse(
+            &GOOD.replace("prefetch_count = 25", "prefetch_count = 0"),
+            "c.toml",
+        )
+        .expect_err("bad")
+        .to_string();
+        assert!(
+            err.starts_with("c.toml: qos.prefetch_count: 0 (unlimited)"),
+            "{err}"
+        );
+        let err = ListenConfig::parse("[consumer_config]\nremote = \"git://h/x\"", "c.toml")
+            .expect_err("bad")
+            .to_string();
+        assert!(
+            err.starts_with("c.toml: queues: no queue to consume"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_are_warnings_with_a_suggestion() {
+        let (_, warnings) =
+            ListenConfig::parse(&GOOD.replace("fallback_branch", "fallback_brnch"), "c.toml")
+                .expect("valid");
+        assert_eq!(
+            warnings,
+            vec!["c.toml: unknown key `consumer_config.fallback_brnch` is ignored (did you mean `fallback_branch`?)"]
+        );
+    }
+}

@@ -1,0 +1,116 @@
+//! What `taskhook listen` counts, and the Prometheus text endpoint (`--metrics ADDR`) that
+//! serves it.
+
+use std::sync::Arc;
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpListener;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct OutcomeLabel {
+    pub outcome: String,
+}
+
+/// The listener's counters. Cheap to clone; every clone counts into the same metrics.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Messages handled, by outcome (`delivered`, `no-jobs`, `ignored`, `malformed`,
+    /// `retried-out`, `rejected`).
+    pub events: Family<OutcomeLabel, Counter>,
+    /// Jobs delivered (published and confirmed, executed, or printed).
+    pub jobs: Counter,
+    /// Failed attempts (fetch or delivery), each retry counted.
+    pub failures: Counter,
+    /// Seconds spent fetching and planning one message.
+    pub fetch_seconds: Histogram,
+    /// Broker connections established (1 + reconnections).
+    pub connections: Counter,
+    registry: Arc<Registry>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let events = Family::<OutcomeLabel, Counter>::default();
+        let jobs = Counter::default();
+        let failures = Counter::default();
+        let fetch_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        let connections = Counter::default();
+        let mut registry = Registry::with_prefix("taskhook_listen");
+        registry.register("events", "Bus messages handled, by outcome", events.clone());
+        registry.register("jobs", "Jobs delivered", jobs.clone());
+        registry.register(
+            "failures",
+            "Failed attempts to plan or deliver (each retry counts)",
+            failures.clone(),
+        );
+        registry.register(
+            "fetch_seconds",
+            "Time to fetch the manifest and plan one message",
+            fetch_seconds.clone(),
+        );
+        registry.register(
+            "connections",
+            "Broker connections established",
+            connections.clone(),
+        );
+        Metrics {
+            events,
+            jobs,
+            failures,
+            fetch_seconds,
+            connections,
+            registry: Arc::new(registry),
+        }
+    }
+}
+
+impl Metrics {
+    pub fn event(&self, outcome: &str) {
+        self.events
+            .get_or_create(&OutcomeLabel {
+                outcome: outcome.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition of every metric.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+/// Serves [`Metrics::render`] over HTTP on `listener` until the task is dropped: any request
+/// gets the metrics (Prometheus scrapes `GET /metrics`).
+pub async fn serve(listener: TcpListener, metrics: Metrics) {
+    loop {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            // Read (and ignore) the request head; a scrape is one small GET.
+            let mut buf = [0u8; 2048];
+            let read =
+                tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
+                    .await;
+            if !matches!(read, Ok(Ok(n)) if n > 0) {
+                return;
+            }
+            let body = metrics.render();
+            let head = format!(
+                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(head.as_bytes()).await;
+            let _ = stream.write_all(body.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        });
+    }
+}

@@ -1,0 +1,625 @@
+//! `taskhook listen`: the trigger as a service on the message bus.
+//!
+//! It consumes an AMQP 0-9-1 broker (RabbitMQ, the engine Fedora's bus runs on), turns each
+//! message into jobs with the same code path as `taskhook plan` ([`crate::trigger::run`]), and
+//! delivers them to the configured sink ([`sink`]). The delivery rules, in [`handle`]:
+//!
+//! - a message is acked only after all its jobs are delivered (publisher confirms, or the
+//!   `exec` command succeeded);
+//! - a malformed or unknown message is logged, counted and acked: never a crash or a poison loop;
+//! - a transient failure (remote unreachable, broker hiccup) is retried with backoff up to
+//!   `max_retries`, then rejected without requeue: to the queue's dead-letter exchange if it
+//!   has one, else dropped, with a log line either way;
+//! - a lost connection is re-established with capped exponential backoff and the topology
+//!   declared again; unacked messages go back to the queue for this or another listener.
+//!
+//! The async runtime lives here only: the hooks and one-shot commands never start it. [`run`]
+//! takes its shutdown signal as an argument; on shutdown it stops consuming, lets in-flight
+//! messages finish (a message waiting to retry goes back to the queue), and returns.
+
+pub mod config;
+pub mod metrics;
+pub mod sink;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::StreamExt;
+use lapin::message::Delivery;
+use lapin::options::{
+    BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+};
+use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+use self::config::{Jobs, ListenConfig};
+use self::metrics::Metrics;
+use self::sink::Sink;
+use super::event::{self, BranchRules, Parsed};
+use super::fetch::FetchError;
+use super::run::{self, Options, RunError};
+
+/// The longest wait between two connection attempts, and between two retries of a message.
+const MAX_BACKOFF: Duration = Duration::from_secs(30);
+/// How long in-flight messages get to finish after a shutdown request.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Why the service could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ListenError {
+    #[error("cannot read the client certificate or CA: {0}")]
+    Tls(String),
+    #[error("amqp_url: {0}")]
+    Url(String),
+    #[error("the broker refused the configured topology: {0}")]
+    Topology(String),
+}
+
+/// What every message handler shares.
+struct Context {
+    config: ListenConfig,
+    options: Options,
+    rules: BranchRules,
+    metrics: Metrics,
+}
+
+/// Runs the service until `shutdown` completes. Returns `Ok` after a clean shutdown.
+pub async fn run(
+    config: ListenConfig,
+    metrics: Metrics,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ListenError> {
+    let tls = tls_config(&config)?;
+    let options = Options {
+        remote: config.remote.clone(),
+        fallback_branch: config.fallback_branch.clone(),
+        manifest_ref: config.manifest_ref.clone(),
+        timeout: config.timeout,
+        cache_dir: config
+            .cache_dir
+            .clone()
+            .unwrap_or_else(super::fetch::default_cache_dir),
+    };
+    let rules = BranchRules {
+        rawhide_release: config.rawhide_release,
+        rawhide_branch: config.rawhide_branch.clone(),
+    };
+    let ctx = Arc::new(Context {
+        config,
+        options,
+        rules,
+        metrics,
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    tokio::spawn({
+        let shutdown = Box::pin(shutdown);
+        async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        }
+    });
+    eprintln!("{}", startup_line(&ctx.config));
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        match session(&ctx, tls.clone(), stop_rx.clone()).await {
+            Ok(()) => return Ok(()),
+            Err(SessionError::Fatal(e)) => return Err(e),
+            Err(SessionError::Lost(e)) => {
+                if started.elapsed() > Duration::from_secs(60) {
+                    backoff = Duration::from_secs(1);
+                }
+                eprintln!(
+                    "taskhook listen: broker connection lost or refused ({e}); reconnecting in {} s",
+                    backoff.as_secs()
+                );
+            }
+        }
+        let mut stop = stop_rx.clone();
+        tokio::select! {
+            _ = tokio::time::sleep(backoff) => {}
+            _ = stop.wait_for(|s| *s) => return Ok(()),
+        }
+        backoff = (backoff * 2).min(MAX_BACKOFF);
+    }
+}
+
+/// The line that says what the listener consumes and where jobs go.
+fn startup_line(c: &ListenConfig) -> String {
+    let bindings: Vec<String> = c
+        .bindings
+        .iter()
+        .map(|b| {
+            format!(
+                "{} <- {} [{}]",
+                b.queue,
+                b.exchange,
+                b.routing_keys.join(", ")
+            )
+        })
+        .collect();
+    let jobs = match &c.jobs {
+        Jobs::Amqp { exchange, topic } => {
+            format!("published to exchange `{exchange}` as `{topic}.<item_type>`")
+        }
+        Jobs::Exec { argv } => format!("run as `{}` (job JSON on stdin)", argv.join(" ")),
+        Jobs::Stdout => "printed on stdout (JSON Lines)".to_string(),
+    };
+    format!(
+        "taskhook listen: broker {}; consuming {}; prefetch {}; manifests from {}; jobs {jobs}",
+        redact(&c.amqp_url),
+        if bindings.is_empty() {
+            c.queues
+                .iter()
+                .map(|q| q.name.clone())
+                .collect::<Vec<_>>()
+                .join(", ")
+        } else {
+            bindings.join("; ")
+        },
+        c.prefetch_count,
+        c.remote,
+    )
+}
+
+/// The URL without its password, for logs.
+fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_string();
+    };
+    match rest.split_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{scheme}://{user}:***@{host}")
+        }
+        None => url.to_string(),
+    }
+}
+
+fn tls_config(c: &ListenConfig) -> Result<OwnedTLSConfig, ListenError> {
+    let read = |p: &std::path::Path| {
+        std::fs::read(p).map_err(|e| ListenError::Tls(format!("{}: {e}", p.display())))
+    };
+    let identity = match (&c.tls.certfile, &c.tls.keyfile) {
+        (Some(cert), Some(key)) => Some(OwnedIdentity::PKCS8 {
+            pem: read(cert)?,
+            key: read(key)?,
+        }),
+        _ => None,
+    };
+    let cert_chain = match &c.tls.ca_cert {
+        Some(ca) => Some(
+            String::from_utf8(read(ca)?)
+                .map_err(|_| ListenError::Tls(format!("{}: not PEM text", ca.display())))?,
+        ),
+        None => None,
+    };
+    Ok(OwnedTLSConfig {
+        identity,
+        cert_chain,
+    })
+}
+
+enum SessionError {
+    /// The connection failed or went away: reconnect.
+    Lost(String),
+    /// Retrying cannot help.
+    Fatal(ListenError),
+}
+
+impl From<lapin::Error> for SessionError {
+    fn from(e: lapin::Error) -> Self {
+        SessionError::Lost(e.to_string())
+    }
+}
+
+/// One connection's life: connect, declare, consume until the connection fails (`Err`) or a
+/// shutdown is requested (`Ok`, after draining).
+async fn session(
+    ctx: &Arc<Context>,
+    tls: OwnedTLSConfig,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), SessionError> {
+    if *stop.borrow() {
+        return Ok(());
+    }
+    let conn = connect(&ctx.config, tls).await?;
+    ctx.metrics.connections.inc();
+    let consume = conn.create_channel().await?;
+    consume
+        .basic_qos(ctx.config.prefetch_count, BasicQosOptions::default())
+        .await?;
+    declare(&consume, &ctx.config).await?;
+    let sink = Arc::new(Sink::open(&ctx.config.jobs, &conn).await?);
+    // Every queue's consumer feeds one channel, so one loop sees all deliveries.
+    let (tx, mut rx) = mpsc::channel::<Result<Delivery, lapin::Error>>(1);
+    let mut tags = Vec::new();
+    let mut forwarders = JoinSet::new();
+    for q in &ctx.config.queues {
+        let tag = format!("taskhook-{}-{}", std::process::id(), q.name);
+        let mut consumer = consume
+            .basic_consume(
+                q.name.as_str().into(),
+                tag.as_str().into(),
+                BasicConsumeOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        tags.push(tag);
+        let tx = tx.clone();
+        forwarders.spawn(async move {
+            while let Some(d) = consumer.next().await {
+                if tx.send(d).await.is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    drop(tx);
+    eprintln!(
+        "taskhook listen: connected; consuming {}",
+        ctx.config
+            .queues
+            .iter()
+            .map(|q| q.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut inflight = JoinSet::new();
+    let for_handlers = stop.clone();
+    let outcome = loop {
+        tokio::select! {
+            _ = stop.wait_for(|s| *s) => break Ok(()),
+            d = rx.recv() => match d {
+                Some(Ok(delivery)) => {
+                    let (ctx, sink, stop) = (ctx.clone(), sink.clone(), for_handlers.clone());
+                    inflight.spawn(async move { handle(&ctx, &sink, delivery, stop).await });
+                }
+                Some(Err(e)) => break Err(e.into()),
+                None => break Err(SessionError::Lost("the broker cancelled the consumer".into())),
+            },
+            Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+        }
+    };
+    if outcome.is_ok() {
+        // Stop the broker sending more, then let what we hold finish.
+        for tag in &tags {
+            let _ = consume
+                .basic_cancel(tag.as_str().into(), BasicCancelOptions::default())
+                .await;
+        }
+        let drained = tokio::time::timeout(DRAIN, async {
+            while inflight.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            eprintln!(
+                "taskhook listen: {} message(s) still in flight after {} s; they go back to the queue",
+                inflight.len(),
+                DRAIN.as_secs()
+            );
+        }
+        let _ = conn
+            .close(200, "taskhook listen shutting down".into())
+            .await;
+        eprintln!("taskhook listen: stopped");
+    }
+    outcome
+}
+
+async fn connect(c: &ListenConfig, tls: OwnedTLSConfig) -> Result<Connection, SessionError> {
+    let mut uri: lapin::uri::AMQPUri = c
+        .amqp_url
+        .parse()
+        .map_err(|e: String| SessionError::Fatal(ListenError::Url(e)))?;
+    if c.tls.certfile.is_some() && uri.query.auth_mechanism.is_none() {
+        // A client certificate is the identity (RabbitMQ's EXTERNAL mechanism), as
+        // fedora-messaging does.
+        uri.query.auth_mechanism = Some(lapin::uri::SASLMechanism::External);
+    }
+    let mut props = ConnectionProperties::default();
+    for (k, v) in &c.client_properties {
+        props =
+            props.with_client_property(ShortString::from(k.as_str()), LongString::from(v.as_str()));
+    }
+    let runtime = lapin::runtime::default_runtime()?;
+    Ok(Connection::connect_uri_with_config(uri, props, tls, runtime).await?)
+}
+
+/// Declares the configured exchanges, queues and bindings (again after every reconnection).
+async fn declare(ch: &Channel, c: &ListenConfig) -> Result<(), SessionError> {
+    let refused = |what: String, e: lapin::Error| match e.kind() {
+        lapin::ErrorKind::ProtocolError(_) => {
+            SessionError::Fatal(ListenError::Topology(format!("{what}: {e}")))
+        }
+        _ => SessionError::Lost(e.to_string()),
+    };
+    for x in c.exchanges.iter().filter(|x| !x.name.starts_with("amq.")) {
+        let kind = match x.kind.as_str() {
+            "direct" => ExchangeKind::Direct,
+            "fanout" => ExchangeKind::Fanout,
+            "headers" => ExchangeKind::Headers,
+            _ => ExchangeKind::Topic,
+        };
+        ch.exchange_declare(
+            x.name.as_str().into(),
+            kind,
+            ExchangeDeclareOptions {
+                durable: x.durable,
+                auto_delete: x.auto_delete,
+                ..ExchangeDeclareOptions::default()
+            },
+            field_table(&x.arguments),
+        )
+        .await
+        .map_err(|e| refused(format!("exchange `{}`", x.name), e))?;
+    }
+    for q in &c.queues {
+        ch.queue_declare(
+            q.name.as_str().into(),
+            QueueDeclareOptions {
+                durable: q.durable,
+                exclusive: q.exclusive,
+                auto_delete: q.auto_delete,
+                ..QueueDeclareOptions::default()
+            },
+            field_table(&q.arguments),
+        )
+        .await
+        .map_err(|e| refused(format!("queue `{}`", q.name), e))?;
+    }
+    for b in &c.bindings {
+        for key in &b.routing_keys {
+            ch.queue_bind(
+                b.queue.as_str().into(),
+                b.exchange.as_str().into(),
+                key.as_str().into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| {
+                refused(
+                    format!("binding `{}` to `{}` ({key})", b.queue, b.exchange),
+                    e,
+                )
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// TOML arguments (`x-dead-letter-exchange`, `x-message-ttl`, ...) as AMQP field values.
+fn field_table(args: &toml::Table) -> FieldTable {
+    let mut t = FieldTable::default();
+    for (k, v) in args {
+        let value = match v {
+            toml::Value::String(s) => AMQPValue::LongString(s.as_str().into()),
+            toml::Value::Integer(n) => AMQPValue::LongLongInt(*n),
+            toml::Value::Float(f) => AMQPValue::Double(*f),
+            toml::Value::Boolean(b) => AMQPValue::Boolean(*b),
+            other => AMQPValue::LongString(other.to_string().as_str().into()),
+        };
+        t.insert(k.as_str().into(), value);
+    }
+    t
+}
+
+/// How one message ended.
+enum Outcome {
+    /// Jobs delivered (maybe none), message acked.
+    Acked {
+        outcome: &'static str,
+        jobs: usize,
+        note: String,
+    },
+    /// Rejected without requeue: dead-lettered if the queue has a dead-letter exchange.
+    Rejected { outcome: &'static str, note: String },
+    /// Given back to the queue (shutdown during a retry wait).
+    Requeued,
+}
+
+/// Handles one delivery by the rules in the module documentation, and logs one line for it.
+async fn handle(ctx: &Context, sink: &Sink, d: Delivery, stop: watch::Receiver<bool>) {
+    let start = Instant::now();
+    let topic = d.routing_key.as_str().to_string();
+    let id = d
+        .properties
+        .message_id()
+        .as_ref()
+        .map_or_else(|| "-".to_string(), |s| s.as_str().to_string());
+    let outcome = decide(ctx, sink, &topic, &d.data, stop).await;
+    let ms = start.elapsed().as_millis();
+    let redelivered = if d.redelivered { " redelivered" } else { "" };
+    let (line, settle) = match outcome {
+        Outcome::Acked {
+            outcome,
+            jobs,
+            note,
+        } => {
+            ctx.metrics.event(outcome);
+            (
+                format!(
+                    "topic={topic} id={id} jobs={jobs} ms={ms} outcome={outcome}{redelivered}{}",
+                    sep(&note)
+                ),
+                d.acker.ack(Default::default()).await,
+            )
+        }
+        Outcome::Rejected { outcome, note } => {
+            ctx.metrics.event(outcome);
+            (
+                format!(
+                    "topic={topic} id={id} jobs=0 ms={ms} outcome={outcome}{redelivered}{}",
+                    sep(&note)
+                ),
+                d.acker.reject(BasicRejectOptions { requeue: false }).await,
+            )
+        }
+        Outcome::Requeued => (
+            format!("topic={topic} id={id} jobs=0 ms={ms} outcome=requeued (shutting down)"),
+            d.acker.reject(BasicRejectOptions { requeue: true }).await,
+        ),
+    };
+    match settle {
+        Ok(_) => eprintln!("taskhook listen: {line}"),
+        Err(e) => eprintln!(
+            "taskhook listen: {line} (but the broker did not take the acknowledgement: {e}; the message will be redelivered)"
+        ),
+    }
+}
+
+fn sep(note: &str) -> String {
+    if note.is_empty() {
+        String::new()
+    } else {
+        format!(": {note}")
+    }
+}
+
+/// What to do with a message: parse, plan with retries, deliver.
+async fn decide(
+    ctx: &Context,
+    sink: &Sink,
+    topic: &str,
+    data: &[u8],
+    mut stop: watch::Receiver<bool>,
+) -> Outcome {
+    let body: serde_json::Value = match serde_json::from_slice(data) {
+        Ok(v) => v,
+        Err(e) => {
+            return Outcome::Acked {
+                outcome: "malformed",
+                jobs: 0,
+                note: format!("the body is not JSON: {e}"),
+            }
+        }
+    };
+    let events = match event::parse_message(topic, &body, &ctx.rules) {
+        Ok(Parsed::Events(events)) => events,
+        Ok(Parsed::Ignored(why)) => {
+            return Outcome::Acked {
+                outcome: "ignored",
+                jobs: 0,
+                note: why,
+            }
+        }
+        Err(e) => {
+            return Outcome::Acked {
+                outcome: "malformed",
+                jobs: 0,
+                note: e.to_string(),
+            }
+        }
+    };
+    let mut attempt = 0;
+    loop {
+        let result = attempt_once(ctx, sink, events.clone()).await;
+        let transient = match result {
+            Ok(0) => {
+                return Outcome::Acked {
+                    outcome: "no-jobs",
+                    jobs: 0,
+                    note: String::new(),
+                }
+            }
+            Ok(n) => {
+                ctx.metrics.jobs.inc_by(n as u64);
+                return Outcome::Acked {
+                    outcome: "delivered",
+                    jobs: n,
+                    note: String::new(),
+                };
+            }
+            Err(Attempt::NoManifest(e)) => {
+                return Outcome::Acked {
+                    outcome: "no-jobs",
+                    jobs: 0,
+                    note: e,
+                }
+            }
+            Err(Attempt::Permanent(e)) => {
+                return Outcome::Rejected {
+                    outcome: "rejected",
+                    note: e,
+                }
+            }
+            Err(Attempt::Transient(e)) => e,
+        };
+        ctx.metrics.failures.inc();
+        if attempt >= ctx.config.max_retries {
+            return Outcome::Rejected {
+                outcome: "retried-out",
+                note: format!("gave up after {} attempt(s): {transient}", attempt + 1),
+            };
+        }
+        let wait = (Duration::from_millis(500) * 2u32.saturating_pow(attempt)).min(MAX_BACKOFF);
+        eprintln!(
+            "taskhook listen: topic={topic} attempt {} failed ({transient}); retrying in {} ms",
+            attempt + 1,
+            wait.as_millis()
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = stop.wait_for(|s| *s) => return Outcome::Requeued,
+        }
+        attempt += 1;
+    }
+}
+
+enum Attempt {
+    Transient(String),
+    Permanent(String),
+    /// The repository serves no manifest: taskhook is not installed there.
+    NoManifest(String),
+}
+
+/// Plans (on a blocking thread: fetching is synchronous I/O) and delivers; the number of jobs.
+async fn attempt_once(
+    ctx: &Context,
+    sink: &Sink,
+    events: Vec<event::Event>,
+) -> Result<usize, Attempt> {
+    let options = ctx.options.clone();
+    let started = Instant::now();
+    let planned = tokio::task::spawn_blocking(move || run::jobs_for_events(&events, &options))
+        .await
+        .map_err(|e| Attempt::Transient(format!("planning stopped: {e}")))?;
+    ctx.metrics
+        .fetch_seconds
+        .observe(started.elapsed().as_secs_f64());
+    let outcome = match planned {
+        Ok(o) => o,
+        Err(
+            e @ RunError::Fetch {
+                source: FetchError::NoManifestRef(_),
+                ..
+            },
+        ) => return Err(Attempt::NoManifest(e.to_string())),
+        Err(e) if e.is_transient() => return Err(Attempt::Transient(e.to_string())),
+        Err(e) => return Err(Attempt::Permanent(e.to_string())),
+    };
+    sink.deliver(&outcome.jobs)
+        .await
+        .map_err(Attempt::Transient)?;
+    Ok(outcome.jobs.len())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_stay_out_of_logs() {
+        assert_eq!(
+            redact("amqp://guest:secret@h:5672/%2F"),
+            "amqp://guest:***@h:5672/%2F"
+        );
+        assert_eq!(redact("amqps://h/%2Fpubsub"), "amqps://h/%2Fpubsub");
+    }
+}

@@ -1,0 +1,205 @@
+//! Where `listen` delivers jobs: the broker (as fedora-messaging messages, with publisher
+//! confirms), a command per job, or stdout. `deliver` returns only when every job of the
+//! message is delivered, so the message can be acked.
+
+use std::io::Write;
+use std::process::Stdio;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
+use lapin::types::{AMQPValue, FieldTable, ShortString};
+use lapin::{BasicProperties, Channel, Connection};
+use tokio::io::AsyncWriteExt;
+
+use super::config::Jobs;
+use crate::trigger::plan::Job;
+
+/// fedora-messaging's base schema: consumers without taskhook's schema package read the job
+/// as a plain `fedora_messaging.message.Message` with the job object as its body.
+pub const SCHEMA: &str = "base.message";
+/// fedora-messaging's INFO severity.
+const SEVERITY_INFO: i32 = 20;
+
+pub enum Sink {
+    Amqp {
+        channel: Channel,
+        exchange: String,
+        topic: String,
+    },
+    Exec {
+        argv: Vec<String>,
+    },
+    Stdout,
+}
+
+impl Sink {
+    /// Opens the sink `jobs` names; an AMQP sink gets its own channel in confirm mode.
+    pub async fn open(jobs: &Jobs, conn: &Connection) -> Result<Sink, lapin::Error> {
+        Ok(match jobs {
+            Jobs::Amqp { exchange, topic } => {
+                let channel = conn.create_channel().await?;
+                channel
+                    .confirm_select(ConfirmSelectOptions::default())
+                    .await?;
+                Sink::Amqp {
+                    channel,
+                    exchange: exchange.clone(),
+                    topic: topic.clone(),
+                }
+            }
+            Jobs::Exec { argv } => Sink::Exec { argv: argv.clone() },
+            Jobs::Stdout => Sink::Stdout,
+        })
+    }
+
+    /// Delivers every job, or says why not.
+    pub async fn deliver(&self, jobs: &[Job]) -> Result<(), String> {
+        match self {
+            Sink::Amqp {
+                channel,
+                exchange,
+                topic,
+            } => publish(channel, exchange, topic, jobs).await,
+            Sink::Exec { argv } => {
+                for job in jobs {
+                    exec(argv, job).await?;
+                }
+                Ok(())
+            }
+            Sink::Stdout => {
+                let mut out = std::io::stdout().lock();
+                for job in jobs {
+                    let line = serde_json::to_string(job).unwrap_or_default();
+                    writeln!(out, "{line}").map_err(|e| format!("cannot write to stdout: {e}"))?;
+                }
+                out.flush()
+                    .map_err(|e| format!("cannot write to stdout: {e}"))
+            }
+        }
+    }
+}
+
+/// The AMQP properties of a job message, as fedora-messaging's own publisher sets them.
+pub fn properties(job: &Job) -> BasicProperties {
+    let mut headers = FieldTable::default();
+    headers.insert(
+        "fedora_messaging_schema".into(),
+        AMQPValue::LongString(SCHEMA.into()),
+    );
+    headers.insert(
+        "fedora_messaging_severity".into(),
+        AMQPValue::LongInt(SEVERITY_INFO),
+    );
+    headers.insert(
+        "sent-at".into(),
+        AMQPValue::LongString(now_iso8601().as_str().into()),
+    );
+    headers.insert("priority".into(), AMQPValue::LongInt(0));
+    BasicProperties::default()
+        .with_content_type(ShortString::from("application/json"))
+        .with_content_encoding(ShortString::from("utf-8"))
+        .with_delivery_mode(2)
+        .with_message_id(ShortString::from(job.id.as_str()))
+        .with_headers(headers)
+}
+
+async fn publish(
+    channel: &Channel,
+    exchange: &str,
+    topic: &str,
+    jobs: &[Job],
+) -> Result<(), String> {
+    let mut confirms = Vec::with_capacity(jobs.len());
+    for job in jobs {
+        let body = serde_json::to_vec(job).map_err(|e| e.to_string())?;
+        let routing_key = format!("{topic}.{}", job.item_type);
+        let confirm = channel
+            .basic_publish(
+                exchange.into(),
+                routing_key.as_str().into(),
+                BasicPublishOptions::default(),
+                &body,
+                properties(job),
+            )
+            .await
+            .map_err(|e| format!("cannot publish job {}: {e}", job.id))?;
+        confirms.push((job, confirm));
+    }
+    for (job, confirm) in confirms {
+        let c = confirm
+            .await
+            .map_err(|e| format!("no confirmation for job {}: {e}", job.id))?;
+        if !c.is_ack() {
+            return Err(format!("the broker refused job {}", job.id));
+        }
+    }
+    Ok(())
+}
+
+async fn exec(argv: &[String], job: &Job) -> Result<(), String> {
+    let (program, args) = argv.split_first().ok_or("no command to run")?;
+    let mut child = tokio::process::Command::new(program)
+        .args(args)
+        .stdin(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| format!("cannot run `{program}`: {e}"))?;
+    let body = serde_json::to_vec(job).map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that does not read its stdin is still judged by its exit status.
+        let _ = stdin.write_all(&body).await;
+    }
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| format!("`{program}` for job {}: {e}", job.id))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "`{program}` for job {} exited with {status}",
+            job.id
+        ))
+    }
+}
+
+/// The current UTC time as fedora-messaging writes `sent-at`: `2026-11-28T09:40:27+00:00`.
+pub fn now_iso8601() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    iso8601(secs)
+}
+
+fn iso8601(secs: u64) -> String {
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil-from-days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}+00:00",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sent_at_is_iso8601_utc() {
+        assert_eq!(iso8601(0), "1970-01-01T00:00:00+00:00");
+        assert_eq!(iso8601(951_782_400), "2000-02-29T00:00:00+00:00");
+        assert_eq!(iso8601(1_795_772_427), "2026-11-28T09:40:27+00:00");
+    }
+}

@@ -1,0 +1,178 @@
+//! A private RabbitMQ node for the tests: its own data directory, node name, epmd port and AMQP
+//! port on 127.0.0.1, started from the scripts under `/usr/lib/rabbitmq/bin` (the `/usr/sbin`
+//! wrappers switch to the `rabbitmq` user) and always stopped, epmd included, however the test
+//! ends.
+
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SBIN: &str = "/usr/lib/rabbitmq/bin";
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+pub struct Broker {
+    dir: tempfile::TempDir,
+    node: String,
+    pub port: u16,
+    dist_port: u16,
+    epmd_port: u16,
+    server: Option<Child>,
+}
+
+impl Broker {
+    /// Whether this machine has RabbitMQ (`.ci/run` installs it).
+    pub fn available() -> bool {
+        Path::new(SBIN).join("rabbitmq-server").exists()
+    }
+
+    pub fn start() -> Broker {
+        assert!(
+            Self::available(),
+            "RabbitMQ is not installed: run .ci/run, or apt-get install rabbitmq-server"
+        );
+        let dir = tempfile::tempdir().expect("tempdir");
+        for d in ["home", "mnesia", "log"] {
+            std::fs::create_dir_all(dir.path().join(d)).expect("mkdir");
+        }
+        std::fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("plugins");
+        std::fs::write(dir.path().join("env.conf"), "").expect("env");
+        let port = free_port();
+        let mut b = Broker {
+            node: format!("taskhook-test-{port}@localhost"),
+            port,
+            dist_port: free_port(),
+            epmd_port: free_port(),
+            server: None,
+            dir,
+        };
+        b.launch();
+        b
+    }
+
+    fn env(&self, cmd: &mut Command) {
+        let d = self.dir.path();
+        cmd.env("HOME", d.join("home"))
+            .env("RABBITMQ_NODENAME", &self.node)
+            .env("RABBITMQ_NODE_IP_ADDRESS", "127.0.0.1")
+            .env("RABBITMQ_NODE_PORT", self.port.to_string())
+            .env("RABBITMQ_DIST_PORT", self.dist_port.to_string())
+            .env("RABBITMQ_MNESIA_BASE", d.join("mnesia"))
+            .env("RABBITMQ_LOG_BASE", d.join("log"))
+            .env("RABBITMQ_ENABLED_PLUGINS_FILE", d.join("enabled_plugins"))
+            .env("RABBITMQ_PID_FILE", d.join("pid"))
+            .env("RABBITMQ_CONF_ENV_FILE", d.join("env.conf"))
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string());
+    }
+
+    /// Starts (or restarts) the node on the same port and data, and waits until it serves.
+    pub fn launch(&mut self) {
+        let mut cmd = Command::new(Path::new(SBIN).join("rabbitmq-server"));
+        self.env(&mut cmd);
+        let log = std::fs::File::create(self.dir.path().join("server.out")).expect("log");
+        cmd.stdin(Stdio::null())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log);
+        #[cfg(unix)]
+        {
+            use std::os::unix::process::CommandExt;
+            cmd.process_group(0);
+        }
+        self.server = Some(cmd.spawn().expect("rabbitmq-server"));
+        let waited = self.ctl(&["--timeout", "60", "wait", &self.pid_file()]);
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "RabbitMQ did not open its port (wait: {waited}); see {}",
+                self.dir.path().join("server.out").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    fn pid_file(&self) -> String {
+        self.dir.path().join("pid").display().to_string()
+    }
+
+    /// Runs `rabbitmqctl -n NODE args` and returns its output.
+    pub fn ctl(&self, args: &[&str]) -> String {
+        let mut cmd = Command::new(Path::new(SBIN).join("rabbitmqctl"));
+        self.env(&mut cmd);
+        let out = cmd
+            .arg("-n")
+            .arg(&self.node)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("rabbitmqctl");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    }
+
+    /// Stops the node (its data stays, so `launch` brings back durable queues and messages).
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.server.take() {
+            self.ctl(&["stop"]);
+            let start = Instant::now();
+            while start.elapsed() < Duration::from_secs(20) {
+                if let Ok(Some(_)) = child.try_wait() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            kill_group(&mut child);
+        }
+    }
+
+    pub fn url(&self) -> String {
+        format!("amqp://guest:guest@127.0.0.1:{}/%2F", self.port)
+    }
+
+    /// How many messages wait in `queue` (ready + unacknowledged).
+    pub fn queue_depth(&self, queue: &str) -> Option<u64> {
+        let out = self.ctl(&["list_queues", "-q", "name", "messages"]);
+        out.lines().find_map(|l| {
+            let mut parts = l.split_whitespace();
+            (parts.next() == Some(queue))
+                .then(|| parts.next()?.parse().ok())
+                .flatten()
+        })
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().to_path_buf()
+    }
+}
+
+fn kill_group(child: &mut Child) {
+    // The server script runs beam as a child; the process group holds both.
+    let _ = Command::new("kill")
+        .args(["-KILL", &format!("-{}", child.id())])
+        .status();
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        self.stop();
+        let _ = Command::new("epmd")
+            .args(["-port", &self.epmd_port.to_string(), "-kill"])
+            .env("ERL_EPMD_ADDRESS", "127.0.0.1")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
