@@ -238,3 +238,51 @@ impl Drop for Daemon {
         let _ = self.child.wait();
     }
 }
+
+pub mod broker;
+
+/// A Python venv with the real fedora-messaging client from PyPI, made once per target dir
+/// (`target/tmp/fedora-messaging-venv`) and shared by the tests that need it.
+pub fn fedora_messaging_venv() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR")).join("fedora-messaging-venv");
+    let ready = dir.join(".ready");
+    let lock = dir.with_extension("lock");
+    let start = Instant::now();
+    loop {
+        if ready.exists() {
+            return dir;
+        }
+        if std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(600),
+            "{} is held: another test is making the venv, or remove it",
+            lock.display()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    let made = Command::new("python3")
+        .args(["-m", "venv"])
+        .arg(&dir)
+        .status()
+        .expect("python3 -m venv");
+    assert!(
+        made.success(),
+        "python3 -m venv failed (apt-get install python3-venv)"
+    );
+    let pip = Command::new(dir.join("bin/pip"))
+        .args(["install", "--quiet", "fedora-messaging"])
+        .status()
+        .expect("pip");
+    let _ = std::fs::remove_file(&lock);
+    assert!(pip.success(), "pip install fedora-messaging failed");
+    std::fs::write(&ready, "").expect("mark the venv ready");
+    dir
+}

@@ -104,10 +104,23 @@ pub async fn run(
         }
     });
     eprintln!("{}", startup_line(&ctx.config));
+    let result = reconnecting(&ctx, tls, stop_rx).await;
+    if result.is_ok() {
+        eprintln!("taskhook listen: stopped");
+    }
+    result
+}
+
+/// Runs sessions until a shutdown, reconnecting with capped exponential backoff.
+async fn reconnecting(
+    ctx: &Arc<Context>,
+    tls: OwnedTLSConfig,
+    stop_rx: watch::Receiver<bool>,
+) -> Result<(), ListenError> {
     let mut backoff = Duration::from_secs(1);
     loop {
         let started = Instant::now();
-        match session(&ctx, tls.clone(), stop_rx.clone()).await {
+        match session(ctx, tls.clone(), stop_rx.clone()).await {
             Ok(()) => return Ok(()),
             Err(SessionError::Fatal(e)) => return Err(e),
             Err(SessionError::Lost(e)) => {

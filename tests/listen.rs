@@ -1,0 +1,574 @@
+//! `taskhook listen` against a real RabbitMQ node started for each test, task repositories
+//! served by git daemon, and (for interop) the real fedora-messaging client from PyPI.
+
+mod util;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use lapin::options::{
+    BasicAckOptions, BasicGetOptions, BasicPublishOptions, ConfirmSelectOptions, QueueBindOptions,
+    QueueDeclareOptions,
+};
+use lapin::types::FieldTable;
+use lapin::{BasicProperties, Connection, ConnectionProperties};
+use util::broker::Broker;
+use util::*;
+
+const KOJI_TOPIC: &str = "org.fedoraproject.prod.buildsys.build.state.change";
+
+/// A task repository `ansible.git` with one koji_build task on branch epel7, served by git daemon.
+fn served() -> (Server, Daemon) {
+    let s = Server::new();
+    s.commit_file("build/runtask.yml", GOOD);
+    let out = s.push("HEAD:epel7");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = s.dir.path().join("srv");
+    std::fs::create_dir_all(&root).expect("mkdir");
+    std::fs::rename(s.bare(), root.join("ansible.git")).expect("rename");
+    let d = Daemon::serve(&root);
+    (s, d)
+}
+
+fn config(dir: &Path, broker: &Broker, remote: &str, extra: &str) -> PathBuf {
+    let path = dir.join("listen.toml");
+    write(
+        &path,
+        &format!(
+            r#"amqp_url = "{url}"
+
+[client_properties]
+app = "taskhook tests"
+
+[queues.taskhook]
+durable = true
+auto_delete = false
+exclusive = false
+
+[[bindings]]
+queue = "taskhook"
+exchange = "amq.topic"
+routing_keys = ["{KOJI_TOPIC}"]
+
+[qos]
+prefetch_count = 8
+
+[consumer_config]
+remote = "{remote}"
+timeout = 10
+cache_dir = "{cache}"
+{extra}
+"#,
+            url = broker.url(),
+            cache = dir.join("cache").display(),
+            extra = if extra.contains("max_retries") {
+                extra.to_string()
+            } else {
+                format!("max_retries = 3\n{extra}")
+            },
+        ),
+    );
+    path
+}
+
+struct Listener {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Listener {
+    fn start(config: &Path, log: PathBuf) -> Listener {
+        let file = std::fs::File::create(&log).expect("log");
+        let child = Command::new(bin())
+            .args(["listen", "--config"])
+            .arg(config)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("taskhook listen");
+        let mut l = Listener { child, log };
+        // Consuming means the queue and its bindings exist: nothing published after is lost.
+        let start = Instant::now();
+        while !l.log().contains("connected; consuming") {
+            assert!(
+                l.alive() && start.elapsed() < Duration::from_secs(30),
+                "the listener did not start:\n{}",
+                l.log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        l
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGTERM, then the exit code and how long it took.
+    fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let start = Instant::now();
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return (status.code(), start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        (None, start.elapsed())
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+}
+
+async fn connect(url: &str) -> lapin::Result<Connection> {
+    Connection::connect(url, ConnectionProperties::default()).await
+}
+
+/// Declares a durable queue bound to the jobs' topic, so no published job is lost.
+async fn declare_jobs_queue(url: &str, queue: &str) {
+    let conn = connect(url).await.expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.queue_declare(
+        queue.into(),
+        QueueDeclareOptions {
+            durable: true,
+            ..QueueDeclareOptions::default()
+        },
+        FieldTable::default(),
+    )
+    .await
+    .expect("declare");
+    ch.queue_bind(
+        queue.into(),
+        "amq.topic".into(),
+        "taskhook.job.#".into(),
+        QueueBindOptions::default(),
+        FieldTable::default(),
+    )
+    .await
+    .expect("bind");
+    let _ = conn.close(200, "done".into()).await;
+}
+
+/// Publishes persistent messages on `amq.topic` with publisher confirms.
+async fn publish(url: &str, messages: &[(String, Vec<u8>)]) {
+    let conn = connect(url).await.expect("connect");
+    let ch = conn.create_channel().await.expect("channel");
+    ch.confirm_select(ConfirmSelectOptions::default())
+        .await
+        .expect("confirms");
+    let mut confirms = Vec::new();
+    for (topic, body) in messages {
+        confirms.push(
+            ch.basic_publish(
+                "amq.topic".into(),
+                topic.as_str().into(),
+                BasicPublishOptions::default(),
+                body,
+                BasicProperties::default().with_delivery_mode(2),
+            )
+            .await
+            .expect("publish"),
+        );
+    }
+    for c in confirms {
+        assert!(c.await.expect("confirm").is_ack());
+    }
+    let _ = conn.close(200, "done".into()).await;
+}
+
+/// Takes every job waiting in `queue`; an unreachable broker (restarting) gives none.
+async fn drain(url: &str, queue: &str) -> Vec<serde_json::Value> {
+    let Ok(conn) = connect(url).await else {
+        return Vec::new();
+    };
+    let Ok(ch) = conn.create_channel().await else {
+        return Vec::new();
+    };
+    let mut jobs = Vec::new();
+    while let Ok(Some(msg)) = ch.basic_get(queue.into(), BasicGetOptions::default()).await {
+        let job: serde_json::Value = serde_json::from_slice(&msg.delivery.data).expect("job JSON");
+        assert_eq!(
+            msg.delivery
+                .properties
+                .message_id()
+                .as_ref()
+                .map(|s| s.as_str().to_string()),
+            job["id"].as_str().map(str::to_string),
+            "message_id is the job id"
+        );
+        if msg
+            .delivery
+            .acker
+            .ack(BasicAckOptions::default())
+            .await
+            .is_err()
+        {
+            break;
+        }
+        jobs.push(job);
+    }
+    let _ = conn.close(200, "done".into()).await;
+    jobs
+}
+
+/// Drains the jobs queue into `ids` (item → job ids); how many jobs it took.
+fn collect(
+    rt: &tokio::runtime::Runtime,
+    url: &str,
+    ids: &mut BTreeMap<String, BTreeSet<String>>,
+) -> usize {
+    let jobs = rt.block_on(drain(url, "jobs"));
+    for job in &jobs {
+        ids.entry(job["item"].as_str().unwrap_or("").to_string())
+            .or_default()
+            .insert(job["id"].as_str().unwrap_or("").to_string());
+    }
+    if jobs.is_empty() {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    jobs.len()
+}
+
+fn koji_message(version: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "build_id": 1, "old": 0, "new": 1, "name": "ansible", "version": version,
+        "release": "1.el7", "instance": "primary", "owner": "kevin", "task_id": 1,
+    }))
+    .expect("json")
+}
+
+#[test]
+fn two_listeners_survive_a_kill_and_a_broker_restart() {
+    let mut broker = Broker::start();
+    let (s, d) = served();
+    let dir = s.dir.path();
+    let cfg = config(dir, &broker, &d.url("{name}.git"), "");
+    let rt = runtime();
+    let url = broker.url();
+    rt.block_on(declare_jobs_queue(&url, "jobs"));
+    const N: usize = 300;
+    let mut messages: Vec<(String, Vec<u8>)> = (0..N)
+        .map(|i| (KOJI_TOPIC.to_string(), koji_message(&format!("1.{i}"))))
+        .collect();
+    messages.insert(N / 2, (KOJI_TOPIC.to_string(), b"{not json".to_vec()));
+    let mut a = Listener::start(&cfg, dir.join("a.log"));
+    let mut b = Listener::start(&cfg, dir.join("b.log"));
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let mut received = 0;
+    let start = Instant::now();
+    // In three parts: the first while both run; the second, then SIGKILL of one listener
+    // mid-stream (its unacked messages go to the other) and a restart; the third after the
+    // broker itself was stopped and started again, which both listeners survive.
+    let parts: Vec<Vec<(String, Vec<u8>)>> = messages
+        .chunks(messages.len() / 3 + 1)
+        .map(<[_]>::to_vec)
+        .collect();
+    for (n, part) in parts.iter().enumerate() {
+        rt.block_on(publish(&url, part));
+        if n == 1 {
+            std::thread::sleep(Duration::from_millis(100));
+            let _ = a.child.kill();
+            let _ = a.child.wait();
+            a = Listener::start(&cfg, dir.join("a2.log"));
+        }
+        let want = parts[..=n]
+            .iter()
+            .flatten()
+            .filter(|(_, body)| body.starts_with(b"{\""))
+            .count();
+        while ids.len() < want {
+            assert!(
+                start.elapsed() < Duration::from_secs(240),
+                "only {} of {N} builds got jobs\nA:\n{}\nB:\n{}",
+                ids.len(),
+                a.log(),
+                b.log()
+            );
+            received += collect(&rt, &url, &mut ids);
+        }
+        if n == 1 {
+            broker.stop();
+            std::thread::sleep(Duration::from_secs(1));
+            broker.launch();
+            for l in [&a, &b] {
+                let reconnected = Instant::now();
+                while l.log().matches("connected; consuming").count() < 2 {
+                    assert!(
+                        reconnected.elapsed() < Duration::from_secs(60),
+                        "{}",
+                        l.log()
+                    );
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        }
+    }
+    // Redeliveries after the kill and the restart may still bring duplicates: take them too.
+    std::thread::sleep(Duration::from_millis(500));
+    received += collect(&rt, &url, &mut ids);
+    for i in 0..N {
+        let item = format!("ansible-1.{i}-1.el7");
+        let set = ids
+            .get(&item)
+            .unwrap_or_else(|| panic!("no job for {item}"));
+        assert_eq!(
+            set.len(),
+            1,
+            "a redelivered build got another job id: {item} {set:?}"
+        );
+    }
+    eprintln!(
+        "{received} jobs received for {N} builds ({} duplicates)",
+        received - N
+    );
+    let logs = format!(
+        "{}{}{}",
+        std::fs::read_to_string(dir.join("a.log")).unwrap_or_default(),
+        a.log(),
+        b.log()
+    );
+    assert!(logs.contains("outcome=malformed"), "{logs}");
+    assert!(logs.contains("reconnecting"), "{logs}");
+    assert!(a.alive() && b.alive(), "{logs}");
+    for l in [&mut a, &mut b] {
+        let (code, took) = l.terminate();
+        assert_eq!(code, Some(0), "{}", l.log());
+        assert!(took < Duration::from_secs(10), "took {took:?}");
+        assert!(l.log().contains("taskhook listen: stopped"), "{}", l.log());
+    }
+    assert_eq!(broker.queue_depth("taskhook"), Some(0));
+}
+
+#[test]
+fn failures_are_retried_then_dead_lettered_and_exec_jobs_are_acked_after_success() {
+    let broker = Broker::start();
+    let (s, d) = served();
+    let dir = s.dir.path();
+    let rt = runtime();
+    let url = broker.url();
+    // An unreachable remote: retried max_retries times, then dead-lettered.
+    let marker = dir.join("ran");
+    let cfg = config(
+        dir,
+        &broker,
+        "git://127.0.0.1:9/{name}.git",
+        &format!(
+            "jobs = \"exec\"\nexec = \"sh -c 'cat >> {}'\"\nmax_retries = 1\n",
+            marker.display()
+        ),
+    );
+    let text = std::fs::read_to_string(&cfg).expect("cfg").replace(
+        "exclusive = false\n",
+        "exclusive = false\narguments = { \"x-dead-letter-exchange\" = \"taskhook.dlx\" }\n",
+    );
+    std::fs::write(
+        &cfg,
+        text + "\n[exchanges.\"taskhook.dlx\"]\ntype = \"fanout\"\n",
+    )
+    .expect("cfg");
+    rt.block_on(async {
+        let conn = connect(&url).await.expect("connect");
+        let ch = conn.create_channel().await.expect("channel");
+        ch.exchange_declare(
+            "taskhook.dlx".into(),
+            lapin::ExchangeKind::Fanout,
+            lapin::options::ExchangeDeclareOptions {
+                durable: true,
+                ..Default::default()
+            },
+            FieldTable::default(),
+        )
+        .await
+        .expect("dlx");
+        ch.queue_declare(
+            "dead".into(),
+            QueueDeclareOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("dead");
+        ch.queue_bind(
+            "dead".into(),
+            "taskhook.dlx".into(),
+            "".into(),
+            QueueBindOptions::default(),
+            FieldTable::default(),
+        )
+        .await
+        .expect("bind");
+        let _ = conn.close(200, "".into()).await;
+    });
+    let mut l = Listener::start(&cfg, dir.join("l.log"));
+    rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("9"))]));
+    let start = Instant::now();
+    while broker.queue_depth("dead") != Some(1) {
+        assert!(start.elapsed() < Duration::from_secs(60), "{}", l.log());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let log = l.log();
+    assert!(log.contains("attempt 1 failed"), "{log}");
+    assert!(
+        log.contains("outcome=retried-out: gave up after 2 attempt(s)"),
+        "{log}"
+    );
+    assert!(!marker.exists());
+    assert_eq!(l.terminate().0, Some(0));
+
+    // The same listener with a reachable remote runs the exec command with the job on stdin.
+    let text = std::fs::read_to_string(&cfg)
+        .expect("cfg")
+        .replace("git://127.0.0.1:9/{name}.git", &d.url("{name}.git"));
+    std::fs::write(&cfg, text).expect("cfg");
+    let mut l = Listener::start(&cfg, dir.join("l2.log"));
+    rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("10"))]));
+    let start = Instant::now();
+    while !l.log().contains("outcome=delivered") {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", l.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let ran = std::fs::read_to_string(&marker).expect("the exec command ran");
+    let job: serde_json::Value = serde_json::from_str(ran.trim()).expect("job JSON on stdin");
+    assert_eq!(job["item"], "ansible-10-1.el7");
+    assert_eq!(broker.queue_depth("taskhook"), Some(0));
+    assert_eq!(l.terminate().0, Some(0));
+}
+
+#[test]
+fn a_bad_configuration_names_the_key() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("c.toml");
+    write(
+        &cfg,
+        "[queues.q]\n[[bindings]]\nqueue = \"q\"\nrouting_keys = [\"#\"]\n[consumer_config]\nremote = \"git://h/{name}\"\njobs = \"kafka\"\n",
+    );
+    let out = taskhook(
+        &["listen", "--config", &cfg.display().to_string()],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        format!(
+            "taskhook: error: {}: consumer_config.jobs: `kafka` is none of amqp, exec, stdout\n",
+            cfg.display()
+        )
+    );
+}
+
+/// Publishes a koji message with the fedora-messaging CLI and reads the job back with
+/// fedora-messaging's own `get_message`.
+#[test]
+fn fedora_messaging_publishes_the_event_and_reads_the_job() {
+    let venv = fedora_messaging_venv();
+    let broker = Broker::start();
+    let (s, d) = served();
+    let dir = s.dir.path();
+    let cfg = config(dir, &broker, &d.url("{name}.git"), "");
+    let rt = runtime();
+    rt.block_on(declare_jobs_queue(&broker.url(), "jobs"));
+    let mut l = Listener::start(&cfg, dir.join("l.log"));
+    let fm_conf = dir.join("fm.toml");
+    write(
+        &fm_conf,
+        &format!(
+            "amqp_url = \"{}\"\npublish_exchange = \"amq.topic\"\n[client_properties]\napp = \"taskhook interop test\"\n",
+            broker.url()
+        ),
+    );
+    let message: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(corpus().join("messages/fedora-messaging__koji_build_complete.json"))
+            .expect("corpus"),
+    )
+    .expect("json");
+    let file = dir.join("message.json");
+    write(
+        &file,
+        &format!("{}\n", serde_json::to_string(&message).expect("json")),
+    );
+    let out = Command::new(venv.join("bin/fedora-messaging"))
+        .arg("--conf")
+        .arg(&fm_conf)
+        .arg("publish")
+        .arg(&file)
+        .output()
+        .expect("fedora-messaging publish");
+    assert!(
+        out.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let reader = r#"
+import json, sys, time
+import pika
+from fedora_messaging import message
+params = pika.URLParameters(sys.argv[1])
+conn = pika.BlockingConnection(params)
+ch = conn.channel()
+deadline = time.time() + 60
+while True:
+    method, properties, body = ch.basic_get("jobs", auto_ack=True)
+    if method is not None:
+        break
+    if time.time() > deadline:
+        sys.exit("no job arrived")
+    time.sleep(0.1)
+m = message.get_message(method.routing_key, properties, body)
+print(json.dumps({"topic": m.topic, "id": m.id, "body": m.body, "severity": m.severity,
+                  "schema": properties.headers.get("fedora_messaging_schema"),
+                  "sent_at": properties.headers.get("sent-at"),
+                  "persistent": properties.delivery_mode == 2,
+                  "class": type(m).__name__}))
+conn.close()
+"#;
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", reader, &broker.url()])
+        .env("FEDORA_MESSAGING_CONF", &fm_conf)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}\nlistener:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        l.log()
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reader JSON");
+    assert_eq!(got["topic"], "taskhook.job.koji_build");
+    assert_eq!(got["class"], "Message");
+    assert_eq!(got["schema"], "base.message");
+    assert_eq!(got["severity"], 20);
+    assert_eq!(got["persistent"], true);
+    assert_eq!(got["id"], got["body"]["id"]);
+    assert_eq!(got["body"]["item"], "ansible-1.8.3-1.el7");
+    assert_eq!(got["body"]["git_branch"], "epel7");
+    assert!(got["sent_at"]
+        .as_str()
+        .is_some_and(|s| s.ends_with("+00:00")));
+    assert_eq!(l.terminate().0, Some(0));
+}
