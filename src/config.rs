@@ -96,6 +96,16 @@ pub struct Config {
     pub time_budget: Duration,
     /// A ref lock older than this is taken to be left by a killed process.
     pub stale_lock: Duration,
+    /// Which hook gives the verdict on pushed branches: `pre-receive` (the whole push at once)
+    /// or `update` (each ref on its own; pre-receive then only guards the manifest ref).
+    pub verdict_hook: VerdictHook,
+}
+
+/// The hook that validates pushed branches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VerdictHook {
+    PreReceive,
+    Update,
 }
 
 impl Default for Config {
@@ -107,6 +117,7 @@ impl Default for Config {
             bounds: Bounds::default(),
             time_budget: Duration::from_secs(60),
             stale_lock: Duration::from_secs(5),
+            verdict_hook: VerdictHook::PreReceive,
         }
     }
 }
@@ -216,6 +227,19 @@ impl Config {
         }
         if let Some(n) = number("taskhook.staleLockSeconds", 1)? {
             c.stale_lock = Duration::from_secs(n);
+        }
+        if let Some(v) = get("taskhook.verdictHook") {
+            c.verdict_hook = match v.trim() {
+                "pre-receive" => VerdictHook::PreReceive,
+                "update" => VerdictHook::Update,
+                _ => {
+                    return Err(bad(
+                        "taskhook.verdictHook",
+                        &v,
+                        "expected `pre-receive` or `update`",
+                    ))
+                }
+            };
         }
         Ok(c)
     }

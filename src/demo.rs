@@ -138,13 +138,18 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
         &root,
         &["init", "-q", "--bare", "-b", "master", "tasks.git"],
     )?;
-    let installed = crate::server::install::install_into(
-        &root.join("tasks.git"),
-        &["pre-receive", "post-receive"],
-        &exe,
-    )?;
-    for (hook, outcome) in installed {
-        println!("   tasks.git/hooks/{hook}: {outcome:?}");
+    for hook in ["pre-receive", "post-receive"] {
+        use crate::server::install::{install_hook, Layout, Outcome};
+        if let Outcome::Installed(path) =
+            install_hook(&root.join("tasks.git"), &Layout::Plain, hook, &exe)?
+        {
+            let shown = path
+                .strip_prefix(&root)
+                .unwrap_or(&path)
+                .display()
+                .to_string();
+            println!("   {shown}: installed");
+        }
     }
 
     step(2, "A maintainer pushes two tasks; one formula has mistakes");

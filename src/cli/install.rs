@@ -1,60 +1,381 @@
-//! `taskhook install`: put the hook shims into repositories and say what happened.
+//! `taskhook install`, `uninstall` and `doctor`: put the shims where each repository's layout
+//! runs hooks, take them out again, and say whether a push really runs taskhook.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use super::Format;
-use crate::config::Policy;
-use crate::error::{exit, CmdResult, Failure};
-use crate::server::install::{install_into, set_policy, Outcome};
+use super::{Format, LayoutArg};
+use crate::config::{Config, Policy};
+use crate::error::{exit, CmdResult};
+use crate::git::Repo;
+use crate::server::install::{
+    self, binary_path, detect, hooks_path, install_hook, is_bare_repo, is_executable, shim_binary,
+    uninstall_hook, Layout, Outcome,
+};
 
-/// `taskhook install [--policy P] [--update-hook] REPO...`
-pub fn run(
-    repos: &[PathBuf],
-    policy: Option<Policy>,
-    with_update: bool,
-    format: Format,
-) -> CmdResult {
-    let exe = std::env::current_exe()
-        .and_then(|p| p.canonicalize())
-        .map_err(|e| Failure::usage(format!("cannot locate the taskhook binary: {e}")))?;
-    let mut hooks = vec!["pre-receive", "post-receive"];
-    if with_update {
-        hooks.push("update");
+/// What `install` was asked to do.
+pub struct InstallArgs<'a> {
+    pub repos: &'a [PathBuf],
+    pub policy: Option<Policy>,
+    pub update_hook: bool,
+    pub layout: Option<LayoutArg>,
+    pub bin: Option<&'a Path>,
+    pub hooks_path: Option<&'a Path>,
+    pub format: Format,
+}
+
+fn hooks(update: bool) -> Vec<&'static str> {
+    let mut h = vec!["pre-receive", "post-receive"];
+    if update {
+        h.push("update");
     }
-    let mut foreign = false;
-    for repo in repos {
-        let results = install_into(repo, &hooks, &exe)?;
-        if let Some(p) = policy {
-            set_policy(repo, p)?;
+    h
+}
+
+/// Prints one result line (human) or object (JSON).
+fn report(format: Format, repo: &Path, fields: serde_json::Value, human: String) {
+    match format {
+        Format::Human => println!("{}: {human}", repo.display()),
+        Format::Json => {
+            let mut v = fields;
+            v["repo"] = serde_json::Value::String(repo.display().to_string());
+            println!("{v}");
         }
-        for (hook, outcome) in results {
-            foreign |= outcome == Outcome::Foreign;
-            let (state, what) = match outcome {
-                Outcome::Installed => ("installed", "installed"),
-                Outcome::Updated => ("updated", "updated"),
-                Outcome::Unchanged => ("unchanged", "already installed"),
-                Outcome::Foreign => (
-                    "foreign",
-                    "NOT installed: a hook that taskhook did not install is in the way",
-                ),
+    }
+}
+
+/// The layout to install into for `repo`'s `hook`, or why there is none.
+fn layout_for(repo: &Path, hook: &str, args: &InstallArgs) -> Result<Layout, String> {
+    if let Some(dir) = args.hooks_path {
+        return Ok(Layout::HooksPath(dir.to_path_buf()));
+    }
+    if let Some((path, origin)) = hooks_path(repo) {
+        return Err(format!(
+            "core.hooksPath is set to {} (in {origin}): git runs the hooks there, not in this repository. \
+That directory is shared by every repository that uses it; to install there anyway, run \
+`taskhook install --hooks-path {} ...`, or unset core.hooksPath",
+            path.display(),
+            path.display()
+        ));
+    }
+    Ok(match args.layout {
+        Some(LayoutArg::Plain) => Layout::Plain,
+        Some(LayoutArg::DDir) => Layout::DDir,
+        Some(LayoutArg::Gitlab) => Layout::Gitlab,
+        Some(LayoutArg::Pagure) => Layout::Pagure,
+        Some(LayoutArg::Auto) | None => detect(repo, hook),
+    })
+}
+
+pub fn run_install(args: &InstallArgs) -> CmdResult {
+    let exe = binary_path(args.bin)?;
+    let mut manual = false;
+    let mut failed = false;
+    for repo in args.repos {
+        if !is_bare_repo(repo) {
+            failed = true;
+            eprintln!(
+                "taskhook: {}: not a bare git repository (no HEAD, objects/ and refs/); install goes on a server's repositories",
+                repo.display()
+            );
+            continue;
+        }
+        for hook in hooks(args.update_hook) {
+            let layout = match layout_for(repo, hook, args) {
+                Ok(l) => l,
+                Err(why) => {
+                    manual = true;
+                    report(
+                        args.format,
+                        repo,
+                        serde_json::json!({"hook": hook, "state": "not-installed", "why": why}),
+                        format!("{hook}: NOT installed: {why}"),
+                    );
+                    continue;
+                }
             };
-            match format {
-                Format::Human => println!("{}: {hook}: {what}", repo.display()),
-                Format::Json => println!(
-                    "{}",
-                    serde_json::json!({"repo": repo.display().to_string(), "hook": hook, "state": state})
-                ),
-            }
+            let outcome = install_hook(repo, &layout, hook, &exe)?;
+            let place = |verb: &str, p: &Path| {
+                format!("{verb} ({}, layout {})", p.display(), layout.name())
+            };
+            let (state, path, human) = match &outcome {
+                Outcome::Installed(p) => ("installed", Some(p), place("installed", p)),
+                Outcome::Updated(p) => ("updated", Some(p), place("updated", p)),
+                Outcome::Unchanged(p) => ("unchanged", Some(p), place("already installed", p)),
+                Outcome::Manual(why) => {
+                    manual = true;
+                    ("not-installed", None, format!("NOT installed: {why}"))
+                }
+            };
+            report(
+                args.format,
+                repo,
+                serde_json::json!({
+                    "hook": hook,
+                    "layout": layout.name(),
+                    "state": state,
+                    "path": path.map(|p| p.display().to_string()),
+                    "why": match &outcome { Outcome::Manual(w) => Some(w.clone()), _ => None },
+                }),
+                format!("{hook}: {human}"),
+            );
         }
+        if let Some(p) = args.policy {
+            install::set_config(repo, "policy", p.as_str())?;
+        }
+        // With the update hook installed, it gives the per-ref verdicts and pre-receive only
+        // guards the manifest ref (docs/HOOKS.md, "Which hook gives the verdict").
+        install::set_config(
+            repo,
+            "verdictHook",
+            if args.update_hook {
+                "update"
+            } else {
+                "pre-receive"
+            },
+        )?;
     }
-    if foreign {
+    if failed {
+        return Ok(exit::USAGE);
+    }
+    if manual {
         eprintln!(
-            "taskhook: existing hooks were left alone. Call taskhook from them instead:\n  \
-             pre-receive:  taskhook hook pre-receive  (same stdin; exit status 1 means reject)\n  \
-             post-receive: taskhook hook post-receive (same stdin)\n\
-             See docs/HOOKS.md for pagure, gitolite and fedora-messaging-git-hook."
+            "taskhook: some hooks were not installed; see above for the line to add to each, and docs/HOOKS.md"
         );
         return Ok(exit::INVALID);
     }
     Ok(exit::OK)
+}
+
+pub fn run_uninstall(repos: &[PathBuf], hooks_dir: Option<&Path>, format: Format) -> CmdResult {
+    let mut failed = false;
+    for repo in repos {
+        if !is_bare_repo(repo) {
+            failed = true;
+            eprintln!("taskhook: {}: not a bare git repository", repo.display());
+            continue;
+        }
+        let mut removed = Vec::new();
+        for hook in install::ALL_HOOKS {
+            removed.extend(uninstall_hook(repo, hook, hooks_dir)?);
+        }
+        let shown: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
+        report(
+            format,
+            repo,
+            serde_json::json!({"removed": shown}),
+            if shown.is_empty() {
+                "nothing of taskhook's to remove".to_string()
+            } else {
+                format!("removed {}", shown.join(", "))
+            },
+        );
+    }
+    Ok(if failed { exit::USAGE } else { exit::OK })
+}
+
+/// One finding of `doctor`.
+struct Finding {
+    ok: bool,
+    text: String,
+}
+
+pub fn run_doctor(repos: &[PathBuf], format: Format) -> CmdResult {
+    let mut all_ok = true;
+    for repo in repos {
+        let findings = diagnose(repo);
+        let ok = findings.iter().all(|f| f.ok);
+        all_ok &= ok;
+        match format {
+            Format::Human => {
+                println!(
+                    "{}: {}",
+                    repo.display(),
+                    if ok {
+                        "ok: a push runs taskhook's pre-receive and post-receive"
+                    } else {
+                        "PROBLEMS: a push may not run taskhook"
+                    }
+                );
+                for f in &findings {
+                    println!("  {} {}", if f.ok { "ok " } else { "FIX" }, f.text);
+                }
+            }
+            Format::Json => println!(
+                "{}",
+                serde_json::json!({
+                    "repo": repo.display().to_string(),
+                    "ok": ok,
+                    "findings": findings.iter().map(|f| serde_json::json!({"ok": f.ok, "text": f.text})).collect::<Vec<_>>(),
+                })
+            ),
+        }
+    }
+    Ok(if all_ok { exit::OK } else { exit::INVALID })
+}
+
+fn diagnose(repo: &Path) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut say = |ok: bool, text: String| out.push(Finding { ok, text });
+    if !is_bare_repo(repo) {
+        say(
+            false,
+            "not a bare git repository (no HEAD, objects/ and refs/)".into(),
+        );
+        return out;
+    }
+    let hooks_dir = hooks_path(repo);
+    if let Some((path, origin)) = &hooks_dir {
+        say(
+            true,
+            format!(
+                "core.hooksPath is {} (set in {origin}): git runs hooks from there",
+                path.display()
+            ),
+        );
+    }
+    for hook in ["pre-receive", "post-receive"] {
+        let (runs, text) = hook_runs(repo, hook, hooks_dir.as_ref().map(|(p, _)| p.as_path()));
+        say(runs, text);
+    }
+    // The optional update hook: only report it when installed.
+    let update = install::candidate_paths(repo, "update")
+        .into_iter()
+        .find(|p| p.is_file() && shim_binary(p).is_some());
+    if let Some(p) = update {
+        say(true, format!("update: {} (per-ref verdicts)", p.display()));
+    }
+    match Repo::open(repo)
+        .map_err(|e| e.to_string())
+        .and_then(|r| Config::load(&r).map(|c| (r, c)).map_err(|e| e.to_string()))
+    {
+        Ok((r, c)) => {
+            say(
+                true,
+                format!(
+                    "config: policy {}, namespaces {}, manifest ref {}, time budget {} ms",
+                    c.policy.as_str(),
+                    c.rules.namespaces.join(","),
+                    c.manifest_ref,
+                    c.time_budget.as_millis()
+                ),
+            );
+            let has_manifest = r.ref_target(&c.manifest_ref).ok().flatten().is_some();
+            let has_branches = r.branches().map(|b| !b.is_empty()).unwrap_or(false);
+            if has_branches && !has_manifest {
+                say(
+                    false,
+                    format!(
+                        "{} does not exist yet but the repository has branches: run `taskhook manifest rebuild {}`",
+                        c.manifest_ref,
+                        repo.display()
+                    ),
+                );
+            }
+        }
+        Err(e) => say(
+            false,
+            format!("config: {e} (every push would be rejected until this is fixed)"),
+        ),
+    }
+    out
+}
+
+/// Whether git (through the repository's layout) runs taskhook's `hook`, and how we know.
+fn hook_runs(repo: &Path, hook: &str, hooks_dir: Option<&Path>) -> (bool, String) {
+    let hook_file = match hooks_dir {
+        Some(dir) => dir.join(hook),
+        None => repo.join("hooks").join(hook),
+    };
+    let via = |shim: &Path| -> (bool, String) {
+        if !is_executable(shim) {
+            return (
+                false,
+                format!("{hook}: {} is not executable: chmod +x it", shim.display()),
+            );
+        }
+        match shim_binary(shim) {
+            Some(bin) if is_executable(&bin) => (true, format!("{hook}: {} runs {}", shim.display(), bin.display())),
+            Some(bin) => (
+                false,
+                format!(
+                    "{hook}: {} calls {}, which is not an executable file: reinstall with `taskhook install --bin PATH`",
+                    shim.display(),
+                    bin.display()
+                ),
+            ),
+            None => (false, format!("{hook}: {} is not a taskhook shim", shim.display())),
+        }
+    };
+    if let Some(dir) = hooks_dir {
+        return if shim_binary(&hook_file).is_some() {
+            via(&hook_file)
+        } else {
+            (
+                false,
+                format!(
+                    "{hook}: core.hooksPath is {}, which has no taskhook {hook}: git never runs the repository's own hooks; run `taskhook install --hooks-path {} {}`",
+                    dir.display(),
+                    dir.display(),
+                    repo.display()
+                ),
+            )
+        };
+    }
+    if shim_binary(&hook_file).is_some() {
+        return via(&hook_file);
+    }
+    let gitlab = Layout::Gitlab.shim_path(repo, hook).unwrap_or_default();
+    if repo.join("custom_hooks").is_dir() || gitlab.exists() {
+        return if gitlab.exists() {
+            let (ok, text) = via(&gitlab);
+            (ok, format!("{text} (GitLab runs custom_hooks/{hook}.d/*)"))
+        } else {
+            (false, format!("{hook}: custom_hooks/ exists but has no {hook}.d/taskhook: run `taskhook install {}`", repo.display()))
+        };
+    }
+    let d = Layout::DDir.shim_path(repo, hook).unwrap_or_default();
+    if d.exists() {
+        if !is_executable(&hook_file) {
+            return (
+                false,
+                format!(
+                    "{hook}: {} exists but hooks/{hook}, the dispatcher that runs hooks/{hook}.d/*, is missing or not executable (Forgejo/Gitea: resynchronize the hooks in the admin panel)",
+                    d.display()
+                ),
+            );
+        }
+        return via(&d);
+    }
+    let pagure = Layout::Pagure.shim_path(repo, hook).unwrap_or_default();
+    if pagure.exists() {
+        let runner = std::fs::read_link(&hook_file).ok();
+        return match runner {
+            Some(t) if t.file_name().is_some_and(|n| n == "hookrunner") => {
+                let target = if t.is_absolute() { t.clone() } else { repo.join("hooks").join(&t) };
+                if target.exists() {
+                    via(&pagure)
+                } else {
+                    (false, format!("{hook}: hooks/{hook} points at {}, which does not exist", t.display()))
+                }
+            }
+            _ => (
+                false,
+                format!(
+                    "{hook}: {} exists but hooks/{hook} is not pagure's hookrunner, so nothing runs it",
+                    pagure.display()
+                ),
+            ),
+        };
+    }
+    (
+        false,
+        format!(
+            "{hook}: taskhook is not installed ({}): run `taskhook install {}`",
+            match detect(repo, hook) {
+                Layout::Other(why) => why,
+                l => format!("layout {}", l.name()),
+            },
+            repo.display()
+        ),
+    )
 }

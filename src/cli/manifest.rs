@@ -46,9 +46,17 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
         .into_iter()
         .map(|(b, id)| (b, id.to_string()))
         .collect();
+    // An empty manifest (no tasks, no findings) keeps the commit it was first written for:
+    // pushes to a repository without tasks write nothing, so it is never stale.
+    let is_empty = |b: &str| {
+        store::read_branch(&repo, &config, &snap, b)
+            .ok()
+            .flatten()
+            .is_some_and(|m| m.tasks.is_empty() && m.problems.is_empty())
+    };
     let stale_note = |b: &str, pinned: &str| -> Option<String> {
         match heads.get(b) {
-            Some(head) if head != pinned => Some(format!(
+            Some(head) if head != pinned && !is_empty(b) => Some(format!(
                 "taskhook: note: the manifest of `{b}` is stale: it pins {} but the branch is at {}; run `taskhook manifest rebuild`",
                 short(pinned),
                 short(head)
@@ -215,10 +223,8 @@ fn rebuild_one(
                 reuse::verdict(&repo, &config, *commit, None, None)?,
             );
         }
-        let report = &by_commit[commit];
-        let hex = commit.to_string();
-        let bytes = manifest::report_bytes(branch, &hex, report, &config);
-        changes.push((branch.clone(), Some(Stored { commit: hex, bytes })));
+        let m = Stored::from_report(branch, *commit, &by_commit[commit], &config);
+        changes.push((branch.clone(), Some(m)));
     }
     if let Some(s) = &snap {
         for b in s.index.branches.keys() {

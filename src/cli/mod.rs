@@ -63,22 +63,72 @@ which git shows the pusher as `remote:` lines."
         /// For `update`: `<ref> <old> <new>`, as git passes them.
         args: Vec<String>,
     },
-    /// Install the hook shims into bare repositories (idempotent; never replaces foreign hooks).
-    #[command(
-        after_help = "Examples:\n  taskhook install /srv/git/tasks/*.git\n  taskhook install --policy warn /srv/git/rpms/foo.git\n\n\
-Installs pre-receive and post-receive (plus update with --update-hook). A hook that taskhook did \
-not install is left alone and reported, with instructions for calling taskhook from it.\n\
-After installing on a repository that already has branches, run `taskhook manifest rebuild`."
-    )]
+    /// Install the hooks where each repository's layout runs them (idempotent; never replaces a forge's own hooks).
+    #[command(after_help = "Examples:\n  taskhook install /srv/git/tasks/*.git\n  \
+taskhook install --policy warn /var/lib/forgejo/repositories/rpms/*.git\n  \
+taskhook install --bin /usr/local/bin/taskhook /srv/git/pagure/repositories/rpms/*.git\n\n\
+Layouts (--layout auto detects them per repository):\n  \
+plain    no hook yet, or taskhook's own shim: hooks/<hook>\n  \
+d-dir    Forgejo/Gitea, hooks/<hook> runs hooks/<hook>.d/*: hooks/<hook>.d/taskhook\n  \
+gitlab   custom_hooks/ (Gitaly): custom_hooks/<hook>.d/taskhook\n  \
+pagure   hooks/<hook> is a symlink to pagure's hookrunner: hooks/<hook>.taskhook\n\
+With core.hooksPath set (repository, global or system config) install refuses and names the \
+path, unless --hooks-path DIR says to install there. A hook taskhook cannot chain into \
+(gitolite, a hand-written dispatcher) is left alone and the exact line to add is printed.\n\
+The shims call --bin (default: the taskhook found on PATH, else the path this was run as), \
+symlinks kept, so swapping a symlink upgrades every repository.\n\
+After installing on repositories that already have branches, run `taskhook manifest rebuild`.\n\
+Exit codes: 0 installed everywhere, 1 some hooks need the printed manual step, 2 a path is not a bare repository.")]
     Install {
         /// Set `taskhook.policy` in each repository's config.
         #[arg(long, value_enum)]
         policy: Option<PolicyArg>,
-        /// Also install the `update` hook (per-ref verdicts).
+        /// Also install the `update` hook, which then gives per-ref verdicts (docs/HOOKS.md).
         #[arg(long)]
         update_hook: bool,
+        /// Where to install: detected per repository by default.
+        #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
+        layout: LayoutArg,
+        /// The taskhook binary the shims call (kept as given: a symlink stays a symlink).
+        #[arg(long, value_name = "PATH")]
+        bin: Option<PathBuf>,
+        /// Install into this core.hooksPath directory (shared by every repository using it).
+        #[arg(long, value_name = "DIR")]
+        hooks_path: Option<PathBuf>,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Bare repositories (a forge's repository directories).
+        #[arg(required = true, value_name = "REPO")]
+        repos: Vec<PathBuf>,
+    },
+    /// Remove exactly the files `taskhook install` added, from every layout's place.
+    #[command(
+        after_help = "Examples:\n  taskhook uninstall /srv/git/tasks/*.git\n\n\
+Only files carrying taskhook's shim marker are removed; the forge's hooks, refs/meta/tasks and \
+taskhook.* settings stay."
+    )]
+    Uninstall {
+        /// Also remove taskhook's shims from this core.hooksPath directory.
+        #[arg(long, value_name = "DIR")]
+        hooks_path: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Bare repositories.
+        #[arg(required = true, value_name = "REPO")]
+        repos: Vec<PathBuf>,
+    },
+    /// Say whether a push to each repository really runs taskhook, and what to fix.
+    #[command(
+        after_help = "Examples:\n  taskhook doctor /srv/git/tasks/*.git\n  taskhook doctor --format json /srv/git/tasks.git\n\n\
+Checks core.hooksPath at every level, the layout's dispatcher (present, executable, a real \
+pagure hookrunner), the shim (executable, its binary present), the taskhook.* settings in force \
+and whether refs/meta/tasks exists.\n\
+Exit codes: 0 every repository runs taskhook, 1 something to fix (listed), 2 usage."
+    )]
+    Doctor {
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
+        /// Bare repositories.
         #[arg(required = true, value_name = "REPO")]
         repos: Vec<PathBuf>,
     },
@@ -142,6 +192,15 @@ pub enum HookName {
     PreReceive,
     PostReceive,
     Update,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    Auto,
+    Plain,
+    DDir,
+    Gitlab,
+    Pagure,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -284,15 +343,29 @@ pub fn run(cli: Cli) -> CmdResult {
         Command::Install {
             policy,
             update_hook,
+            layout,
+            bin,
+            hooks_path,
             format,
             repos,
-        } => {
-            let policy = policy.map(|p| match p {
+        } => install::run_install(&install::InstallArgs {
+            repos: &repos,
+            policy: policy.map(|p| match p {
                 PolicyArg::Reject => crate::config::Policy::Reject,
                 PolicyArg::Warn => crate::config::Policy::Warn,
-            });
-            install::run(&repos, policy, update_hook, format)
-        }
+            }),
+            update_hook,
+            layout: Some(layout),
+            bin: bin.as_deref(),
+            hooks_path: hooks_path.as_deref(),
+            format,
+        }),
+        Command::Uninstall {
+            hooks_path,
+            format,
+            repos,
+        } => install::run_uninstall(&repos, hooks_path.as_deref(), format),
+        Command::Doctor { format, repos } => install::run_doctor(&repos, format),
         Command::Manifest { command } => manifest::run(command),
         Command::Plan(args) => plan::run(*args),
         Command::Listen {

@@ -8,6 +8,7 @@ use std::time::Duration;
 use crate::config::Config;
 use crate::git::{GitError, ObjectId, Repo};
 use crate::manifest::{self, Branch, Index, IndexEntry, MAX_MANIFEST_BYTES};
+use crate::validate::check::Report;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -100,6 +101,21 @@ pub fn read_branch(
 pub struct Stored {
     pub commit: String,
     pub bytes: Vec<u8>,
+    /// No tasks and no findings: a stored manifest that is empty too is kept as it is, so
+    /// pushes to a repository without tasks write nothing.
+    pub empty: bool,
+}
+
+impl Stored {
+    /// The manifest of `branch` at `commit` for a verdict.
+    pub fn from_report(branch: &str, commit: ObjectId, report: &Report, config: &Config) -> Stored {
+        let hex = commit.to_string();
+        Stored {
+            bytes: manifest::report_bytes(branch, &hex, report, config),
+            commit: hex,
+            empty: report.task_count() == 0 && report.all_diagnostics().is_empty(),
+        }
+    }
 }
 
 /// A change to one branch's manifest: a new manifest, or `None` to remove it.
@@ -174,6 +190,11 @@ fn apply_with(
         // computed is left to the hook of the push that moved it, so an older push finishing
         // late never overwrites a newer manifest.
         for (branch, new) in changes.iter().filter(|c| still_current(repo, c)) {
+            if new.as_ref().is_some_and(|m| m.empty)
+                && stored_is_empty(repo, &index, &files, branch, new.as_ref())
+            {
+                continue;
+            }
             if let Some(old) = index.branches.remove(branch) {
                 files.remove(&old.manifest);
             }
@@ -224,6 +245,32 @@ fn apply_with(
         }
     }
     Err(StoreError::Contended(config.manifest_ref.clone(), ATTEMPTS))
+}
+
+/// Whether the stored manifest of `branch` is empty (no tasks, no findings) and made with the
+/// same policy and rules as `new`.
+fn stored_is_empty(
+    repo: &Repo,
+    index: &Index,
+    files: &BTreeMap<String, ObjectId>,
+    branch: &str,
+    new: Option<&Stored>,
+) -> bool {
+    let (Some(entry), Some(new)) = (index.branches.get(branch), new) else {
+        return false;
+    };
+    let Some(id) = files.get(&entry.manifest) else {
+        return false;
+    };
+    let Ok(bytes) = repo.read_blob(*id) else {
+        return false;
+    };
+    // An empty manifest differs from another empty one of the same rules only in its commit.
+    let mut same = new.bytes.clone();
+    if let Ok(text) = std::str::from_utf8(&new.bytes) {
+        same = text.replace(&new.commit, &entry.commit).into_bytes();
+    }
+    bytes == same
 }
 
 /// Whether the branch is still where the change expects: at the manifest's commit, or gone.

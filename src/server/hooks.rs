@@ -5,10 +5,9 @@
 use std::io::{BufRead, Write};
 use std::time::Instant;
 
-use crate::config::{Config, Policy};
+use crate::config::{Config, Policy, VerdictHook};
 use crate::error::{exit, short, CmdResult, Failure};
 use crate::git::{ObjectId, Repo};
-use crate::manifest;
 use crate::manifest::reuse::{self, Prior};
 use crate::manifest::store::{self, Applied, Stored};
 use crate::validate::check::Report;
@@ -95,10 +94,13 @@ pub fn pre_receive() -> CmdResult {
     let config = Config::load(&repo)?;
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
+    // With the update hook giving per-ref verdicts, pre-receive only guards the manifest ref.
+    let branches = config.verdict_hook == VerdictHook::PreReceive;
     let verdict = validate_updates(
         &repo,
         &config,
         &updates.iter().collect::<Vec<_>>(),
+        branches,
         &mut err,
     )?;
     Ok(verdict)
@@ -118,13 +120,14 @@ pub fn update(args: &[String]) -> CmdResult {
     let config = Config::load(&repo)?;
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
-    validate_updates(&repo, &config, &[&u], &mut err)
+    validate_updates(&repo, &config, &[&u], true, &mut err)
 }
 
 fn validate_updates(
     repo: &Repo,
     config: &Config,
     updates: &[&RefUpdate],
+    check_branches: bool,
     out: &mut impl Write,
 ) -> CmdResult {
     let deadline = Instant::now() + config.time_budget;
@@ -140,7 +143,7 @@ fn validate_updates(
     let branches: Vec<&RefUpdate> = updates
         .iter()
         .copied()
-        .filter(|u| u.branch().is_some() && !u.is_delete())
+        .filter(|u| check_branches && u.branch().is_some() && !u.is_delete())
         .collect();
     if branches.is_empty() {
         return Ok(if rejected { exit::INVALID } else { exit::OK });
@@ -159,6 +162,10 @@ fn validate_updates(
         errors_total += diags.iter().filter(|d| d.is_error()).count();
         if diags.is_empty() {
             let n = report.task_count();
+            if n == 0 {
+                // Most dist-git repositories have no tasks: their pushes get no taskhook noise.
+                continue;
+            }
             let _ = writeln!(
                 out,
                 "taskhook: {}: {n} task{} ok ({} checked, {} unchanged)",
@@ -209,9 +216,7 @@ pub fn branch_manifest(
     deadline: Option<Instant>,
 ) -> Result<Stored, Failure> {
     let report = reuse::verdict(repo, config, commit, prior, deadline)?;
-    let hex = commit.to_string();
-    let bytes = manifest::report_bytes(branch, &hex, &report, config);
-    Ok(Stored { commit: hex, bytes })
+    Ok(Stored::from_report(branch, commit, &report, config))
 }
 
 /// `taskhook hook post-receive`: write the manifests of the branches that moved.
@@ -267,8 +272,13 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
         changes.push((branch, Some(m)));
     }
     let names: Vec<&str> = changes.iter().map(|(b, _)| b.as_str()).collect();
-    let message = format!("taskhook: update {}", names.join(", "));
+    let message = audit_message(&names, &branches);
+    // Repositories without tasks get no noise: nothing is said about empty manifests.
+    let anything = changes
+        .iter()
+        .any(|(_, m)| m.as_ref().is_none_or(|m| !m.empty));
     Ok(match store::apply(&repo, &config, &changes, &message)? {
+        Applied::Committed(_) if !anything => None,
         Applied::Committed(id) => Some(format!(
             "taskhook: schedule manifest updated for {} ({} at {})",
             names.join(", "),
@@ -277,6 +287,52 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
         )),
         Applied::Unchanged => None,
     })
+}
+
+/// Who pushed, as the forge says: GitLab, Gitea/Forgejo, gitolite, Apache/http, else the
+/// system user the hook runs as.
+pub fn pusher() -> (String, &'static str) {
+    for var in ["GL_USERNAME", "GITEA_PUSHER_NAME", "GL_USER", "REMOTE_USER"] {
+        if let Some(v) = std::env::var(var).ok().filter(|v| !v.trim().is_empty()) {
+            return (clean_line(&v), var);
+        }
+    }
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_string());
+    (clean_line(&user), "system user")
+}
+
+/// One line of text: control characters (a newline in a forged name) become `?`.
+fn clean_line(s: &str) -> String {
+    s.chars()
+        .map(|c| if c.is_control() { '?' } else { c })
+        .collect()
+}
+
+/// The manifest commit's message: the branches, who pushed, and each ref's move.
+fn audit_message(names: &[&str], updates: &[&RefUpdate]) -> String {
+    let (who, source) = pusher();
+    let mut m = format!(
+        "taskhook: update {}\n\npushed by {who} ({source})\n",
+        names.join(", ")
+    );
+    for u in updates {
+        let what = if is_zero(&u.old) {
+            " (created)"
+        } else if u.is_delete() {
+            " (deleted)"
+        } else {
+            ""
+        };
+        m.push_str(&format!(
+            "{}: {}..{}{what}\n",
+            clean_line(&u.name),
+            short(&u.old),
+            short(&u.new)
+        ));
+    }
+    m
 }
 
 #[cfg(test)]

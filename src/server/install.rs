@@ -1,14 +1,27 @@
-//! `taskhook install`: puts the hook shims from `hooks/` into bare repositories. Idempotent, and
-//! it never replaces a hook it did not install.
+//! Where the hooks go. Real git servers own their hooks, so `install` detects each repository's
+//! layout and puts a small shim where that layout chains hooks, never replacing the forge's own
+//! files and never reporting success for a place git will not run:
+//!
+//! | layout | recognised by | taskhook's file |
+//! | --- | --- | --- |
+//! | plain git | no hook, or a taskhook shim | `hooks/<hook>` |
+//! | Forgejo / Gitea | `hooks/<hook>.d/`, or the generated dispatcher `hooks/<hook>` | `hooks/<hook>.d/taskhook` |
+//! | GitLab (Gitaly) | `custom_hooks/` | `custom_hooks/<hook>.d/taskhook` |
+//! | Pagure | `hooks/<hook>` is a symlink to pagure's `hookrunner` | `hooks/<hook>.taskhook` |
+//! | `core.hooksPath` | git config at any level | nothing, unless `--hooks-path` (then `<path>/<hook>`) |
+//! | anything else | a hook taskhook did not write | nothing: the lines to add are printed |
+//!
+//! Every shim is the same five-line script that `exec`s the binary by the path the admin gave.
 
 use std::fs;
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
-use crate::config::Policy;
 use crate::error::Failure;
 
-const MARKER: &str = "# taskhook-shim:";
+/// The marker line every shim carries; `uninstall` removes only files that have it.
+pub const MARKER: &str = "# taskhook-shim:";
 
 const SHIMS: &[(&str, &str)] = &[
     ("pre-receive", include_str!("../../hooks/pre-receive")),
@@ -16,13 +29,147 @@ const SHIMS: &[(&str, &str)] = &[
     ("update", include_str!("../../hooks/update")),
 ];
 
+/// The hooks taskhook can install.
+pub const ALL_HOOKS: &[&str] = &["pre-receive", "post-receive", "update"];
+
+/// How a repository runs its hooks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Layout {
+    Plain,
+    /// Forgejo and Gitea: a generated `hooks/<hook>` runs every executable in `hooks/<hook>.d/`.
+    DDir,
+    /// GitLab's Gitaly runs `custom_hooks/<hook>.d/*`.
+    Gitlab,
+    /// Pagure's hookrunner runs legacy `hooks/<hook>.<name>` files after its plugins.
+    Pagure,
+    /// `core.hooksPath` replaces `$GIT_DIR/hooks`; shims go into that directory.
+    HooksPath(PathBuf),
+    /// Something taskhook does not chain into (gitolite, a hand-written dispatcher): why.
+    Other(String),
+}
+
+impl Layout {
+    pub fn name(&self) -> &'static str {
+        match self {
+            Layout::Plain => "plain",
+            Layout::DDir => "d-dir",
+            Layout::Gitlab => "gitlab",
+            Layout::Pagure => "pagure",
+            Layout::HooksPath(_) => "hooks-path",
+            Layout::Other(_) => "other",
+        }
+    }
+
+    /// Where taskhook's file for `hook` goes in repository `repo` under this layout.
+    pub fn shim_path(&self, repo: &Path, hook: &str) -> Option<PathBuf> {
+        match self {
+            Layout::Plain => Some(repo.join("hooks").join(hook)),
+            Layout::DDir => Some(
+                repo.join("hooks")
+                    .join(format!("{hook}.d"))
+                    .join("taskhook"),
+            ),
+            Layout::Gitlab => Some(
+                repo.join("custom_hooks")
+                    .join(format!("{hook}.d"))
+                    .join("taskhook"),
+            ),
+            Layout::Pagure => Some(repo.join("hooks").join(format!("{hook}.taskhook"))),
+            Layout::HooksPath(dir) => Some(dir.join(hook)),
+            Layout::Other(_) => None,
+        }
+    }
+}
+
+/// Every place any layout may have put taskhook's file for `hook` (for uninstall and doctor).
+pub fn candidate_paths(repo: &Path, hook: &str) -> Vec<PathBuf> {
+    [Layout::Plain, Layout::DDir, Layout::Gitlab, Layout::Pagure]
+        .iter()
+        .filter_map(|l| l.shim_path(repo, hook))
+        .collect()
+}
+
+/// Whether `repo` is a bare repository (forges keep bare repositories).
+pub fn is_bare_repo(repo: &Path) -> bool {
+    repo.join("HEAD").is_file() && repo.join("objects").is_dir() && repo.join("refs").is_dir()
+}
+
+/// `core.hooksPath` as git sees it for `repo` (repository, global or system config), with the
+/// file that sets it.
+pub fn hooks_path(repo: &Path) -> Option<(PathBuf, String)> {
+    let out = Command::new("git")
+        .arg("-C")
+        .arg(repo)
+        .args(["config", "--show-origin", "--get", "core.hooksPath"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (origin, value) = text.trim_end().split_once('\t')?;
+    let path = PathBuf::from(value);
+    // A relative hooksPath is relative to where hooks run: the repository for a bare one.
+    let path = if path.is_absolute() {
+        path
+    } else {
+        repo.join(path)
+    };
+    Some((path, origin.trim_start_matches("file:").to_string()))
+}
+
+fn is_shim(path: &Path) -> bool {
+    fs::read_to_string(path).is_ok_and(|t| t.lines().any(|l| l.starts_with(MARKER)))
+}
+
+/// Whether `hooks/<hook>` is a dispatcher that runs `hooks/<hook>.d/*` (Forgejo's and Gitea's
+/// generated script, or one written like it).
+fn is_d_dispatcher(path: &Path, hook: &str) -> bool {
+    fs::read_to_string(path).is_ok_and(|t| {
+        t.contains("AUTO GENERATED BY GITEA")
+            || t.contains("${hookname}.d")
+            || t.contains(&format!("{hook}.d/"))
+    })
+}
+
+/// Whether `hooks/<hook>` is a symlink to pagure's hookrunner.
+fn is_pagure_runner(path: &Path) -> bool {
+    fs::read_link(path).is_ok_and(|target| target.file_name().is_some_and(|n| n == "hookrunner"))
+}
+
+/// Detects how `repo` runs `hook` (ignoring `core.hooksPath`, which the caller checks).
+pub fn detect(repo: &Path, hook: &str) -> Layout {
+    if repo.join("custom_hooks").is_dir() {
+        return Layout::Gitlab;
+    }
+    let path = repo.join("hooks").join(hook);
+    if is_pagure_runner(&path) {
+        return Layout::Pagure;
+    }
+    if repo.join("hooks").join(format!("{hook}.d")).is_dir() || is_d_dispatcher(&path, hook) {
+        return Layout::DDir;
+    }
+    match fs::symlink_metadata(&path) {
+        Err(_) => Layout::Plain,
+        Ok(_) if is_shim(&path) => Layout::Plain,
+        Ok(m) if m.file_type().is_symlink() => Layout::Other(format!(
+            "hooks/{hook} is a symlink to {} (gitolite, or another hook manager)",
+            fs::read_link(&path).map_or_else(|_| "?".into(), |t| t.display().to_string())
+        )),
+        Ok(_) => Layout::Other(format!(
+            "hooks/{hook} is a hook taskhook did not write and that runs no hooks/{hook}.d/"
+        )),
+    }
+}
+
 /// What happened to one hook file.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Installed,
-    Unchanged,
-    Updated,
-    Foreign,
+    Installed(PathBuf),
+    Updated(PathBuf),
+    Unchanged(PathBuf),
+    /// Nothing installed; the text says why and what to do.
+    Manual(String),
 }
 
 /// The shim text for `hook`, calling the binary at `exe`.
@@ -34,46 +181,62 @@ pub fn shim(hook: &str, exe: &Path) -> Option<String> {
         .map(|(_, text)| text.replace("@TASKHOOK@", &quoted))
 }
 
-/// Installs the shims named in `hooks` into the bare repository `repo`.
-pub fn install_into(
+/// The lines to add to an existing hook that taskhook cannot chain into by itself.
+pub fn manual_lines(hook: &str, exe: &Path) -> String {
+    let exe = exe.display();
+    match hook {
+        "update" => format!("\"{exe}\" hook update \"$1\" \"$2\" \"$3\" || exit 1"),
+        _ => format!(
+            "printf '%s\\n' \"$input\" | \"{exe}\" hook {hook} || exit 1   # after input=$(cat)"
+        ),
+    }
+}
+
+/// Installs `hook`'s shim into `repo` by `layout`.
+pub fn install_hook(
     repo: &Path,
-    hooks: &[&str],
+    layout: &Layout,
+    hook: &str,
     exe: &Path,
-) -> Result<Vec<(String, Outcome)>, Failure> {
-    if !(repo.join("HEAD").is_file() && repo.join("objects").is_dir()) {
-        return Err(Failure::usage(format!(
-            "{} is not a bare git repository (no HEAD and objects/)",
-            repo.display()
-        )));
-    }
-    let dir = repo.join("hooks");
-    fs::create_dir_all(&dir)
-        .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
-    let mut out = Vec::new();
-    for hook in hooks {
-        let text = shim(hook, exe).ok_or_else(|| Failure::usage(format!("unknown hook {hook}")))?;
-        let path = dir.join(hook);
-        let outcome = match fs::read_to_string(&path) {
-            Ok(existing) if existing == text => Outcome::Unchanged,
-            Ok(existing) if existing.lines().any(|l| l.starts_with(MARKER)) => {
-                write_hook(&path, &text)?;
-                Outcome::Updated
-            }
-            Ok(_) => Outcome::Foreign,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                write_hook(&path, &text)?;
-                Outcome::Installed
-            }
-            Err(e) => {
-                return Err(Failure::usage(format!(
-                    "cannot read {}: {e}",
-                    path.display()
-                )))
-            }
+) -> Result<Outcome, Failure> {
+    let text = shim(hook, exe).ok_or_else(|| Failure::usage(format!("unknown hook {hook}")))?;
+    let Some(path) = layout.shim_path(repo, hook) else {
+        let why = match layout {
+            Layout::Other(why) => why.clone(),
+            _ => String::new(),
         };
-        out.push((hook.to_string(), outcome));
-    }
-    Ok(out)
+        return Ok(Outcome::Manual(format!(
+            "{why}; add this line to it: {}",
+            manual_lines(hook, exe)
+        )));
+    };
+    let outcome = match fs::read_to_string(&path) {
+        Ok(existing) if existing == text => Outcome::Unchanged(path.clone()),
+        Ok(existing) if existing.lines().any(|l| l.starts_with(MARKER)) => {
+            write_hook(&path, &text)?;
+            Outcome::Updated(path.clone())
+        }
+        Ok(_) => Outcome::Manual(format!(
+            "{} is a file taskhook did not write; add this line to it: {}",
+            path.display(),
+            manual_lines(hook, exe)
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(dir) = path.parent() {
+                fs::create_dir_all(dir)
+                    .map_err(|e| Failure::usage(format!("cannot create {}: {e}", dir.display())))?;
+            }
+            write_hook(&path, &text)?;
+            Outcome::Installed(path.clone())
+        }
+        Err(e) => {
+            return Err(Failure::usage(format!(
+                "cannot read {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    Ok(outcome)
 }
 
 fn write_hook(path: &Path, text: &str) -> Result<(), Failure> {
@@ -91,14 +254,36 @@ fn write_hook(path: &Path, text: &str) -> Result<(), Failure> {
     fs::rename(&tmp, path).map_err(io)
 }
 
-/// Sets `taskhook.policy` in the repository's own config file with git itself.
-pub fn set_policy(repo: &Path, policy: Policy) -> Result<(), Failure> {
-    let status = std::process::Command::new("git")
+/// Removes taskhook's files for `hook` from every place a layout may have put them (and from
+/// `hooks_dir`, a `core.hooksPath` directory, when given): the paths removed.
+pub fn uninstall_hook(
+    repo: &Path,
+    hook: &str,
+    hooks_dir: Option<&Path>,
+) -> Result<Vec<PathBuf>, Failure> {
+    let mut places = candidate_paths(repo, hook);
+    if let Some(dir) = hooks_dir {
+        places.push(dir.join(hook));
+    }
+    let mut removed = Vec::new();
+    for p in places {
+        if is_shim(&p) {
+            fs::remove_file(&p)
+                .map_err(|e| Failure::usage(format!("cannot remove {}: {e}", p.display())))?;
+            removed.push(p);
+        }
+    }
+    Ok(removed)
+}
+
+/// Sets `taskhook.<key>` in the repository's own config file with git itself.
+pub fn set_config(repo: &Path, key: &str, value: &str) -> Result<(), Failure> {
+    let status = Command::new("git")
         .arg("config")
         .arg("--file")
         .arg(repo.join("config"))
-        .arg("taskhook.policy")
-        .arg(policy.as_str())
+        .arg(format!("taskhook.{key}"))
+        .arg(value)
         .status()
         .map_err(|e| Failure::usage(format!("cannot run git config: {e}")))?;
     if !status.success() {
@@ -108,4 +293,104 @@ pub fn set_policy(repo: &Path, policy: Policy) -> Result<(), Failure> {
         )));
     }
     Ok(())
+}
+
+/// The binary the shims call: `--bin` if given, else `taskhook` on `PATH`, else the path this
+/// command was run as. Made absolute, but symlinks are kept, so upgrading by swapping a symlink
+/// keeps every repository working.
+pub fn binary_path(given: Option<&Path>) -> Result<PathBuf, Failure> {
+    let cwd = std::env::current_dir()
+        .map_err(|e| Failure::usage(format!("cannot read the current directory: {e}")))?;
+    let chosen = match given {
+        Some(p) => p.to_path_buf(),
+        None => match find_on_path("taskhook") {
+            Some(p) => p,
+            None => std::env::args_os()
+                .next()
+                .map(PathBuf::from)
+                .filter(|p| p.components().count() > 1)
+                .or_else(|| std::env::current_exe().ok())
+                .ok_or_else(|| {
+                    Failure::usage("cannot tell where the taskhook binary is: give --bin PATH")
+                })?,
+        },
+    };
+    let abs = absolute(&cwd, &chosen);
+    if !is_executable(&abs) {
+        return Err(Failure::usage(format!(
+            "{} is not an executable file (--bin names the taskhook binary the hooks call)",
+            abs.display()
+        )));
+    }
+    Ok(abs)
+}
+
+/// `path` made absolute against `cwd` without touching the file system (no symlink resolution).
+fn absolute(cwd: &Path, path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        cwd.join(path)
+    };
+    let mut out = PathBuf::new();
+    for c in joined.components() {
+        match c {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .filter(|d| d.is_absolute())
+        .map(|d| d.join(name))
+        .find(|p| is_executable(p))
+}
+
+pub fn is_executable(p: &Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    }
+    #[cfg(not(unix))]
+    {
+        p.is_file()
+    }
+}
+
+/// The binary a shim calls, read back from the shim.
+pub fn shim_binary(path: &Path) -> Option<PathBuf> {
+    let text = fs::read_to_string(path).ok()?;
+    let line = text.lines().find(|l| l.starts_with("exec '"))?;
+    let rest = &line["exec '".len()..];
+    let end = rest.find("' hook ")?;
+    Some(PathBuf::from(rest[..end].replace(r"'\''", "'")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shims_name_the_binary_they_call() {
+        let text = shim("pre-receive", Path::new("/opt/it's/taskhook")).expect("shim");
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("pre-receive");
+        fs::write(&p, text).expect("write");
+        assert_eq!(shim_binary(&p), Some(PathBuf::from("/opt/it's/taskhook")));
+    }
+
+    #[test]
+    fn absolute_keeps_symlinks_and_drops_dots() {
+        assert_eq!(
+            absolute(Path::new("/srv"), Path::new("./bin/../bin/taskhook")),
+            PathBuf::from("/srv/bin/taskhook")
+        );
+    }
 }

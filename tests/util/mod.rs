@@ -105,6 +105,22 @@ impl Server {
         Self::with_policy(None)
     }
 
+    /// A server repository and a work clone, without taskhook's hooks (layout tests install
+    /// them their own way).
+    pub fn uninstalled() -> Server {
+        let dir = tempfile::tempdir().expect("tempdir");
+        git(
+            dir.path(),
+            &["init", "-q", "--bare", "-b", "master", "srv.git"],
+        );
+        git(dir.path(), &["init", "-q", "-b", "master", "work"]);
+        git(
+            &dir.path().join("work"),
+            &["remote", "add", "origin", "../srv.git"],
+        );
+        Server { dir }
+    }
+
     pub fn with_policy(policy: Option<&str>) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         git(

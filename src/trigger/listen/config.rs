@@ -613,37 +613,35 @@ exec = "runner --from-job -"
 
     #[test]
     fn every_problem_names_its_key() {
+        let head = GOOD.split("[consumer_config]").next().expect("head");
         let cases = [
-            ("jobs = \"exec\"", "consumer_config.jobs"),
-            ("jobs = \"kafka\"", "consumer_config.jobs"),
-            ("timeout = \"10\"", "consumer_config.timeout"),
+            (
+                "remote = \"git://h/{name}\"\njobs = \"exec\"",
+                "consumer_config.exec",
+            ),
+            (
+                "remote = \"git://h/{name}\"\njobs = \"kafka\"",
+                "consumer_config.jobs",
+            ),
+            (
+                "remote = \"git://h/{name}\"\ntimeout = \"10\"",
+                "consumer_config.timeout",
+            ),
             ("remote = \"git://h/{nam}\"", "consumer_config.remote"),
+            ("jobs = \"stdout\"", "consumer_config.remote"),
+            (
+                "remote = \"git://h/{name}\"\nmax_retries = 1000",
+                "consumer_config.max_retries",
+            ),
         ];
-        for (line, key) in cases {
-            let text = GOOD
-                .replace("jobs = \"exec\"\n", "")
-                .replace("timeout = 10\n", "")
-                .replace(
-                    "remote = \"https://src.fedoraproject.org/{namespace}/{name}.git\"",
-                    if line.starts_with("remote") {
-                        line
-                    } else {
-                        "remote = \"git://h/{name}\""
-                    },
-                )
-                .replace(
-                    "[consumer_config]",
-                    &format!(
-                        "[consumer_config]\n{}",
-                        if line.starts_with("remote") { "" } else { line }
-                    ),
-                );
+        for (body, key) in cases {
+            let text = format!("{head}[consumer_config]\n{body}\n");
             let err = ListenConfig::parse(&text, "c.toml")
-                .expect_err(line)
+                .expect_err(body)
                 .to_string();
             assert!(
                 err.starts_with(&format!("c.toml: {key}: ")),
-                "{line}: {err}"
+                "{body}: {err}"
             );
         }
         let err = ListenConfig::parse("amqp_url = 5", "c.toml")
