@@ -243,24 +243,34 @@ impl Repo {
 
     /// The blob id of the file at `path` in `tree`, if it exists and is a blob.
     pub fn path_id(&self, tree: ObjectId, path: &str) -> Result<Option<ObjectId>, GitError> {
-        let mut current = tree;
-        let parts: Vec<&str> = path.split('/').collect();
-        for (i, part) in parts.iter().enumerate() {
-            let entries = self.tree_entries(current)?;
-            let Some((kind, id)) = entries
+        Ok(match self.entry_at(tree, path)? {
+            Some((EntryKind::Blob | EntryKind::BlobExecutable, id)) => Some(id),
+            _ => None,
+        })
+    }
+
+    /// The mode and id of whatever `path` names below `tree` (a blob, a tree, a link...).
+    pub fn entry_at(
+        &self,
+        tree: ObjectId,
+        path: &str,
+    ) -> Result<Option<(EntryKind, ObjectId)>, GitError> {
+        let mut current = (EntryKind::Tree, tree);
+        for part in path.split('/') {
+            if current.0 != EntryKind::Tree {
+                return Ok(None);
+            }
+            let entries = self.tree_entries(current.1)?;
+            let Some(found) = entries
                 .into_iter()
                 .find(|(name, _, _)| name.as_slice() == part.as_bytes())
                 .map(|(_, k, id)| (k, id))
             else {
                 return Ok(None);
             };
-            match (i + 1 == parts.len(), kind) {
-                (true, EntryKind::Blob | EntryKind::BlobExecutable) => return Ok(Some(id)),
-                (false, EntryKind::Tree) => current = id,
-                _ => return Ok(None),
-            }
+            current = found;
         }
-        Ok(None)
+        Ok(Some(current))
     }
 
     /// The entries of a tree as stored: names as bytes, duplicates and all.
@@ -280,6 +290,11 @@ impl Repo {
             .iter()
             .map(|e| (e.filename.to_vec(), e.mode.kind(), e.oid.to_owned()))
             .collect())
+    }
+
+    /// Whether the object store has `id` (without fetching anything).
+    pub fn has_object(&self, id: ObjectId) -> bool {
+        self.repo.has_object(id)
     }
 
     /// The content of a blob.
@@ -465,4 +480,55 @@ fn is_stale(lock: &Path, age: Duration) -> bool {
         .ok()
         .and_then(|t| SystemTime::now().duration_since(t).ok())
         .is_some_and(|elapsed| elapsed >= age)
+}
+
+/// The id git gives a blob holding `data`.
+pub fn blob_id(data: &[u8]) -> ObjectId {
+    gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, data)
+        .unwrap_or_else(|_| ObjectId::null(gix::hash::Kind::Sha1))
+}
+
+/// The id git gives the tree holding `files` (paths relative to it, `/`-separated, with their
+/// mode and blob id), computed without writing anything.
+pub fn tree_id_of(files: &[(String, EntryKind, ObjectId)]) -> ObjectId {
+    use gix::objs::WriteTo as _;
+    #[derive(Default)]
+    struct Dir {
+        files: Vec<(String, EntryKind, ObjectId)>,
+        dirs: std::collections::BTreeMap<String, Dir>,
+    }
+    let mut root = Dir::default();
+    for (path, kind, id) in files {
+        let mut d = &mut root;
+        let mut parts: Vec<&str> = path.split('/').collect();
+        let name = parts.pop().unwrap_or_default();
+        for p in parts {
+            d = d.dirs.entry(p.to_string()).or_default();
+        }
+        d.files.push((name.to_string(), *kind, *id));
+    }
+    fn hash(d: &Dir) -> ObjectId {
+        let mut entries: Vec<gix::objs::tree::Entry> = d
+            .files
+            .iter()
+            .map(|(name, kind, id)| gix::objs::tree::Entry {
+                mode: (*kind).into(),
+                filename: name.as_str().into(),
+                oid: *id,
+            })
+            .collect();
+        for (name, sub) in &d.dirs {
+            entries.push(gix::objs::tree::Entry {
+                mode: EntryKind::Tree.into(),
+                filename: name.as_str().into(),
+                oid: hash(sub),
+            });
+        }
+        entries.sort();
+        let mut buf = Vec::new();
+        let _ = gix::objs::Tree { entries }.write_to(&mut buf);
+        gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Tree, &buf)
+            .unwrap_or_else(|_| ObjectId::null(gix::hash::Kind::Sha1))
+    }
+    hash(&root)
 }

@@ -18,8 +18,9 @@
 //! 3. [`config`]: `taskhook.*` settings from git config.
 //! 4. [`validate`]: a tree in, a verdict (findings as data) out.
 //! 5. [`manifest`]: a verdict in, a schedule manifest out; stored with compare-and-swap.
-//! 6. [`server`] (hooks, install) and [`trigger`] (event, fetch, plan).
-//! 7. [`cli`] and [`demo`]: argument parsing, dispatch, output.
+//! 6. [`server`] (hooks, install) and [`trigger`] (event, fetch, plan, listen).
+//! 7. [`runner`]: a job in, exactly the task it pins out, verified (`taskhook checkout`).
+//! 8. [`demo`] and [`cli`]: the quick start; argument parsing, dispatch, output.
 //!
 //! `docs/ARCHITECTURE.md` says where new work goes.
 
@@ -29,6 +30,7 @@ pub mod demo;
 pub mod error;
 pub mod git;
 pub mod manifest;
+pub mod runner;
 pub mod server;
 pub mod trigger;
 pub mod validate;

@@ -13,6 +13,7 @@ const STAGES: &[&[&str]] = &[
     &["validate"],
     &["manifest"],
     &["server", "trigger"],
+    &["runner"],
     &["demo"],
     &["cli"],
 ];

@@ -362,61 +362,8 @@ fn http_remote_uses_a_depth_one_fetch() {
     };
     let (s, _d) = served("foo");
     let dir = s.dir.path();
-    let backend = git(dir, &["--exec-path"]) + "/git-http-backend";
-    let server_py = r#"
-import http.server, os, subprocess, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self): self.run()
-    def do_POST(self): self.run()
-    def run(self):
-        path, _, query = self.path.partition('?')
-        env = dict(os.environ, GIT_PROJECT_ROOT='@ROOT@', GIT_HTTP_EXPORT_ALL='1', PATH_INFO=path,
-                   QUERY_STRING=query, REQUEST_METHOD=self.command,
-                   CONTENT_TYPE=self.headers.get('Content-Type', ''), REMOTE_ADDR='127.0.0.1')
-        n = int(self.headers.get('Content-Length') or 0)
-        body = self.rfile.read(n) if n else b''
-        if self.headers.get('Content-Encoding') == 'gzip':
-            env['HTTP_CONTENT_ENCODING'] = 'gzip'
-        env['CONTENT_LENGTH'] = str(len(body))
-        out = subprocess.run(['@BACKEND@'], input=body, env=env, capture_output=True).stdout
-        head, _, rest = out.partition(b'\r\n\r\n')
-        status = 200
-        headers = []
-        for line in head.split(b'\r\n'):
-            k, _, v = line.decode().partition(': ')
-            if k.lower() == 'status': status = int(v.split()[0])
-            elif k: headers.append((k, v))
-        self.send_response(status)
-        for k, v in headers: self.send_header(k, v)
-        self.send_header('Content-Length', str(len(rest)))
-        self.end_headers(); self.wfile.write(rest)
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"#
-    .replace("@ROOT@", &dir.display().to_string())
-    .replace("@BACKEND@", &backend);
-    let mut child = Command::new(py)
-        .arg("-c")
-        .arg(server_py)
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("python http server");
-    struct Kill(std::process::Child);
-    impl Drop for Kill {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("port");
-    let _guard = Kill(child);
-    let url = format!("http://127.0.0.1:{}/foo.git", line.trim());
+    let http = HttpBackend::serve(dir, &py);
+    let url = http.url("foo.git");
     let cache = dir.join("cache");
     let cache_arg = cache.to_str().expect("utf8");
     let (code, jobs, err) = plan_build(dir, &url, "x", "f22", &["--cache-dir", cache_arg]);

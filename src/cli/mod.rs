@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
+mod checkout;
 mod install;
 mod listen;
 mod manifest;
@@ -171,6 +172,40 @@ Exit codes: 0 stopped cleanly, 2 bad configuration or a broker that refuses the 
         /// Validate the configuration and exit.
         #[arg(long)]
         check: bool,
+    },
+    /// The runner's side: fetch exactly the task a job pins, verified, into a directory.
+    #[command(
+        after_help = "Examples:\n  taskhook plan --remote git://pkgs.example.org/tasks --event msg.json | head -1 | taskhook checkout --job - --dest /tmp/job\n  \
+taskhook checkout --job job.json --exec 'runtask -i \"$TASKHOOK_ITEM\" -t \"$TASKHOOK_ITEM_TYPE\" -a \"$TASKHOOK_ARCH\" runtask.yml'\n\n\
+Where the server serves upload-archive (git://, ssh) and the job's branch is still at the \
+pinned commit: one archive of that directory. Otherwise a depth-1 fetch of the pinned commit with \
+a blob filter into the cache (--cache-dir, shared with plan), reading only the task's files; \
+where the server will not serve a commit by id, a depth-1 fetch of the branch (said on stderr).\n\
+Nothing is written unless the files hash to the job's tree id, runtask.yml to its \
+formula_sha256, and they come from its commit; DIR must not exist or be empty.\n\
+--exec runs the command with sh -c in DIR, the job JSON on stdin and TASKHOOK_JOB_ID, \
+TASKHOOK_ITEM, TASKHOOK_ITEM_TYPE, TASKHOOK_ARCH, TASKHOOK_TASKNAME, TASKHOOK_FORMULA set.\n\
+Exit codes: 0 checked out (and the command succeeded), 1 a bad or tampered job, a mismatch, an \
+unreachable remote or a failed command, 2 usage or local errors."
+    )]
+    Checkout {
+        /// The job (one JSON object as `plan` prints it); `-` reads stdin.
+        #[arg(long, value_name = "FILE")]
+        job: String,
+        /// Where to put the task's files (default: ./<job id>).
+        #[arg(long, value_name = "DIR")]
+        dest: Option<PathBuf>,
+        /// Run CMD in DIR once the task is checked out.
+        #[arg(long, value_name = "CMD")]
+        exec: Option<String>,
+        /// The per-repository fetch cache (shared with plan).
+        #[arg(long, value_name = "DIR")]
+        cache_dir: Option<PathBuf>,
+        /// Seconds allowed for each network step.
+        #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+        timeout: u64,
+        #[arg(long, value_enum, default_value_t = Format::Human)]
+        format: Format,
     },
     /// The whole story on built-in examples, in a temporary directory, with real git.
     #[command(
@@ -373,6 +408,21 @@ pub fn run(cli: Cli) -> CmdResult {
             metrics,
             check,
         } => listen::run(&config, metrics, check),
+        Command::Checkout {
+            job,
+            dest,
+            exec,
+            cache_dir,
+            timeout,
+            format,
+        } => checkout::run(&checkout::Args {
+            job: &job,
+            dest: dest.as_deref(),
+            exec: exec.as_deref(),
+            cache_dir: cache_dir.as_deref(),
+            timeout,
+            format,
+        }),
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
     }
 }

@@ -302,3 +302,73 @@ pub fn fedora_messaging_venv() -> PathBuf {
     std::fs::write(&ready, "").expect("mark the venv ready");
     dir
 }
+
+/// Smart HTTP: `git http-backend` behind a tiny loopback CGI server (python3); killed on drop.
+pub struct HttpBackend {
+    child: Child,
+    port: u16,
+}
+
+impl HttpBackend {
+    pub fn serve(root: &Path, python: &str) -> HttpBackend {
+        let backend = git(root, &["--exec-path"]) + "/git-http-backend";
+        let server_py = r#"
+import http.server, os, subprocess, sys
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self): self.run()
+    def do_POST(self): self.run()
+    def run(self):
+        path, _, query = self.path.partition('?')
+        env = dict(os.environ, GIT_PROJECT_ROOT='@ROOT@', GIT_HTTP_EXPORT_ALL='1', PATH_INFO=path,
+                   QUERY_STRING=query, REQUEST_METHOD=self.command,
+                   CONTENT_TYPE=self.headers.get('Content-Type', ''), REMOTE_ADDR='127.0.0.1')
+        n = int(self.headers.get('Content-Length') or 0)
+        body = self.rfile.read(n) if n else b''
+        if self.headers.get('Content-Encoding') == 'gzip':
+            env['HTTP_CONTENT_ENCODING'] = 'gzip'
+        env['CONTENT_LENGTH'] = str(len(body))
+        out = subprocess.run(['@BACKEND@'], input=body, env=env, capture_output=True).stdout
+        head, _, rest = out.partition(b'\r\n\r\n')
+        status = 200
+        headers = []
+        for line in head.split(b'\r\n'):
+            k, _, v = line.decode().partition(': ')
+            if k.lower() == 'status': status = int(v.split()[0])
+            elif k: headers.append((k, v))
+        self.send_response(status)
+        for k, v in headers: self.send_header(k, v)
+        self.send_header('Content-Length', str(len(rest)))
+        self.end_headers(); self.wfile.write(rest)
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"#
+        .replace("@ROOT@", &root.display().to_string())
+        .replace("@BACKEND@", &backend);
+        let mut child = Command::new(python)
+            .arg("-c")
+            .arg(server_py)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("python http server");
+        let mut line = String::new();
+        use std::io::BufRead as _;
+        std::io::BufReader::new(child.stdout.take().expect("stdout"))
+            .read_line(&mut line)
+            .expect("port");
+        let port = line.trim().parse().expect("port");
+        HttpBackend { child, port }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}/{path}", self.port)
+    }
+}
+
+impl Drop for HttpBackend {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -25,14 +25,14 @@ pub struct Remote<'a> {
 }
 
 /// Output of a finished `git` child.
-struct Output {
-    status_ok: bool,
-    stdout: Vec<u8>,
-    stderr: String,
+pub struct Output {
+    pub status_ok: bool,
+    pub stdout: Vec<u8>,
+    pub stderr: String,
 }
 
 /// Runs git with a deadline and a cap on stdout, without a shell.
-fn run_git(
+pub fn run_git(
     args: &[&str],
     cwd: Option<&Path>,
     timeout: Duration,
@@ -116,7 +116,30 @@ fn run_git(
     })
 }
 
-fn is_http(url: &str) -> bool {
+/// Refuses remote URLs that would make git run a command (`ext::`), use an inherited file
+/// descriptor (`fd::`) or any other remote helper: a job or an event names its repository, so
+/// the URL is untrusted.
+pub fn check_url(url: &str) -> Result<(), String> {
+    let allowed = ["git://", "http://", "https://", "ssh://", "file://"];
+    if url.starts_with('-') || url.bytes().any(|b| b.is_ascii_control()) {
+        return Err(format!("`{url}` is not a repository URL"));
+    }
+    if allowed.iter().any(|p| url.starts_with(p)) || url.starts_with('/') {
+        return Ok(());
+    }
+    if url.contains("::") {
+        return Err(format!(
+            "`{url}` uses a remote helper; taskhook fetches only over git://, http(s)://, ssh:// and file:// or from a path"
+        ));
+    }
+    // scp-like `host:path` is ssh; anything with a scheme-like prefix is refused.
+    if url.contains("://") {
+        return Err(format!("`{url}`: unsupported transport"));
+    }
+    Ok(())
+}
+
+pub fn is_http(url: &str) -> bool {
     url.starts_with("http://") || url.starts_with("https://")
 }
 
@@ -130,28 +153,33 @@ pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchE
     }
 }
 
-fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
-    let args = ["--format=tar.gz", remote.manifest_ref, path];
-    let out = match remote.url.strip_prefix("git://") {
+/// `git archive --remote=URL ARGS...`: in process for `git://`, else by running git.
+pub fn archive(
+    url: &str,
+    args: &[&str],
+    timeout: Duration,
+    max: usize,
+) -> Result<upload_archive::Archive, FetchError> {
+    match url.strip_prefix("git://") {
         // The git protocol is spoken in process: no git process per event.
-        Some(rest) => crate::trigger::fetch::upload_archive::fetch(
-            rest,
-            &args,
-            remote.timeout,
-            remote.max_bytes,
-        )?,
+        Some(rest) => upload_archive::fetch(rest, args, timeout, max),
         None => {
-            let remote_arg = format!("--remote={}", remote.url);
+            let remote_arg = format!("--remote={url}");
             let mut argv = vec!["archive", remote_arg.as_str()];
             argv.extend(args);
-            let out = run_git(&argv, None, remote.timeout, remote.max_bytes, remote.url)?;
-            crate::trigger::fetch::upload_archive::Archive {
+            let out = run_git(&argv, None, timeout, max, url)?;
+            Ok(upload_archive::Archive {
                 ok: out.status_ok,
                 data: out.stdout,
                 message: out.stderr,
-            }
+            })
         }
-    };
+    }
+}
+
+fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
+    let args = ["--format=tar.gz", remote.manifest_ref, path];
+    let out = archive(remote.url, &args, remote.timeout, remote.max_bytes)?;
     if !out.ok {
         let msg = out.message.trim();
         if msg.contains("did not match any files") || msg.contains("pathspec") {
@@ -174,7 +202,7 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
 
 /// The line of git's stderr that says why: what the remote side called fatal, else the first
 /// `fatal:` line, else the last line.
-fn reason(s: &str) -> &str {
+pub fn reason(s: &str) -> &str {
     let lines = || s.lines().map(str::trim).filter(|l| !l.is_empty());
     lines()
         .filter_map(|l| l.strip_prefix("remote:").map(str::trim))
@@ -274,7 +302,9 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         .map_err(|e| FetchError::Corrupt(e.to_string()))
 }
 
-fn cache_repo(cache_dir: &Path, url: &str) -> Result<PathBuf, FetchError> {
+/// The bare cache repository for `url` under `cache_dir` (made on first use), shared by `plan`'s
+/// manifest fetches and `checkout`'s task fetches.
+pub fn cache_repo(cache_dir: &Path, url: &str) -> Result<PathBuf, FetchError> {
     let key = crate::manifest::sha256(url.as_bytes());
     let dir = cache_dir.join(&key[..16]);
     if !dir.join("HEAD").is_file() {
