@@ -2,7 +2,8 @@
 """taskhook benchmark: every comparison side by side, alternating runs, medians.
 
 Usage: python3 bench/run.py [--sizes 20,200,2000] [--push-sizes 200,2000,10000]
-                            [--validate 10000] [--branching 2000] [--runs 7] [--push-runs 15]
+                            [--validate 10000] [--branching 2000] [--checkout 200]
+                            [--runs 7] [--push-runs 15] [--only plan,push,validate,branching,checkout]
 Builds the release binary, generates synthetic task repositories in a temp dir, serves them with
 git daemon on 127.0.0.1, and prints one table per comparison. Nothing is left running.
 """
@@ -186,6 +187,101 @@ def bench_validate(base, n, runs):
            [str(os.cpu_count()), f"{med(allc):.3f}", f"{n/med(allc):.0f}", f"{med(ct):.3f}", f"{med(allc)/med(ct):.1f}x"]])
 
 
+HTTP_SERVER = r"""
+import http.server, os, subprocess, sys
+root, backend = sys.argv[1], sys.argv[2]
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self): self.run()
+    def do_POST(self): self.run()
+    def run(self):
+        path, _, query = self.path.partition('?')
+        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL='1', PATH_INFO=path,
+                   QUERY_STRING=query, REQUEST_METHOD=self.command,
+                   CONTENT_TYPE=self.headers.get('Content-Type', ''), REMOTE_ADDR='127.0.0.1')
+        if self.headers.get('Git-Protocol'):
+            env['GIT_PROTOCOL'] = self.headers['Git-Protocol']
+        n = int(self.headers.get('Content-Length') or 0)
+        body = self.rfile.read(n) if n else b''
+        if self.headers.get('Content-Encoding') == 'gzip':
+            env['HTTP_CONTENT_ENCODING'] = 'gzip'
+        env['CONTENT_LENGTH'] = str(len(body))
+        out = subprocess.run([backend], input=body, env=env, capture_output=True).stdout
+        head, _, rest = out.partition(b'\r\n\r\n')
+        status, headers = 200, []
+        for line in head.split(b'\r\n'):
+            k, _, v = line.decode().partition(': ')
+            if k.lower() == 'status': status = int(v.split()[0])
+            elif k: headers.append((k, v))
+        self.send_response(status)
+        for k, v in headers: self.send_header(k, v)
+        self.send_header('Content-Length', str(len(rest)))
+        self.end_headers(); self.wfile.write(rest)
+    def log_message(self, *a): pass
+s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
+print(s.server_address[1], flush=True)
+s.serve_forever()
+"""
+
+
+def dir_bytes(path):
+    return sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(path) for f in fs)
+
+
+def bench_checkout(base, n, runs):
+    """One task of an n-task repository (50 KB per task) for a runner: taskhook checkout vs the
+    shallow clone a runner does today, over git daemon and smart HTTP (protocol v2)."""
+    import json
+    make_repo(base, f"co{n}", n)
+    bare = os.path.join(base, f"co{n}.git")
+    run(["git", "config", "uploadpack.allowFilter", "true"], bare)
+    d = Daemon(base)
+    backend = os.path.join(run(["git", "--exec-path"]).stdout.decode().strip(), "git-http-backend")
+    http = subprocess.Popen([sys.executable, "-c", HTTP_SERVER, base, backend], stdout=subprocess.PIPE)
+    port = int(http.stdout.readline())
+    rows = []
+    try:
+        for name, url in [("git daemon", f"git://127.0.0.1:{d.port}/co{n}.git"),
+                          ("smart HTTP", f"http://127.0.0.1:{port}/co{n}.git")]:
+            job = run([BIN, "plan", "--remote", url, "--item-type", "koji_build", "--item", "x-1-1.fc40",
+                       "--branch", "master", "--cache-dir", os.path.join(base, "plancache")]).stdout.decode().splitlines()[0]
+            jobfile = os.path.join(base, "job.json")
+            open(jobfile, "w").write(job)
+            clone_t, co_t = [], []
+            clone_b = co_b = 0
+            method = ""
+            for r in range(runs):
+                dest = os.path.join(base, f"cl{r}")
+                t = time.perf_counter()
+                run(["git", "clone", "-q", "--depth", "1", "--no-tags", url, dest])
+                clone_t.append(time.perf_counter() - t)
+                clone_b = dir_bytes(os.path.join(dest, ".git", "objects"))
+                shutil.rmtree(dest)
+                cache = os.path.join(base, f"cache{r}")  # cold: a runner's first task of this repo
+                dest = os.path.join(base, f"co{r}")
+                t = time.perf_counter()
+                p = subprocess.run([BIN, "checkout", "--job", jobfile, "--dest", dest, "--cache-dir", cache,
+                                    "--format", "json"], env=ENV, capture_output=True)
+                if p.returncode != 0:
+                    sys.exit(f"checkout failed over {name}:\n{p.stderr.decode()}")
+                out = p.stdout
+                co_t.append(time.perf_counter() - t)
+                method = json.loads(out)["method"]
+                if method == "archive":
+                    co_b = len(run(["git", "archive", f"--remote={url}", "refs/heads/master",
+                                    json.loads(job)["task_path"]]).stdout)
+                else:
+                    co_b = dir_bytes(os.path.join(cache))
+                shutil.rmtree(dest); shutil.rmtree(cache, ignore_errors=True)
+            rows.append([name, method, f"{med(clone_t)*1000:.1f}", f"{clone_b/1e6:.2f} MB",
+                         f"{med(co_t)*1000:.1f}", f"{co_b/1e3:.1f} KB", f"{clone_b/max(co_b,1):.0f}x",
+                         f"{med(clone_t)/med(co_t):.1f}x"])
+    finally:
+        d.stop(); http.kill(); http.wait()
+    table(f"5. a runner getting one task of a {n}-task repository (50 KB per task), medians",
+          ["transport", "checkout method", "shallow clone ms", "clone bytes", "checkout ms",
+           "checkout bytes", "fewer bytes", "faster"], rows)
+
+
 def bench_branching(base, n, runs):
     work, bare = make_repo(base, f"br{n}", n, filler_kb=1, hooks=True)
     run(["git", "remote", "add", "origin", bare], work)
@@ -205,6 +301,8 @@ def main():
     ap.add_argument("--push-sizes", default="200,2000,10000")
     ap.add_argument("--validate", type=int, default=10000)
     ap.add_argument("--branching", type=int, default=2000)
+    ap.add_argument("--checkout", type=int, default=200, help="tasks in the checkout benchmark (0: skip)")
+    ap.add_argument("--only", default="", help="comma-separated: plan,push,validate,branching,checkout")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--push-runs", type=int, default=15, help="pushes are noisier: more runs")
     a = ap.parse_args()
@@ -212,12 +310,18 @@ def main():
     base = tempfile.mkdtemp(prefix="taskhook-bench-")
     try:
         print(f"machine: {os.cpu_count()} cores; git {run(['git', '--version']).stdout.decode().split()[-1]}; runs={a.runs}")
-        bench_plan(base, [int(x) for x in a.sizes.split(",") if x], a.runs)
-        bench_push(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs)
-        if a.validate:
+        only = set(filter(None, a.only.split(",")))
+        want = lambda name: not only or name in only
+        if want("plan"):
+            bench_plan(base, [int(x) for x in a.sizes.split(",") if x], a.runs)
+        if want("push"):
+            bench_push(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs)
+        if a.validate and want("validate"):
             bench_validate(base, a.validate, a.runs)
-        if a.branching:
+        if a.branching and want("branching"):
             bench_branching(base, a.branching, a.runs)
+        if a.checkout and want("checkout"):
+            bench_checkout(base, a.checkout, a.runs)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

@@ -22,6 +22,7 @@ fn served() -> (Server, Daemon) {
     .expect("chmod");
     s.commit_file("a/run.sh", "#!/bin/sh\necho run\n");
     s.commit_file("b/runtask.yml", &GOOD.replace("rpmlint", "other"));
+    s.commit_file("tests/c/runtask.yml", &GOOD.replace("rpmlint", "nested"));
     let out = s.push("master");
     assert!(
         out.status.success(),

@@ -263,6 +263,10 @@ fn read_tar(
         }
         let raw = entry.path_bytes().into_owned();
         let name = String::from_utf8(raw).map_err(|_| bad("a path is not UTF-8".into()))?;
+        if kind == tar::EntryType::Directory {
+            // git archive lists the directories leading to the path, and the path's own.
+            continue;
+        }
         let rel = if prefix == "." {
             name.as_str()
         } else {
@@ -350,7 +354,7 @@ fn by_fetch(
         all.extend(args);
         fetch::run_git(&all, None, opts.timeout, 64 * 1024, what).map_err(fail)
     };
-    promisor_remote(&cache, url, &git_in_cache)?;
+    promisor_remote(&cache, url)?;
     let repo = git::Repo::open(&cache).map_err(|e| CheckoutError::Io(e.to_string()))?;
     let commit = ObjectId::from_hex(job.git_commit.as_bytes())
         .map_err(|_| CheckoutError::BadJob("bad commit id".into()))?;
@@ -557,39 +561,28 @@ impl Drop for CacheLock {
     }
 }
 
-/// Runs git in the cache repository: arguments, and what to call it in errors.
-type GitInCache<'a> = dyn Fn(&[&str], &str) -> Result<fetch::Output, CheckoutError> + 'a;
-
 /// Makes `url` the cache's promisor remote `origin`, so git fetches with a blob filter there
-/// (a partial clone may only filter from its promisor remote).
-fn promisor_remote(
-    cache: &Path,
-    url: &str,
-    git_in_cache: &GitInCache,
-) -> Result<(), CheckoutError> {
+/// (a partial clone may only filter from its promisor remote). The cache is taskhook's own, so
+/// its config file is written whole rather than with one `git config` run per key.
+fn promisor_remote(cache: &Path, url: &str) -> Result<(), CheckoutError> {
     let current = git::Repo::open(cache)
         .ok()
         .and_then(|r| r.config("remote.origin.url"));
     if current.as_deref() == Some(url) {
         return Ok(());
     }
-    for (key, value) in [
-        ("core.repositoryformatversion", "1"),
-        ("extensions.partialClone", "origin"),
-        ("remote.origin.promisor", "true"),
-        ("remote.origin.partialclonefilter", "blob:none"),
-        ("remote.origin.url", url),
-    ] {
-        let out = git_in_cache(&["config", key, value], "git config")?;
-        if !out.status_ok {
-            return Err(CheckoutError::Io(format!(
-                "cannot configure the cache {}: {}",
-                cache.display(),
-                out.stderr.trim()
-            )));
-        }
-    }
-    Ok(())
+    let quoted = url.replace('\\', "\\\\").replace('"', "\\\"");
+    let config = format!(
+        "[core]\n\trepositoryformatversion = 1\n\tfilemode = true\n\tbare = true\n\
+[extensions]\n\tpartialClone = origin\n\
+[remote \"origin\"]\n\turl = \"{quoted}\"\n\tpromisor = true\n\tpartialclonefilter = blob:none\n"
+    );
+    std::fs::write(cache.join("config"), config).map_err(|e| {
+        CheckoutError::Io(format!(
+            "cannot configure the cache {}: {e}",
+            cache.display()
+        ))
+    })
 }
 
 /// Every file below `tree`: (relative path, mode, blob id). Submodules are refused.
