@@ -259,6 +259,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     indent(&String::from_utf8_lossy(&plan.stderr));
     println!("   jobs (JSON Lines):");
     indent(&String::from_utf8_lossy(&plan.stdout));
+    let checked_out = runner_checkout(&exe, &root, &plan.stdout)?;
     drop(daemon);
 
     match keep {
@@ -268,11 +269,41 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
         ),
         None => println!("\nDone: the daemon is stopped and the temporary directory is removed."),
     }
-    Ok(if plan.status.success() {
+    Ok(if plan.status.success() && checked_out {
         exit::OK
     } else {
         exit::INVALID
     })
+}
+
+/// Step 6: a runner takes the first job and checks out exactly the task it pins, verified.
+fn runner_checkout(exe: &Path, root: &Path, jobs: &[u8]) -> Result<bool, Failure> {
+    step(
+        6,
+        "A runner checks out the first job's task: no clone, verified against the job",
+    );
+    let Some(job) = String::from_utf8_lossy(jobs).lines().next().map(str::to_string) else {
+        println!("   (no jobs)");
+        return Ok(false);
+    };
+    write(&root.join("job.json"), &format!("{job}\n"))?;
+    println!("   $ taskhook checkout --job job.json --dest runner-task");
+    let out = Command::new(exe)
+        .args(["checkout", "--job", "job.json", "--dest", "runner-task"])
+        .current_dir(root)
+        .output()
+        .map_err(|e| Failure::usage(format!("cannot run taskhook checkout: {e}")))?;
+    indent(&String::from_utf8_lossy(&out.stderr));
+    let mut files: Vec<String> = std::fs::read_dir(root.join("runner-task"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    files.sort();
+    println!("   runner-task/: {}", files.join(", "));
+    Ok(out.status.success())
 }
 
 /// `git-daemon` serving every repository under `base` read-only, with upload-archive enabled,

@@ -25,6 +25,8 @@ fn demo_tells_the_whole_story_and_leaves_nothing_running() {
         "remote: taskhook: schedule manifest updated for master",
         "taskhook: 3 jobs",
         "\"taskname\":\"abicheck\"",
+        "checked out into runner-task by archive",
+        "runner-task/: runtask.yml",
     ] {
         assert!(text.contains(want), "missing {want:?} in:\n{text}");
     }
