@@ -249,7 +249,7 @@ impl Config {
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         let text = format!(
-            "taskhook {} rules 1; namespaces={:?}; limits={:?}; bounds={:?}",
+            "taskhook {} rules 2; namespaces={:?}; limits={:?}; bounds={:?}",
             env!("CARGO_PKG_VERSION"),
             self.rules.namespaces,
             self.rules.limits,

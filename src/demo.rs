@@ -282,7 +282,11 @@ fn runner_checkout(exe: &Path, root: &Path, jobs: &[u8]) -> Result<bool, Failure
         6,
         "A runner checks out the first job's task: no clone, verified against the job",
     );
-    let Some(job) = String::from_utf8_lossy(jobs).lines().next().map(str::to_string) else {
+    let Some(job) = String::from_utf8_lossy(jobs)
+        .lines()
+        .next()
+        .map(str::to_string)
+    else {
         println!("   (no jobs)");
         return Ok(false);
     };

@@ -35,7 +35,10 @@ fn good_push_is_accepted_and_manifest_is_served_by_git_archive() {
     let head = git(&s.bare(), &["rev-parse", "master"]);
     assert_eq!(m["commit"], head.as_str());
     assert_eq!(m["tasks"][0]["path"], "rpmlint");
-    assert_eq!(m["tasks"][0]["on"], serde_json::json!(["koji_build"]));
+    assert_eq!(
+        m["tasks"][0]["item_types"],
+        serde_json::json!(["koji_build"])
+    );
     let blob = git(&s.bare(), &["rev-parse", "master:rpmlint/runtask.yml"]);
     let bytes = git_output(&s.bare(), &["cat-file", "blob", &blob]).stdout;
     use sha2::Digest;

@@ -73,7 +73,7 @@ fn schema_agrees_with_the_validator_on_structural_errors() {
         format!("{base}actions:\n  - name: x\n    koji: {{action: download, arch: all, archs: x}}\n"),
         format!("{base}actions:\n  - name: x\n    dummy: {{result: PASSED}}\n    shell: [ls]\n"),
         format!("{base}actions:\n  - name: x\n    dummy: {{result: PASSED}}\nscheduling:\n  run: maybe\n"),
-        format!("{base}actions:\n  - name: x\n    dummy: {{result: PASSED}}\nscheduling:\n  on: [koji_bulid]\n"),
+        format!("{base}actions:\n  - name: x\n    dummy: {{result: PASSED}}\nscheduling:\n  item_types: [koji_bulid]\n"),
         "name: t\ndesc: d\nmaintainer: m\ntask:\n  - name: x\n".to_string(),
         "- a\n".to_string(),
     ];

@@ -108,15 +108,26 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
                         } else {
                             "scheduled"
                         };
+                        let list = |l: &[String], none: &str| {
+                            if l.is_empty() {
+                                none.to_string()
+                            } else {
+                                l.join(", ")
+                            }
+                        };
                         let _ = writeln!(
                             out,
-                            "  {:<30} {:<9} on [{}] branches [{}] arches [{}]",
+                            "  {:<30} {:<9} item types: {}; branches: {}; arches: {}",
                             t.path,
                             state,
-                            t.on.join(", "),
-                            t.branches.join(", "),
+                            list(&t.item_types, "none"),
+                            list(&t.branches, "all"),
                             t.arches.join(", ")
                         );
+                        for d in t.diagnostics.iter().filter(|d| d.is_error()) {
+                            let _ =
+                                writeln!(out, "      {}: {} [{}]", d.location(), d.message, d.code);
+                        }
                     }
                 }
             }

@@ -11,7 +11,12 @@ use crate::validate::check::{RawTask, Report, TaskReport};
 use crate::validate::diag::Diagnostic;
 
 /// Bumped when the layout changes incompatibly; readers refuse versions they do not know.
-pub const SCHEMA_VERSION: u32 = 1;
+/// Version 2 renamed the tasks' `on` to `item_types`; readers still accept version 1 (its `on`
+/// is read as `item_types`), and `manifest rebuild` rewrites it as version 2.
+pub const SCHEMA_VERSION: u32 = 2;
+
+/// The oldest version readers accept.
+pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
 /// One task as scheduled on one branch.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -24,10 +29,12 @@ pub struct Task {
     pub diagnostics: Vec<Diagnostic>,
     pub formula: String,
     pub formula_sha256: Option<String>,
+    /// The item types that trigger the task (`on` in schema version 1).
+    #[serde(alias = "on")]
+    pub item_types: Vec<String>,
     pub maintainer: Option<String>,
     pub name: Option<String>,
     pub namespace: Option<String>,
-    pub on: Vec<String>,
     pub path: String,
     pub run: bool,
     pub tree: Option<String>,
@@ -59,12 +66,59 @@ pub struct IndexEntry {
     pub sha256: String,
 }
 
-/// `index.json`: every branch that has a manifest.
+/// `index.json`: every branch that has a manifest, and the settings the server validates with.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct Index {
     pub branches: BTreeMap<String, IndexEntry>,
     pub schema: u32,
+    /// The `taskhook.*` values that change verdicts, so `taskhook check --server` gives a
+    /// maintainer the server's exact verdict (absent in schema version 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub settings: Option<Settings>,
+}
+
+/// The settings a verdict depends on, as the server has them.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Settings {
+    pub max_aliases: usize,
+    pub max_depth: usize,
+    pub max_formula_bytes: usize,
+    pub max_tasks: usize,
+    pub max_yaml_depth: usize,
+    pub max_yaml_nodes: usize,
+    pub namespaces: Vec<String>,
+    pub policy: String,
+}
+
+impl Settings {
+    pub fn of(c: &Config) -> Settings {
+        Settings {
+            max_aliases: c.rules.limits.max_aliases,
+            max_depth: c.bounds.max_depth,
+            max_formula_bytes: c.rules.limits.max_bytes,
+            max_tasks: c.bounds.max_tasks,
+            max_yaml_depth: c.rules.limits.max_depth,
+            max_yaml_nodes: c.rules.limits.max_nodes,
+            namespaces: c.rules.namespaces.clone(),
+            policy: c.policy.as_str().to_string(),
+        }
+    }
+
+    /// `config` with these settings in place of its verdict-changing values.
+    pub fn apply(&self, config: &mut Config) {
+        config.rules.limits.max_aliases = self.max_aliases;
+        config.bounds.max_depth = self.max_depth;
+        config.rules.limits.max_bytes = self.max_formula_bytes;
+        config.bounds.max_tasks = self.max_tasks;
+        config.rules.limits.max_depth = self.max_yaml_depth.min(256);
+        config.rules.limits.max_nodes = self.max_yaml_nodes;
+        config.rules.namespaces = self.namespaces.clone();
+        if let Some(p) = crate::config::Policy::parse(&self.policy) {
+            config.policy = p;
+        }
+    }
 }
 
 /// Where a branch's manifest lives in the manifest tree: `/` in a branch name is a directory.
@@ -174,7 +228,7 @@ fn task_entry(t: &TaskReport) -> Task {
         maintainer: f.maintainer.clone(),
         name: f.name.clone(),
         namespace: f.namespace.clone(),
-        on: f.schedule.on.clone(),
+        item_types: f.schedule.item_types.clone(),
         path: t.path.clone(),
         run: f.schedule.run,
         tree: t.tree.clone(),
@@ -296,12 +350,14 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch, ReadError> {
         Err(e) => {
             // Another schema version deserves its own message rather than a shape error.
             return Err(match serde_json::from_slice::<Probe>(bytes) {
-                Ok(p) if p.schema != SCHEMA_VERSION => ReadError::Version(p.schema),
+                Ok(p) if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&p.schema) => {
+                    ReadError::Version(p.schema)
+                }
                 _ => ReadError::Malformed(e.to_string()),
             });
         }
     };
-    if b.schema != SCHEMA_VERSION {
+    if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&b.schema) {
         return Err(ReadError::Version(b.schema));
     }
     if !is_hex_id(&b.commit) {
@@ -310,17 +366,39 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch, ReadError> {
             b.commit
         )));
     }
+    // A served manifest is untrusted: every path is a plain task path whose formula is its
+    // own `runtask.yml`, every digest and id has its shape, and no task is listed twice.
+    let mut seen = std::collections::HashSet::new();
     for t in &b.tasks {
-        if t.path.is_empty()
-            || t.path.starts_with('/')
-            || t.path.split('/').any(|c| c == "..")
+        let formula = if t.path == "." {
+            "runtask.yml".to_string()
+        } else {
+            format!("{}/runtask.yml", t.path)
+        };
+        let plain_path = t.path == "."
+            || t.path
+                .split('/')
+                .all(crate::validate::discover::valid_component);
+        if !plain_path
+            || t.formula != formula
             || t.formula_sha256
                 .as_deref()
                 .is_some_and(|s| s.len() != 64 || !s.bytes().all(|c| c.is_ascii_hexdigit()))
+            || t.tree.as_deref().is_some_and(|s| !is_hex_id(s))
+            || t.arches
+                .iter()
+                .chain(&t.item_types)
+                .any(|s| s.is_empty() || s.bytes().any(|c| c.is_ascii_control()))
         {
             return Err(ReadError::Inconsistent(format!(
                 "task entry `{}` is malformed",
-                t.path
+                t.path.escape_debug()
+            )));
+        }
+        if !seen.insert(t.path.as_str()) {
+            return Err(ReadError::Inconsistent(format!(
+                "task `{}` is listed twice",
+                t.path.escape_debug()
             )));
         }
     }
@@ -338,7 +416,7 @@ pub fn parse_index(bytes: &[u8], limit: usize) -> Result<Index, ReadError> {
         .get("schema")
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0) as u32;
-    if schema != SCHEMA_VERSION {
+    if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&schema) {
         return Err(ReadError::Version(schema));
     }
     serde_json::from_value(v).map_err(|e| ReadError::Malformed(e.to_string()))
@@ -356,6 +434,7 @@ mod tests {
     fn bytes_are_deterministic_and_sorted() {
         let mut index = Index {
             schema: 1,
+            settings: None,
             branches: BTreeMap::new(),
         };
         index.branches.insert(
@@ -387,7 +466,7 @@ mod tests {
             maintainer: None,
             name: None,
             namespace: None,
-            on: vec![],
+            item_types: vec![],
             path: "p".into(),
             run: true,
             tree: None,
@@ -398,7 +477,7 @@ mod tests {
             commit: "c".into(),
             policy: "reject".into(),
             problems: vec![d],
-            schema: 1,
+            schema: SCHEMA_VERSION,
             tasks: vec![task],
             validator: "v".into(),
         };

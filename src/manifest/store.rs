@@ -39,6 +39,7 @@ pub fn snapshot(repo: &Repo, config: &Config) -> Result<Snapshot, StoreError> {
             index: Index {
                 schema: manifest::SCHEMA_VERSION,
                 branches: BTreeMap::new(),
+                settings: None,
             },
         });
     };
@@ -54,6 +55,7 @@ pub fn snapshot(repo: &Repo, config: &Config) -> Result<Snapshot, StoreError> {
         None => Index {
             schema: manifest::SCHEMA_VERSION,
             branches: BTreeMap::new(),
+            settings: None,
         },
     };
     Ok(Snapshot {
@@ -160,6 +162,7 @@ pub fn apply_repair(
                 index: Index {
                     schema: manifest::SCHEMA_VERSION,
                     branches: BTreeMap::new(),
+                    settings: None,
                 },
             }),
             other => other,
@@ -186,6 +189,7 @@ fn apply_with(
         };
         let mut index = snap.index.clone();
         index.schema = manifest::SCHEMA_VERSION;
+        index.settings = Some(manifest::Settings::of(config));
         // Checked on every attempt: a branch that moved on (or came back) since its manifest was
         // computed is left to the hook of the push that moved it, so an older push finishing
         // late never overwrites a newer manifest.

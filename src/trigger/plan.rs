@@ -150,13 +150,13 @@ fn skip_reason(task: &Task, event: &Event, branch: &str) -> Option<String> {
     if !task.run {
         return Some("`scheduling.run` is false".to_string());
     }
-    if !task.on.iter().any(|t| t == &event.item_type) {
-        return Some(if task.on.is_empty() {
+    if !task.item_types.iter().any(|t| t == &event.item_type) {
+        return Some(if task.item_types.is_empty() {
             "triggered by no item type".to_string()
         } else {
             format!(
                 "triggered by {}, not {}",
-                task.on.join(", "),
+                task.item_types.join(", "),
                 event.item_type
             )
         });

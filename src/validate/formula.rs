@@ -49,13 +49,13 @@ const TOP_KEYS: &[&str] = &[
     "scheduling",
 ];
 
-const SCHEDULING_KEYS: &[&str] = &["run", "on", "branches", "arches"];
+const SCHEDULING_KEYS: &[&str] = &["run", "item_types", "branches", "arches"];
 
 /// When and where a task runs, after defaults are applied.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Schedule {
     pub run: bool,
-    pub on: Vec<String>,
+    pub item_types: Vec<String>,
     pub branches: Vec<String>,
     pub arches: Vec<String>,
 }
@@ -76,6 +76,7 @@ pub fn validate(bytes: &[u8], file: &str, task: &str, rules: &Rules) -> (Formula
         file,
         task,
         diags: Vec::new(),
+        input_args: Vec::new(),
     };
     let formula = match yaml::parse(bytes, &rules.limits) {
         Ok(root) => v.formula(&root, rules),
@@ -96,7 +97,7 @@ impl Formula {
             namespace: None,
             schedule: Schedule {
                 run: true,
-                on: Vec::new(),
+                item_types: Vec::new(),
                 branches: Vec::new(),
                 arches: vec!["noarch".into()],
             },
@@ -108,6 +109,8 @@ struct Validator<'a> {
     file: &'a str,
     task: &'a str,
     diags: Vec<Diagnostic>,
+    /// `input.args` as written, for suggestions.
+    input_args: Vec<String>,
 }
 
 impl Validator<'_> {
@@ -183,6 +186,9 @@ impl Validator<'_> {
             .help(help)
             .task(self.task);
         self.diags.push(d);
+        for more in &e.more {
+            self.yaml_error(more);
+        }
     }
 
     fn formula(&mut self, root: &Node, rules: &Rules) -> Formula {
@@ -196,6 +202,7 @@ impl Validator<'_> {
             .help = Some("start with `name: ...`, `desc: ...`, `maintainer: ...`".into());
             return f;
         };
+        self.bool_keys(root, "");
         for (key, _) in entries {
             let k = key.key_name();
             let k: &str = &k;
@@ -246,6 +253,7 @@ impl Validator<'_> {
             }
         }
         let args = self.input(root);
+        self.input_args = args.clone();
         self.environment(root);
         self.actions(root, &args);
         f.schedule = self.scheduling(root, &args);
@@ -548,9 +556,22 @@ impl Validator<'_> {
                     d = d.at(node.pos.line, column);
                     let mut candidates: Vec<&str> = defined.iter().map(String::as_str).collect();
                     candidates.sort();
-                    d.help = Some(match did_you_mean(name, &candidates) {
-                        Some(m) => format!("did you mean `${{{m}}}`?"),
-                        None => format!(
+                    let is_arg_name = ITEM_TYPES.contains(&name) || name == "arch";
+                    // A correct item type whose `input.args` entry is misspelled: point at the
+                    // entry, not away from the correct name.
+                    let misspelled_arg = self
+                        .input_args
+                        .iter()
+                        .filter(|a| !ITEM_TYPES.contains(&a.as_str()) && a.as_str() != "arch")
+                        .find(|a| did_you_mean(a, &[name]).is_some())
+                        .cloned();
+                    d.help = Some(match (is_arg_name, misspelled_arg, did_you_mean(name, &candidates)) {
+                        (true, Some(a), _) => format!(
+                            "`{name}` is an item type: list it in `input.args` (which has `{a}`: did you mean `{name}` there?)"
+                        ),
+                        (true, None, _) => format!("`{name}` is an item type: list it in `input.args`"),
+                        (false, _, Some(m)) => format!("did you mean `${{{m}}}`?"),
+                        (false, _, None) => format!(
                             "variables come from `input.args`, the runner ({}) or an earlier action's `export`",
                             BUILTINS.join(", ")
                         ),
@@ -579,7 +600,7 @@ impl Validator<'_> {
             .collect();
         let mut s = Schedule {
             run: true,
-            on: item_args.clone(),
+            item_types: item_args.clone(),
             branches: Vec::new(),
             arches: vec!["noarch".into()],
         };
@@ -588,9 +609,13 @@ impl Validator<'_> {
                 for (k, v) in entries {
                     let key = k.key_name();
                     let key: &str = &key;
+                    if is_bool_key(k) {
+                        // Reported by `bool_keys`, with the rename to `item_types` as its fix.
+                        continue;
+                    }
                     match key {
                         "run" => {
-                            if self.unambiguous(v) {
+                            if self.unambiguous(v, true) {
                                 match v.value {
                                     Value::Scalar {
                                         read: Scalar::Bool(b),
@@ -600,8 +625,10 @@ impl Validator<'_> {
                                 }
                             }
                         }
-                        "on" => {
-                            if let Some(list) = self.string_list(v, "scheduling.on", "item types") {
+                        "item_types" => {
+                            if let Some(list) =
+                                self.string_list(v, "scheduling.item_types", "item types")
+                            {
                                 for (node, t) in &list {
                                     if !ITEM_TYPES.contains(&t.as_str()) {
                                         let help = suggest(t, ITEM_TYPES, || {
@@ -618,7 +645,7 @@ impl Validator<'_> {
                                             .help = Some(format!("add `{t}` to `input.args` so the runner passes the item"));
                                     }
                                 }
-                                s.on = list.into_iter().map(|(_, t)| t).collect();
+                                s.item_types = list.into_iter().map(|(_, t)| t).collect();
                             }
                         }
                         "branches" => {
@@ -675,7 +702,7 @@ impl Validator<'_> {
         let unknown_args = args
             .iter()
             .any(|a| a != "arch" && !ITEM_TYPES.contains(&a.as_str()));
-        if s.run && s.on.is_empty() && !unknown_args {
+        if s.run && s.item_types.is_empty() && !unknown_args {
             let node = root.get("scheduling").or_else(|| root.get("input"));
             self.warning("never-triggered", node, "no event can trigger this task: it names no item type")
                 .help = Some(format!(
@@ -686,24 +713,75 @@ impl Validator<'_> {
         s
     }
 
-    /// In `scheduling`, a plain scalar that YAML 1.1 and 1.2 read differently is an error.
-    fn unambiguous(&mut self, node: &Node) -> bool {
+    /// Reports every key the runner's YAML 1.1 reader loads as a boolean (`on`, `yes`, `off`...):
+    /// PyYAML turns `on:` into the key `True`, so such a key never means what it says.
+    fn bool_keys(&mut self, node: &Node, path: &str) {
+        match &node.value {
+            Value::Map(entries) => {
+                for (k, v) in entries {
+                    let name = k.key_name();
+                    let here = if path.is_empty() {
+                        name.to_string()
+                    } else {
+                        format!("{path}.{name}")
+                    };
+                    if is_bool_key(k) {
+                        let help = if path == "scheduling" && name.eq_ignore_ascii_case("on") {
+                            "rename it to `item_types` (the key was `on` in taskhook's first version)".to_string()
+                        } else {
+                            format!("quote it (`\"{name}\":`) if you mean the word")
+                        };
+                        let b = matches!(
+                            k.value,
+                            Value::Scalar {
+                                read: Scalar::Bool(true),
+                                ..
+                            }
+                        );
+                        self.error(
+                            "yaml-bool-key",
+                            Some(k),
+                            format!(
+                                "the key `{name}` is the boolean {} to the runner's YAML 1.1 reader (PyYAML), not the word `{name}`",
+                                if b { "True" } else { "False" }
+                            ),
+                        )
+                        .help = Some(help);
+                    }
+                    self.bool_keys(v, &here);
+                }
+            }
+            Value::Seq(items) => {
+                for i in items {
+                    self.bool_keys(i, path);
+                }
+            }
+            Value::Scalar { .. } => {}
+        }
+    }
+
+    /// In `scheduling`, a plain scalar that YAML 1.1 and 1.2 read differently is an error. Where
+    /// a boolean is wanted (`run`) the fix is to write it plainly; elsewhere, to quote it.
+    fn unambiguous(&mut self, node: &Node, wants_bool: bool) -> bool {
         if let Value::Scalar {
-            text, plain: true, ..
+            text,
+            plain: true,
+            read,
         } = &node.value
         {
             if let Some(other) = yaml::yaml12_reading(text) {
-                let help = match node.value {
-                    Value::Scalar {
-                        read: Scalar::Bool(b),
-                        ..
-                    } => format!("write {b}"),
+                let help = match read {
+                    Scalar::Bool(b) if wants_bool => format!("write {b}"),
                     _ => format!("quote it (\"{text}\") if you mean the string"),
                 };
-                self.error("ambiguous-yaml", Some(node), format!(
-                    "`{text}` is {} to the runner's YAML 1.1 reader but {other} to YAML 1.2 readers",
-                    node.type_name()
-                ))
+                self.error(
+                    "ambiguous-yaml",
+                    Some(node),
+                    format!(
+                        "`{text}` is {} to the runner's YAML 1.1 reader but {other} to YAML 1.2 readers",
+                        yaml::describe_yaml11(read, text)
+                    ),
+                )
                 .help = Some(help);
                 return false;
             }
@@ -736,7 +814,7 @@ impl Validator<'_> {
         let mut out = Vec::new();
         let mut ok = true;
         for item in items {
-            if !self.unambiguous(item) {
+            if !self.unambiguous(item, false) {
                 ok = false;
                 continue;
             }
@@ -750,6 +828,18 @@ impl Validator<'_> {
         }
         ok.then_some(out)
     }
+}
+
+/// A plain key that YAML 1.1 resolves to a boolean.
+fn is_bool_key(k: &Node) -> bool {
+    matches!(
+        k.value,
+        Value::Scalar {
+            read: Scalar::Bool(_),
+            plain: true,
+            ..
+        }
+    )
 }
 
 fn is_identifier(s: &str) -> bool {

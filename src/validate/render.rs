@@ -34,7 +34,7 @@ pub fn report_json(report: &Report) -> serde_json::Value {
             "name": t.formula.name,
             "valid": t.is_valid(),
             "run": t.formula.schedule.run,
-            "on": t.formula.schedule.on,
+            "item_types": t.formula.schedule.item_types,
             "branches": t.formula.schedule.branches,
             "arches": t.formula.schedule.arches,
         })).collect::<Vec<_>>(),

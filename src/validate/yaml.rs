@@ -153,6 +153,8 @@ pub struct Error {
     pub message: String,
     /// For a duplicate key: where the key was first defined.
     pub first: Option<Pos>,
+    /// Further duplicate keys of the same document, so every one is reported at once.
+    pub more: Vec<Error>,
 }
 
 impl Error {
@@ -162,6 +164,7 @@ impl Error {
             pos,
             message: message.into(),
             first: None,
+            more: Vec::new(),
         }
     }
 }
@@ -207,6 +210,8 @@ enum Frame {
 
 struct Builder<'l> {
     limits: &'l Limits,
+    /// Duplicate keys found so far: reading goes on so that all are reported.
+    duplicates: Vec<Error>,
     anchors: HashMap<usize, Node>,
     nodes: usize,
     aliases: usize,
@@ -216,6 +221,7 @@ impl<'l> Builder<'l> {
     fn new(limits: &'l Limits) -> Self {
         Builder {
             limits,
+            duplicates: Vec::new(),
             anchors: HashMap::new(),
             nodes: 0,
             aliases: 0,
@@ -331,14 +337,20 @@ impl<'l> Builder<'l> {
                                     ),
                                 );
                                 e.first = Some(first.pos);
-                                return Err(e);
+                                self.duplicates.push(e);
+                            } else {
+                                entries.push((key, node));
                             }
-                            entries.push((key, node));
                         }
                     },
                     None => root = Some(node),
                 }
             }
+        }
+        if !self.duplicates.is_empty() {
+            let mut first = self.duplicates.remove(0);
+            first.more = std::mem::take(&mut self.duplicates);
+            return Err(first);
         }
         root.ok_or_else(|| {
             Error::new(
@@ -517,9 +529,26 @@ pub fn yaml11_reading(text: &str) -> Scalar {
     Scalar::Str
 }
 
-/// How a YAML 1.2 (core schema) reader would read the same plain scalar, when that differs from
-/// PyYAML. `None` means both agree.
-pub fn yaml12_reading(text: &str) -> Option<&'static str> {
+/// What PyYAML reads a plain scalar as, in words: `the integer 8 (octal)`, `the boolean true`.
+pub fn describe_yaml11(read: &Scalar, text: &str) -> String {
+    let t = text.trim_start_matches(['-', '+']);
+    match read {
+        Scalar::Bool(b) => format!("the boolean {b}"),
+        Scalar::Int(i) if t.contains(':') => format!("the integer {i} (sexagesimal)"),
+        Scalar::Int(i) if t.starts_with("0b") => format!("the integer {i} (binary)"),
+        Scalar::Int(i) if t.starts_with("0x") => format!("the integer {i}"),
+        Scalar::Int(i) if t.len() > 1 && t.starts_with('0') => format!("the integer {i} (octal)"),
+        Scalar::Int(i) => format!("the integer {i}"),
+        Scalar::Float(f) => format!("the number {f}"),
+        Scalar::Null => "null".to_string(),
+        Scalar::Timestamp => "a timestamp".to_string(),
+        Scalar::Str => "a string".to_string(),
+    }
+}
+
+/// How a YAML 1.2 (core schema) reader would read the same plain scalar, in words, when that
+/// differs from PyYAML. `None` means both agree.
+pub fn yaml12_reading(text: &str) -> Option<String> {
     let y11 = yaml11_reading(text);
     let y12 = match text {
         "" | "~" | "null" | "Null" | "NULL" => Scalar::Null,
@@ -553,12 +582,16 @@ pub fn yaml12_reading(text: &str) -> Option<&'static str> {
     if same {
         None
     } else {
+        let t = text.trim_start_matches('+');
         Some(match y12 {
-            Scalar::Null => "null",
-            Scalar::Bool(_) => "a boolean",
-            Scalar::Int(_) => "an integer",
-            Scalar::Float(_) => "a number",
-            _ => "a string",
+            Scalar::Null => "null".to_string(),
+            Scalar::Bool(b) => format!("the boolean {b}"),
+            Scalar::Int(_) => match t.parse::<i64>() {
+                Ok(n) => format!("the integer {n}"),
+                Err(_) => "an integer".to_string(),
+            },
+            Scalar::Float(_) => "a number".to_string(),
+            _ => "a string".to_string(),
         })
     }
 }

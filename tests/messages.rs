@@ -1,0 +1,109 @@
+//! What a maintainer reads: the messages that matter, word for word.
+
+mod util;
+
+use std::path::Path;
+
+use util::*;
+
+const BASE: &str = "name: t\ndesc: d\nmaintainer: m\ninput:\n  args: [koji_build]\nactions:\n  - name: x\n    dummy: {result: PASSED}\n";
+
+/// Every diagnostic for one task holding `text`: `(code, line, message, help)`.
+fn diags(text: &str) -> Vec<(String, u64, String, String)> {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(&dir.path().join("t/runtask.yml"), text);
+    diags_in(dir.path())
+}
+
+fn diags_in(dir: &Path) -> Vec<(String, u64, String, String)> {
+    let out = taskhook(&["check", "--format", "json"], dir);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("json");
+    v["diagnostics"]
+        .as_array()
+        .expect("diagnostics")
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap_or("").to_string(),
+                d["line"].as_u64().unwrap_or(0),
+                d["message"].as_str().unwrap_or("").to_string(),
+                d["help"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn the_old_on_key_and_other_yaml11_boolean_keys() {
+    let d = diags(&format!("{BASE}scheduling:\n  on: [koji_build]\n"));
+    assert_eq!(
+        d,
+        vec![(
+            "yaml-bool-key".to_string(),
+            10,
+            "the key `on` is the boolean True to the runner's YAML 1.1 reader (PyYAML), not the word `on`".to_string(),
+            "rename it to `item_types` (the key was `on` in taskhook's first version)".to_string()
+        )]
+    );
+    let d = diags(&BASE.replace(
+        "dummy: {result: PASSED}",
+        "python: {file: a.py, callable: run, yes: 1, off: 2}",
+    ));
+    let codes: Vec<&str> = d.iter().map(|x| x.0.as_str()).collect();
+    assert_eq!(codes, vec!["yaml-bool-key", "yaml-bool-key"], "{d:?}");
+    assert_eq!(d[1].3, "quote it (`\"off\":`) if you mean the word");
+    // Quoted, the word is a word.
+    assert!(diags(&BASE.replace(
+        "dummy: {result: PASSED}",
+        "python: {file: a.py, callable: run, \"yes\": 1}"
+    ))
+    .is_empty());
+}
+
+#[test]
+fn every_duplicate_key_is_reported() {
+    let d = diags(&format!("{BASE}name: again\ndesc: again\n"));
+    let lines: Vec<(String, u64)> = d.iter().map(|x| (x.0.clone(), x.1)).collect();
+    assert_eq!(
+        lines,
+        vec![("duplicate-key".into(), 9), ("duplicate-key".into(), 10)]
+    );
+}
+
+#[test]
+fn ambiguous_scalars_say_both_readings() {
+    let d = diags(&format!("{BASE}scheduling:\n  branches: [010]\n"));
+    assert_eq!(
+        (d[0].2.as_str(), d[0].3.as_str()),
+        (
+            "`010` is the integer 8 (octal) to the runner's YAML 1.1 reader but the integer 10 to YAML 1.2 readers",
+            "quote it (\"010\") if you mean the string"
+        )
+    );
+    let d = diags(&format!("{BASE}scheduling:\n  arches: [x86_64, on]\n"));
+    assert_eq!(
+        (d[0].2.as_str(), d[0].3.as_str()),
+        (
+            "`on` is the boolean true to the runner's YAML 1.1 reader but a string to YAML 1.2 readers",
+            "quote it (\"on\") if you mean the string"
+        )
+    );
+    let d = diags(&format!("{BASE}scheduling:\n  run: yes\n"));
+    assert_eq!(d[0].3, "write true");
+}
+
+#[test]
+fn a_misspelled_item_type_in_input_args_is_named_where_it_is_used() {
+    let text = "name: t\ndesc: d\nmaintainer: m\ninput:\n  args: [koji_biuld]\nactions:\n  - name: x\n    python: {file: a.py, callable: run, nvr: \"${koji_build}\"}\n";
+    let d = diags(text);
+    let undefined = d
+        .iter()
+        .find(|x| x.0 == "undefined-variable")
+        .expect("undefined");
+    assert_eq!(
+        undefined.3,
+        "`koji_build` is an item type: list it in `input.args` (which has `koji_biuld`: did you mean `koji_build` there?)"
+    );
+    let arg = d.iter().find(|x| x.0 == "unknown-input-arg").expect("arg");
+    assert!(arg.3.contains("koji_build"), "{arg:?}");
+}
