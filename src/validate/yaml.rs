@@ -726,12 +726,12 @@ mod tests {
 
     #[test]
     fn yaml12_differences() {
-        assert_eq!(yaml12_reading("yes"), Some("a string"));
+        assert_eq!(yaml12_reading("yes"), Some("a string".to_string()));
         assert_eq!(yaml12_reading("true"), None);
-        assert_eq!(yaml12_reading("010"), Some("an integer"));
+        assert_eq!(yaml12_reading("010"), Some("the integer 10".to_string()));
         assert_eq!(yaml12_reading("10"), None);
         assert_eq!(yaml12_reading("rawhide"), None);
-        assert_eq!(yaml12_reading("1:20"), Some("a string"));
+        assert_eq!(yaml12_reading("1:20"), Some("a string".to_string()));
     }
 
     #[test]
