@@ -195,7 +195,7 @@ fn corpus_files_under_their_own_names_are_misnamed() {
     let out = taskhook(&["check"], dir.path());
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("python-versions/runtask.yaml: error[misnamed-formula]: `runtask.yaml` looks like a task formula, but the runner only reads `runtask.yml`\n  help: rename it: git mv runtask.yaml runtask.yml"), "{text}");
+    assert!(text.contains("python-versions/runtask.yaml: error[misnamed-formula]: `runtask.yaml` looks like a task formula, but the runner only reads `runtask.yml`\n  help: rename it: git mv python-versions/runtask.yaml python-versions/runtask.yml"), "{text}");
     assert!(
         text.contains("sa_package/task.yml: error[misnamed-formula]"),
         "{text}"

@@ -107,3 +107,53 @@ fn a_misspelled_item_type_in_input_args_is_named_where_it_is_used() {
     let arg = d.iter().find(|x| x.0 == "unknown-input-arg").expect("arg");
     assert!(arg.3.contains("koji_build"), "{arg:?}");
 }
+
+#[test]
+fn near_misses_only_when_the_file_is_a_formula() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = dir.path();
+    // Concourse's task.yml is another tool's YAML: not taskhook's business.
+    write(
+        &d.join("ci/task.yml"),
+        "platform: linux\nimage_resource:\n  type: registry-image\nrun:\n  path: make\n",
+    );
+    for name in ["runtest.yml", "runtasks.yml", "run_task.yml"] {
+        write(
+            &d.join(format!("tests/{}/{name}", name.replace('.', "_"))),
+            BASE,
+        );
+    }
+    let got = diags_in(d);
+    let helps: Vec<&str> = got
+        .iter()
+        .filter(|x| x.0 == "misnamed-formula")
+        .map(|x| x.3.as_str())
+        .collect();
+    assert_eq!(
+        helps,
+        vec![
+            "rename it: git mv tests/run_task_yml/run_task.yml tests/run_task_yml/runtask.yml",
+            "rename it: git mv tests/runtasks_yml/runtasks.yml tests/runtasks_yml/runtask.yml",
+            "rename it: git mv tests/runtest_yml/runtest.yml tests/runtest_yml/runtask.yml",
+        ],
+        "{got:?}"
+    );
+    assert!(
+        !got.iter().any(|x| x.2.starts_with("`task.yml`")),
+        "{got:?}"
+    );
+}
+
+#[test]
+fn a_task_below_the_depth_limit_is_an_error_naming_the_setting() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(&dir.path().join("a/b/c/d/e/runtask.yml"), BASE);
+    let got = diags_in(dir.path());
+    assert_eq!(
+        (got[0].0.as_str(), got[0].2.as_str()),
+        (
+            "too-deep",
+            "task `a/b/c/d/e` is 5 directory levels deep; discovery stops at 4 (`taskhook.maxDepth`), so it would never run"
+        )
+    );
+}

@@ -3,7 +3,7 @@
 //! `check` and the server hook walk trees with the same code.
 
 use super::diag::{did_you_mean, Diagnostic};
-use super::source::{Kind, Source, SourceError};
+use super::source::{Blob, Kind, Source, SourceError};
 use crate::config::Bounds;
 
 /// The one formula name libtaskotron accepts.
@@ -67,8 +67,41 @@ fn near_miss(name: &str) -> bool {
     };
     matches!(
         stem,
-        "runtask" | "task" | "run_task" | "run-task" | "runtasks" | "formula"
+        "runtask"
+            | "task"
+            | "run_task"
+            | "run-task"
+            | "runtasks"
+            | "runtest"
+            | "run_test"
+            | "run-test"
+            | "runtests"
+            | "formula"
     ) || did_you_mean(stem, &["runtask"]).is_some()
+}
+
+/// Whether a near-miss file is a task formula: a YAML mapping with the formula's own top-level
+/// keys (`actions`, or libtaskotron's older `task`, beside `name`, `input`...). Another tool's
+/// YAML (a Concourse `ci/task.yml`) is none of taskhook's business.
+fn looks_like_formula(bytes: &[u8]) -> bool {
+    let Ok(root) = crate::validate::yaml::parse(bytes, &crate::config::Limits::default()) else {
+        return false;
+    };
+    let Some(entries) = root.as_map() else {
+        return false;
+    };
+    let has = |k: &str| entries.iter().any(|(key, _)| key.scalar_text() == Some(k));
+    (has("actions") || has("task"))
+        && [
+            "name",
+            "desc",
+            "maintainer",
+            "input",
+            "environment",
+            "namespace",
+        ]
+        .iter()
+        .any(|k| has(k))
 }
 
 pub fn discover<S: Source>(
@@ -247,21 +280,33 @@ impl<S: Source> Walk<'_, S> {
             });
         } else {
             for e in &entries {
-                if matches!(e.kind, Kind::File(_) | Kind::Symlink) && near_miss(&e.name) {
-                    let file = if path.is_empty() {
-                        e.name.clone()
-                    } else {
-                        format!("{path}/{}", e.name)
-                    };
-                    self.diagnostics.push(
-                        Diagnostic::error(
-                            "misnamed-formula",
-                            file,
-                            format!("`{}` looks like a task formula, but the runner only reads `{FORMULA}`", e.name),
-                        )
-                        .help(format!("rename it: git mv {} {}", e.name, FORMULA)),
-                    );
+                let Kind::File(blob) = &e.kind else { continue };
+                if !near_miss(&e.name) {
+                    continue;
                 }
+                let looks = match self.source.read(blob, 64 * 1024)? {
+                    Blob::Bytes(bytes) => looks_like_formula(&bytes),
+                    Blob::TooLarge(_) => false,
+                };
+                if !looks {
+                    continue;
+                }
+                let (file, target) = if path.is_empty() {
+                    (e.name.clone(), FORMULA.to_string())
+                } else {
+                    (format!("{path}/{}", e.name), format!("{path}/{FORMULA}"))
+                };
+                self.diagnostics.push(
+                    Diagnostic::error(
+                        "misnamed-formula",
+                        file.clone(),
+                        format!(
+                            "`{}` looks like a task formula, but the runner only reads `{FORMULA}`",
+                            e.name
+                        ),
+                    )
+                    .help(format!("rename it: git mv {file} {target}")),
+                );
             }
         }
         let enclosing = if is_task {
@@ -280,7 +325,25 @@ impl<S: Source> Walk<'_, S> {
                 format!("{path}/{}", e.name)
             };
             if depth >= self.bounds.max_depth {
-                self.stopped_at_depth.push(sub_path);
+                // One look below the limit: a task there would silently never run.
+                let below = self.source.list(&sub)?;
+                if below.iter().any(|b| b.name == FORMULA) {
+                    let file = format!("{sub_path}/{FORMULA}");
+                    self.diagnostics.push(
+                        Diagnostic::error(
+                            "too-deep",
+                            file,
+                            format!(
+                                "task `{sub_path}` is {} directory levels deep; discovery stops at {} (`taskhook.maxDepth`), so it would never run",
+                                depth + 1,
+                                self.bounds.max_depth
+                            ),
+                        )
+                        .help("move the task higher up, or ask the server's admin to raise `taskhook.maxDepth`"),
+                    );
+                } else {
+                    self.stopped_at_depth.push(sub_path);
+                }
                 continue;
             }
             let old_sub = old_dirs.get(&e.name).cloned();
