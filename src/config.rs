@@ -7,6 +7,22 @@ use crate::git::Repo;
 
 pub const DEFAULT_REF: &str = "refs/meta/tasks";
 
+/// Every `taskhook.*` key, as the README's table lists them.
+pub const KEYS: &[&str] = &[
+    "policy",
+    "manifestRef",
+    "namespaces",
+    "maxFormulaBytes",
+    "maxYamlDepth",
+    "maxYamlNodes",
+    "maxAliases",
+    "maxTasks",
+    "maxDepth",
+    "timeBudget",
+    "staleLockSeconds",
+    "verdictHook",
+];
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
     /// Errors reject the push.
@@ -136,6 +152,22 @@ impl Config {
         Config::from_lookup(|key| repo.config(key))
     }
 
+    /// Warnings for `taskhook.*` keys that taskhook does not know (a typo is otherwise silently
+    /// ignored), with the key it probably meant.
+    pub fn unknown_keys(repo: &Repo) -> Vec<String> {
+        let mut out = Vec::new();
+        for key in repo.config_keys("taskhook") {
+            if KEYS.iter().any(|k| k.eq_ignore_ascii_case(&key)) {
+                continue;
+            }
+            let hint = crate::suggest::did_you_mean(&key, KEYS)
+                .map(|k| format!(" (did you mean `taskhook.{k}`?)"))
+                .unwrap_or_default();
+            out.push(format!("unknown setting `taskhook.{key}` is ignored{hint}"));
+        }
+        out
+    }
+
     /// Builds a config from any key lookup; unset keys keep their defaults.
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Config, ConfigError> {
         let mut c = Config::default();
@@ -145,20 +177,32 @@ impl Config {
             expected: expected.to_string(),
         };
         let number = |key: &str, min: u64| -> Result<Option<u64>, ConfigError> {
+            // Only byte sizes and counts take suffixes; depths and seconds are plain numbers.
+            let sized = !matches!(
+                key,
+                "taskhook.maxYamlDepth" | "taskhook.staleLockSeconds" | "taskhook.maxDepth"
+            );
             match get(key) {
                 None => Ok(None),
-                Some(v) => parse_size(&v)
-                    .filter(|n| *n >= min)
-                    .map(Some)
-                    .ok_or_else(|| {
+                Some(v) => {
+                    let parsed = if sized {
+                        parse_size(&v)
+                    } else {
+                        v.trim().parse::<u64>().ok()
+                    };
+                    parsed.filter(|n| *n >= min).map(Some).ok_or_else(|| {
+                        let suffixes = if sized {
+                            " (k, m suffixes allowed)"
+                        } else {
+                            ""
+                        };
                         bad(
                             key,
                             &v,
-                            &format!(
-                                "expected a whole number of at least {min} (k, m suffixes allowed)"
-                            ),
+                            &format!("expected a whole number of at least {min}{suffixes}"),
                         )
-                    }),
+                    })
+                }
             }
         };
         if let Some(v) = get("taskhook.policy") {

@@ -18,6 +18,8 @@ pub enum GitError {
     Open { path: PathBuf, message: String },
     #[error("unknown revision `{0}`")]
     UnknownRevision(String),
+    #[error("HEAD points at {0}, which does not exist (an empty repository, or its default branch was deleted or renamed): name a branch with --rev")]
+    UnbornHead(String),
     #[error("`{0}` is not a commit")]
     NotACommit(String),
     #[error("ref {name} moved while updating it (expected {expected})")]
@@ -151,7 +153,28 @@ impl Repo {
                 }
             }
         }
+        if rev == "HEAD" {
+            if let Ok(Some(name)) = self.repo.head_name() {
+                return Err(GitError::UnbornHead(
+                    name.as_bstr().to_str_lossy().into_owned(),
+                ));
+            }
+        }
         Err(GitError::UnknownRevision(rev.to_string()))
+    }
+
+    /// The names of the keys set in config section `section` (every file git reads), as written.
+    pub fn config_keys(&self, section: &str) -> Vec<String> {
+        let snapshot = self.repo.config_snapshot();
+        let mut out = Vec::new();
+        if let Some(sections) = snapshot.sections_by_name(section) {
+            for s in sections {
+                for name in s.value_names() {
+                    out.push(name);
+                }
+            }
+        }
+        out
     }
 
     fn peel_to_commit(&self, mut id: ObjectId, rev: &str) -> Result<ObjectId, GitError> {

@@ -13,7 +13,7 @@
 //!
 //! The stages, lowest first; a module imports only from stages below its own:
 //!
-//! 1. [`error`]: exit codes and the error every command ends with.
+//! 1. [`error`]: exit codes and the error every command ends with; [`suggest`]: did-you-mean.
 //! 2. [`git`]: the one module that talks to gix.
 //! 3. [`config`]: `taskhook.*` settings from git config.
 //! 4. [`validate`]: a tree in, a verdict (findings as data) out.
@@ -32,5 +32,6 @@ pub mod git;
 pub mod manifest;
 pub mod runner;
 pub mod server;
+pub mod suggest;
 pub mod trigger;
 pub mod validate;

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 /// Top-level modules, lowest stage first. Modules of one stage may not import each other.
 const STAGES: &[&[&str]] = &[
-    &["error"],
+    &["error", "suggest"],
     &["git"],
     &["config"],
     &["validate"],

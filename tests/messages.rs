@@ -157,3 +157,30 @@ fn a_task_below_the_depth_limit_is_an_error_naming_the_setting() {
         )
     );
 }
+
+#[test]
+fn configuration_mistakes_are_named() {
+    let s = Server::new();
+    git(&s.bare(), &["config", "taskhook.polcy", "warn"]);
+    let out = taskhook(&["check", "srv.git", "--rev", "HEAD"], s.dir.path());
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).lines().next(),
+        Some("taskhook: warning: unknown setting `taskhook.polcy` is ignored (did you mean `taskhook.policy`?)")
+    );
+    // An empty bare repository: HEAD names a branch that does not exist yet.
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        err.contains("HEAD points at refs/heads/master, which does not exist"),
+        "{err}"
+    );
+    git(&s.bare(), &["config", "--unset", "taskhook.polcy"]);
+    git(&s.bare(), &["config", "taskhook.maxYamlDepth", "deep"]);
+    s.commit_file("t/runtask.yml", BASE);
+    let out = s.push("master");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        err.contains("the server's taskhook configuration is invalid (invalid git config `taskhook.maxYamlDepth = deep`: expected a whole number of at least 4); this is not a problem with your push: contact the server admin"),
+        "{err}"
+    );
+}

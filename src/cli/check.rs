@@ -30,7 +30,7 @@ pub fn run(path: Option<&Path>, rev: Option<&str>, format: Format) -> CmdResult 
     let report = match rev {
         Some(rev) => {
             let repo = Repo::open(path)?;
-            let config = Config::load(&repo)?;
+            let config = load_config(&repo)?;
             let commit = repo.resolve_commit(&rev)?;
             let tree = repo.commit_tree(commit)?;
             check::check(&CommitTree { repo: &repo, tree }, &config, None)?
@@ -43,7 +43,7 @@ pub fn run(path: Option<&Path>, rev: Option<&str>, format: Format) -> CmdResult 
                 )));
             }
             let config = match Repo::open(path) {
-                Ok(repo) => Config::load(&repo)?,
+                Ok(repo) => load_config(&repo)?,
                 Err(_) => Config::default(),
             };
             check::check(&Worktree::new(path), &config, None)?
@@ -69,4 +69,12 @@ pub fn run(path: Option<&Path>, rev: Option<&str>, format: Format) -> CmdResult 
     } else {
         exit::INVALID
     })
+}
+
+/// The repository's settings, with a warning for each `taskhook.*` key taskhook does not know.
+fn load_config(repo: &Repo) -> Result<Config, Failure> {
+    for w in Config::unknown_keys(repo) {
+        eprintln!("taskhook: warning: {w}");
+    }
+    Ok(Config::load(repo)?)
 }

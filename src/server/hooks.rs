@@ -65,6 +65,19 @@ fn read_stdin() -> Result<String, Failure> {
     Ok(s)
 }
 
+/// The server's settings for a hook. A bad setting rejects pushes, so the pusher is told it is
+/// the server's configuration, not their push; unknown keys are warned about.
+fn server_config(repo: &Repo, out: &mut impl Write) -> Result<Config, Failure> {
+    for w in Config::unknown_keys(repo) {
+        let _ = writeln!(out, "taskhook: warning: server configuration: {w}");
+    }
+    Config::load(repo).map_err(|e| {
+        Failure::usage(format!(
+            "the server's taskhook configuration is invalid ({e}); this is not a problem with your push: contact the server admin"
+        ))
+    })
+}
+
 /// Reads the formula texts a rendering needs that the verdict did not load (findings of reused
 /// tasks), from the pushed tree.
 fn load_sources(repo: &Repo, commit: ObjectId, report: &mut Report) {
@@ -91,9 +104,9 @@ pub fn pre_receive() -> CmdResult {
     let input = read_stdin()?;
     let updates = parse_updates(&input)?;
     let repo = Repo::open_for_hook()?;
-    let config = Config::load(&repo)?;
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
+    let config = server_config(&repo, &mut err)?;
     // With the update hook giving per-ref verdicts, pre-receive only guards the manifest ref.
     let branches = config.verdict_hook == VerdictHook::PreReceive;
     let verdict = validate_updates(
@@ -117,9 +130,9 @@ pub fn update(args: &[String]) -> CmdResult {
         name: name.clone(),
     };
     let repo = Repo::open_for_hook()?;
-    let config = Config::load(&repo)?;
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
+    let config = server_config(&repo, &mut err)?;
     validate_updates(&repo, &config, &[&u], true, &mut err)
 }
 
@@ -248,7 +261,7 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
         return Ok(None);
     }
     let repo = Repo::open_for_hook()?;
-    let config = Config::load(&repo)?;
+    let config = server_config(&repo, &mut std::io::sink())?;
     let deadline = Instant::now() + config.time_budget;
     let snap = store::snapshot(&repo, &config)?;
     let mut changes = Vec::new();
