@@ -295,6 +295,11 @@ fn a_stale_lock_does_not_block_pushes_forever() {
     std::fs::write(&lock, "stale").expect("lock");
     let out = s.push("master");
     assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("remote: taskhook: waiting for refs/meta/tasks.lock: another push is writing manifests, or a killed one left it"),
+        "the pusher is told why the push pauses: {}",
+        stderr(&out)
+    );
     let m: serde_json::Value = serde_json::from_str(&s.show("branches/master.json")).expect("json");
     assert!(
         m["tasks"]
@@ -399,12 +404,18 @@ fn the_time_budget_bounds_a_push_and_rejects_what_it_could_not_check() {
     git(&s.work(), &["commit", "-q", "-m", "many"]);
     let out = s.push("master");
     assert!(!out.status.success());
+    let err = stderr(&out);
+    // One summary, not one line per unchecked task, and a footer that says who can help.
+    assert_eq!(err.matches("error[time-budget]").count(), 1, "{err}");
     assert!(
-        stderr(&out).contains(
-            "error[time-budget]: validation ran out of its time budget (1 ms) before this task"
+        err.contains(
+            "tasks were not checked: validation ran out of its time budget (1 ms) (first: `t"
         ),
-        "{}",
-        stderr(&out)
+        "{err}"
+    );
+    assert!(
+        err.contains("the server's time budget (`taskhook.timeBudget`, 1 ms) ran out before every task was checked"),
+        "{err}"
     );
     assert_eq!(s.meta(), None);
 }

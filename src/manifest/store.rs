@@ -181,6 +181,7 @@ fn apply_with(
     // A held lock is waited for until it counts as stale (then compare_and_swap removes it), so
     // a lock left by a killed process delays a push by at most `taskhook.staleLockSeconds`.
     let lock_deadline = std::time::Instant::now() + config.stale_lock + Duration::from_secs(2);
+    let mut said_waiting = false;
     for attempt in 0..ATTEMPTS {
         let snap = read(repo, config)?;
         let mut files: BTreeMap<String, ObjectId> = match snap.tree {
@@ -241,6 +242,15 @@ fn apply_with(
                 if repo.ref_locked(&config.manifest_ref)
                     && std::time::Instant::now() < lock_deadline
                 {
+                    if !said_waiting {
+                        // The pusher sees this as a `remote:` line; it explains a pause.
+                        eprintln!(
+                            "taskhook: waiting for {}.lock: another push is writing manifests, or a killed one left it (it is removed once older than taskhook.staleLockSeconds, {} s)",
+                            config.manifest_ref,
+                            config.stale_lock.as_secs()
+                        );
+                        said_waiting = true;
+                    }
                     std::thread::sleep(Duration::from_millis(50));
                     continue;
                 }

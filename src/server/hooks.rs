@@ -163,6 +163,7 @@ fn validate_updates(
     }
     let snap = store::snapshot(repo, config).ok();
     let mut errors_total = 0;
+    let mut budget_ran_out = false;
     for u in &branches {
         let commit = ObjectId::from_hex(u.new.as_bytes())
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
@@ -173,6 +174,7 @@ fn validate_updates(
         let mut report = reuse::verdict(repo, config, commit, prior.as_ref(), Some(deadline))?;
         let diags = report.all_diagnostics();
         errors_total += diags.iter().filter(|d| d.is_error()).count();
+        budget_ran_out |= diags.iter().any(|d| d.code == "time-budget");
         if diags.is_empty() {
             let n = report.task_count();
             if n == 0 {
@@ -201,10 +203,18 @@ fn validate_updates(
                     "taskhook: push rejected: {errors_total} error{} in task formulas (policy `reject`)",
                     if errors_total == 1 { "" } else { "s" }
                 );
-                let _ = writeln!(
-                    out,
-                    "taskhook: to see the same verdict before pushing, run `taskhook check` in your checkout"
-                );
+                if budget_ran_out {
+                    let _ = writeln!(
+                        out,
+                        "taskhook: the server's time budget (`taskhook.timeBudget`, {} ms) ran out before every task was checked; push fewer changed tasks at once, or ask the server admin to raise it",
+                        config.time_budget.as_millis()
+                    );
+                } else {
+                    let _ = writeln!(
+                        out,
+                        "taskhook: to see the same verdict before pushing, run `taskhook check` in your checkout"
+                    );
+                }
                 rejected = true;
             }
             Policy::Warn => {

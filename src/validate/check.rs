@@ -220,7 +220,7 @@ fn validate(p: &Pending, config: &Config, deadline: Option<Instant>) -> Checked 
                 config.time_budget.as_millis()
             ),
         )
-        .help("the server limits hook time with `taskhook.timeBudget`; push fewer changed tasks at once, or ask the admin to raise it")
+        .help("the server bounds each hook's time with `taskhook.timeBudget`: push fewer changed tasks at once, or ask the server admin to raise it (`taskhook check` locally has no budget)")
         .task(p.task_path.clone())
     };
     match &p.content {

@@ -4,10 +4,30 @@
 use super::check::Report;
 use super::diag::{self, Diagnostic};
 
-/// The human rendering of a verdict: every finding, then one summary line.
+/// The human rendering of a verdict: every finding, then one summary line. Tasks the time
+/// budget left unchecked are summarised in one finding rather than listed one by one.
 pub fn render_report(report: &Report, color: bool) -> String {
     let diags = report.all_diagnostics();
-    let mut s = diag::render_human(&diags, &report.sources, color);
+    let mut shown: Vec<Diagnostic> = Vec::with_capacity(diags.len());
+    let unchecked: Vec<&Diagnostic> = diags.iter().filter(|d| d.code == "time-budget").collect();
+    for d in &diags {
+        if d.code != "time-budget" {
+            shown.push(d.clone());
+        }
+    }
+    if let Some(first) = unchecked.first() {
+        let mut d = (*first).clone();
+        if unchecked.len() > 1 {
+            d.message = format!(
+                "{} tasks were not checked: {} (first: `{}`)",
+                unchecked.len(),
+                first.message.replace(" before this task", ""),
+                first.file
+            );
+        }
+        shown.push(d);
+    }
+    let mut s = diag::render_human(&shown, &report.sources, color);
     let verdict = if diags.iter().any(Diagnostic::is_error) {
         "invalid"
     } else {
