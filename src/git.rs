@@ -219,6 +219,31 @@ impl Repo {
     }
 
     /// Every branch (`refs/heads/*`) with the commit it points to, sorted by name.
+    /// Remote-tracking branches (`origin/f41`), for a clone's view of the server's branches.
+    pub fn remote_branches(&self) -> Result<Vec<(String, ObjectId)>, GitError> {
+        let platform = self
+            .repo
+            .references()
+            .map_err(|e| other("cannot list refs", e))?;
+        let mut out = Vec::new();
+        for r in platform
+            .remote_branches()
+            .map_err(|e| other("cannot list remote branches", e))?
+        {
+            let mut r = r.map_err(|e| other("cannot list remote branches", e))?;
+            let name = r.name().as_bstr().to_str_lossy().into_owned();
+            if let Ok(id) = r.peel_to_id() {
+                let short = name
+                    .strip_prefix("refs/remotes/")
+                    .unwrap_or(&name)
+                    .to_string();
+                out.push((short, id.detach()));
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     pub fn branches(&self) -> Result<Vec<(String, ObjectId)>, GitError> {
         let platform = self
             .repo

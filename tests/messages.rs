@@ -184,3 +184,56 @@ fn configuration_mistakes_are_named() {
         "{err}"
     );
 }
+
+#[test]
+fn manifest_commands_in_a_maintainers_clone() {
+    let s = Server::new();
+    s.commit_file("t/runtask.yml", BASE);
+    assert!(s.push("master").status.success());
+    let clone = s.dir.path().join("clone");
+    git(s.dir.path(), &["clone", "-q", "srv.git", "clone"]);
+    git(
+        &clone,
+        &["fetch", "-q", "origin", "refs/meta/tasks:refs/meta/tasks"],
+    );
+    git(&clone, &["checkout", "-q", "-b", "local-only"]);
+    git(&clone, &["branch", "-q", "-D", "master"]);
+    // show: the branch exists on the remote, so nothing "no longer exists".
+    let out = taskhook(&["manifest", "show", "clone"], s.dir.path());
+    assert!(out.status.success());
+    assert!(
+        out.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = taskhook(
+        &[
+            "manifest", "show", "--format", "human", "--branch", "master", "clone",
+        ],
+        s.dir.path(),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("item types: koji_build; branches: all; arches: noarch"),
+        "{text}"
+    );
+    // rebuild refuses a clone unless asked, and goes on with the other arguments.
+    let out = taskhook(
+        &["manifest", "rebuild", "clone", "srv.git", "nope"],
+        s.dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("taskhook: clone: a repository with a work tree (a clone): manifests belong on the server's bare repository; give --non-bare to write one here anyway"), "{err}");
+    assert!(
+        err.contains("taskhook: nope: not a git repository"),
+        "{err}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("srv.git: 1 branch manifests"));
+    assert!(taskhook(
+        &["manifest", "rebuild", "--non-bare", "clone"],
+        s.dir.path()
+    )
+    .status
+    .success());
+}

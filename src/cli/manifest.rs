@@ -22,7 +22,11 @@ pub fn run(command: ManifestCommand) -> CmdResult {
         ManifestCommand::Build { rev, branch, repo } => {
             build(repo.as_deref(), &rev, branch.as_deref())
         }
-        ManifestCommand::Rebuild { repos, format } => rebuild(&repos, format),
+        ManifestCommand::Rebuild {
+            repos,
+            format,
+            non_bare,
+        } => rebuild(&repos, format, non_bare),
     }
 }
 
@@ -41,11 +45,19 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
             config.manifest_ref
         )));
     }
-    let heads: HashMap<String, String> = repo
+    let mut heads: HashMap<String, String> = repo
         .branches()?
         .into_iter()
         .map(|(b, id)| (b, id.to_string()))
         .collect();
+    // In a clone the server's branches are remote-tracking ones (`origin/f41`).
+    if !repo.is_bare() {
+        for (name, id) in repo.remote_branches()? {
+            if let Some((_, b)) = name.split_once('/') {
+                heads.entry(b.to_string()).or_insert_with(|| id.to_string());
+            }
+        }
+    }
     // An empty manifest (no tasks, no findings) keeps the commit it was first written for:
     // pushes to a repository without tasks write nothing, so it is never stale.
     let is_empty = |b: &str| {
@@ -155,11 +167,12 @@ fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>) -> CmdResult {
     Ok(exit::OK)
 }
 
-fn rebuild(repos: &[PathBuf], format: Format) -> CmdResult {
+fn rebuild(repos: &[PathBuf], format: Format, non_bare: bool) -> CmdResult {
     let progress = std::io::stderr().is_terminal();
     let mut failed = false;
     for (i, path) in repos.iter().enumerate() {
-        let result = rebuild_one(path, progress, (i + 1, repos.len()));
+        let result =
+            target(path, non_bare).and_then(|()| rebuild_one(path, progress, (i + 1, repos.len())));
         if let Err(f) = &result {
             failed = true;
             eprintln!("taskhook: {}: {}", path.display(), f.message);
@@ -183,6 +196,24 @@ fn rebuild(repos: &[PathBuf], format: Format) -> CmdResult {
         }
     }
     Ok(if failed { exit::USAGE } else { exit::OK })
+}
+
+/// Only the repository named, never one found by walking up from it: a bare repository, or
+/// with `--non-bare` a work tree's root.
+fn target(path: &Path, non_bare: bool) -> Result<(), Failure> {
+    if crate::server::install::is_bare_repo(path) {
+        return Ok(());
+    }
+    if path.join(".git").exists() {
+        return if non_bare {
+            Ok(())
+        } else {
+            Err(Failure::usage(
+                "a repository with a work tree (a clone): manifests belong on the server's bare repository; give --non-bare to write one here anyway",
+            ))
+        };
+    }
+    Err(Failure::usage("not a git repository"))
 }
 
 /// What a rebuild of one repository did.

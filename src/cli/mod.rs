@@ -283,8 +283,13 @@ taskhook.* settings, or to repair a stale manifest. Nothing is trusted from stor
 manifests of deleted branches are removed. Unchanged results write no commit."
     )]
     Rebuild {
+        /// Also rebuild in a repository with a work tree (a clone); by default only bare
+        /// repositories, the server's, are written to.
+        #[arg(long)]
+        non_bare: bool,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
+        /// Bare repositories whose manifests to recompute and store.
         #[arg(required = true, value_name = "REPO")]
         repos: Vec<PathBuf>,
     },
