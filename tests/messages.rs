@@ -237,3 +237,38 @@ fn manifest_commands_in_a_maintainers_clone() {
     .status
     .success());
 }
+
+#[test]
+fn check_sees_what_a_push_would_send_and_the_servers_settings() {
+    let s = Server::new();
+    git(&s.bare(), &["config", "taskhook.namespaces", "qa"]);
+    s.commit_file("t/runtask.yml", &format!("namespace: qa\n{BASE}"));
+    assert!(s.push("master").status.success());
+    let work = s.work();
+    // Ignored files are not part of a push, so not part of the verdict.
+    write(&work.join(".gitignore"), "ignored-dir/\n");
+    write(&work.join("ignored-dir/runtask.yml"), "not: [valid\n");
+    let out = taskhook(&["check"], &work);
+    let text = String::from_utf8_lossy(&out.stdout);
+    // Locally the default namespaces apply: `qa` is not among them.
+    assert!(text.contains("bad-namespace"), "{text}");
+    assert!(!text.contains("ignored-dir"), "{text}");
+    // With the server's published settings, the verdict is the server's.
+    let d = Daemon::serve(s.dir.path());
+    let out = taskhook(&["check", "--server", &d.url("srv.git")], &work);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("settings: policy reject, namespaces qa"));
+    // One formula on its own.
+    let out = taskhook(&["check", "t/runtask.yml"], &work);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("t/runtask.yml:1:12: error[bad-namespace]"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

@@ -40,15 +40,24 @@ pub enum Format {
 pub enum Command {
     /// Validate the tasks of a checkout, or of a commit, exactly as the server hook would.
     #[command(
-        after_help = "Examples:\n  taskhook check                 # the checkout you are in\n  taskhook check path/to/repo --rev HEAD~1\n  taskhook check /srv/git/tasks.git --rev f40 --format json\n\n\
+        after_help = "Examples:\n  taskhook check                      # the checkout you are in, as a push would send it\n  \
+taskhook check --server             # ... with the settings origin's server publishes\n  \
+taskhook check rpmlint/runtask.yml  # one formula\n  \
+taskhook check path/to/repo --rev HEAD~1\n  taskhook check /srv/git/tasks.git --rev f40 --format json\n\n\
+Files git ignores are left out: a push would not send them.\n\
 Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage or internal error."
     )]
     Check {
-        /// A checkout, or a git repository (bare or not) with --rev. Default: the current directory.
+        /// A checkout, a git repository (bare or not) with --rev, or one formula file.
+        /// Default: the current directory.
         path: Option<PathBuf>,
         /// Check commit REV of the repository at PATH instead of the files on disk.
         #[arg(long, value_name = "REV")]
         rev: Option<String>,
+        /// Check with the settings the server publishes (namespaces, limits, policy): REMOTE is
+        /// a remote of the checkout (default `origin`) or a URL.
+        #[arg(long, value_name = "REMOTE", num_args = 0..=1, default_missing_value = "origin")]
+        server: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
@@ -374,7 +383,12 @@ pub fn main() -> ExitCode {
 
 pub fn run(cli: Cli) -> CmdResult {
     match cli.command {
-        Command::Check { path, rev, format } => check::run(path.as_deref(), rev.as_deref(), format),
+        Command::Check {
+            path,
+            rev,
+            server,
+            format,
+        } => check::run(path.as_deref(), rev.as_deref(), server.as_deref(), format),
         Command::Hook { hook, args } => match hook {
             HookName::PreReceive => crate::server::hooks::pre_receive(),
             HookName::PostReceive => crate::server::hooks::post_receive(),

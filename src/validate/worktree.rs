@@ -9,11 +9,40 @@ use super::source::{Blob, Entry, Kind, Source, SourceError};
 
 pub struct Worktree {
     root: PathBuf,
+    /// Paths below the root that git ignores (directories end with `/`): a push would not
+    /// send them, so they are not checked.
+    ignored: std::collections::HashSet<String>,
 }
 
 impl Worktree {
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        Worktree { root: root.into() }
+        Worktree {
+            root: root.into(),
+            ignored: Default::default(),
+        }
+    }
+
+    /// A checkout whose git-ignored paths (relative to the root, directories with a trailing
+    /// `/`, as `git ls-files --others --ignored --directory` lists them) are left out.
+    pub fn ignoring(root: impl Into<PathBuf>, ignored: std::collections::HashSet<String>) -> Self {
+        Worktree {
+            root: root.into(),
+            ignored,
+        }
+    }
+
+    fn is_ignored(&self, path: &Path, is_dir: bool) -> bool {
+        if self.ignored.is_empty() {
+            return false;
+        }
+        let Ok(rel) = path.strip_prefix(&self.root) else {
+            return false;
+        };
+        let mut rel = rel.to_string_lossy().into_owned();
+        if is_dir {
+            rel.push('/');
+        }
+        self.ignored.contains(&rel)
     }
 }
 
@@ -37,6 +66,9 @@ impl Source for Worktree {
             let meta = fs::symlink_metadata(&path).map_err(|e| err(&path, e))?;
             let name = item.file_name().to_string_lossy().into_owned();
             let ft = meta.file_type();
+            if self.is_ignored(&path, ft.is_dir()) {
+                continue;
+            }
             let kind = if ft.is_symlink() {
                 Kind::Symlink
             } else if ft.is_dir() {
