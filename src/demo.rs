@@ -88,12 +88,12 @@ fn write(path: &Path, text: &str) -> Result<(), Failure> {
 }
 
 fn step(n: u32, text: &str) {
-    println!("\n== {n}. {text}");
+    crate::outln!("\n== {n}. {text}");
 }
 
 fn indent(text: &str) {
     for line in text.lines() {
-        println!("   {line}");
+        crate::outln!("   {line}");
     }
 }
 
@@ -128,7 +128,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     }
     // Best effort: if a handler cannot be installed, the demo still cleans up when it ends.
     let _ = ctrlc::set_handler(on_interrupt);
-    println!("taskhook demo in {}", root.display());
+    crate::outln!("taskhook demo in {}", root.display());
 
     step(
         1,
@@ -148,7 +148,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
                 .unwrap_or(&path)
                 .display()
                 .to_string();
-            println!("   {shown}: installed");
+            crate::outln!("   {shown}: installed");
         }
     }
 
@@ -160,7 +160,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     write(&work.join("abicheck/runtask.yml"), ABICHECK_MISTAKE)?;
     git_ok(&work, &["add", "-A"])?;
     git_ok(&work, &["commit", "-q", "-m", "Add rpmlint and abicheck"])?;
-    println!("   $ git push origin master");
+    crate::outln!("   $ git push origin master");
     let out = git(&work, &["push", "origin", "master"])?;
     indent(&String::from_utf8_lossy(&out.stderr));
     if out.status.success() {
@@ -179,7 +179,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
         .current_dir(&work)
         .output()
         .map_err(|e| Failure::usage(format!("cannot run taskhook check: {e}")))?;
-    println!("   $ taskhook check");
+    crate::outln!("   $ taskhook check");
     indent(&String::from_utf8_lossy(&check.stdout));
     git_ok(
         &work,
@@ -190,7 +190,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
             "abicheck: fix variable names and scheduling",
         ],
     )?;
-    println!("   $ git push origin master");
+    crate::outln!("   $ git push origin master");
     let out = git_ok(&work, &["push", "origin", "master"])?;
     indent(&String::from_utf8_lossy(&out.stderr));
 
@@ -200,7 +200,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     );
     let (daemon, port) = start_daemon(&root)?;
     let url = format!("git://127.0.0.1:{port}/tasks.git");
-    println!(
+    crate::outln!(
         "   $ git archive --remote={url} --format=tar.gz refs/meta/tasks branches/master.json"
     );
     let start = Instant::now();
@@ -221,7 +221,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
         crate::manifest::MAX_MANIFEST_BYTES,
     )
     .map_err(|e| Failure::usage(e.to_string()))?;
-    println!(
+    crate::outln!(
         "   {} bytes over the wire in {} ms for the {}-byte manifest; its first lines:",
         archive.stdout.len(),
         took.as_millis(),
@@ -234,14 +234,14 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
             .collect::<Vec<_>>()
             .join("\n"),
     );
-    println!("   ...");
+    crate::outln!("   ...");
 
     step(
         5,
         "A koji build of tasks-2.1.0-1.fc40 completes; the trigger plans jobs without cloning",
     );
     write(&root.join("koji_build_complete.json"), EVENT)?;
-    println!("   $ taskhook plan --remote 'git://127.0.0.1:{port}/{{name}}.git' --event koji_build_complete.json --fallback-branch master --explain");
+    crate::outln!("   $ taskhook plan --remote 'git://127.0.0.1:{port}/{{name}}.git' --event koji_build_complete.json --fallback-branch master --explain");
     let plan = Command::new(&exe)
         .args([
             "plan",
@@ -257,17 +257,19 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
         .output()
         .map_err(|e| Failure::usage(format!("cannot run taskhook plan: {e}")))?;
     indent(&String::from_utf8_lossy(&plan.stderr));
-    println!("   jobs (JSON Lines):");
+    crate::outln!("   jobs (JSON Lines):");
     indent(&String::from_utf8_lossy(&plan.stdout));
     let checked_out = runner_checkout(&exe, &root, &plan.stdout)?;
     drop(daemon);
 
     match keep {
-        Some(dir) => println!(
+        Some(dir) => crate::outln!(
             "\nThe files are in {}; no process is left running.",
             dir.display()
         ),
-        None => println!("\nDone: the daemon is stopped and the temporary directory is removed."),
+        None => {
+            crate::outln!("\nDone: the daemon is stopped and the temporary directory is removed.")
+        }
     }
     Ok(if plan.status.success() && checked_out {
         exit::OK
@@ -287,11 +289,11 @@ fn runner_checkout(exe: &Path, root: &Path, jobs: &[u8]) -> Result<bool, Failure
         .next()
         .map(str::to_string)
     else {
-        println!("   (no jobs)");
+        crate::outln!("   (no jobs)");
         return Ok(false);
     };
     write(&root.join("job.json"), &format!("{job}\n"))?;
-    println!("   $ taskhook checkout --job job.json --dest runner-task");
+    crate::outln!("   $ taskhook checkout --job job.json --dest runner-task");
     let out = Command::new(exe)
         .args(["checkout", "--job", "job.json", "--dest", "runner-task"])
         .current_dir(root)
@@ -306,7 +308,7 @@ fn runner_checkout(exe: &Path, root: &Path, jobs: &[u8]) -> Result<bool, Failure
         })
         .unwrap_or_default();
     files.sort();
-    println!("   runner-task/: {}", files.join(", "));
+    crate::outln!("   runner-task/: {}", files.join(", "));
     Ok(out.status.success())
 }
 

@@ -50,3 +50,13 @@ pub type CmdResult = Result<u8, Failure>;
 pub fn short(id: &str) -> &str {
     id.get(..12).unwrap_or(id)
 }
+
+/// `println!` that never panics: a closed stdout (`taskhook ... | head`) ends the output, not
+/// the process with a panic.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}

@@ -54,7 +54,7 @@ pub fn run(args: &Args) -> CmdResult {
             crate::error::short(&job.tree),
             crate::error::short(&job.git_commit),
         ),
-        Format::Json => println!(
+        Format::Json => crate::outln!(
             "{}",
             serde_json::json!({
                 "dest": done.dest.display().to_string(),

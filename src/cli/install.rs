@@ -34,11 +34,11 @@ fn hooks(update: bool) -> Vec<&'static str> {
 /// Prints one result line (human) or object (JSON).
 fn report(format: Format, repo: &Path, fields: serde_json::Value, human: String) {
     match format {
-        Format::Human => println!("{}: {human}", repo.display()),
+        Format::Human => crate::outln!("{}: {human}", repo.display()),
         Format::Json => {
             let mut v = fields;
             v["repo"] = serde_json::Value::String(repo.display().to_string());
-            println!("{v}");
+            crate::outln!("{v}");
         }
     }
 }
@@ -187,7 +187,7 @@ pub fn run_doctor(repos: &[PathBuf], format: Format) -> CmdResult {
         all_ok &= ok;
         match format {
             Format::Human => {
-                println!(
+                crate::outln!(
                     "{}: {}",
                     repo.display(),
                     if ok {
@@ -197,10 +197,10 @@ pub fn run_doctor(repos: &[PathBuf], format: Format) -> CmdResult {
                     }
                 );
                 for f in &findings {
-                    println!("  {} {}", if f.ok { "ok " } else { "FIX" }, f.text);
+                    crate::outln!("  {} {}", if f.ok { "ok " } else { "FIX" }, f.text);
                 }
             }
-            Format::Json => println!(
+            Format::Json => crate::outln!(
                 "{}",
                 serde_json::json!({
                     "repo": repo.display().to_string(),

@@ -14,7 +14,7 @@ pub fn run(config: &Path, metrics_addr: Option<SocketAddr>, check: bool) -> CmdR
         eprintln!("taskhook listen: warning: {w}");
     }
     if check {
-        println!("configuration ok");
+        crate::outln!("configuration ok");
         return Ok(exit::OK);
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()

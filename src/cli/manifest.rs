@@ -178,8 +178,8 @@ fn rebuild(repos: &[PathBuf], format: Format, non_bare: bool) -> CmdResult {
             eprintln!("taskhook: {}: {}", path.display(), f.message);
         }
         match (format, result) {
-            (Format::Human, Ok(r)) => println!("{}: {}", path.display(), r.describe()),
-            (Format::Json, Ok(r)) => println!(
+            (Format::Human, Ok(r)) => crate::outln!("{}: {}", path.display(), r.describe()),
+            (Format::Json, Ok(r)) => crate::outln!(
                 "{}",
                 serde_json::json!({
                     "repo": path.display().to_string(),
@@ -188,7 +188,7 @@ fn rebuild(repos: &[PathBuf], format: Format, non_bare: bool) -> CmdResult {
                     "changed": r.commit.is_some(),
                 })
             ),
-            (Format::Json, Err(f)) => println!(
+            (Format::Json, Err(f)) => crate::outln!(
                 "{}",
                 serde_json::json!({"repo": path.display().to_string(), "error": f.message})
             ),

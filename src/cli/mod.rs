@@ -7,6 +7,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 mod check;
 mod checkout;
+mod extras;
 mod install;
 mod listen;
 mod manifest;
@@ -149,8 +150,8 @@ Exit codes: 0 every repository runs taskhook, 1 something to fix (listed), 2 usa
     },
     /// Turn a message-bus event into jobs, fetching only the branch manifest (no clone).
     #[command(
-        after_help = "Examples:\n  taskhook plan --remote 'git://pkgs.example.org/rpms/{name}' --event message.json\n  \
-taskhook plan --remote git://pkgs.example.org/tasks --item-type koji_build --item foo-1.0-1.fc40 --branch f40 --format runtask\n\n\
+        after_help = "Examples:\n  taskhook plan --remote 'git://pkgs.example.org/rpms/{name}' \\\n      --event message.json\n  \
+taskhook plan --remote git://pkgs.example.org/tasks \\\n      --item-type koji_build --item foo-1.0-1.fc40 --branch f40 --format runtask\n\n\
 Prints one JSON object per job (JSON Lines); no jobs prints nothing and exits 0. \
 --explain tells on stderr why each task does or does not run.\n\
 Exit codes: 0 planned (possibly no jobs), 1 malformed event, unreachable remote or bad manifest, 2 usage."
@@ -216,6 +217,19 @@ unreachable remote or a failed command, 2 usage or local errors."
         #[arg(long, value_enum, default_value_t = Format::Human)]
         format: Format,
     },
+    /// Install the man pages, shell completions and JSON Schemas under a prefix.
+    #[command(
+        after_help = "Examples:\n  sudo taskhook extras --prefix /usr/local\n  taskhook extras --prefix ~/.local\n\n\
+Writes PREFIX/share/man/man1/taskhook*.1 (generated from this binary's own --help), shell \
+completions for bash (share/bash-completion/completions/taskhook), zsh \
+(share/zsh/site-functions/_taskhook) and fish (share/fish/vendor_completions.d/taskhook.fish), \
+and the JSON Schemas (share/taskhook/schema/*.json) that editors can validate formulas with."
+    )]
+    Extras {
+        /// Where to install (files go under PREFIX/share).
+        #[arg(long, value_name = "PREFIX")]
+        prefix: PathBuf,
+    },
     /// The whole story on built-in examples, in a temporary directory, with real git.
     #[command(
         after_help = "Examples:\n  taskhook demo\n  taskhook demo --keep /tmp/taskhook-demo   # keep the repositories to explore\n\n\
@@ -263,6 +277,7 @@ A note on stderr says when a branch's manifest pins another commit than the bran
 (stale); `taskhook manifest rebuild` repairs it."
     )]
     Show {
+        /// Print this branch's manifest instead of the index.
         #[arg(long)]
         branch: Option<String>,
         #[arg(long, value_enum, default_value_t = Format::Json)]
@@ -277,11 +292,13 @@ taskhook manifest build --rev f40 /srv/git/tasks.git\n\n\
 Prints exactly the bytes post-receive would store for that commit."
     )]
     Build {
+        /// The commit to compute the manifest of.
         #[arg(long, value_name = "REV", default_value = "HEAD")]
         rev: String,
         /// The branch name to record (default: the branch REV names, or HEAD's branch).
         #[arg(long)]
         branch: Option<String>,
+        /// The repository, bare or not (default: the current directory).
         repo: Option<PathBuf>,
     },
     /// Recompute and store the manifests of every branch (bootstrap or repair).
@@ -442,6 +459,7 @@ pub fn run(cli: Cli) -> CmdResult {
             timeout,
             format,
         }),
+        Command::Extras { prefix } => extras::run(&prefix),
         Command::Demo { keep } => crate::demo::run(keep.as_deref()),
     }
 }
