@@ -1,0 +1,62 @@
+//! The command line itself: every argument is described, and the generated extras install.
+
+mod util;
+
+use clap::CommandFactory;
+use util::*;
+
+fn undescribed(cmd: &clap::Command, path: &str, out: &mut Vec<String>) {
+    for arg in cmd.get_arguments() {
+        let id = arg.get_id().as_str();
+        if id == "help" || id == "version" {
+            continue;
+        }
+        if arg.get_help().is_none()
+            && arg.get_long_help().is_none()
+            && arg.get_possible_values().is_empty()
+        {
+            out.push(format!("{path} {id}"));
+        }
+    }
+    for sub in cmd.get_subcommands() {
+        if sub.get_about().is_none() {
+            out.push(format!("{path} {} (no description)", sub.get_name()));
+        }
+        undescribed(sub, &format!("{path} {}", sub.get_name()), out);
+    }
+}
+
+#[test]
+fn every_argument_and_command_has_a_description() {
+    let mut missing = Vec::new();
+    undescribed(&taskhook::cli::Cli::command(), "taskhook", &mut missing);
+    assert!(missing.is_empty(), "undescribed: {missing:?}");
+}
+
+#[test]
+fn extras_installs_man_pages_completions_and_schemas() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let out = taskhook(&["extras", "--prefix", "p"], dir.path());
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let share = dir.path().join("p/share");
+    let man =
+        std::fs::read_to_string(share.join("man/man1/taskhook-checkout.1")).expect("man page");
+    assert!(man.contains(".TH taskhook-checkout"), "{man}");
+    let bash =
+        std::fs::read_to_string(share.join("bash-completion/completions/taskhook")).expect("bash");
+    assert!(bash.contains("listen") && bash.contains("checkout"));
+    assert!(share.join("zsh/site-functions/_taskhook").is_file());
+    assert!(share
+        .join("fish/vendor_completions.d/taskhook.fish")
+        .is_file());
+    let schema: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(share.join("taskhook/schema/formula.schema.json"))
+            .expect("schema"),
+    )
+    .expect("json");
+    assert!(schema.get("$id").is_none(), "no placeholder $id");
+}
