@@ -57,20 +57,34 @@ fn references(module: &[String], text: &str) -> BTreeSet<Vec<String>> {
         .filter(|l| !l.trim_start().starts_with("//"))
         .collect::<Vec<_>>()
         .join("\n");
+    // The module path at the start of `s`: identifiers joined by `::`, lowercase (modules, not
+    // types), at most three; a macro (`crate::outln!`) names no module.
     let ident = |s: &str| -> Vec<String> {
-        s.split("::")
-            .map(|p| {
-                p.chars()
-                    .take_while(|c| c.is_alphanumeric() || *c == '_')
-                    .collect::<String>()
-            })
-            .take_while(|p| {
-                !p.is_empty()
-                    && p.chars()
-                        .all(|c| c.is_lowercase() || c == '_' || c.is_ascii_digit())
-            })
-            .take(3)
-            .collect()
+        let mut out = Vec::new();
+        let mut rest = s;
+        while out.len() < 3 {
+            let name: String = rest
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if name.is_empty()
+                || !name
+                    .chars()
+                    .all(|c| c.is_lowercase() || c == '_' || c.is_ascii_digit())
+            {
+                break;
+            }
+            let after = &rest[name.len()..];
+            if after.starts_with('!') {
+                break;
+            }
+            out.push(name);
+            match after.strip_prefix("::") {
+                Some(r) => rest = r,
+                None => break,
+            }
+        }
+        out
     };
     for (i, _) in code.match_indices("crate::") {
         let path = ident(&code[i + "crate::".len()..]);

@@ -396,7 +396,7 @@ g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
     assert_bounded("invalid utf-8", b"name: t\ndesc: \xff\xfe\n", "not-utf8");
     assert_bounded("empty", b"", "empty-formula");
     assert_bounded("tabs", b"name: t\n\tdesc: d\n", "yaml-syntax");
-    assert_bounded("nul bytes", b"name: t\0\0\n", "yaml-syntax");
+    assert_bounded("nul bytes", b"name: t\0\0\n", "yaml-character");
     assert_bounded("two documents", b"name: t\n---\nname: u\n", "yaml-syntax");
 }
 

@@ -180,6 +180,15 @@ impl Validator<'_> {
                 "remove the `---` separator and everything after the first document".to_string(),
             ),
             K::UnsupportedTag => ("yaml-tag", "remove the tag".to_string()),
+            K::Character => (
+                "yaml-character",
+                "delete it; inside a double-quoted string, an escape such as \"\\u2028\" says the same unambiguously".to_string(),
+            ),
+            K::Directive => ("yaml-directive", "remove the directive line".to_string()),
+            K::Merge => (
+                "yaml-merge",
+                "merge a mapping (`<<: *base`) or a list of mappings (`<<: [*a, *b]`)".to_string(),
+            ),
         };
         let d = Diagnostic::error(code, self.file, e.message.clone())
             .at(e.pos.line, e.pos.column)

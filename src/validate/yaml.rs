@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 pub use crate::config::Limits;
 
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle};
+use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Tag};
 
 /// A position in the source, both 1-based (what editors show).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
@@ -143,6 +143,12 @@ pub enum ErrorKind {
     DuplicateKey,
     MultipleDocuments,
     UnsupportedTag,
+    /// A character PyYAML reads differently (a line break only YAML 1.1 knows) or refuses.
+    Character,
+    /// A `%YAML` or `%TAG` directive.
+    Directive,
+    /// A merge key (`<<`) whose value is not a mapping or a list of mappings.
+    Merge,
 }
 
 /// Why a document could not be read, and where.
@@ -200,7 +206,138 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Node, Error> {
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    runner_agrees(text)?;
     Builder::new(limits).build(text)
+}
+
+/// Rejects what the runner's reader (PyYAML, YAML 1.1) would read differently from this one, or
+/// refuse: the line breaks only YAML 1.1 knows (U+0085, U+2028, U+2029: PyYAML breaks the line
+/// there, so a "comment" could hide keys), the characters PyYAML will not load, and directives
+/// (`%YAML 1.2` would ask other tools for other rules; `%TAG` rewrites tags).
+fn runner_agrees(text: &str) -> Result<(), Error> {
+    let mut line = 1u32;
+    let mut column = 1u32;
+    let mut at_line_start = true;
+    for c in text.chars() {
+        let pos = Pos { line, column };
+        match c {
+            '\u{85}' | '\u{2028}' | '\u{2029}' => {
+                let name = match c {
+                    '\u{85}' => "U+0085 (NEXT LINE)",
+                    '\u{2028}' => "U+2028 (LINE SEPARATOR)",
+                    _ => "U+2029 (PARAGRAPH SEPARATOR)",
+                };
+                return Err(Error::new(
+                    ErrorKind::Character,
+                    pos,
+                    format!("{name} is a line break to the runner's YAML 1.1 reader but not to YAML 1.2 readers; the two would read different keys"),
+                ));
+            }
+            '\t' | '\n' | '\r' => {}
+            c if pyyaml_refuses(c) => {
+                return Err(Error::new(
+                    ErrorKind::Character,
+                    pos,
+                    format!(
+                        "the character U+{:04X} is not allowed: the runner's YAML reader refuses it",
+                        c as u32
+                    ),
+                ));
+            }
+            '%' if at_line_start => {
+                return Err(Error::new(
+                    ErrorKind::Directive,
+                    pos,
+                    "YAML directives (`%YAML`, `%TAG`) are not allowed in a formula: the runner reads YAML 1.1 whatever a directive says",
+                ));
+            }
+            _ => {}
+        }
+        at_line_start = c == '\n';
+        if c == '\n' {
+            line += 1;
+            column = 1;
+        } else {
+            column += 1;
+        }
+    }
+    Ok(())
+}
+
+/// A mapping key must be a scalar with a value: PyYAML cannot use a list or a mapping as a key,
+/// and refuses an empty one in a block mapping.
+fn key_is_plain_value(key: &Node) -> Result<(), Error> {
+    match &key.value {
+        Value::Scalar { text, plain, .. } if !(*plain && text.is_empty()) => Ok(()),
+        Value::Scalar { .. } => Err(Error::new(
+            ErrorKind::Syntax,
+            key.pos,
+            "a mapping key is missing (the line starts with `:`)",
+        )),
+        _ => Err(Error::new(
+            ErrorKind::Syntax,
+            key.pos,
+            "a mapping key must be a single value, not a list or a mapping (the runner's reader refuses it)",
+        )),
+    }
+}
+
+/// Two things PyYAML refuses that YAML 1.2 readers take, checked on the text (outside quoted
+/// and block scalars and comments): a tab where a token could start (indentation, between a key
+/// and its value, inside a plain scalar), and a `:` with no key before it (`: value` at the
+/// start of a line or after `- `). Both are refused here too, rather than read differently.
+fn tabs_where_pyyaml_reads_them(text: &str, quoted: &[(usize, usize)]) -> Result<(), Error> {
+    let inside = |i: usize| quoted.iter().any(|&(a, b)| a <= i && i < b);
+    let chars: Vec<char> = text.chars().collect();
+    let (mut line, mut column) = (1u32, 1u32);
+    let mut comment = false;
+    let mut prev_blank = true;
+    // Only blanks and `- ` so far on this line: a `:` here has no key.
+    let mut line_head = true;
+    for (i, &c) in chars.iter().enumerate() {
+        if c == '\n' {
+            line += 1;
+            column = 1;
+            comment = false;
+            prev_blank = true;
+            line_head = true;
+            continue;
+        }
+        let pos = Pos { line, column };
+        if !comment && !inside(i) {
+            match c {
+                '#' if prev_blank => comment = true,
+                '\t' => {
+                    return Err(Error::new(
+                        ErrorKind::Character,
+                        pos,
+                        "a tab here is refused by the runner's YAML reader: tabs belong only in quoted strings, block scalars and comments; use spaces",
+                    ))
+                }
+                ':' if line_head && chars.get(i + 1).is_none_or(|n| n.is_whitespace()) => {
+                    return Err(Error::new(
+                        ErrorKind::Syntax,
+                        pos,
+                        "a mapping key is missing before this `:` (the runner's reader refuses an empty key)",
+                    ))
+                }
+                _ => {}
+            }
+        }
+        let after_dash = c == ' ' && i > 0 && chars[i - 1] == '-';
+        line_head = line_head
+            && (c == ' ' || (c == '-' && chars.get(i + 1).is_none_or(|n| *n == ' ')) || after_dash);
+        prev_blank = c == ' ' || c == '\t';
+        column += 1;
+    }
+    Ok(())
+}
+
+/// PyYAML's reader accepts tab, LF, CR, U+0020-U+007E, U+0085, U+00A0-U+D7FF, U+E000-U+FFFD and
+/// U+10000 and above; anything else stops the load.
+fn pyyaml_refuses(c: char) -> bool {
+    let u = c as u32;
+    !matches!(u, 0x20..=0x7E | 0x85 | 0xA0..=0xD7FF | 0xE000..=0xFFFD | 0x10000..=0x10FFFF)
 }
 
 enum Frame {
@@ -210,6 +347,8 @@ enum Frame {
 
 struct Builder<'l> {
     limits: &'l Limits,
+    /// Character ranges of quoted and block scalars, where tabs are text.
+    quoted: Vec<(usize, usize)>,
     /// Duplicate keys found so far: reading goes on so that all are reported.
     duplicates: Vec<Error>,
     anchors: HashMap<usize, Node>,
@@ -221,6 +360,7 @@ impl<'l> Builder<'l> {
     fn new(limits: &'l Limits) -> Self {
         Builder {
             limits,
+            quoted: Vec::new(),
             duplicates: Vec::new(),
             anchors: HashMap::new(),
             nodes: 0,
@@ -268,6 +408,9 @@ impl<'l> Builder<'l> {
                 }
                 Event::Scalar(value, style, anchor, tag) => {
                     self.count(pos, 1)?;
+                    if style != ScalarStyle::Plain {
+                        self.quoted.push((span.start.index(), span.end.index()));
+                    }
                     let tag = tag.map(|t| (t.handle().to_string(), t.suffix().to_string()));
                     let node = scalar(value.into_owned(), style, tag, pos)?;
                     self.remember(anchor, &node);
@@ -282,13 +425,15 @@ impl<'l> Builder<'l> {
                     self.count(pos, size)?;
                     Some(Node { pos, ..node })
                 }
-                Event::SequenceStart(_, anchor, _) => {
+                Event::SequenceStart(_, anchor, tag) => {
+                    collection_tag(tag.as_deref(), "seq", pos)?;
                     self.count(pos, 1)?;
                     self.depth_check(&stack, pos)?;
                     stack.push(Frame::Seq(pos, anchor, Vec::new()));
                     None
                 }
-                Event::MappingStart(_, anchor, _) => {
+                Event::MappingStart(_, anchor, tag) => {
+                    collection_tag(tag.as_deref(), "map", pos)?;
                     self.count(pos, 1)?;
                     self.depth_check(&stack, pos)?;
                     stack.push(Frame::Map(pos, anchor, Vec::new(), None));
@@ -309,7 +454,7 @@ impl<'l> Builder<'l> {
                     Some(Frame::Map(p, anchor, entries, _)) => {
                         let node = Node {
                             pos: p,
-                            value: Value::Map(merge_keys(entries)),
+                            value: Value::Map(merge_keys(entries)?),
                         };
                         self.remember(anchor, &node);
                         Some(node)
@@ -324,6 +469,7 @@ impl<'l> Builder<'l> {
                     Some(Frame::Map(_, _, entries, pending)) => match pending.take() {
                         None => *pending = Some(node),
                         Some(key) => {
+                            key_is_plain_value(&key)?;
                             if let Some((first, _)) = entries
                                 .iter()
                                 .find(|(k, _)| same_key(k, &key) && k.scalar_text() != Some("<<"))
@@ -347,6 +493,7 @@ impl<'l> Builder<'l> {
                 }
             }
         }
+        tabs_where_pyyaml_reads_them(text, &self.quoted)?;
         if !self.duplicates.is_empty() {
             let mut first = self.duplicates.remove(0);
             first.more = std::mem::take(&mut self.duplicates);
@@ -428,40 +575,75 @@ fn same_key(a: &Node, b: &Node) -> bool {
     }
 }
 
-/// Applies YAML 1.1 merge keys (`<<: *base`), which PyYAML honours: explicit keys win.
-fn merge_keys(entries: Vec<(Node, Node)>) -> Vec<(Node, Node)> {
-    if !entries
-        .iter()
-        .any(|(k, _)| k.scalar_text() == Some("<<") && is_plain(k))
-    {
-        return entries;
+/// Applies YAML 1.1 merge keys (`<<: *base`) exactly as PyYAML's `flatten_mapping` does: the
+/// merged pairs come first, in the order of the `<<` entries, a list's mappings in reverse (so
+/// the first mapping of a list wins), then the mapping's own pairs; the last occurrence of a key
+/// wins. A value that is not a mapping or a list of mappings is an error, as it is to PyYAML.
+fn merge_keys(entries: Vec<(Node, Node)>) -> Result<Vec<(Node, Node)>, Error> {
+    if !entries.iter().any(|(k, _)| is_merge_key(k)) {
+        return Ok(entries);
     }
+    let mut merge = Vec::new();
     let mut own = Vec::new();
-    let mut merged = Vec::new();
     for (k, v) in entries {
-        if k.scalar_text() == Some("<<") && is_plain(&k) {
-            let sources: Vec<Node> = match v.value {
-                Value::Seq(items) => items,
-                other => vec![Node {
-                    pos: v.pos,
-                    value: other,
-                }],
-            };
-            for source in sources {
-                if let Value::Map(pairs) = source.value {
-                    merged.extend(pairs);
+        if !is_merge_key(&k) {
+            own.push((k, v));
+            continue;
+        }
+        let not_mappings = || {
+            Error::new(
+                ErrorKind::Merge,
+                v.pos,
+                "the merge key `<<` takes a mapping or a list of mappings; the runner's reader rejects anything else",
+            )
+        };
+        match &v.value {
+            Value::Map(pairs) => merge.extend(pairs.iter().cloned()),
+            Value::Seq(items) => {
+                let mut maps = Vec::new();
+                for item in items {
+                    match &item.value {
+                        Value::Map(pairs) => maps.push(pairs.clone()),
+                        _ => return Err(not_mappings()),
+                    }
+                }
+                for pairs in maps.into_iter().rev() {
+                    merge.extend(pairs);
                 }
             }
-        } else {
-            own.push((k, v));
+            Value::Scalar { .. } => return Err(not_mappings()),
         }
     }
-    for (k, v) in merged {
-        if !own.iter().any(|(o, _)| same_key(o, &k)) {
-            own.push((k, v));
+    let mut out: Vec<(Node, Node)> = Vec::new();
+    for (k, v) in merge.into_iter().chain(own) {
+        match out.iter_mut().find(|(o, _)| same_key(o, &k)) {
+            Some(slot) => slot.1 = v,
+            None => out.push((k, v)),
         }
     }
-    own
+    Ok(out)
+}
+
+/// `<<` as a plain key (or tagged `!!merge`): the merge key. Quoted, it is an ordinary string.
+fn is_merge_key(k: &Node) -> bool {
+    k.scalar_text() == Some("<<") && is_plain(k)
+}
+
+/// Tags on a mapping or a sequence: only the standard ones (`!!map`, `!!seq`, `!`) are read as
+/// the runner's safe loader reads them; anything else (`!!python/object/apply:...`) is refused.
+fn collection_tag(tag: Option<&Tag>, kind: &str, pos: Pos) -> Result<(), Error> {
+    let Some(tag) = tag else {
+        return Ok(());
+    };
+    let (handle, suffix) = (tag.handle(), tag.suffix());
+    if (handle == "tag:yaml.org,2002:" && suffix == kind) || (handle == "!" && suffix.is_empty()) {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::UnsupportedTag,
+        pos,
+        format!("the tag `{handle}{suffix}` is not supported in a formula (the runner's safe loader rejects it)"),
+    ))
 }
 
 fn is_plain(node: &Node) -> bool {
@@ -496,7 +678,17 @@ fn scalar(
                 format!("the tag `{handle}{suffix}` is not supported in a formula (the runner's safe loader rejects it)"),
             ))
         }
-        None if plain => yaml11_reading(&text),
+        None if plain => {
+            let read = yaml11_reading(&text);
+            if read == Scalar::Str && has_yaml11_int_form(&text) {
+                return Err(Error::new(
+                    ErrorKind::TooLarge,
+                    pos,
+                    format!("`{text}` is written as an integer this reader cannot hold (too large, or an unusual sexagesimal form); quote it if it is text"),
+                ));
+            }
+            read
+        }
         None => Scalar::Str,
     };
     Ok(Node {
@@ -594,6 +786,21 @@ pub fn yaml12_reading(text: &str) -> Option<String> {
             _ => "a string".to_string(),
         })
     }
+}
+
+/// Whether a plain scalar is written as a YAML 1.1 integer (whatever its size).
+fn has_yaml11_int_form(text: &str) -> bool {
+    let t = text.strip_prefix(['-', '+']).unwrap_or(text);
+    let all = |s: &str, ok: fn(char) -> bool| !s.is_empty() && s.chars().all(|c| c == '_' || ok(c));
+    if let Some(b) = t.strip_prefix("0b") {
+        return all(b, |c| c == '0' || c == '1');
+    }
+    if let Some(x) = t.strip_prefix("0x") {
+        return all(x, |c| c.is_ascii_hexdigit());
+    }
+    let mut parts = t.split(':');
+    let head = parts.next().unwrap_or("");
+    all(head, |c| c.is_ascii_digit()) && parts.all(|p| all(p, |c| c.is_ascii_digit()))
 }
 
 fn yaml11_int(text: &str) -> Option<i64> {

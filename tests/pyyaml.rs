@@ -1,0 +1,311 @@
+//! The differential test against the runner's YAML reader, PyYAML (YAML 1.1): wherever
+//! taskhook's reader accepts a document, PyYAML loads the same structure. Inputs: every corpus
+//! formula, the examples, constructs where YAML 1.1 and 1.2 readers part ways, and thousands
+//! of mutations of the corpus.
+
+mod util;
+
+use std::path::Path;
+use std::process::Command;
+
+use taskhook::validate::yaml::{self, Node, Scalar, Value};
+use util::*;
+
+/// A python3 that has PyYAML (Debian's python3-yaml, installed by .ci/run).
+fn python_with_yaml() -> String {
+    for py in ["python3", "/usr/bin/python3"] {
+        let ok = Command::new(py)
+            .args(["-c", "import yaml"])
+            .status()
+            .is_ok_and(|s| s.success());
+        if ok {
+            return py.to_string();
+        }
+    }
+    panic!("no python3 with PyYAML: apt-get install python3-yaml (.ci/run does)");
+}
+
+/// PyYAML's reading as JSON: keys written as JSON would write Python's keys, timestamps as a
+/// marker (their text forms differ between the two sides), one JSON line per file.
+const READER: &str = r#"
+import datetime, json, math, os, sys, yaml
+def conv(v):
+    if isinstance(v, dict):
+        return {key(k): conv(x) for k, x in v.items()}
+    if isinstance(v, list):
+        return [conv(x) for x in v]
+    if isinstance(v, (datetime.date, datetime.datetime)):
+        return "<timestamp>"
+    if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
+        return "<special float>"
+    if isinstance(v, bool) or v is None or isinstance(v, (int, float, str)):
+        return v
+    return "<%s>" % type(v).__name__
+def key(k):
+    if k is True: return "true"
+    if k is False: return "false"
+    if k is None: return "null"
+    if isinstance(k, (datetime.date, datetime.datetime)): return "<timestamp>"
+    if isinstance(k, float): return repr(k)
+    if isinstance(k, (list, tuple, dict)): return "<complex>"
+    return str(k)
+d = sys.argv[1]
+for name in sorted(os.listdir(d)):
+    with open(os.path.join(d, name), "rb") as f:
+        data = f.read()
+    try:
+        out = {"name": name, "ok": True, "value": conv(yaml.safe_load(data))}
+    except Exception as e:
+        out = {"name": name, "ok": False, "error": type(e).__name__}
+    print(json.dumps(out, sort_keys=True))
+"#;
+
+fn key(n: &Node) -> String {
+    match &n.value {
+        Value::Scalar { text, read, .. } => match read {
+            Scalar::Null => "null".into(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => format!("{f:?}"),
+            Scalar::Timestamp => "<timestamp>".into(),
+            Scalar::Str => text.clone(),
+        },
+        _ => "<complex>".into(),
+    }
+}
+
+fn to_json(n: &Node) -> serde_json::Value {
+    match &n.value {
+        Value::Scalar { text, read, .. } => match read {
+            Scalar::Null => serde_json::Value::Null,
+            Scalar::Bool(b) => (*b).into(),
+            Scalar::Int(i) => (*i).into(),
+            Scalar::Float(f) if f.is_finite() => {
+                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+            }
+            Scalar::Float(_) => "<special float>".into(),
+            Scalar::Timestamp => "<timestamp>".into(),
+            Scalar::Str => text.clone().into(),
+        },
+        Value::Seq(items) => items.iter().map(to_json).collect(),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| (key(k), to_json(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    }
+}
+
+/// Numbers compare by value (PyYAML's 1.0 and taskhook's 1 are the same float).
+fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value as J;
+    match (a, b) {
+        (J::Number(x), J::Number(y)) => match (x.as_f64(), y.as_f64()) {
+            (Some(p), Some(q)) => p == q || (p - q).abs() <= 1e-9 * p.abs().max(q.abs()),
+            _ => x == y,
+        },
+        (J::Array(x), J::Array(y)) => {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| same(p, q))
+        }
+        (J::Object(x), J::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| same(v, w)))
+        }
+        _ => a == b,
+    }
+}
+
+/// Where YAML 1.1 and 1.2 readers part ways, and other constructs a hostile pusher may try.
+const CONSTRUCTS: &[&str] = &[
+    "a: 1\n# comment\u{2028}namespace: evil\n",
+    "a: 1 # note\u{85}b: 2\n",
+    "a: 1\u{2029}b: 2\n",
+    "%YAML 1.2\n---\na: on\n",
+    "%TAG ! tag:example.com,2000:\n---\na: !x 1\n",
+    "base: &b {x: 1, y: 2}\nc:\n  <<: *b\n  x: 3\n",
+    "a: &a {k: 1}\nb: &b {k: 2}\nc:\n  <<: [*a, *b]\n",
+    "a: &a {k: 1}\nb: &b {k: 2}\nc:\n  <<: *a\n  <<: *b\n",
+    "c:\n  <<: 5\n",
+    "c:\n  \"<<\": {k: 1}\n",
+    "a: !!python/object/apply:os.system [ls]\n",
+    "a: !!python/name:os.system\n",
+    "a: !!binary aGVsbG8=\n",
+    "a: !!set {x, y}\n",
+    "? [a, b]\n: c\n",
+    "a: 010\nb: 0o10\nc: 0x1f\nd: 1:20\ne: 1_000\nf: +12\n",
+    "a: yes\nb: No\nc: on\nd: OFF\ne: y\nf: n\n",
+    "on: 1\nyes: 2\n",
+    "a: 1e3\nb: 1.0e+3\nc: .5\nd: -.inf\ne: .NaN\nf: 6.8523015e+5\n",
+    "a: 2001-12-14t21:59:43.10-05:00\nb: 2002-12-14\n",
+    "a: ~\nb: null\nc: Null\nd:\n",
+    "a: 'it''s'\nb: \"tab\\there\"\nc: |\n  x\n  y\nd: >\n  folded\n  text\n",
+    "a: \t1\n",
+    "a:\n- 1\n- 2\n",
+    "a: [1, 2\n",
+    "a: {b: [c, {d: e}]}\n",
+    "a: 99999999999999999999\n",
+    "a: 0b1010\n",
+    "a: \"\\u2028\"\n",
+    "a: x\u{7f}\n",
+    "a: x\u{1}\n",
+];
+
+struct Rng(u64);
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+}
+
+/// Small edits that keep most of a document: a byte changed, a line duplicated or dropped,
+/// an indent changed, a YAML-significant string inserted.
+fn mutate(rng: &mut Rng, base: &[u8]) -> Vec<u8> {
+    const INSERTS: &[&str] = &[
+        ": ", "- ", "&a ", "*a", "<<: ", "!!str ", "'", "\"", "#", "\n  ", "{", "}", "[", "]",
+        "? ", "yes", "on", "010", "1:2", "~", "|\n", ">-\n", "\t", "\u{2028}", "%", "---\n",
+    ];
+    let mut out = base.to_vec();
+    for _ in 0..(1 + rng.next() % 3) {
+        if out.is_empty() {
+            break;
+        }
+        let at = (rng.next() as usize) % out.len();
+        match rng.next() % 4 {
+            0 => {
+                let set = b" :-#'\"[]{}&*!|>\n0aY";
+                out[at] = set[(rng.next() as usize) % set.len()];
+            }
+            1 => {
+                let s = INSERTS[(rng.next() as usize) % INSERTS.len()];
+                out.splice(at..at, s.bytes());
+            }
+            2 => {
+                let start = out[..at]
+                    .iter()
+                    .rposition(|b| *b == b'\n')
+                    .map_or(0, |i| i + 1);
+                let end = out[at..]
+                    .iter()
+                    .position(|b| *b == b'\n')
+                    .map_or(out.len(), |i| at + i + 1);
+                let line = out[start..end].to_vec();
+                out.splice(start..start, line);
+            }
+            _ => {
+                out.remove(at);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn taskhook_reads_what_pyyaml_loads() {
+    let py = python_with_yaml();
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut cases: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut seeds = Vec::new();
+    for sub in ["formulas", "sti", "tmt", "trigger_rules", "other"] {
+        let Ok(entries) = std::fs::read_dir(corpus().join(sub)) else {
+            continue;
+        };
+        let mut paths: Vec<_> = entries
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.is_file())
+            .collect();
+        paths.sort();
+        for p in paths {
+            let bytes = std::fs::read(&p).expect("read");
+            if sub == "formulas" {
+                seeds.push(bytes.clone());
+            }
+            cases.push((
+                format!(
+                    "corpus-{sub}-{}",
+                    p.file_name().expect("name").to_string_lossy()
+                ),
+                bytes,
+            ));
+        }
+    }
+    for (i, text) in CONSTRUCTS.iter().enumerate() {
+        cases.push((format!("construct-{i:03}"), text.as_bytes().to_vec()));
+    }
+    for example in [
+        "examples/tasks/rpmlint/runtask.yml",
+        "examples/tasks/abicheck/runtask.yml",
+        "examples/mistakes/abicheck/runtask.yml",
+    ] {
+        cases.push((
+            example.replace('/', "-"),
+            std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join(example)).expect("example"),
+        ));
+    }
+    cases.push(("good".into(), GOOD.as_bytes().to_vec()));
+    let mut rng = Rng(0x00c0_ffee_1234_5678);
+    for i in 0..3000 {
+        let base = &seeds[i % seeds.len()];
+        cases.push((format!("mutation-{i:05}"), mutate(&mut rng, base)));
+    }
+    for (name, bytes) in &cases {
+        std::fs::write(dir.path().join(name), bytes).expect("write");
+    }
+    let out = Command::new(&py)
+        .args(["-c", READER])
+        .arg(dir.path())
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut pyyaml = std::collections::HashMap::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let v: serde_json::Value = serde_json::from_str(line).expect("reader JSON");
+        pyyaml.insert(v["name"].as_str().unwrap_or("").to_string(), v);
+    }
+    let limits = yaml::Limits::default();
+    let (mut accepted, mut rejected, mut differ) = (0, 0, Vec::new());
+    for (name, bytes) in &cases {
+        let theirs = &pyyaml[name];
+        match yaml::parse(bytes, &limits) {
+            Ok(node) => {
+                accepted += 1;
+                let ours = to_json(&node);
+                if theirs["ok"] != true {
+                    differ.push(format!(
+                        "{name}: taskhook accepts, PyYAML refuses ({})\n{}",
+                        theirs["error"],
+                        String::from_utf8_lossy(bytes)
+                    ));
+                } else if !same(&ours, &theirs["value"]) {
+                    differ.push(format!(
+                        "{name}: taskhook reads\n  {ours}\nPyYAML loads\n  {}\n{}",
+                        theirs["value"],
+                        String::from_utf8_lossy(bytes)
+                    ));
+                }
+            }
+            Err(_) => rejected += 1,
+        }
+    }
+    eprintln!(
+        "{} documents: taskhook accepted {accepted}, rejected {rejected}; {} differ",
+        cases.len(),
+        differ.len()
+    );
+    assert!(
+        differ.is_empty(),
+        "{} differences:\n\n{}",
+        differ.len(),
+        differ
+            .iter()
+            .take(60)
+            .cloned()
+            .collect::<Vec<_>>()
+            .join("\n\n")
+    );
+}
