@@ -91,6 +91,8 @@ pub struct Bounds {
     /// How many directory levels below the root are searched (the root is level 0).
     pub max_depth: usize,
     pub max_tasks: usize,
+    /// Directory entries the walk may list in all: bounds its work on any tree.
+    pub max_entries: usize,
 }
 
 impl Default for Bounds {
@@ -98,6 +100,7 @@ impl Default for Bounds {
         Bounds {
             max_depth: 4,
             max_tasks: 10_000,
+            max_entries: 200_000,
         }
     }
 }
@@ -265,11 +268,18 @@ impl Config {
                 bad(
                     "taskhook.timeBudget",
                     &v,
-                    "expected seconds (`60`) or milliseconds (`500ms`), more than zero",
+                    "expected seconds (`60`) or milliseconds (`500ms`), more than zero and at most a day",
                 )
             })?;
         }
         if let Some(n) = number("taskhook.staleLockSeconds", 1)? {
+            if n > 86_400 {
+                return Err(bad(
+                    "taskhook.staleLockSeconds",
+                    &n.to_string(),
+                    "expected at most 86400 (a day)",
+                ));
+            }
             c.stale_lock = Duration::from_secs(n);
         }
         if let Some(v) = get("taskhook.verdictHook") {
@@ -313,13 +323,16 @@ pub fn hex(bytes: &[u8]) -> String {
     s
 }
 
+/// A duration of at most a day: anything longer is a mistake, and deadlines are computed by
+/// adding it to the current time.
 fn parse_duration(v: &str) -> Option<Duration> {
+    const DAY: Duration = Duration::from_secs(86_400);
     let v = v.trim();
     let d = match v.strip_suffix("ms") {
         Some(ms) => Duration::from_millis(ms.trim().parse().ok()?),
         None => Duration::from_secs(v.strip_suffix('s').unwrap_or(v).trim().parse().ok()?),
     };
-    (!d.is_zero()).then_some(d)
+    (!d.is_zero() && d <= DAY).then_some(d)
 }
 
 fn parse_size(v: &str) -> Option<u64> {

@@ -219,6 +219,20 @@ impl Repo {
     }
 
     /// Every branch (`refs/heads/*`) with the commit it points to, sorted by name.
+    /// Every ref's full name.
+    pub fn ref_names(&self) -> Result<Vec<String>, GitError> {
+        let platform = self
+            .repo
+            .references()
+            .map_err(|e| other("cannot list refs", e))?;
+        let mut out = Vec::new();
+        for r in platform.all().map_err(|e| other("cannot list refs", e))? {
+            let r = r.map_err(|e| other("cannot list refs", e))?;
+            out.push(r.name().as_bstr().to_str_lossy().into_owned());
+        }
+        Ok(out)
+    }
+
     /// Remote-tracking branches (`origin/f41`), for a clone's view of the server's branches.
     pub fn remote_branches(&self) -> Result<Vec<(String, ObjectId)>, GitError> {
         let platform = self

@@ -122,8 +122,27 @@ impl Settings {
 }
 
 /// Where a branch's manifest lives in the manifest tree: `/` in a branch name is a directory.
+/// Directory names are escaped so that none ends in `.json` (`%` → `%25`, a final `.json` →
+/// `%2Ejson`), while every file name does: branches `a` and `a.json/x` get `branches/a.json` and
+/// `branches/a%2Ejson/x.json`, and the tree never has a file and a directory of one name.
 pub fn branch_file(branch: &str) -> String {
-    format!("branches/{branch}.json")
+    let mut parts: Vec<String> = branch.split('/').map(str::to_string).collect();
+    let last = parts.pop().unwrap_or_default();
+    let dirs: Vec<String> = parts
+        .into_iter()
+        .map(|d| {
+            let d = d.replace('%', "%25");
+            match d.strip_suffix(".json") {
+                Some(stem) => format!("{stem}%2Ejson"),
+                None => d,
+            }
+        })
+        .collect();
+    if dirs.is_empty() {
+        format!("branches/{last}.json")
+    } else {
+        format!("branches/{}/{last}.json", dirs.join("/"))
+    }
 }
 
 /// Deterministic bytes: keys sorted, two-space indent, trailing newline. Keys are sorted because

@@ -45,7 +45,7 @@ impl Prior {
         if header.problems.iter().any(|p| {
             matches!(
                 p.code.as_str(),
-                "depth-limit" | "too-many-tasks" | "time-budget"
+                "depth-limit" | "too-many-tasks" | "too-many-entries" | "time-budget"
             )
         }) {
             return None;

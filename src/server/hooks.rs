@@ -2,7 +2,7 @@
 //! read; `post-receive` writes the manifests of the branches that moved. Output goes to stderr,
 //! which git shows the pusher as `remote:` lines.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::time::Instant;
 
 use crate::config::{Config, Policy, VerdictHook};
@@ -56,13 +56,16 @@ pub fn parse_updates(input: &str) -> Result<Vec<RefUpdate>, Failure> {
     Ok(out)
 }
 
+/// git's hook input as text. A ref name that is not UTF-8 (git allows it) becomes U+FFFD here;
+/// such a branch is refused by [`validate_updates`], and other refs are ignored anyway.
 fn read_stdin() -> Result<String, Failure> {
-    let mut s = String::new();
-    for line in std::io::stdin().lock().lines() {
-        s.push_str(&line.map_err(|e| Failure::usage(format!("cannot read hook input: {e}")))?);
-        s.push('\n');
-    }
-    Ok(s)
+    use std::io::Read as _;
+    let mut bytes = Vec::new();
+    std::io::stdin()
+        .lock()
+        .read_to_end(&mut bytes)
+        .map_err(|e| Failure::usage(format!("cannot read hook input: {e}")))?;
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
 }
 
 /// The server's settings for a hook. A bad setting rejects pushes, so the pusher is told it is
@@ -145,18 +148,35 @@ fn validate_updates(
 ) -> CmdResult {
     let deadline = Instant::now() + config.time_budget;
     let mut rejected = false;
-    for u in updates.iter().filter(|u| u.name == config.manifest_ref) {
+    for u in updates
+        .iter()
+        .filter(|u| collides(&u.name, &config.manifest_ref))
+    {
         let _ = writeln!(
             out,
-            "taskhook: {} is written by the server's post-receive hook only; pushes to it are rejected",
-            u.name
+            "taskhook: {} is written by the server's post-receive hook only; pushes to it, or to refs in its way ({}/..., its parent directories), are rejected",
+            u.name.escape_debug(),
+            config.manifest_ref
+        );
+        rejected = true;
+    }
+    for u in updates
+        .iter()
+        .filter(|u| u.branch().is_some() && u.name.contains('\u{fffd}'))
+    {
+        let _ = writeln!(
+            out,
+            "taskhook: {}: branch names must be UTF-8 (a manifest is stored under the branch's name); rename the branch",
+            u.name.escape_debug()
         );
         rejected = true;
     }
     let branches: Vec<&RefUpdate> = updates
         .iter()
         .copied()
-        .filter(|u| check_branches && u.branch().is_some() && !u.is_delete())
+        .filter(|u| {
+            check_branches && u.branch().is_some() && !u.is_delete() && !u.name.contains('\u{fffd}')
+        })
         .collect();
     if branches.is_empty() {
         return Ok(if rejected { exit::INVALID } else { exit::OK });
@@ -260,13 +280,19 @@ pub fn post_receive() -> CmdResult {
                 "taskhook: warning: the schedule manifest was not updated: {}\ntaskhook: the previous manifest is intact; the next push or `taskhook manifest rebuild` repairs it",
                 f.message
             );
+            if let Some(hint) = refs_in_the_way() {
+                let _ = writeln!(err, "taskhook: {hint}");
+            }
             Ok(exit::USAGE)
         }
     }
 }
 
 fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
-    let branches: Vec<&RefUpdate> = updates.iter().filter(|u| u.branch().is_some()).collect();
+    let branches: Vec<&RefUpdate> = updates
+        .iter()
+        .filter(|u| u.branch().is_some() && !u.name.contains('\u{fffd}'))
+        .collect();
     if branches.is_empty() {
         return Ok(None);
     }
@@ -310,6 +336,38 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
         )),
         Applied::Unchanged => None,
     })
+}
+
+/// Refs that stand where the manifest ref must go (created before taskhook guarded them), and
+/// the command that removes them.
+fn refs_in_the_way() -> Option<String> {
+    let repo = Repo::open_for_hook().ok()?;
+    let config = Config::load(&repo).ok()?;
+    let names: Vec<String> = repo
+        .ref_names()
+        .ok()?
+        .into_iter()
+        .filter(|n| n != &config.manifest_ref && collides(n, &config.manifest_ref))
+        .collect();
+    (!names.is_empty()).then(|| {
+        format!(
+            "these refs are in the way of {}; the server admin can delete them: {}",
+            config.manifest_ref,
+            names
+                .iter()
+                .map(|n| format!("git update-ref -d {n}"))
+                .collect::<Vec<_>>()
+                .join("; ")
+        )
+    })
+}
+
+/// Whether ref `name` is the manifest ref, or would stand in its way in the ref namespace
+/// (`refs/meta/tasks/x` below it, `refs/meta` above it).
+pub fn collides(name: &str, manifest_ref: &str) -> bool {
+    name == manifest_ref
+        || name.starts_with(&format!("{manifest_ref}/"))
+        || manifest_ref.starts_with(&format!("{name}/"))
 }
 
 /// Who pushed, as the forge says: GitLab, Gitea/Forgejo, gitolite, Apache/http, else the

@@ -30,13 +30,27 @@ pub struct Job {
 
 impl Job {
     /// The libtaskotron command line for this job.
+    /// A value that starts with `-` is attached to its option (`--item=-x`), so the runner never
+    /// reads it as an option of its own.
     pub fn runtask_line(&self) -> String {
+        let opt = |short: &str, long: &str, v: &str| {
+            if v.starts_with('-') {
+                shell_quote(&format!("--{long}={v}"))
+            } else {
+                format!("-{short} {}", shell_quote(v))
+            }
+        };
+        let formula = if self.formula.starts_with('-') {
+            format!("./{}", self.formula)
+        } else {
+            self.formula.clone()
+        };
         format!(
-            "runtask -i {} -t {} -a {} {}",
-            shell_quote(&self.item),
-            shell_quote(&self.item_type),
-            shell_quote(&self.arch),
-            shell_quote(&self.formula)
+            "runtask {} {} {} {}",
+            opt("i", "item", &self.item),
+            opt("t", "type", &self.item_type),
+            opt("a", "arch", &self.arch),
+            shell_quote(&formula)
         )
     }
 }

@@ -129,27 +129,45 @@ pub fn render_human(diags: &[Diagnostic], sources: &Sources, color: bool) -> Str
         let _ = writeln!(
             out,
             "{}: {on}{}[{}]{off}: {}",
-            d.location(),
+            one_line(&d.location()),
             d.severity.as_str(),
             d.code,
-            d.message
+            one_line(&d.message)
         );
         if let (Some(line), Some(column), Some(src)) = (d.line, d.column, sources.get(&d.file)) {
             if let Some(text) = src.lines().nth(line.saturating_sub(1) as usize) {
                 let number = line.to_string();
                 let pad = " ".repeat(number.len());
                 let shown: String = text.chars().take(160).collect();
-                let shown = shown.replace('\t', " ");
+                let shown = one_line(&shown.replace('\t', " "));
                 let caret_at = (column.saturating_sub(1) as usize).min(shown.chars().count());
                 let _ = writeln!(out, " {number} | {shown}");
                 let _ = writeln!(out, " {pad} | {}^", " ".repeat(caret_at));
             }
         }
         if let Some(help) = &d.help {
-            let _ = writeln!(out, "  help: {help}");
+            let _ = writeln!(out, "  help: {}", one_line(help));
         }
     }
     out
+}
+
+/// Text from a pusher (a directory name, a formula's line) on one line, control characters
+/// escaped: a newline in a file name must not forge `remote:` lines on the pusher's terminal,
+/// nor an escape sequence repaint it.
+pub fn one_line(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_string();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// The last line of a human report: how many errors and warnings.

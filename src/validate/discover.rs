@@ -53,6 +53,51 @@ pub fn valid_component(name: &str) -> bool {
         && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '+' | '-'))
 }
 
+/// A tree that git itself would refuse to check out, or would check out differently from what
+/// was validated: two entries with one name (one `runtask.yml` validated, the other run), or a
+/// name git refuses (empty, `.`, `..`, `.git` in any case, with `/`, or not UTF-8). Checked
+/// here whatever the server's `receive.fsckObjects` says.
+fn bad_entries<D, B>(entries: &[super::source::Entry<D, B>], path: &str) -> Option<Diagnostic> {
+    let shown = if path.is_empty() { "." } else { path };
+    let mut names = std::collections::HashSet::new();
+    for e in entries {
+        let bad_name = e.name.is_empty()
+            || e.name == "."
+            || e.name == ".."
+            || e.name.eq_ignore_ascii_case(".git")
+            || e.name.contains('/')
+            || e.name.contains('\0')
+            || e.name.contains('\u{fffd}');
+        if bad_name {
+            return Some(
+                Diagnostic::error(
+                    "bad-tree-entry",
+                    shown.to_string(),
+                    format!(
+                        "directory `{shown}` has an entry named `{}`, which git refuses to check out",
+                        e.name.escape_debug()
+                    ),
+                )
+                .help("the push was made with a tool that writes trees git would not; rewrite the commit with git itself"),
+            );
+        }
+        if !names.insert(e.name.as_str()) {
+            return Some(
+                Diagnostic::error(
+                    "bad-tree-entry",
+                    shown.to_string(),
+                    format!(
+                        "directory `{shown}` lists `{}` twice: git would check out one of them, maybe not the one validated",
+                        e.name.escape_debug()
+                    ),
+                )
+                .help("the push was made with a tool that writes trees git would not; rewrite the commit with git itself"),
+            );
+        }
+    }
+    None
+}
+
 /// Names that look like an attempt at `runtask.yml`.
 fn near_miss(name: &str) -> bool {
     if name == FORMULA {
@@ -124,6 +169,7 @@ pub fn discover_since<S: Source>(
         diagnostics: Vec::new(),
         stopped_at_depth: Vec::new(),
         over_limit: false,
+        entries_seen: 0,
         reused: Vec::new(),
         reusable: baseline.map(|b| b.reusable),
     };
@@ -163,6 +209,9 @@ struct Walk<'s, S: Source> {
     diagnostics: Vec<Diagnostic>,
     stopped_at_depth: Vec<String>,
     over_limit: bool,
+    /// Directory entries listed so far: bounds the walk by the work done, even when a few tree
+    /// objects repeat one subtree under many names.
+    entries_seen: usize,
     reused: Vec<String>,
     reusable: Option<Reusable<'s>>,
 }
@@ -199,6 +248,29 @@ impl<S: Source> Walk<'_, S> {
             None => std::collections::HashMap::new(),
         };
         let entries = self.source.list(&dir)?;
+        self.entries_seen += entries.len();
+        if self.entries_seen > self.bounds.max_entries {
+            self.over_limit = true;
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "too-many-entries",
+                    if path.is_empty() {
+                        ".".to_string()
+                    } else {
+                        path.clone()
+                    },
+                    format!(
+                        "the tree has more than {} directory entries within the searched depth",
+                        self.bounds.max_entries
+                    ),
+                )
+                .help("trees that repeat one subtree many times are refused; split the repository"),
+            );
+            return Ok(());
+        }
+        if let Some(d) = bad_entries(&entries, &path) {
+            self.diagnostics.push(d);
+        }
         let task_path = if path.is_empty() {
             ".".to_string()
         } else {

@@ -66,7 +66,8 @@ impl Source for Worktree {
             let meta = fs::symlink_metadata(&path).map_err(|e| err(&path, e))?;
             let name = item.file_name().to_string_lossy().into_owned();
             let ft = meta.file_type();
-            if self.is_ignored(&path, ft.is_dir()) {
+            // The repository itself, and what git ignores, are never part of a push.
+            if item.file_name() == ".git" || self.is_ignored(&path, ft.is_dir()) {
                 continue;
             }
             let kind = if ft.is_symlink() {
