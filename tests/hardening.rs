@@ -276,3 +276,77 @@ fn a_tree_that_repeats_one_subtree_is_bounded() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_dripping_server_cannot_stretch_a_request_and_ext_remotes_are_refused() {
+    use std::io::Write as _;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            listener.set_nonblocking(true).expect("nonblocking");
+            let start = std::time::Instant::now();
+            while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                && start.elapsed() < std::time::Duration::from_secs(20)
+            {
+                if let Ok((mut c, _)) = listener.accept() {
+                    // A valid packet length, then one byte of payload every 100 ms.
+                    let _ = c.write_all(b"0100");
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed)
+                        && start.elapsed() < std::time::Duration::from_secs(20)
+                    {
+                        if c.write_all(b"x").is_err() {
+                            break;
+                        }
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+        })
+    };
+    let dir = tempfile::tempdir().expect("tmp");
+    let start = std::time::Instant::now();
+    let out = taskhook(
+        &[
+            "plan",
+            "--remote",
+            &format!("git://127.0.0.1:{port}/x.git"),
+            "--item-type",
+            "koji_build",
+            "--item",
+            "a-1-1",
+            "--branch",
+            "b",
+            "--timeout",
+            "2",
+        ],
+        dir.path(),
+    );
+    let took = start.elapsed();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = server.join();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(took < std::time::Duration::from_secs(6), "took {took:?}");
+    // ext:: runs a command; fd:: uses a descriptor: taskhook refuses both itself.
+    for remote in ["ext::sh -c touch% /tmp/x", "fd::3"] {
+        let out = taskhook(
+            &[
+                "plan",
+                "--remote",
+                remote,
+                "--item-type",
+                "koji_build",
+                "--item",
+                "a-1-1",
+                "--branch",
+                "b",
+            ],
+            dir.path(),
+        );
+        assert_eq!(out.status.code(), Some(1));
+        assert!(stderr(&out).contains("remote helper"), "{}", stderr(&out));
+    }
+}

@@ -124,6 +124,7 @@ pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError
         event.namespace.as_deref(),
     )
     .map_err(RunError::Template)?;
+    fetch::check_url(&url).map_err(RunError::Template)?;
     let Some((used, manifest)) = fetch_manifest(&url, &branch, opts, &mut out.explain)? else {
         out.explain.push(
             "no jobs: no branch manifest to read (use a fallback branch to name another)".into(),

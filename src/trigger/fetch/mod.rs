@@ -49,7 +49,14 @@ pub fn run_git(
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
+    // Its own process group, so a timeout ends git's children (ssh, remote helpers) too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::process::CommandExt;
+        cmd.process_group(0);
+    }
     let mut child = cmd.spawn().map_err(|e| FetchError::Spawn(e.to_string()))?;
+    let group = child.id();
     let mut stdout = child
         .stdout
         .take()
@@ -67,6 +74,7 @@ pub fn run_git(
         std::thread::spawn(move || {
             if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(timeout)
             {
+                kill_group(group);
                 if let Ok(mut c) = child.lock() {
                     let _ = c.kill();
                 }
@@ -137,6 +145,16 @@ pub fn check_url(url: &str) -> Result<(), String> {
         return Err(format!("`{url}`: unsupported transport"));
     }
     Ok(())
+}
+
+/// Kills a process group (git and whatever it started). Without `unsafe`, by `kill` itself.
+fn kill_group(pgid: u32) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &format!("-{pgid}")])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status();
 }
 
 pub fn is_http(url: &str) -> bool {

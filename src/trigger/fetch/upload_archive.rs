@@ -194,9 +194,8 @@ struct PktReader<'s> {
 impl PktReader<'_> {
     /// The next packet's payload; `None` for a flush packet or the end of the stream.
     fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
-        set_timeouts(self.stream, self.deadline)?;
         let mut len = [0u8; 4];
-        match self.stream.read_exact(&mut len) {
+        match self.read_full(&mut len) {
             Ok(()) => {}
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),
@@ -210,8 +209,24 @@ impl PktReader<'_> {
             return Err(bad("bad packet length"));
         }
         let mut payload = vec![0u8; n - 4];
-        self.stream.read_exact(&mut payload)?;
+        self.read_full(&mut payload)?;
         Ok(Some(payload))
+    }
+
+    /// `read_exact` under the request's deadline: each read may wait only for what is left, so
+    /// a server sending one byte at a time cannot stretch the request.
+    fn read_full(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
+        let mut filled = 0;
+        while filled < buf.len() {
+            set_timeouts(self.stream, self.deadline)?;
+            match self.stream.read(&mut buf[filled..]) {
+                Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
     }
 }
 
