@@ -3,8 +3,6 @@
 
 mod util;
 
-use std::process::Command;
-
 use util::*;
 
 fn stderr(out: &std::process::Output) -> String {
@@ -178,7 +176,7 @@ fn a_non_utf8_tag_does_not_reject_a_good_push() {
     let mut input = format!("{zero} {head} ").into_bytes();
     input.extend_from_slice(b"refs/tags/v\xff1\n");
     input.extend_from_slice(format!("{head} {head} refs/heads/master\n").as_bytes());
-    let out = Command::new(bin())
+    let out = taskhook_cmd()
         .args(["hook", "pre-receive"])
         .current_dir(s.bare())
         .env("GIT_DIR", ".")

@@ -239,10 +239,11 @@ fn core_hooks_path_at_repository_and_global_level() {
         &home.join(".gitconfig"),
         &format!("[core]\n\thooksPath = {}\n", shared.display()),
     );
-    let out = Command::new(bin())
+    let out = taskhook_cmd()
         .args(["install", "srv.git"])
         .current_dir(t.dir.path())
         .env("HOME", &home)
+        .env_remove("GIT_CONFIG_GLOBAL")
         .output()
         .expect("install");
     assert_eq!(out.status.code(), Some(1));
@@ -262,7 +263,7 @@ fn upgrading_by_swapping_a_symlink_keeps_pushes_working() {
     std::fs::copy(bin(), &v1).expect("copy");
     let link = bin_dir.join("taskhook");
     std::os::unix::fs::symlink(&v1, &link).expect("symlink");
-    let out = Command::new(&link)
+    let out = hermetic(&mut Command::new(&link))
         .args(["install", "srv.git"])
         .current_dir(s.dir.path())
         .env("PATH", "/usr/bin:/bin")
@@ -367,7 +368,7 @@ fn the_audit_log_names_the_pusher_and_the_ref_moves() {
     let s = Server::new();
     s.commit_file("rpmlint/runtask.yml", GOOD);
     let before = git(&s.work(), &["rev-parse", "HEAD"]);
-    let out = Command::new("git")
+    let out = git_cmd()
         .args(["push", "origin", "master"])
         .current_dir(s.work())
         .env("GITEA_PUSHER_NAME", "alice")
@@ -376,7 +377,7 @@ fn the_audit_log_names_the_pusher_and_the_ref_moves() {
     assert!(out.status.success());
     s.commit_file("rpmlint/runtask.yml", &GOOD.replace("rpmlint", "rpmlint2"));
     let after = git(&s.work(), &["rev-parse", "HEAD"]);
-    let out = Command::new("git")
+    let out = git_cmd()
         .args(["push", "origin", "master"])
         .current_dir(s.work())
         .env("GL_USERNAME", "bob")

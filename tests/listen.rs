@@ -85,7 +85,7 @@ struct Listener {
 impl Listener {
     fn start(config: &Path, log: PathBuf) -> Listener {
         let file = std::fs::File::create(&log).expect("log");
-        let child = Command::new(bin())
+        let child = taskhook_cmd()
             .args(["listen", "--config"])
             .arg(config)
             .stdin(Stdio::null())

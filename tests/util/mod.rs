@@ -15,8 +15,40 @@ pub fn corpus() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus")
 }
 
+/// Makes a command independent of the caller's git environment: no inherited `GIT_*`
+/// variable (`GIT_DIR` would redirect every git command), no global or system git config (a
+/// `core.hooksPath` or `init.defaultBranch` there would change what the tests see). A test that
+/// wants one of these sets it after this.
+pub fn hermetic(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_string_lossy().starts_with("GIT_") {
+            cmd.env_remove(&k);
+        }
+    }
+    let empty = Path::new(env!("CARGO_TARGET_TMPDIR")).join("empty-gitconfig");
+    if !empty.exists() {
+        let _ = std::fs::write(&empty, "");
+    }
+    cmd.env("GIT_CONFIG_GLOBAL", empty)
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+}
+
+/// `git` made hermetic.
+pub fn git_cmd() -> Command {
+    let mut c = Command::new("git");
+    hermetic(&mut c);
+    c
+}
+
+/// The taskhook binary made hermetic.
+pub fn taskhook_cmd() -> Command {
+    let mut c = Command::new(bin());
+    hermetic(&mut c);
+    c
+}
+
 pub fn taskhook(args: &[&str], cwd: &Path) -> Output {
-    Command::new(bin())
+    taskhook_cmd()
         .args(args)
         .current_dir(cwd)
         .env("NO_COLOR", "1")
@@ -35,14 +67,13 @@ pub fn git(cwd: &Path, args: &[&str]) -> String {
 }
 
 pub fn git_output(cwd: &Path, args: &[&str]) -> Output {
-    Command::new("git")
+    git_cmd()
         .args(args)
         .current_dir(cwd)
         .env("GIT_AUTHOR_NAME", "Test")
         .env("GIT_AUTHOR_EMAIL", "test@example.org")
         .env("GIT_COMMITTER_NAME", "Test")
         .env("GIT_COMMITTER_EMAIL", "test@example.org")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
         .output()
         .expect("run git")
 }
@@ -50,7 +81,7 @@ pub fn git_output(cwd: &Path, args: &[&str]) -> Output {
 /// Runs `program args` in `cwd` with `input` on stdin; returns the whole output.
 pub fn run_with_stdin(program: &str, args: &[&str], cwd: &Path, input: &[u8]) -> Output {
     use std::io::Write;
-    let mut child = Command::new(program)
+    let mut child = hermetic(&mut Command::new(program))
         .args(args)
         .current_dir(cwd)
         .stdin(Stdio::piped())
@@ -224,9 +255,8 @@ impl Daemon {
                 .local_addr()
                 .expect("addr")
                 .port();
-            let mut child = taskhook::demo::daemon_command(&daemon, base, port)
-                .spawn()
-                .expect("git daemon");
+            let mut cmd = taskhook::demo::daemon_command(&daemon, base, port);
+            let mut child = hermetic(&mut cmd).spawn().expect("git daemon");
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(5) {
                 if TcpStream::connect(("127.0.0.1", port)).is_ok() {
@@ -346,7 +376,7 @@ s.serve_forever()
 "#
         .replace("@ROOT@", &root.display().to_string())
         .replace("@BACKEND@", &backend);
-        let mut child = Command::new(python)
+        let mut child = hermetic(&mut Command::new(python))
             .arg("-c")
             .arg(server_py)
             .stdout(std::process::Stdio::piped())
