@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs every fuzz target for SECONDS (default 60) each, seeded from ../shared/corpus, and prints
+# the executions and findings per target. Needs the nightly toolchain and cargo-fuzz
+# (`cargo install cargo-fuzz`). Crashes land in fuzz/artifacts/<target>/; each becomes a test.
+set -euo pipefail
+cd "$(dirname "$0")"
+seconds=${1:-60}
+corpus=../../shared/corpus
+mkdir -p seeds/formula seeds/event seeds/manifest seeds/archive
+cp -f "$corpus"/formulas/* seeds/formula/ 2>/dev/null || true
+cp -f "$corpus"/messages/*.json "$corpus"/messages/modern/*.json seeds/event/ 2>/dev/null || true
+cp -f ../examples/tasks/*/runtask.yml seeds/formula/ 2>/dev/null || true
+for target in formula event manifest archive; do
+  mkdir -p "corpus/$target"
+  log=$(mktemp)
+  cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
+    -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1 || true
+  execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
+  [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
+  crashes=$(ls "artifacts/$target" 2>/dev/null | wc -l)
+  echo "$target: ${execs:-?} executions in ${seconds}s, ${crashes} crash artifacts"
+  rm -f "$log"
+done
