@@ -187,40 +187,7 @@ def bench_validate(base, n, runs):
            [str(os.cpu_count()), f"{med(allc):.3f}", f"{n/med(allc):.0f}", f"{med(ct):.3f}", f"{med(allc)/med(ct):.1f}x"]])
 
 
-HTTP_SERVER = r"""
-import http.server, os, subprocess, sys
-root, backend = sys.argv[1], sys.argv[2]
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self): self.run()
-    def do_POST(self): self.run()
-    def run(self):
-        path, _, query = self.path.partition('?')
-        env = dict(os.environ, GIT_PROJECT_ROOT=root, GIT_HTTP_EXPORT_ALL='1', PATH_INFO=path,
-                   QUERY_STRING=query, REQUEST_METHOD=self.command,
-                   CONTENT_TYPE=self.headers.get('Content-Type', ''), REMOTE_ADDR='127.0.0.1')
-        if self.headers.get('Git-Protocol'):
-            env['GIT_PROTOCOL'] = self.headers['Git-Protocol']
-        n = int(self.headers.get('Content-Length') or 0)
-        body = self.rfile.read(n) if n else b''
-        if self.headers.get('Content-Encoding') == 'gzip':
-            env['HTTP_CONTENT_ENCODING'] = 'gzip'
-        env['CONTENT_LENGTH'] = str(len(body))
-        out = subprocess.run([backend], input=body, env=env, capture_output=True).stdout
-        head, _, rest = out.partition(b'\r\n\r\n')
-        status, headers = 200, []
-        for line in head.split(b'\r\n'):
-            k, _, v = line.decode().partition(': ')
-            if k.lower() == 'status': status = int(v.split()[0])
-            elif k: headers.append((k, v))
-        self.send_response(status)
-        for k, v in headers: self.send_header(k, v)
-        self.send_header('Content-Length', str(len(rest)))
-        self.end_headers(); self.wfile.write(rest)
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"""
+
 
 
 def dir_bytes(path):
@@ -236,7 +203,8 @@ def bench_checkout(base, n, runs):
     run(["git", "config", "uploadpack.allowFilter", "true"], bare)
     d = Daemon(base)
     backend = os.path.join(run(["git", "--exec-path"]).stdout.decode().strip(), "git-http-backend")
-    http = subprocess.Popen([sys.executable, "-c", HTTP_SERVER, base, backend], stdout=subprocess.PIPE)
+    http = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "http_backend.py"), base, backend],
+                            stdout=subprocess.PIPE)
     port = int(http.stdout.readline())
     rows = []
     try:

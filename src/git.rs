@@ -235,46 +235,30 @@ impl Repo {
 
     /// Remote-tracking branches (`origin/f41`), for a clone's view of the server's branches.
     pub fn remote_branches(&self) -> Result<Vec<(String, ObjectId)>, GitError> {
-        let platform = self
-            .repo
-            .references()
-            .map_err(|e| other("cannot list refs", e))?;
-        let mut out = Vec::new();
-        for r in platform
-            .remote_branches()
-            .map_err(|e| other("cannot list remote branches", e))?
-        {
-            let mut r = r.map_err(|e| other("cannot list remote branches", e))?;
-            let name = r.name().as_bstr().to_str_lossy().into_owned();
-            if let Ok(id) = r.peel_to_id() {
-                let short = name
-                    .strip_prefix("refs/remotes/")
-                    .unwrap_or(&name)
-                    .to_string();
-                out.push((short, id.detach()));
-            }
-        }
-        out.sort();
-        Ok(out)
+        self.branch_refs(true)
     }
 
+    /// Local branches, by short name, with the commits they point at.
     pub fn branches(&self) -> Result<Vec<(String, ObjectId)>, GitError> {
+        self.branch_refs(false)
+    }
+
+    fn branch_refs(&self, remote: bool) -> Result<Vec<(String, ObjectId)>, GitError> {
         let platform = self
             .repo
             .references()
             .map_err(|e| other("cannot list refs", e))?;
+        let (refs, prefix) = if remote {
+            (platform.remote_branches(), "refs/remotes/")
+        } else {
+            (platform.local_branches(), "refs/heads/")
+        };
         let mut out = Vec::new();
-        for r in platform
-            .local_branches()
-            .map_err(|e| other("cannot list branches", e))?
-        {
+        for r in refs.map_err(|e| other("cannot list branches", e))? {
             let mut r = r.map_err(|e| other("cannot list branches", e))?;
             let name = r.name().as_bstr().to_str_lossy().into_owned();
             if let Ok(id) = r.peel_to_id() {
-                let short = name
-                    .strip_prefix("refs/heads/")
-                    .unwrap_or(&name)
-                    .to_string();
+                let short = name.strip_prefix(prefix).unwrap_or(&name).to_string();
                 out.push((short, id.detach()));
             }
         }

@@ -333,7 +333,8 @@ pub fn fedora_messaging_venv() -> PathBuf {
     dir
 }
 
-/// Smart HTTP: `git http-backend` behind a tiny loopback CGI server (python3); killed on drop.
+/// Smart HTTP: `git http-backend` behind `tests/http_backend.py`, a tiny loopback CGI server
+/// speaking protocol v0 (as many servers still do); killed on drop.
 pub struct HttpBackend {
     child: Child,
     port: u16,
@@ -342,43 +343,12 @@ pub struct HttpBackend {
 impl HttpBackend {
     pub fn serve(root: &Path, python: &str) -> HttpBackend {
         let backend = git(root, &["--exec-path"]) + "/git-http-backend";
-        let server_py = r#"
-import http.server, os, subprocess, sys
-class H(http.server.BaseHTTPRequestHandler):
-    def do_GET(self): self.run()
-    def do_POST(self): self.run()
-    def run(self):
-        path, _, query = self.path.partition('?')
-        env = dict(os.environ, GIT_PROJECT_ROOT='@ROOT@', GIT_HTTP_EXPORT_ALL='1', PATH_INFO=path,
-                   QUERY_STRING=query, REQUEST_METHOD=self.command,
-                   CONTENT_TYPE=self.headers.get('Content-Type', ''), REMOTE_ADDR='127.0.0.1')
-        n = int(self.headers.get('Content-Length') or 0)
-        body = self.rfile.read(n) if n else b''
-        if self.headers.get('Content-Encoding') == 'gzip':
-            env['HTTP_CONTENT_ENCODING'] = 'gzip'
-        env['CONTENT_LENGTH'] = str(len(body))
-        out = subprocess.run(['@BACKEND@'], input=body, env=env, capture_output=True).stdout
-        head, _, rest = out.partition(b'\r\n\r\n')
-        status = 200
-        headers = []
-        for line in head.split(b'\r\n'):
-            k, _, v = line.decode().partition(': ')
-            if k.lower() == 'status': status = int(v.split()[0])
-            elif k: headers.append((k, v))
-        self.send_response(status)
-        for k, v in headers: self.send_header(k, v)
-        self.send_header('Content-Length', str(len(rest)))
-        self.end_headers(); self.wfile.write(rest)
-    def log_message(self, *a): pass
-s = http.server.ThreadingHTTPServer(('127.0.0.1', 0), H)
-print(s.server_address[1], flush=True)
-s.serve_forever()
-"#
-        .replace("@ROOT@", &root.display().to_string())
-        .replace("@BACKEND@", &backend);
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/http_backend.py");
         let mut child = hermetic(&mut Command::new(python))
-            .arg("-c")
-            .arg(server_py)
+            .arg(script)
+            .arg(root)
+            .arg(&backend)
+            .arg("--v0")
             .stdout(std::process::Stdio::piped())
             .spawn()
             .expect("python http server");
