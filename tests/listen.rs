@@ -84,10 +84,15 @@ struct Listener {
 
 impl Listener {
     fn start(config: &Path, log: PathBuf) -> Listener {
+        Self::start_with(config, log, &[])
+    }
+
+    fn start_with(config: &Path, log: PathBuf, extra: &[&str]) -> Listener {
         let file = std::fs::File::create(&log).expect("log");
         let child = taskhook_cmd()
             .args(["listen", "--config"])
             .arg(config)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(file)
@@ -570,5 +575,58 @@ conn.close()
     assert!(got["sent_at"]
         .as_str()
         .is_some_and(|s| s.ends_with("+00:00")));
+    assert_eq!(l.terminate().0, Some(0));
+}
+
+#[test]
+fn metrics_count_what_the_listener_did() {
+    let broker = Broker::start();
+    let (s, d) = served();
+    let dir = s.dir.path();
+    let cfg = config(dir, &broker, &d.url("{name}.git"), "jobs = \"stdout\"\n");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut l = Listener::start_with(&cfg, dir.join("l.log"), &["--metrics", &addr]);
+    let rt = runtime();
+    rt.block_on(publish(
+        &broker.url(),
+        &[
+            (KOJI_TOPIC.into(), koji_message("1")),
+            (KOJI_TOPIC.into(), b"not json".to_vec()),
+        ],
+    ));
+    let start = Instant::now();
+    let scrape = || {
+        use std::io::{Read as _, Write as _};
+        let mut c = std::net::TcpStream::connect(&addr).ok()?;
+        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+            .ok()?;
+        let mut body = String::new();
+        c.read_to_string(&mut body).ok()?;
+        Some(body)
+    };
+    loop {
+        let body = scrape().unwrap_or_default();
+        if body.contains("taskhook_listen_events_total{outcome=\"delivered\"} 1")
+            && body.contains("taskhook_listen_events_total{outcome=\"malformed\"} 1")
+        {
+            assert!(body.contains("taskhook_listen_jobs_total 1"), "{body}");
+            assert!(
+                body.contains("taskhook_listen_fetch_seconds_count"),
+                "{body}"
+            );
+            break;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "{body}\n{}",
+            l.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert_eq!(l.terminate().0, Some(0));
 }

@@ -91,6 +91,8 @@ impl Metrics {
 pub async fn serve(listener: TcpListener, metrics: Metrics) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
+            // Out of descriptors, say: wait a moment rather than spin.
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             continue;
         };
         let metrics = metrics.clone();
