@@ -3,7 +3,7 @@
 //! `check` and the server hook walk trees with the same code.
 
 use super::diag::{did_you_mean, Diagnostic};
-use super::source::{Blob, Kind, Source, SourceError};
+use super::source::{Blob, Entry, Kind, Source, SourceError};
 use crate::config::Bounds;
 
 /// The one formula name libtaskotron accepts.
@@ -217,6 +217,8 @@ struct Walk<'s, S: Source> {
 }
 
 impl<S: Source> Walk<'_, S> {
+    /// One directory: reuse it whole if unchanged, else list it, bound the work, note a task or
+    /// near-miss formulas here, and go down into its subdirectories.
     fn dir(
         &mut self,
         dir: S::Dir,
@@ -225,47 +227,12 @@ impl<S: Source> Walk<'_, S> {
         depth: usize,
         enclosing: Option<&str>,
     ) -> Result<(), SourceError> {
-        if self.over_limit {
+        if self.over_limit || self.reuse_unchanged(&dir, old.as_ref(), &path, enclosing) {
             return Ok(());
         }
-        if let (Some(old), Some(reusable)) = (&old, self.reusable) {
-            let id = self.source.tree_id(&dir);
-            if id.is_some() && id == self.source.tree_id(old) && reusable(&path, enclosing) {
-                self.reused.push(path);
-                return Ok(());
-            }
-        }
-        let old_dirs: std::collections::HashMap<String, S::Dir> = match &old {
-            Some(o) => self
-                .source
-                .list(o)?
-                .into_iter()
-                .filter_map(|e| match e.kind {
-                    Kind::Dir(d) => Some((e.name, d)),
-                    _ => None,
-                })
-                .collect(),
-            None => std::collections::HashMap::new(),
-        };
+        let old_dirs = self.old_subdirs(old.as_ref())?;
         let entries = self.source.list(&dir)?;
-        self.entries_seen += entries.len();
-        if self.entries_seen > self.bounds.max_entries {
-            self.over_limit = true;
-            self.diagnostics.push(
-                Diagnostic::error(
-                    "too-many-entries",
-                    if path.is_empty() {
-                        ".".to_string()
-                    } else {
-                        path.clone()
-                    },
-                    format!(
-                        "the tree has more than {} directory entries within the searched depth",
-                        self.bounds.max_entries
-                    ),
-                )
-                .help("trees that repeat one subtree many times are refused; split the repository"),
-            );
+        if !self.count_entries(entries.len(), &path) {
             return Ok(());
         }
         if let Some(d) = bad_entries(&entries, &path) {
@@ -276,116 +243,216 @@ impl<S: Source> Walk<'_, S> {
         } else {
             path.clone()
         };
-        let formula_entry = entries.iter().find(|e| e.name == FORMULA);
-        let mut is_task = false;
-        if let Some(entry) = formula_entry {
-            is_task = true;
-            let file = formula_path(&task_path);
-            let mut diags = Vec::new();
-            let formula = match &entry.kind {
-                Kind::File(b) => Some(b.clone()),
-                other => {
-                    let what = match other {
-                        Kind::Symlink => "a symbolic link",
-                        Kind::Submodule => "a submodule",
-                        Kind::Dir(_) => "a directory",
-                        _ => "not a regular file",
-                    };
-                    diags.push(
-                        Diagnostic::error(
-                            "formula-not-a-file",
-                            file.clone(),
-                            format!("`{file}` is {what}"),
-                        )
-                        .help("commit the formula as a regular file in the task directory")
-                        .task(task_path.clone()),
-                    );
-                    None
+        let is_task = match entries.iter().find(|e| e.name == FORMULA) {
+            Some(entry) => {
+                if !self.task_here(&dir, entry, &task_path, enclosing) {
+                    return Ok(());
                 }
-            };
-            if let Some(parent) = enclosing {
-                diags.push(
-                    Diagnostic::error(
-                        "nested-task",
-                        file.clone(),
-                        format!("task `{task_path}` is inside task `{parent}`; tasks do not nest"),
-                    )
-                    .help(format!(
-                        "move `{task_path}` out of `{parent}`, or rename one of the two formulas"
-                    ))
-                    .task(task_path.clone()),
-                );
+                true
             }
-            if task_path != "." {
-                for component in task_path.split('/') {
-                    if !valid_component(component) {
-                        diags.push(
-                            Diagnostic::error(
-                                "bad-path",
-                                file.clone(),
-                                format!("directory name `{component}` in task path `{task_path}` is not allowed"),
-                            )
-                            .help("task directories are named with letters, digits and `._+-`, starting with a letter or digit")
-                            .task(task_path.clone()),
-                        );
-                        break;
-                    }
-                }
+            None => {
+                self.near_misses(&entries, &path)?;
+                false
             }
-            if self.tasks.len() >= self.bounds.max_tasks {
-                self.over_limit = true;
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        "too-many-tasks",
-                        file,
-                        format!("more than {} tasks in one tree", self.bounds.max_tasks),
-                    )
-                    .help("split the repository, or raise `taskhook.maxTasks` on the server"),
-                );
-                return Ok(());
-            }
-            self.tasks.push(Found {
-                path: task_path.clone(),
-                dir: dir.clone(),
-                formula,
-                diagnostics: diags,
-            });
-        } else {
-            for e in &entries {
-                let Kind::File(blob) = &e.kind else { continue };
-                if !near_miss(&e.name) {
-                    continue;
-                }
-                let looks = match self.source.read(blob, 64 * 1024)? {
-                    Blob::Bytes(bytes) => looks_like_formula(&bytes),
-                    Blob::TooLarge(_) => false,
-                };
-                if !looks {
-                    continue;
-                }
-                let (file, target) = if path.is_empty() {
-                    (e.name.clone(), FORMULA.to_string())
-                } else {
-                    (format!("{path}/{}", e.name), format!("{path}/{FORMULA}"))
-                };
-                self.diagnostics.push(
-                    Diagnostic::error(
-                        "misnamed-formula",
-                        file.clone(),
-                        format!(
-                            "`{}` looks like a task formula, but the runner only reads `{FORMULA}`",
-                            e.name
-                        ),
-                    )
-                    .help(format!("rename it: git mv {file} {target}")),
-                );
-            }
-        }
+        };
         let enclosing = if is_task {
             Some(task_path.as_str())
         } else {
             enclosing
         };
+        self.descend(entries, &old_dirs, &path, depth, enclosing)
+    }
+
+    /// A directory identical to the baseline's, under the same enclosing task, is taken from the
+    /// baseline's manifest without being walked.
+    fn reuse_unchanged(
+        &mut self,
+        dir: &S::Dir,
+        old: Option<&S::Dir>,
+        path: &str,
+        enclosing: Option<&str>,
+    ) -> bool {
+        if let (Some(old), Some(reusable)) = (old, self.reusable) {
+            let id = self.source.tree_id(dir);
+            if id.is_some() && id == self.source.tree_id(old) && reusable(path, enclosing) {
+                self.reused.push(path.to_string());
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The baseline's subdirectories of this directory, by name.
+    fn old_subdirs(
+        &self,
+        old: Option<&S::Dir>,
+    ) -> Result<std::collections::HashMap<String, S::Dir>, SourceError> {
+        Ok(match old {
+            Some(o) => self
+                .source
+                .list(o)?
+                .into_iter()
+                .filter_map(|e| match e.kind {
+                    Kind::Dir(d) => Some((e.name, d)),
+                    _ => None,
+                })
+                .collect(),
+            None => std::collections::HashMap::new(),
+        })
+    }
+
+    /// Counts listed entries against the bound; `false` (with the finding) once over it.
+    fn count_entries(&mut self, n: usize, path: &str) -> bool {
+        self.entries_seen += n;
+        if self.entries_seen > self.bounds.max_entries {
+            self.over_limit = true;
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "too-many-entries",
+                    if path.is_empty() { "." } else { path }.to_string(),
+                    format!(
+                        "the tree has more than {} directory entries within the searched depth",
+                        self.bounds.max_entries
+                    ),
+                )
+                .help("trees that repeat one subtree many times are refused; split the repository"),
+            );
+            return false;
+        }
+        true
+    }
+
+    /// Records the task in this directory; `false` once over the task limit.
+    fn task_here(
+        &mut self,
+        dir: &S::Dir,
+        entry: &Entry<S::Dir, S::Blob>,
+        task_path: &str,
+        enclosing: Option<&str>,
+    ) -> bool {
+        let task_path = task_path.to_string();
+        let dir = dir.clone();
+        let file = formula_path(&task_path);
+        let mut diags = Vec::new();
+        let formula = match &entry.kind {
+            Kind::File(b) => Some(b.clone()),
+            other => {
+                let what = match other {
+                    Kind::Symlink => "a symbolic link",
+                    Kind::Submodule => "a submodule",
+                    Kind::Dir(_) => "a directory",
+                    _ => "not a regular file",
+                };
+                diags.push(
+                    Diagnostic::error(
+                        "formula-not-a-file",
+                        file.clone(),
+                        format!("`{file}` is {what}"),
+                    )
+                    .help("commit the formula as a regular file in the task directory")
+                    .task(task_path.clone()),
+                );
+                None
+            }
+        };
+        if let Some(parent) = enclosing {
+            diags.push(
+                Diagnostic::error(
+                    "nested-task",
+                    file.clone(),
+                    format!("task `{task_path}` is inside task `{parent}`; tasks do not nest"),
+                )
+                .help(format!(
+                    "move `{task_path}` out of `{parent}`, or rename one of the two formulas"
+                ))
+                .task(task_path.clone()),
+            );
+        }
+        if task_path != "." {
+            for component in task_path.split('/') {
+                if !valid_component(component) {
+                    diags.push(
+                        Diagnostic::error(
+                            "bad-path",
+                            file.clone(),
+                            format!("directory name `{component}` in task path `{task_path}` is not allowed"),
+                        )
+                        .help("task directories are named with letters, digits and `._+-`, starting with a letter or digit")
+                        .task(task_path.clone()),
+                    );
+                    break;
+                }
+            }
+        }
+        if self.tasks.len() >= self.bounds.max_tasks {
+            self.over_limit = true;
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "too-many-tasks",
+                    file,
+                    format!("more than {} tasks in one tree", self.bounds.max_tasks),
+                )
+                .help("split the repository, or raise `taskhook.maxTasks` on the server"),
+            );
+            return false;
+        }
+        self.tasks.push(Found {
+            path: task_path.clone(),
+            dir: dir.clone(),
+            formula,
+            diagnostics: diags,
+        });
+        true
+    }
+
+    /// Near-miss formula names in a directory that is not a task.
+    fn near_misses(
+        &mut self,
+        entries: &[Entry<S::Dir, S::Blob>],
+        path: &str,
+    ) -> Result<(), SourceError> {
+        for e in entries {
+            let Kind::File(blob) = &e.kind else { continue };
+            if !near_miss(&e.name) {
+                continue;
+            }
+            let looks = match self.source.read(blob, 64 * 1024)? {
+                Blob::Bytes(bytes) => looks_like_formula(&bytes),
+                Blob::TooLarge(_) => false,
+            };
+            if !looks {
+                continue;
+            }
+            let (file, target) = if path.is_empty() {
+                (e.name.clone(), FORMULA.to_string())
+            } else {
+                (format!("{path}/{}", e.name), format!("{path}/{FORMULA}"))
+            };
+            self.diagnostics.push(
+                Diagnostic::error(
+                    "misnamed-formula",
+                    file.clone(),
+                    format!(
+                        "`{}` looks like a task formula, but the runner only reads `{FORMULA}`",
+                        e.name
+                    ),
+                )
+                .help(format!("rename it: git mv {file} {target}")),
+            );
+        }
+        Ok(())
+    }
+
+    /// Goes down into the subdirectories, one level below the depth limit only to find tasks
+    /// that would never run.
+    fn descend(
+        &mut self,
+        entries: Vec<Entry<S::Dir, S::Blob>>,
+        old_dirs: &std::collections::HashMap<String, S::Dir>,
+        path: &str,
+        depth: usize,
+        enclosing: Option<&str>,
+    ) -> Result<(), SourceError> {
         for e in entries {
             let Kind::Dir(sub) = e.kind else { continue };
             if e.name.starts_with('.') {
@@ -399,6 +466,9 @@ impl<S: Source> Walk<'_, S> {
             if depth >= self.bounds.max_depth {
                 // One look below the limit: a task there would silently never run.
                 let below = self.source.list(&sub)?;
+                if !self.count_entries(below.len(), &sub_path) {
+                    return Ok(());
+                }
                 if below.iter().any(|b| b.name == FORMULA) {
                     let file = format!("{sub_path}/{FORMULA}");
                     self.diagnostics.push(
