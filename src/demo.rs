@@ -130,6 +130,33 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     let _ = ctrlc::set_handler(on_interrupt);
     crate::outln!("taskhook demo in {}", root.display());
 
+    push_story(&root, &exe)?;
+    let (daemon, port) = serve_and_fetch(&root)?;
+    let plan = plan_story(&root, &exe, port)?;
+    let checked_out = runner_checkout(&exe, &root, &plan.stdout)?;
+    drop(daemon);
+
+    match keep {
+        Some(dir) => crate::outln!(
+            "\nThe files are in {}; no process is left running.",
+            dir.display()
+        ),
+        None => {
+            crate::outln!("\nDone: the daemon is stopped and the temporary directory is removed.")
+        }
+    }
+    Ok(if plan.status.success() && checked_out {
+        exit::OK
+    } else {
+        exit::INVALID
+    })
+}
+
+/// Steps 1 to 3: a server repository with the hooks, a push with mistakes (rejected), the fix
+/// (`taskhook check` agrees) and a push that lands.
+fn push_story(root: &Path, exe: &Path) -> Result<(), Failure> {
+    let root = root.to_path_buf();
+    let exe = exe.to_path_buf();
     step(
         1,
         "A dist-git server repository with taskhook's hooks installed",
@@ -194,6 +221,12 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     let out = git_ok(&work, &["push", "origin", "master"])?;
     indent(&String::from_utf8_lossy(&out.stderr));
 
+    Ok(())
+}
+
+/// Step 4: git daemon serves the repository on loopback; the manifest is one `git archive`.
+fn serve_and_fetch(root: &Path) -> Result<(Daemon, u16), Failure> {
+    let root = root.to_path_buf();
     step(
         4,
         "The server serves the repository with git daemon on 127.0.0.1",
@@ -236,13 +269,19 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     );
     crate::outln!("   ...");
 
+    Ok((daemon, port))
+}
+
+/// Step 5: a koji build message in, jobs out, without cloning.
+fn plan_story(root: &Path, exe: &Path, port: u16) -> Result<Output, Failure> {
+    let root = root.to_path_buf();
     step(
         5,
         "A koji build of tasks-2.1.0-1.fc40 completes; the trigger plans jobs without cloning",
     );
     write(&root.join("koji_build_complete.json"), EVENT)?;
     crate::outln!("   $ taskhook plan --remote 'git://127.0.0.1:{port}/{{name}}.git' --event koji_build_complete.json --fallback-branch master --explain");
-    let plan = Command::new(&exe)
+    let plan = Command::new(exe)
         .args([
             "plan",
             "--remote",
@@ -259,23 +298,7 @@ pub fn run(keep: Option<&Path>) -> CmdResult {
     indent(&String::from_utf8_lossy(&plan.stderr));
     crate::outln!("   jobs (JSON Lines):");
     indent(&String::from_utf8_lossy(&plan.stdout));
-    let checked_out = runner_checkout(&exe, &root, &plan.stdout)?;
-    drop(daemon);
-
-    match keep {
-        Some(dir) => crate::outln!(
-            "\nThe files are in {}; no process is left running.",
-            dir.display()
-        ),
-        None => {
-            crate::outln!("\nDone: the daemon is stopped and the temporary directory is removed.")
-        }
-    }
-    Ok(if plan.status.success() && checked_out {
-        exit::OK
-    } else {
-        exit::INVALID
-    })
+    Ok(plan)
 }
 
 /// Step 6: a runner takes the first job and checks out exactly the task it pins, verified.
