@@ -263,12 +263,23 @@ fn upgrading_by_swapping_a_symlink_keeps_pushes_working() {
     std::fs::copy(bin(), &v1).expect("copy");
     let link = bin_dir.join("taskhook");
     std::os::unix::fs::symlink(&v1, &link).expect("symlink");
-    let out = hermetic(&mut Command::new(&link))
-        .args(["install", "srv.git"])
-        .current_dir(s.dir.path())
-        .env("PATH", "/usr/bin:/bin")
-        .output()
-        .expect("install");
+    // A binary just copied can be "busy" for a moment: another test thread's fork may still
+    // hold the copy's descriptor until that child execs.
+    let mut tries = 0;
+    let out = loop {
+        match hermetic(&mut Command::new(&link))
+            .args(["install", "srv.git"])
+            .current_dir(s.dir.path())
+            .env("PATH", "/usr/bin:/bin")
+            .output()
+        {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy && tries < 50 => {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            other => break other.expect("install"),
+        }
+    };
     assert!(
         out.status.success(),
         "{}",
