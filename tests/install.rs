@@ -293,6 +293,8 @@ fn upgrading_by_swapping_a_symlink_keeps_pushes_working() {
     // Upgrade: a new binary, the symlink swapped, the old one gone.
     let v2 = bin_dir.join("taskhook-2");
     std::fs::copy(bin(), &v2).expect("copy");
+    // Let any fork that inherited the copy's descriptor exec first (see above).
+    std::thread::sleep(std::time::Duration::from_millis(200));
     std::fs::remove_file(&link).expect("rm");
     std::os::unix::fs::symlink(&v2, &link).expect("symlink");
     std::fs::remove_file(&v1).expect("rm");
