@@ -482,9 +482,18 @@ impl Repo {
         match first {
             Ok(_) => Ok(()),
             Err(e) => {
+                // A lock left by a killed process: the ref's own, or packed-refs' (which gix
+                // takes to update a packed ref), once older than `stale_lock`.
                 let lock = self.git_dir().join(format!("{name}.lock"));
-                if is_stale(&lock, stale_lock) {
-                    let _ = std::fs::remove_file(&lock);
+                let packed = self.repo.common_dir().join("packed-refs.lock");
+                let stale: Vec<&Path> = [lock.as_path(), packed.as_path()]
+                    .into_iter()
+                    .filter(|l| is_stale(l, stale_lock))
+                    .collect();
+                if !stale.is_empty() {
+                    for l in stale {
+                        let _ = std::fs::remove_file(l);
+                    }
                     let mut time_buf = Default::default();
                     return self
                         .repo
@@ -497,9 +506,11 @@ impl Repo {
         }
     }
 
-    /// Whether a lock file for ref `name` exists (someone is, or was, writing it).
+    /// Whether a lock file for ref `name`, or for packed-refs, exists (someone is, or was,
+    /// writing it).
     pub fn ref_locked(&self, name: &str) -> bool {
         self.git_dir().join(format!("{name}.lock")).exists()
+            || self.repo.common_dir().join("packed-refs.lock").exists()
     }
 
     fn classify_ref_error(

@@ -348,3 +348,24 @@ fn a_dripping_server_cannot_stretch_a_request_and_ext_remotes_are_refused() {
         assert!(stderr(&out).contains("remote helper"), "{}", stderr(&out));
     }
 }
+
+#[test]
+fn a_stale_packed_refs_lock_does_not_block_manifest_writes() {
+    let s = Server::new();
+    s.commit_file("t/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    git(&s.bare(), &["pack-refs", "--all"]);
+    let lock = s.bare().join("packed-refs.lock");
+    std::fs::write(&lock, "left by a killed process").expect("lock");
+    std::fs::File::options()
+        .write(true)
+        .open(&lock)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .expect("mtime");
+    s.commit_file("t/more.txt", "x");
+    let out = s.push("master");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("not updated"), "{}", stderr(&out));
+    s.assert_manifest_is_exact("master");
+}

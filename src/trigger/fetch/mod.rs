@@ -39,6 +39,19 @@ pub fn run_git(
     max: usize,
     what: &str,
 ) -> Result<Output, FetchError> {
+    run_git_bounded(args, cwd, timeout, max, what, None)
+}
+
+/// Like [`run_git`], and when `disk` is `(dir, bytes)`, git is also stopped once `dir` holds more
+/// than `bytes`: a fetch from an untrusted server cannot fill the disk.
+pub fn run_git_bounded(
+    args: &[&str],
+    cwd: Option<&Path>,
+    timeout: Duration,
+    max: usize,
+    what: &str,
+    disk: Option<(&Path, u64)>,
+) -> Result<Output, FetchError> {
     let mut cmd = Command::new("git");
     cmd.args(args)
         .stdin(Stdio::null())
@@ -69,18 +82,35 @@ pub fn run_git(
     // The watchdog kills git at the deadline; reading stdout to its end is what normally
     // finishes first, with no polling on the fast path.
     let (done, finished) = std::sync::mpsc::channel::<()>();
+    let disk = disk.map(|(d, n)| (d.to_path_buf(), n));
+    let overflowed = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watchdog = {
         let child = std::sync::Arc::clone(&child);
+        let overflowed = std::sync::Arc::clone(&overflowed);
         std::thread::spawn(move || {
-            if let Err(std::sync::mpsc::RecvTimeoutError::Timeout) = finished.recv_timeout(timeout)
-            {
-                kill_group(group);
-                if let Ok(mut c) = child.lock() {
-                    let _ = c.kill();
+            let deadline = std::time::Instant::now() + timeout;
+            // Without a disk bound, one wait; with one, a look at the disk every 50 ms.
+            let step = if disk.is_some() {
+                Duration::from_millis(50)
+            } else {
+                timeout
+            };
+            loop {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                match finished.recv_timeout(step.min(left)) {
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                    _ => return false,
                 }
-                return true;
+                let over = disk.as_ref().is_some_and(|(dir, n)| dir_bytes(dir) > *n);
+                if over || std::time::Instant::now() >= deadline {
+                    overflowed.store(over, std::sync::atomic::Ordering::Relaxed);
+                    kill_group(group);
+                    if let Ok(mut c) = child.lock() {
+                        let _ = c.kill();
+                    }
+                    return true;
+                }
             }
-            false
         })
     };
     let err_reader = std::thread::spawn(move || {
@@ -110,6 +140,9 @@ pub fn run_git(
     let _ = done.send(());
     if watchdog.join().unwrap_or(false) {
         // Not joining the stderr reader: a grandchild (ssh) may still hold the pipe open.
+        if overflowed.load(std::sync::atomic::Ordering::Relaxed) {
+            return Err(FetchError::TooLarge(max));
+        }
         return Err(FetchError::Timeout(timeout.as_secs(), what.to_string()));
     }
     let stderr = err_reader.join().unwrap_or_default();
@@ -145,6 +178,25 @@ pub fn check_url(url: &str) -> Result<(), String> {
         return Err(format!("`{url}`: unsupported transport"));
     }
     Ok(())
+}
+
+/// The bytes of the files below `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let mut total = 0;
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            match e.metadata() {
+                Ok(m) if m.is_dir() => stack.push(e.path()),
+                Ok(m) => total += m.len(),
+                Err(_) => {}
+            }
+        }
+    }
+    total
 }
 
 /// Kills a process group (git and whatever it started). Without `unsafe`, by `kill` itself.
@@ -268,9 +320,10 @@ pub fn read_single_file(tar_gz: &[u8], path: &str, max: usize) -> Result<Vec<u8>
 /// For smart HTTP: keep a bare cache repo per remote and fetch the manifest ref at depth 1.
 fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
     let dir = cache_repo(remote.cache_dir, remote.url)?;
+    let baseline = dir_bytes(&dir);
     let local_ref = "refs/taskhook/manifest";
     let refspec = format!("+{}:{local_ref}", remote.manifest_ref);
-    let out = run_git(
+    let out = run_git_bounded(
         &[
             "fetch",
             "--quiet",
@@ -283,6 +336,8 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         remote.timeout,
         64 * 1024,
         remote.url,
+        // The manifest ref holds small files; a server sending more is refused.
+        Some((&dir, baseline + 4 * remote.max_bytes as u64 + (1 << 20))),
     )?;
     if !out.status_ok {
         let msg = out.stderr.trim();
