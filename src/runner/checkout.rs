@@ -358,14 +358,16 @@ fn by_fetch(
     let repo = git::Repo::open(&cache).map_err(|e| CheckoutError::Io(e.to_string()))?;
     let commit = ObjectId::from_hex(job.git_commit.as_bytes())
         .map_err(|_| CheckoutError::BadJob("bad commit id".into()))?;
-    let fetch_ref = |what: &str| {
+    // A depth-1 fetch of `what`, trees only (`blob:none`) or with every blob (`--no-filter`, for
+    // servers that serve no object by id).
+    let fetch_ref = |what: &str, filter: &str| {
         git_in_cache(
             &[
                 "fetch",
                 "--quiet",
                 "--no-tags",
                 "--depth=1",
-                "--filter=blob:none",
+                filter,
                 "origin",
                 what,
             ],
@@ -374,7 +376,7 @@ fn by_fetch(
     };
     let mut method = Method::Commit;
     if !repo.has_object(commit) {
-        let out = fetch_ref(&job.git_commit)?;
+        let out = fetch_ref(&job.git_commit, "--filter=blob:none")?;
         if !out.status_ok {
             notes.push(format!(
                 "the server does not serve commit {} by id ({}); fetching branch {} instead",
@@ -386,18 +388,7 @@ fn by_fetch(
             let branch_ref = format!("refs/heads/{}", job.git_branch);
             // A server that serves no commit by id serves no blob by id either: take the
             // branch's whole tree, as a shallow clone would.
-            let out = git_in_cache(
-                &[
-                    "fetch",
-                    "--quiet",
-                    "--no-tags",
-                    "--depth=1",
-                    "--no-filter",
-                    "origin",
-                    &branch_ref,
-                ],
-                url,
-            )?;
+            let out = fetch_ref(&branch_ref, "--no-filter")?;
             if !out.status_ok {
                 return Err(fail(FetchError::Unreachable(format!(
                     "git fetch {url} {branch_ref} failed: {}",
@@ -471,18 +462,7 @@ fn by_fetch(
             let branch_ref = format!("refs/heads/{}", job.git_branch);
             let mut fetched = false;
             for what in [job.git_commit.as_str(), branch_ref.as_str()] {
-                let out = git_in_cache(
-                    &[
-                        "fetch",
-                        "--quiet",
-                        "--no-tags",
-                        "--depth=1",
-                        "--no-filter",
-                        "origin",
-                        what,
-                    ],
-                    url,
-                )?;
+                let out = fetch_ref(what, "--no-filter")?;
                 if out.status_ok {
                     fetched = true;
                     break;
