@@ -22,6 +22,26 @@ pub enum StoreError {
     },
     #[error("{0} kept moving; gave up after {1} attempts")]
     Contended(String, usize),
+    /// Written, the file would be larger than readers (`plan`, the hooks) accept: it would
+    /// freeze the ref instead of updating it.
+    #[error("{file} would be {size} bytes; readers accept at most {limit}: lower taskhook.maxTasks, or delete branches")]
+    TooLarge {
+        file: String,
+        size: usize,
+        limit: usize,
+    },
+}
+
+/// The writer keeps to the limit the readers apply.
+fn within_limit(file: &str, bytes: &[u8]) -> Result<(), StoreError> {
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return Err(StoreError::TooLarge {
+            file: file.to_string(),
+            size: bytes.len(),
+            limit: MAX_MANIFEST_BYTES,
+        });
+    }
+    Ok(())
 }
 
 /// The manifest ref as it is now.
@@ -206,6 +226,7 @@ fn apply_with(
             if let Some(m) = new {
                 let bytes = &m.bytes;
                 let file = manifest::branch_file(branch);
+                within_limit(&file, bytes)?;
                 let id = repo.write_blob(bytes)?;
                 files.insert(file.clone(), id);
                 index.branches.insert(
@@ -218,7 +239,9 @@ fn apply_with(
                 );
             }
         }
-        let index_id = repo.write_blob(&manifest::to_bytes(&index))?;
+        let index_bytes = manifest::to_bytes(&index);
+        within_limit("index.json", &index_bytes)?;
+        let index_id = repo.write_blob(&index_bytes)?;
         let mut all: Vec<(String, ObjectId)> = files.into_iter().collect();
         all.push(("index.json".to_string(), index_id));
         let tree = repo.write_tree(&all)?;
@@ -312,4 +335,21 @@ fn list_branch_files(
         }
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod limit_tests {
+    use super::*;
+
+    #[test]
+    fn the_writer_refuses_what_readers_would_refuse() {
+        assert!(within_limit("index.json", &vec![b' '; MAX_MANIFEST_BYTES]).is_ok());
+        let err = within_limit("index.json", &vec![b' '; MAX_MANIFEST_BYTES + 1])
+            .expect_err("over")
+            .to_string();
+        assert!(
+            err.starts_with("index.json would be 16777217 bytes; readers accept at most 16777216"),
+            "{err}"
+        );
+    }
 }
