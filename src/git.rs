@@ -44,12 +44,16 @@ pub struct Repo {
 impl Repo {
     /// Opens the repository at `path` (a bare repo, a `.git` dir or a work tree).
     pub fn open(path: &Path) -> Result<Repo, GitError> {
-        // Ask the git binary where its system-wide config lives: a git built with another
-        // prefix keeps it elsewhere than /etc/gitconfig, and `git config --system
+        // Otherwise ask the git binary where its system-wide config lives: a git built with
+        // another prefix keeps it elsewhere than /etc/gitconfig, and `git config --system
         // taskhook.policy ...` must be honoured wherever it wrote.
+        // The hooks' shims name the system config (`GIT_CONFIG_SYSTEM`, found at install time),
+        // and with it, or with `GIT_CONFIG_NOSYSTEM`, git need not be asked: no process start.
+        let told = std::env::var_os("GIT_CONFIG_SYSTEM").is_some()
+            || std::env::var_os("GIT_CONFIG_NOSYSTEM").is_some();
         let mut trust: gix::sec::trust::Mapping<gix::open::Options> = Default::default();
-        trust.full.permissions.config.git_binary = true;
-        trust.reduced.permissions.config.git_binary = true;
+        trust.full.permissions.config.git_binary = !told;
+        trust.reduced.permissions.config.git_binary = !told;
         let repo = gix::ThreadSafeRepository::discover_opts(path, Default::default(), trust)
             .map(gix::Repository::from)
             .map_err(|e| GitError::Open {

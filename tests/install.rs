@@ -451,3 +451,45 @@ fn with_the_update_hook_each_ref_gets_its_own_verdict() {
     assert!(s.show("index.json").contains("\"good\""));
     assert!(!s.show("index.json").contains("\"bad\""));
 }
+
+/// The shims name the system git config found at install time, so a hook starts no git to learn
+/// it; `git config --system` settings reach the hooks through that path.
+#[test]
+fn shims_carry_the_system_config_path() {
+    let s = Server::uninstalled();
+    assert!(install(&s, &[]).status.success());
+    let shim_path = s.bare().join("hooks/pre-receive");
+    let shim = std::fs::read_to_string(&shim_path).expect("shim");
+    let out = git_cmd()
+        .args(["config", "--system", "--edit"])
+        .env("GIT_EDITOR", "echo")
+        .env_remove("GIT_CONFIG_NOSYSTEM")
+        .output()
+        .expect("git");
+    let system = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert!(
+        shim.contains(&format!("export GIT_CONFIG_SYSTEM='{system}'")),
+        "{shim}"
+    );
+    // Point the shim at a file of our own, as if git's system config said `policy = warn`.
+    let mine = s.dir.path().join("system-gitconfig");
+    std::fs::write(&mine, "[taskhook]\n\tpolicy = warn\n").expect("write");
+    std::fs::write(
+        &shim_path,
+        shim.replace(&system, &mine.display().to_string()),
+    )
+    .expect("shim");
+    s.commit_file("broken/runtask.yml", "name: x\n");
+    let out = git_cmd()
+        .args(["push", "origin", "master"])
+        .current_dir(s.work())
+        .env_remove("GIT_CONFIG_NOSYSTEM")
+        .output()
+        .expect("push");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("(policy `warn`)"));
+}

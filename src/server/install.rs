@@ -11,7 +11,7 @@
 //! | `core.hooksPath` | git config at any level | nothing, unless `--hooks-path` (then `<path>/<hook>`) |
 //! | anything else | a hook taskhook did not write | nothing: the lines to add are printed |
 //!
-//! Every shim is the same five-line script that `exec`s the binary by the path the admin gave.
+//! Every shim is the same short script that `exec`s the binary by the path the admin gave.
 
 use std::fs;
 use std::io::Write;
@@ -174,11 +174,33 @@ pub enum Outcome {
 
 /// The shim text for `hook`, calling the binary at `exe`.
 pub fn shim(hook: &str, exe: &Path) -> Option<String> {
-    let quoted = exe.display().to_string().replace('\'', r"'\''");
+    let quote = |s: &str| s.replace('\'', r"'\''");
+    static SYSTEM: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let system =
+        SYSTEM.get_or_init(|| system_config_path().unwrap_or_else(|| "/etc/gitconfig".to_string()));
     SHIMS
         .iter()
         .find(|(name, _)| *name == hook)
-        .map(|(_, text)| text.replace("@TASKHOOK@", &quoted))
+        .map(|(_, text)| {
+            text.replace("@TASKHOOK@", &quote(&exe.display().to_string()))
+                .replace("@SYSTEMCONFIG@", &quote(system))
+        })
+}
+
+/// Where the git on `PATH` keeps its system config (`git config --system` writes there; a git
+/// built with another prefix keeps it elsewhere than `/etc/gitconfig`). Asked once, at install
+/// time, so the hooks need not start git to learn it.
+pub fn system_config_path() -> Option<String> {
+    let out = Command::new("git")
+        .args(["config", "--system", "--edit"])
+        .env("GIT_EDITOR", "echo")
+        .env_remove("GIT_CONFIG_SYSTEM")
+        .env_remove("GIT_CONFIG_NOSYSTEM")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let path = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (out.status.success() && path.starts_with('/') && !path.contains('\n')).then_some(path)
 }
 
 /// The lines to add to an existing hook that taskhook cannot chain into by itself.
