@@ -320,7 +320,6 @@ async fn session(
         let _ = conn
             .close(200, "taskhook listen shutting down".into())
             .await;
-        eprintln!("taskhook listen: stopped");
     }
     outcome
 }
