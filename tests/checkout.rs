@@ -36,30 +36,7 @@ fn served() -> (Server, Daemon) {
 
 /// The job for task `a` that `plan` gives for a koji build on master.
 fn job_for(s: &Server, remote: &str) -> serde_json::Value {
-    let out = taskhook(
-        &[
-            "plan",
-            "--remote",
-            remote,
-            "--item-type",
-            "koji_build",
-            "--item",
-            "rpmlint-1-1.fc40",
-            "--branch",
-            "master",
-        ],
-        s.dir.path(),
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("job"))
-        .find(|j| j["task_path"] == "a")
-        .expect("a job for task a")
+    job_for_task(s, remote, "a")
 }
 
 fn checkout(
@@ -192,6 +169,7 @@ fn smart_http_falls_back_to_the_branch_and_says_so() {
     }
 }
 
+/// The job for `task` that `plan` gives for a koji build on master.
 fn job_for_task(s: &Server, remote: &str, task: &str) -> serde_json::Value {
     let out = taskhook(
         &[
@@ -201,17 +179,22 @@ fn job_for_task(s: &Server, remote: &str, task: &str) -> serde_json::Value {
             "--item-type",
             "koji_build",
             "--item",
-            "x-1-1.fc40",
+            "rpmlint-1-1.fc40",
             "--branch",
             "master",
         ],
         s.dir.path(),
     );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("job"))
         .find(|j| j["task_path"] == task)
-        .expect("job")
+        .unwrap_or_else(|| panic!("a job for task {task}"))
 }
 
 #[test]

@@ -8,7 +8,7 @@ mod util;
 use std::path::Path;
 use std::process::Command;
 
-use taskhook::validate::yaml::{self, Node, Scalar, Value};
+use taskhook::validate::yaml;
 use util::*;
 
 /// A python3 that has PyYAML (Debian's python3-yaml, installed by .ci/run).
@@ -59,42 +59,6 @@ for name in sorted(os.listdir(d)):
         out = {"name": name, "ok": False, "error": type(e).__name__}
     print(json.dumps(out, sort_keys=True))
 "#;
-
-fn key(n: &Node) -> String {
-    match &n.value {
-        Value::Scalar { text, read, .. } => match read {
-            Scalar::Null => "null".into(),
-            Scalar::Bool(b) => b.to_string(),
-            Scalar::Int(i) => i.to_string(),
-            Scalar::Float(f) => format!("{f:?}"),
-            Scalar::Timestamp => "<timestamp>".into(),
-            Scalar::Str => text.clone(),
-        },
-        _ => "<complex>".into(),
-    }
-}
-
-fn to_json(n: &Node) -> serde_json::Value {
-    match &n.value {
-        Value::Scalar { text, read, .. } => match read {
-            Scalar::Null => serde_json::Value::Null,
-            Scalar::Bool(b) => (*b).into(),
-            Scalar::Int(i) => (*i).into(),
-            Scalar::Float(f) if f.is_finite() => {
-                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
-            }
-            Scalar::Float(_) => "<special float>".into(),
-            Scalar::Timestamp => "<timestamp>".into(),
-            Scalar::Str => text.clone().into(),
-        },
-        Value::Seq(items) => items.iter().map(to_json).collect(),
-        Value::Map(entries) => entries
-            .iter()
-            .map(|(k, v)| (key(k), to_json(v)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
-    }
-}
 
 /// Numbers compare by value (PyYAML's 1.0 and taskhook's 1 are the same float).
 fn same(a: &serde_json::Value, b: &serde_json::Value) -> bool {
@@ -274,7 +238,7 @@ fn taskhook_reads_what_pyyaml_loads() {
         match yaml::parse(bytes, &limits) {
             Ok(node) => {
                 accepted += 1;
-                let ours = to_json(&node);
+                let ours = yaml_to_json(&node);
                 if theirs["ok"] != true {
                     differ.push(format!(
                         "{name}: taskhook accepts, PyYAML refuses ({})\n{}",

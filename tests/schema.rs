@@ -6,7 +6,7 @@ mod util;
 
 use std::path::Path;
 
-use taskhook::validate::yaml::{self, Node, Scalar, Value};
+use taskhook::validate::yaml;
 use util::*;
 
 fn load(name: &str) -> jsonschema::Validator {
@@ -18,28 +18,8 @@ fn load(name: &str) -> jsonschema::Validator {
     jsonschema::validator_for(&schema).expect("valid schema")
 }
 
-fn to_json(n: &Node) -> serde_json::Value {
-    match &n.value {
-        Value::Scalar { text, read, .. } => match read {
-            Scalar::Null => serde_json::Value::Null,
-            Scalar::Bool(b) => (*b).into(),
-            Scalar::Int(i) => (*i).into(),
-            Scalar::Float(f) => {
-                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
-            }
-            Scalar::Timestamp | Scalar::Str => text.clone().into(),
-        },
-        Value::Seq(items) => items.iter().map(to_json).collect(),
-        Value::Map(entries) => entries
-            .iter()
-            .map(|(k, v)| (k.scalar_text().unwrap_or("").to_string(), to_json(v)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
-    }
-}
-
 fn formula_json(text: &str) -> serde_json::Value {
-    to_json(&yaml::parse(text.as_bytes(), &yaml::Limits::default()).expect("yaml"))
+    yaml_to_json(&yaml::parse(text.as_bytes(), &yaml::Limits::default()).expect("yaml"))
 }
 
 #[test]

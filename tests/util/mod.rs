@@ -372,3 +372,44 @@ impl Drop for HttpBackend {
         let _ = self.child.wait();
     }
 }
+
+use taskhook::validate::yaml::{Node, Scalar, Value};
+
+/// A YAML key as JSON would write the key PyYAML makes of it.
+fn yaml_key(n: &Node) -> String {
+    match &n.value {
+        Value::Scalar { text, read, .. } => match read {
+            Scalar::Null => "null".into(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Float(f) => format!("{f:?}"),
+            Scalar::Timestamp => "<timestamp>".into(),
+            Scalar::Str => text.clone(),
+        },
+        _ => "<complex>".into(),
+    }
+}
+
+/// What taskhook's YAML reader read, as JSON (timestamps and special floats as markers, as the
+/// PyYAML side writes them).
+pub fn yaml_to_json(n: &Node) -> serde_json::Value {
+    match &n.value {
+        Value::Scalar { text, read, .. } => match read {
+            Scalar::Null => serde_json::Value::Null,
+            Scalar::Bool(b) => (*b).into(),
+            Scalar::Int(i) => (*i).into(),
+            Scalar::Float(f) if f.is_finite() => {
+                serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
+            }
+            Scalar::Float(_) => "<special float>".into(),
+            Scalar::Timestamp => "<timestamp>".into(),
+            Scalar::Str => text.clone().into(),
+        },
+        Value::Seq(items) => items.iter().map(yaml_to_json).collect(),
+        Value::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| (yaml_key(k), yaml_to_json(v)))
+            .collect::<serde_json::Map<_, _>>()
+            .into(),
+    }
+}
