@@ -1,6 +1,5 @@
 //! `taskhook checkout`: the runner's side of a job.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -75,24 +74,7 @@ pub fn run(args: &Args) -> CmdResult {
 }
 
 fn read_job(file: &str) -> Result<Job, Failure> {
-    let mut buf = Vec::new();
-    let res = if file == "-" {
-        std::io::stdin()
-            .lock()
-            .take(MAX_JOB + 1)
-            .read_to_end(&mut buf)
-    } else {
-        std::fs::File::open(file)
-            .map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?
-            .take(MAX_JOB + 1)
-            .read_to_end(&mut buf)
-    };
-    res.map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?;
-    if buf.len() as u64 > MAX_JOB {
-        return Err(Failure::invalid(format!(
-            "the job is larger than {MAX_JOB} bytes"
-        )));
-    }
+    let buf = super::read_input(file, MAX_JOB, "the job")?;
     serde_json::from_slice(&buf).map_err(|e| {
         Failure::invalid(format!(
             "the job is not one job object as `taskhook plan` prints it: {e}"

@@ -15,6 +15,27 @@ mod plan;
 
 pub use crate::error::{exit, CmdResult, Failure};
 
+/// Reads FILE (`-`: stdin) up to `max` bytes; `what` names it when it is larger.
+fn read_input(file: &str, max: u64, what: &str) -> Result<Vec<u8>, Failure> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let res = if file == "-" {
+        std::io::stdin().lock().take(max + 1).read_to_end(&mut buf)
+    } else {
+        std::fs::File::open(file)
+            .map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?
+            .take(max + 1)
+            .read_to_end(&mut buf)
+    };
+    res.map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?;
+    if buf.len() as u64 > max {
+        return Err(Failure::invalid(format!(
+            "{what} is larger than {max} bytes"
+        )));
+    }
+    Ok(buf)
+}
+
 #[derive(Parser, Debug)]
 #[command(
     name = "taskhook",

@@ -1,6 +1,6 @@
 //! `taskhook plan`: one event in (a bus message or a manual item), jobs out on stdout.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use super::{PlanArgs, PlanFormat};
@@ -110,23 +110,5 @@ fn events_from_args(args: &PlanArgs) -> Result<Vec<Event>, Failure> {
 }
 
 fn read_event(file: &str) -> Result<Vec<u8>, Failure> {
-    let mut buf = Vec::new();
-    let res = if file == "-" {
-        std::io::stdin()
-            .lock()
-            .take(MAX_EVENT + 1)
-            .read_to_end(&mut buf)
-    } else {
-        std::fs::File::open(file)
-            .map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?
-            .take(MAX_EVENT + 1)
-            .read_to_end(&mut buf)
-    };
-    res.map_err(|e| Failure::usage(format!("cannot read {file}: {e}")))?;
-    if buf.len() as u64 > MAX_EVENT {
-        return Err(Failure::invalid(format!(
-            "the event is larger than {MAX_EVENT} bytes"
-        )));
-    }
-    Ok(buf)
+    super::read_input(file, MAX_EVENT, "the event")
 }
