@@ -60,3 +60,27 @@ macro_rules! outln {
         let _ = writeln!(std::io::stdout().lock(), $($arg)*);
     }};
 }
+
+/// `TASKHOOK_TRACE=1`: each step of a hook says on stderr how long after the start of `main`
+/// it ended, so an admin can see where a slow push spends its time.
+pub mod trace {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+
+    static START: OnceLock<Option<Instant>> = OnceLock::new();
+
+    /// Called first thing in `main`.
+    pub fn start() {
+        START.get_or_init(|| std::env::var_os("TASKHOOK_TRACE").map(|_| Instant::now()));
+    }
+
+    /// Says that `step` just ended (when tracing).
+    pub fn step(step: &str) {
+        if let Some(Some(t)) = START.get() {
+            eprintln!(
+                "taskhook: trace: {step} at {:.3} ms",
+                t.elapsed().as_secs_f64() * 1000.0
+            );
+        }
+    }
+}

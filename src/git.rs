@@ -342,6 +342,28 @@ impl Repo {
             .collect())
     }
 
+    /// The entries of a tree with names as text (a name that is not UTF-8 gets U+FFFD), in
+    /// stored order, duplicates and all: what discovery walks.
+    pub fn tree_listing(
+        &self,
+        tree: ObjectId,
+    ) -> Result<Vec<(String, EntryKind, ObjectId)>, GitError> {
+        let t = self
+            .repo
+            .find_tree(tree)
+            .map_err(|e| other(format!("cannot read tree {tree}"), e))?;
+        let mut out = Vec::new();
+        for e in gix::objs::TreeRefIter::from_bytes(&t.data, tree.kind()) {
+            let e = e.map_err(|e| other(format!("cannot decode tree {tree}"), e))?;
+            let name = match std::str::from_utf8(e.filename) {
+                Ok(name) => name.to_string(),
+                Err(_) => String::from_utf8_lossy(e.filename).into_owned(),
+            };
+            out.push((name, e.mode.kind(), e.oid.to_owned()));
+        }
+        Ok(out)
+    }
+
     /// Whether the object store has `id` (without fetching anything).
     pub fn has_object(&self, id: ObjectId) -> bool {
         self.repo.has_object(id)

@@ -431,6 +431,11 @@ fn incremental_manifests_equal_full_computation() {
     let step = |what: &str| {
         let out = s.push("master");
         assert!(out.status.success(), "{what}: {}", stderr(&out));
+        assert!(
+            !stderr(&out).contains("did not match"),
+            "{what}: {}",
+            stderr(&out)
+        );
         s.assert_manifest_is_exact("master");
     };
     step("first push");
@@ -453,6 +458,26 @@ fn incremental_manifests_equal_full_computation() {
     s.commit_file("new/runtask.yml", GOOD);
     assert!(s.push("master:f42").status.success());
     s.assert_manifest_is_exact("f42");
+    s.commit_file("a/b/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-b"));
+    step("one task changes");
+    // Directories that are gone take their tasks along: a whole subtree, a renamed one, and a
+    // directory replaced by a file.
+    s.commit_file("c/more/runtask.yml", GOOD);
+    s.commit_file("deep/x/y/runtask.yml", GOOD);
+    s.commit_file("deep/x/z/runtask.yml", GOOD);
+    step("more tasks");
+    git(&s.work(), &["rm", "-rq", "c"]);
+    git(&s.work(), &["commit", "-q", "-m", "c is gone"]);
+    step("a subtree with tasks and a misnamed formula is deleted");
+    git(&s.work(), &["mv", "deep/x", "deep/w"]);
+    git(&s.work(), &["commit", "-q", "-m", "renamed"]);
+    step("a directory of tasks is renamed");
+    git(&s.work(), &["rm", "-rq", "new"]);
+    s.commit_file("new", "a file now\n");
+    step("a task directory became a file");
+    git(&s.work(), &["mv", "deep", ".deep"]);
+    git(&s.work(), &["commit", "-q", "-m", "hidden"]);
+    step("a directory of tasks became hidden");
 }
 
 /// Under `warn`, pre-receive accepts a push it could not check within its time budget (and
@@ -572,4 +597,145 @@ fn a_damaged_index_is_reported_and_rebuild_repairs_it() {
     s.assert_manifest_is_exact("master");
     let parents = git(&bare, &["rev-list", "--count", "refs/meta/tasks"]);
     assert_eq!(parents, "3", "the repair keeps the audit log");
+}
+
+/// Replaces (or, with `None`, removes) files in the manifest ref's tree, as a hand edit or an
+/// older taskhook would have left them.
+fn edit_manifest(s: &Server, files: &[(&str, Option<&str>)]) {
+    let bare = s.bare();
+    let index = s.dir.path().join("edit-index");
+    let with_index = |args: &[&str]| {
+        let out = git_cmd()
+            .args(args)
+            .current_dir(&bare)
+            .env("GIT_INDEX_FILE", &index)
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.org")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.org")
+            .output()
+            .expect("git");
+        assert!(out.status.success(), "{}", stderr(&out));
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    with_index(&["read-tree", "refs/meta/tasks"]);
+    for (path, content) in files {
+        match content {
+            Some(text) => {
+                let blob_file = s.dir.path().join("edit-blob");
+                std::fs::write(&blob_file, text).expect("write");
+                let blob = with_index(&["hash-object", "-w", &blob_file.to_string_lossy()]);
+                with_index(&[
+                    "update-index",
+                    "--add",
+                    "--cacheinfo",
+                    &format!("100644,{blob},{path}"),
+                ]);
+            }
+            None => {
+                // Mode 0 in --index-info removes the entry (no work tree needed).
+                let mut child = git_cmd()
+                    .args(["update-index", "--index-info"])
+                    .current_dir(&bare)
+                    .env("GIT_INDEX_FILE", &index)
+                    .stdin(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("git");
+                use std::io::Write as _;
+                let line = format!("0 {}\t{path}\n", "0".repeat(40));
+                child
+                    .stdin
+                    .take()
+                    .expect("stdin")
+                    .write_all(line.as_bytes())
+                    .expect("write");
+                assert!(child.wait().expect("wait").success());
+            }
+        }
+    }
+    let tree = with_index(&["write-tree"]);
+    let commit = with_index(&["commit-tree", &tree, "-p", "refs/meta/tasks", "-m", "edit"]);
+    with_index(&["update-ref", "refs/meta/tasks", &commit]);
+    let _ = std::fs::remove_file(&index);
+}
+
+/// Manifests written by the previous schema (2: no state files) keep working: the next push
+/// checks the whole tree once and writes the state, and `manifest rebuild` migrates every
+/// branch to schema 3.
+#[test]
+fn schema_2_manifests_are_migrated() {
+    let s = Server::new();
+    s.commit_file("a/runtask.yml", GOOD);
+    s.commit_file("b/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    assert!(s.push("master:f41").status.success());
+    let as_v2 = |file: &str| s.show(file).replace("\"schema\": 3", "\"schema\": 2");
+    let (master, f41, index) = (
+        as_v2("branches/master.json"),
+        as_v2("branches/f41.json"),
+        as_v2("index.json"),
+    );
+    edit_manifest(
+        &s,
+        &[
+            ("branches/master.json", Some(&master)),
+            ("branches/f41.json", Some(&f41)),
+            ("index.json", Some(&index)),
+            ("state/master.json", None),
+            ("state/f41.json", None),
+        ],
+    );
+    assert!(s.show("index.json").contains("\"schema\": 2"));
+    // A push without a state file to start from: every task checked, the state written.
+    s.commit_file("a/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-a"));
+    let out = s.push("master");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("2 tasks ok (2 checked, 0 unchanged)"),
+        "{}",
+        stderr(&out)
+    );
+    s.assert_manifest_is_exact("master");
+    // The next one starts from it.
+    s.commit_file("b/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-b"));
+    let out = s.push("master");
+    assert!(
+        stderr(&out).contains("2 tasks ok (1 checked, 1 unchanged)"),
+        "{}",
+        stderr(&out)
+    );
+    // f41 is still schema 2 until the rebuild.
+    assert!(s.show("branches/f41.json").contains("\"schema\": 2"));
+    let out = taskhook(&["manifest", "rebuild", "srv.git"], s.dir.path());
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(s.show("branches/f41.json").contains("\"schema\": 3"));
+    assert!(s.show("index.json").contains("\"schema\": 3"));
+    s.assert_manifest_is_exact("f41");
+    s.assert_manifest_is_exact("master");
+}
+
+/// A branch file that no longer holds the tasks its state file counts (edited by hand) is not
+/// spliced: the hook says so, checks the whole tree, and the manifest is exact again.
+#[test]
+fn a_branch_file_that_disagrees_with_its_state_is_recomputed() {
+    let s = Server::new();
+    s.commit_file("a/runtask.yml", GOOD);
+    s.commit_file("b/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let edited: String = s
+        .show("branches/master.json")
+        .lines()
+        .filter(|l| !l.contains("\"path\":\"a\""))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    edit_manifest(&s, &[("branches/master.json", Some(&edited))]);
+    s.commit_file("b/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-b"));
+    let out = s.push("master");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("did not match its state file; checked every task"),
+        "{}",
+        stderr(&out)
+    );
+    s.assert_manifest_is_exact("master");
 }

@@ -128,8 +128,9 @@ fn mutated_messages_and_manifests_never_panic() {
         let bytes = mutate(&mut rng, if i % 2 == 0 { &index } else { &branch });
         let _ = taskhook::manifest::parse_index(&bytes, 1 << 20);
         let _ = taskhook::manifest::parse_branch(&bytes, 1 << 20);
-        let _ = taskhook::manifest::task_lines(&bytes);
-        let _ = taskhook::manifest::header_json(&bytes);
+        for line in taskhook::manifest::task_lines(&bytes).unwrap_or_default() {
+            let _ = taskhook::manifest::line_path(line);
+        }
     }
     for _ in 0..2000 {
         let pattern = String::from_utf8_lossy(&mutate(&mut rng, b"f[0-9]*?[!a]")).into_owned();

@@ -7,8 +7,8 @@ fuzz_target!(|data: &[u8]| {
     let _ = taskhook::manifest::parse_index(data, 1 << 20);
     if let Some(lines) = taskhook::manifest::task_lines(data) {
         for l in lines {
-            let _ = taskhook::manifest::parse_task_line(l);
+            let _ = taskhook::manifest::line_path(l);
         }
     }
-    let _ = taskhook::manifest::header_json(data);
+    let _ = taskhook::manifest::parse_state(data);
 });

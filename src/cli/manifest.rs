@@ -19,9 +19,12 @@ pub fn run(command: ManifestCommand) -> CmdResult {
             format,
             repo,
         } => show(repo.as_deref(), branch.as_deref(), format),
-        ManifestCommand::Build { rev, branch, repo } => {
-            build(repo.as_deref(), &rev, branch.as_deref())
-        }
+        ManifestCommand::Build {
+            rev,
+            branch,
+            state,
+            repo,
+        } => build(repo.as_deref(), &rev, branch.as_deref(), state),
         ManifestCommand::Rebuild {
             repos,
             format,
@@ -148,7 +151,7 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
     Ok(exit::OK)
 }
 
-fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>) -> CmdResult {
+fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>, state: bool) -> CmdResult {
     let (repo, config) = open(repo)?;
     let commit = repo.resolve_commit(rev)?;
     let name = match branch {
@@ -163,7 +166,9 @@ fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>) -> CmdResult {
         }
     };
     let m = hooks::branch_manifest(&repo, &config, None, &name, commit, None)?;
-    let _ = std::io::stdout().lock().write_all(&m.bytes);
+    let _ = std::io::stdout()
+        .lock()
+        .write_all(if state { &m.state } else { &m.bytes });
     Ok(exit::OK)
 }
 
@@ -265,7 +270,8 @@ fn rebuild_one(
                 reuse::verdict(&repo, &config, *commit, None, None)?,
             );
         }
-        let m = Stored::from_report(branch, *commit, &by_commit[commit], &config);
+        let m = Stored::from_report(branch, *commit, &by_commit[commit], &config, None)
+            .ok_or_else(|| Failure::usage(format!("cannot assemble the manifest of {branch}")))?;
         changes.push((branch.clone(), Some(m)));
     }
     if let Some(s) = &snap {

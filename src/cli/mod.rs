@@ -319,6 +319,10 @@ Prints exactly the bytes post-receive would store for that commit."
         /// The branch name to record (default: the branch REV names, or HEAD's branch).
         #[arg(long)]
         branch: Option<String>,
+        /// Print the hooks' state file (`state/<branch>.json`: task count and every finding)
+        /// instead of the branch manifest.
+        #[arg(long)]
+        state: bool,
         /// The repository, bare or not (default: the current directory).
         repo: Option<PathBuf>,
     },
@@ -399,6 +403,7 @@ pub enum PlanFormat {
 }
 
 pub fn main() -> ExitCode {
+    crate::error::trace::start();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

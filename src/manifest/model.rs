@@ -7,13 +7,15 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::config::{hex, Config};
-use crate::validate::check::{RawTask, Report, TaskReport};
+use crate::validate::check::{Report, TaskReport};
 use crate::validate::diag::Diagnostic;
 
 /// Bumped when the layout changes incompatibly; readers refuse versions they do not know.
 /// Version 2 renamed the tasks' `on` to `item_types`; readers still accept version 1 (its `on`
-/// is read as `item_types`), and `manifest rebuild` rewrites it as version 2.
-pub const SCHEMA_VERSION: u32 = 2;
+/// is read as `item_types`). Version 3 added the hooks' `state/` files beside `branches/`
+/// (branch files are unchanged; without a state file a hook checks the whole tree once).
+/// `manifest rebuild` rewrites older manifests as version 3.
+pub const SCHEMA_VERSION: u32 = 3;
 
 /// The oldest version readers accept.
 pub const OLDEST_SCHEMA_VERSION: u32 = 1;
@@ -39,6 +41,22 @@ pub struct Task {
     pub run: bool,
     pub tree: Option<String>,
     pub valid: bool,
+}
+
+/// `state/<branch>.json`: what the hooks keep beside a branch manifest so that the next push is
+/// checked against it without reading the branch file: the task count and every finding. Only
+/// the hooks read it; the trigger never fetches it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct State {
+    pub commit: String,
+    /// Each task's findings, by task path (tasks without findings are not listed).
+    pub findings: BTreeMap<String, Vec<Diagnostic>>,
+    /// Findings that belong to no single task, as in the branch file.
+    pub problems: Vec<Diagnostic>,
+    pub schema: u32,
+    pub tasks: usize,
+    pub validator: String,
 }
 
 /// `branches/<branch>.json`.
@@ -145,6 +163,17 @@ pub fn branch_file(branch: &str) -> String {
     }
 }
 
+/// Where the hooks keep `branch`'s [`State`]: `state/` in place of `branches/`.
+pub fn state_file(branch: &str) -> String {
+    state_file_of(&branch_file(branch))
+}
+
+/// The state file beside branch file `manifest` (a path under `branches/`).
+pub fn state_file_of(manifest: &str) -> String {
+    let rest = manifest.strip_prefix("branches/").unwrap_or(manifest);
+    format!("state/{rest}")
+}
+
 /// Deterministic bytes: keys sorted, two-space indent, trailing newline. Keys are sorted because
 /// every struct here declares its fields in alphabetical order and maps are `BTreeMap`s (a test
 /// holds us to it), which spares building an intermediate `serde_json::Value`.
@@ -165,6 +194,7 @@ pub fn branch_bytes(b: &Branch) -> Vec<u8> {
         &b.problems,
         b.tasks.iter().map(json),
         &b.validator,
+        0,
     )
 }
 
@@ -172,67 +202,251 @@ fn json<T: Serialize>(v: &T) -> String {
     serde_json::to_string(v).unwrap_or_default()
 }
 
-fn assemble(
+fn assemble<L: AsRef<[u8]>>(
     branch: &str,
     commit: &str,
     policy: &str,
     problems: &[Diagnostic],
-    tasks: impl Iterator<Item = String>,
+    tasks: impl Iterator<Item = L>,
     validator: &str,
+    capacity: usize,
 ) -> Vec<u8> {
-    fn list(out: &mut String, key: &str, items: impl Iterator<Item = String>) {
-        out.push_str(&format!("  \"{key}\": ["));
+    fn list<L: AsRef<[u8]>>(out: &mut Vec<u8>, key: &str, items: impl Iterator<Item = L>) {
+        out.extend_from_slice(format!("  \"{key}\": [").as_bytes());
         let mut empty = true;
         for item in items {
-            out.push_str(if empty { "\n    " } else { ",\n    " });
-            out.push_str(&item);
+            out.extend_from_slice(if empty { b"\n    " } else { b",\n    " });
+            out.extend_from_slice(item.as_ref());
             empty = false;
         }
-        out.push_str(if empty { "],\n" } else { "\n  ],\n" });
+        out.extend_from_slice(if empty { b"],\n" } else { b"\n  ],\n" });
     }
-    let mut out = String::with_capacity(1024);
-    out.push_str("{\n");
-    out.push_str(&format!("  \"branch\": {},\n", json(&branch)));
-    out.push_str(&format!("  \"commit\": {},\n", json(&commit)));
-    out.push_str(&format!("  \"policy\": {},\n", json(&policy)));
+    let mut out = Vec::with_capacity(capacity + 1024);
+    out.extend_from_slice(b"{\n");
+    out.extend_from_slice(format!("  \"branch\": {},\n", json(&branch)).as_bytes());
+    out.extend_from_slice(format!("  \"commit\": {},\n", json(&commit)).as_bytes());
+    out.extend_from_slice(format!("  \"policy\": {},\n", json(&policy)).as_bytes());
     if !problems.is_empty() {
         list(&mut out, "problems", problems.iter().map(json));
     }
-    out.push_str(&format!("  \"schema\": {SCHEMA_VERSION},\n"));
+    out.extend_from_slice(format!("  \"schema\": {SCHEMA_VERSION},\n").as_bytes());
     list(&mut out, "tasks", tasks);
-    out.push_str(&format!("  \"validator\": {}\n}}\n", json(&validator)));
-    out.into_bytes()
+    out.extend_from_slice(format!("  \"validator\": {}\n}}\n", json(&validator)).as_bytes());
+    out
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
-/// The stored bytes of the branch manifest for a verdict. Checked tasks are written anew; reused
-/// tasks are copied as the lines they were stored as, which are the same bytes.
-pub fn report_bytes(branch: &str, commit: &str, report: &Report, config: &Config) -> Vec<u8> {
-    let mut lines: Vec<(&str, String)> = report
+/// The stored bytes of the branch manifest for a verdict. Checked tasks are written anew; the
+/// reused ones are copied from `base` (the baseline's stored bytes) as the lines they were
+/// stored as, which are the same bytes. `None` when `base` does not hold exactly the tasks the
+/// verdict expects to reuse: the caller then checks the whole tree.
+pub fn report_bytes(
+    branch: &str,
+    commit: &str,
+    report: &Report,
+    config: &Config,
+    base: Option<&[u8]>,
+) -> Option<Vec<u8>> {
+    let mut checked: Vec<(&str, String)> = report
         .tasks
         .iter()
         .map(|t| (t.path.as_str(), json(&task_entry(t))))
-        .chain(
-            report
-                .reused
-                .iter()
-                .map(|r| (r.path.as_str(), r.line.clone())),
-        )
         .collect();
-    lines.sort_by(|a, b| a.0.cmp(b.0));
+    checked.sort_by(|a, b| a.0.cmp(b.0));
+    if checked.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
     let mut problems = report.diagnostics.clone();
     crate::validate::diag::sort(&mut problems);
-    assemble(
-        branch,
-        commit,
-        config.policy.as_str(),
-        &problems,
-        lines.into_iter().map(|(_, l)| l.to_string()),
-        &config.fingerprint(),
-    )
+    let assembled = |lines: &mut dyn Iterator<Item = &[u8]>, capacity: usize| {
+        assemble(
+            branch,
+            commit,
+            config.policy.as_str(),
+            &problems,
+            lines,
+            &config.fingerprint(),
+            capacity,
+        )
+    };
+    if report.reused_count == 0 && report.replaced.is_empty() {
+        let mut lines = checked.iter().map(|(_, l)| l.as_bytes());
+        return Some(assembled(&mut lines, 0));
+    }
+    let base = base?;
+    let old = StoredLines::of(base)?;
+    let edit = old.splice(&report.replaced, &checked)?;
+    if old.len() - edit.removed.len() != report.reused_count {
+        return None;
+    }
+    let mut lines = edit.lines(&old, &checked);
+    Some(assembled(&mut lines, base.len()))
+}
+
+/// The task lines of a stored branch manifest, found without reading them: a hook carries
+/// unchanged lines into the next manifest by locating only the few it replaces, by binary
+/// search (lines are stored in path order).
+struct StoredLines<'a> {
+    bytes: &'a [u8],
+    /// Each line's byte range, without the indent and the separating comma.
+    lines: Vec<(usize, usize)>,
+}
+
+/// Where the lines of a new manifest differ from the stored one.
+struct Edit {
+    /// Indices of the stored lines left out, ascending.
+    removed: Vec<usize>,
+    /// For each checked line (in path order), the stored line index it goes before.
+    at: Vec<usize>,
+}
+
+impl<'a> StoredLines<'a> {
+    fn of(bytes: &'a [u8]) -> Option<StoredLines<'a>> {
+        const OPEN: &[u8] = b"\n  \"tasks\": [";
+        const CLOSE: &[u8] = b"\n  ],\n  \"validator\": ";
+        let start = find(bytes, OPEN)? + OPEN.len();
+        if bytes[start..].starts_with(b"],") {
+            return Some(StoredLines {
+                bytes,
+                lines: Vec::new(),
+            });
+        }
+        // The validator line closes the file: search for it from the end.
+        let tail_from = bytes.len().saturating_sub(256).max(start);
+        let end = tail_from + rfind(&bytes[tail_from..], CLOSE)?;
+        let mut lines = Vec::new();
+        let mut at = start;
+        for nl in memchr::memchr_iter(b'\n', &bytes[start..end]) {
+            let line_end = start + nl;
+            if line_end > at {
+                lines.push(Self::trim(bytes, at, line_end)?);
+            }
+            at = line_end + 1;
+        }
+        if end > at {
+            lines.push(Self::trim(bytes, at, end)?);
+        }
+        Some(StoredLines { bytes, lines })
+    }
+
+    fn trim(bytes: &[u8], from: usize, to: usize) -> Option<(usize, usize)> {
+        let line = &bytes[from..to];
+        let line = line.strip_prefix(b"    ")?;
+        let len = line.len() - usize::from(line.ends_with(b","));
+        Some((to - line.len(), to - line.len() + len))
+    }
+
+    fn len(&self) -> usize {
+        self.lines.len()
+    }
+
+    fn line(&self, i: usize) -> &'a [u8] {
+        let (from, to) = self.lines[i];
+        &self.bytes[from..to]
+    }
+
+    fn path(&self, i: usize) -> Option<std::borrow::Cow<'a, str>> {
+        line_path(std::str::from_utf8(self.line(i)).ok()?)
+    }
+
+    /// The index of the line for `path`, or where it would go.
+    fn search(&self, path: &str) -> Option<Result<usize, usize>> {
+        let (mut lo, mut hi) = (0, self.lines.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.path(mid)?.as_ref().cmp(path) {
+                std::cmp::Ordering::Less => lo = mid + 1,
+                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Equal => return Some(Ok(mid)),
+            }
+        }
+        Some(Err(lo))
+    }
+
+    /// Removes the lines of `replaced` tasks (each must be stored) and places `checked` ones (in
+    /// path order; none may be stored unless replaced).
+    fn splice(&self, replaced: &[String], checked: &[(&str, String)]) -> Option<Edit> {
+        let mut removed = Vec::with_capacity(replaced.len());
+        for path in replaced {
+            removed.push(self.search(path)?.ok()?);
+        }
+        removed.sort_unstable();
+        removed.dedup();
+        if removed.len() != replaced.len() {
+            return None;
+        }
+        let mut at = Vec::with_capacity(checked.len());
+        for (path, _) in checked {
+            at.push(match self.search(path)? {
+                Ok(i) if removed.binary_search(&i).is_ok() => i,
+                Ok(_) => return None,
+                Err(i) => i,
+            });
+        }
+        if at.windows(2).any(|w| w[0] > w[1]) {
+            return None;
+        }
+        Some(Edit { removed, at })
+    }
+}
+
+impl Edit {
+    /// The new manifest's task lines, in path order.
+    fn lines<'s>(
+        &'s self,
+        old: &'s StoredLines,
+        checked: &'s [(&str, String)],
+    ) -> impl Iterator<Item = &'s [u8]> + 's {
+        let mut next_checked = 0;
+        let mut next_removed = 0;
+        let mut out: Vec<&[u8]> = Vec::with_capacity(old.len() + checked.len());
+        for i in 0..=old.len() {
+            while next_checked < checked.len() && self.at[next_checked] == i {
+                out.push(checked[next_checked].1.as_bytes());
+                next_checked += 1;
+            }
+            if i == old.len() {
+                break;
+            }
+            if self.removed.get(next_removed) == Some(&i) {
+                next_removed += 1;
+                continue;
+            }
+            out.push(old.line(i));
+        }
+        out.into_iter()
+    }
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::find(haystack, needle)
+}
+
+fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    memchr::memmem::rfind(haystack, needle)
+}
+
+/// The hooks' [`State`] for a verdict.
+pub fn report_state(commit: &str, report: &Report, config: &Config) -> State {
+    let mut findings = report.reused_findings.clone();
+    for t in &report.tasks {
+        if !t.diagnostics.is_empty() {
+            findings.insert(t.path.clone(), t.diagnostics.clone());
+        }
+    }
+    let mut problems = report.diagnostics.clone();
+    crate::validate::diag::sort(&mut problems);
+    State {
+        commit: commit.to_string(),
+        findings,
+        problems,
+        schema: SCHEMA_VERSION,
+        tasks: report.task_count(),
+        validator: config.fingerprint(),
+    }
 }
 
 fn task_entry(t: &TaskReport) -> Task {
@@ -255,68 +469,21 @@ fn task_entry(t: &TaskReport) -> Task {
     }
 }
 
-/// Reads a task line of a stored manifest into a [`RawTask`], so an unchanged task is carried
-/// into the next manifest without being parsed and written again.
-pub fn parse_task_line(line: &str) -> Option<RawTask> {
-    let (path, valid, has_diagnostics) = probe_fast(line).or_else(|| probe_slow(line))?;
-    let diagnostics = if has_diagnostics {
-        serde_json::from_str::<Task>(line).ok()?.diagnostics
-    } else {
-        Vec::new()
-    };
-    Some(RawTask {
-        path,
-        valid,
-        diagnostics,
-        line: line.to_string(),
-    })
-}
-
-/// The lines [`branch_bytes`] writes have their keys in a known order and no unescaped quote
-/// inside strings, so the top-level `"path":"`, `"diagnostics":[` and the final `"valid":...}`
-/// can be found without tokenizing the whole line.
-fn probe_fast(line: &str) -> Option<(String, bool, bool)> {
-    let valid = if line.ends_with(",\"valid\":true}") {
-        true
-    } else if line.ends_with(",\"valid\":false}") {
-        false
-    } else {
-        return None;
-    };
+/// The `path` of a task line as stored. The lines [`branch_bytes`] writes have sorted keys and
+/// every quote inside a string escaped, so the first `"path":"` is the key's; no other part of
+/// the line is tokenized.
+pub fn line_path(line: &str) -> Option<std::borrow::Cow<'_, str>> {
     let at = line.find("\"path\":\"")? + "\"path\":".len();
-    let path: String = serde_json::Deserializer::from_str(&line[at..])
+    let rest = &line[at + 1..];
+    let end = rest.find('"')?;
+    if !rest[..end].contains('\\') {
+        return Some(rest[..end].into());
+    }
+    serde_json::Deserializer::from_str(&line[at..])
         .into_iter::<String>()
         .next()?
-        .ok()?;
-    Some((path, valid, line.contains("\"diagnostics\":[")))
-}
-
-fn probe_slow(line: &str) -> Option<(String, bool, bool)> {
-    #[derive(Deserialize)]
-    struct Probe<'a> {
-        #[serde(borrow)]
-        path: std::borrow::Cow<'a, str>,
-        valid: bool,
-        #[serde(default)]
-        diagnostics: Option<serde::de::IgnoredAny>,
-    }
-    let p: Probe = serde_json::from_str(line).ok()?;
-    Some((p.path.into_owned(), p.valid, p.diagnostics.is_some()))
-}
-
-/// A stored branch manifest without its task lines (which may be many): the bytes before and
-/// after the task list, joined into a smaller JSON document with `"tasks": []`.
-pub fn header_json(bytes: &[u8]) -> Option<String> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let key = "\n  \"tasks\": [";
-    let start = text.find(key)?;
-    let rest = &text[start + key.len()..];
-    let tail = if let Some(after) = rest.strip_prefix("],") {
-        after
-    } else {
-        &rest[rest.find("\n  ],")? + "\n  ],".len()..]
-    };
-    Some(format!("{}{key}],{tail}", &text[..start]))
+        .ok()
+        .map(Into::into)
 }
 
 /// Splits a stored branch manifest into its task lines. `None` when the bytes are not in the
@@ -422,6 +589,14 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch, ReadError> {
         }
     }
     Ok(b)
+}
+
+/// Parses a stored [`State`] (written by the hooks, read by the hooks only).
+pub fn parse_state(bytes: &[u8]) -> Option<State> {
+    if bytes.len() > MAX_MANIFEST_BYTES {
+        return None;
+    }
+    serde_json::from_slice(bytes).ok()
 }
 
 /// Parses and checks an untrusted index.

@@ -5,101 +5,102 @@
 use std::collections::HashSet;
 use std::time::Instant;
 
-use serde::Deserialize;
-
 use crate::config::Config;
 use crate::git::{GitError, ObjectId, Repo};
-use crate::manifest;
-use crate::manifest::store::{self, Snapshot};
-use crate::validate::check::RawTask;
+use crate::manifest::store::Snapshot;
+use crate::manifest::{self, State};
 use crate::validate::check::{self, Report};
-use crate::validate::diag::Diagnostic;
 use crate::validate::discover::Baseline;
 use crate::validate::source::{CommitTree, SourceError};
 
-/// A stored branch manifest usable as a baseline.
+/// A stored branch manifest usable as a baseline, known from its small state file: the branch
+/// file itself is read only when a new one is written ([`Prior::branch_bytes`]).
 pub struct Prior {
     /// The root tree of the commit the manifest describes.
     pub tree: ObjectId,
-    tasks: Vec<RawTask>,
-    problems: Vec<Diagnostic>,
-    paths: HashSet<String>,
+    state: State,
+    /// The manifest tree and the branch file's path in it.
+    snapshot_tree: ObjectId,
+    manifest: String,
 }
 
 impl Prior {
-    /// Reads a stored manifest; `None` when it cannot serve as a baseline (made with other
-    /// rules, or with findings that depend on the whole tree, or not in the expected layout).
-    pub fn from_bytes(repo: &Repo, bytes: &[u8], config: &Config) -> Option<Prior> {
-        #[derive(Deserialize)]
-        struct Header {
-            commit: String,
-            validator: String,
-            #[serde(default)]
-            problems: Vec<Diagnostic>,
-        }
-        let header: Header = serde_json::from_str(&manifest::header_json(bytes)?).ok()?;
-        if header.validator != config.fingerprint() {
+    /// Reads a stored state; `None` when it cannot serve as a baseline (made with other rules,
+    /// or with findings that depend on the whole tree, or missing: schema 2 kept none).
+    fn read(
+        repo: &Repo,
+        snapshot_tree: ObjectId,
+        manifest: &str,
+        commit: &str,
+        config: &Config,
+    ) -> Option<Prior> {
+        let bytes = repo
+            .read_path(snapshot_tree, &manifest::state_file_of(manifest))
+            .ok()??;
+        let state = manifest::parse_state(&bytes)?;
+        if state.schema != manifest::SCHEMA_VERSION
+            || state.validator != config.fingerprint()
+            || state.commit != commit
+        {
             return None;
         }
-        // These summarize the whole tree, so no part of it can be taken on its own.
-        if header.problems.iter().any(|p| {
+        // These summarize the whole tree (or describe a tree the walk reads differently from
+        // git), so no part of it can be taken on its own.
+        if state.problems.iter().any(|p| {
             matches!(
                 p.code.as_str(),
-                "depth-limit" | "too-many-tasks" | "too-many-entries" | "time-budget"
+                "depth-limit"
+                    | "too-many-tasks"
+                    | "too-many-entries"
+                    | "time-budget"
+                    | "bad-tree-entry"
             )
         }) {
             return None;
         }
-        let tasks: Vec<RawTask> = manifest::task_lines(bytes)?
-            .into_iter()
-            .map(manifest::parse_task_line)
-            .collect::<Option<_>>()?;
         // A task the time budget left unchecked must be checked next time, not carried over.
-        if tasks
-            .iter()
-            .any(|t| t.diagnostics.iter().any(|d| d.code == "time-budget"))
+        if state
+            .findings
+            .values()
+            .flatten()
+            .any(|d| d.code == "time-budget")
         {
             return None;
         }
-        let commit = ObjectId::from_hex(header.commit.as_bytes()).ok()?;
+        let commit = ObjectId::from_hex(state.commit.as_bytes()).ok()?;
         let tree = repo.commit_tree(commit).ok()?;
-        let paths = tasks.iter().map(|t| t.path.clone()).collect();
         Some(Prior {
             tree,
-            tasks,
-            problems: header.problems,
-            paths,
+            state,
+            snapshot_tree,
+            manifest: manifest.to_string(),
         })
     }
 
-    /// The task that enclosed directory `path` in the baseline, if any.
-    fn enclosing(&self, path: &str) -> Option<&str> {
-        if path.is_empty() {
-            return None;
-        }
-        let mut p = path;
-        while let Some(i) = p.rfind('/') {
-            p = &p[..i];
-            if let Some(t) = self.paths.get(p) {
-                return Some(t);
+    /// The stored branch file this baseline describes (for carrying its lines over).
+    pub fn branch_bytes(&self, repo: &Repo) -> Option<Vec<u8>> {
+        let bytes = repo.read_path(self.snapshot_tree, &self.manifest).ok()??;
+        (bytes.len() <= manifest::MAX_MANIFEST_BYTES).then_some(bytes)
+    }
+
+    /// Fills in the count and findings of the tasks the walk kept, and the findings of the
+    /// directories it reused.
+    fn fill(&self, report: &mut Report) {
+        let replaced: HashSet<&str> = report.replaced.iter().map(String::as_str).collect();
+        report.reused_count = self.state.tasks.saturating_sub(replaced.len());
+        for (task, findings) in &self.state.findings {
+            if !replaced.contains(task.as_str()) {
+                report
+                    .reused_findings
+                    .insert(task.clone(), findings.clone());
             }
         }
-        self.paths.get(".").map(String::as_str)
-    }
-
-    /// A subtree may take the baseline's verdicts when it sat under the same enclosing task.
-    fn reusable(&self, path: &str, enclosing: Option<&str>) -> bool {
-        self.enclosing(path) == enclosing
-    }
-
-    /// Fills in the tasks and findings of the directories the walk reused.
-    fn fill(&self, report: &mut Report) {
         let prefixes = std::mem::take(&mut report.reused_prefixes);
-        if prefixes.is_empty() {
+        if prefixes.is_empty() || self.state.problems.is_empty() {
             return;
         }
         let prefixes: HashSet<String> = prefixes.into_iter().collect();
-        // A path is reused when it, or one of its parent directories, is a reused prefix.
+        // A finding is reused when its file is in a reused directory, or below one.
         let covered = |path: &str| {
             if prefixes.contains("") || prefixes.contains(path) {
                 return true;
@@ -113,13 +114,7 @@ impl Prior {
             }
             false
         };
-        for t in &self.tasks {
-            // The root task `.` is the directory "", which only the root prefix holds.
-            if (t.path == "." && prefixes.contains("")) || (t.path != "." && covered(&t.path)) {
-                report.reused.push(t.clone());
-            }
-        }
-        for d in &self.problems {
+        for d in &self.state.problems {
             if covered(&d.file) {
                 report.diagnostics.push(d.clone());
             }
@@ -143,8 +138,8 @@ pub fn prior_for(
     } else {
         repo.head_branch()?
     };
-    let bytes = store::read_branch_bytes(repo, snap, &source).ok()??;
-    Prior::from_bytes(repo, &bytes, config)
+    let entry = snap.index.branches.get(&source)?;
+    Prior::read(repo, snap.tree?, &entry.manifest, &entry.commit, config)
 }
 
 /// Validates the tree of `commit`, taking unchanged subtrees' verdicts from `prior`. The result
@@ -164,16 +159,14 @@ pub fn verdict(
         message: e.to_string(),
     };
     if let Some(p) = prior {
-        let reusable = |path: &str, enclosing: Option<&str>| p.reusable(path, enclosing);
-        let baseline = Baseline {
-            root: p.tree,
-            reusable: &reusable,
-        };
+        let baseline = Baseline { root: p.tree };
         let mut report =
             check::check_since(&source, config, Some(&baseline), deadline).map_err(failed)?;
-        p.fill(&mut report);
-        if report.task_count() <= config.bounds.max_tasks {
-            return Ok(report);
+        if !report.baseline_lost {
+            p.fill(&mut report);
+            if report.task_count() <= config.bounds.max_tasks {
+                return Ok(report);
+            }
         }
     }
     check::check(&source, config, deadline).map_err(failed)

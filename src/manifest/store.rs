@@ -85,18 +85,6 @@ pub fn snapshot(repo: &Repo, config: &Config) -> Result<Snapshot, StoreError> {
     })
 }
 
-/// The stored bytes of `branch`'s manifest, if there is one.
-pub fn read_branch_bytes(
-    repo: &Repo,
-    snap: &Snapshot,
-    branch: &str,
-) -> Result<Option<Vec<u8>>, StoreError> {
-    let (Some(tree), Some(entry)) = (snap.tree, snap.index.branches.get(branch)) else {
-        return Ok(None);
-    };
-    Ok(repo.read_path(tree, &entry.manifest)?)
-}
-
 /// Reads the stored manifest of `branch`, if there is one.
 pub fn read_branch(
     repo: &Repo,
@@ -119,24 +107,34 @@ pub fn read_branch(
         })
 }
 
-/// A branch manifest ready to store: the commit it pins and its bytes.
+/// A branch manifest ready to store: the commit it pins, its bytes and the hooks' state.
 pub struct Stored {
     pub commit: String,
     pub bytes: Vec<u8>,
+    pub state: Vec<u8>,
     /// No tasks and no findings: a stored manifest that is empty too is kept as it is, so
     /// pushes to a repository without tasks write nothing.
     pub empty: bool,
 }
 
 impl Stored {
-    /// The manifest of `branch` at `commit` for a verdict.
-    pub fn from_report(branch: &str, commit: ObjectId, report: &Report, config: &Config) -> Stored {
+    /// The manifest of `branch` at `commit` for a verdict. A verdict that reuses a baseline's
+    /// tasks takes their lines from `base`, the baseline's stored bytes; `None` when those do
+    /// not hold what the verdict expects (the caller then checks the whole tree).
+    pub fn from_report(
+        branch: &str,
+        commit: ObjectId,
+        report: &Report,
+        config: &Config,
+        base: Option<&[u8]>,
+    ) -> Option<Stored> {
         let hex = commit.to_string();
-        Stored {
-            bytes: manifest::report_bytes(branch, &hex, report, config),
+        Some(Stored {
+            bytes: manifest::report_bytes(branch, &hex, report, config, base)?,
+            state: manifest::to_bytes(&manifest::report_state(&hex, report, config)),
             commit: hex,
             empty: report.task_count() == 0 && report.all_diagnostics().is_empty(),
-        }
+        })
     }
 }
 
@@ -221,14 +219,18 @@ fn apply_with(
                 continue;
             }
             if let Some(old) = index.branches.remove(branch) {
+                files.remove(&manifest::state_file_of(&old.manifest));
                 files.remove(&old.manifest);
             }
             if let Some(m) = new {
                 let bytes = &m.bytes;
                 let file = manifest::branch_file(branch);
+                let state = manifest::state_file_of(&file);
                 within_limit(&file, bytes)?;
+                within_limit(&state, &m.state)?;
                 let id = repo.write_blob(bytes)?;
                 files.insert(file.clone(), id);
+                files.insert(state, repo.write_blob(&m.state)?);
                 index.branches.insert(
                     branch.clone(),
                     IndexEntry {
@@ -322,7 +324,7 @@ fn still_current(repo: &Repo, (branch, new): &Change) -> bool {
     }
 }
 
-/// The blob id of each branch file named in the index.
+/// The blob id of each branch file named in the index, and of its state file.
 fn list_branch_files(
     repo: &Repo,
     index: &Index,
@@ -330,8 +332,13 @@ fn list_branch_files(
 ) -> Result<BTreeMap<String, ObjectId>, StoreError> {
     let mut out = BTreeMap::new();
     for entry in index.branches.values() {
-        if let Some(id) = repo.path_id(tree, &entry.manifest)? {
-            out.insert(entry.manifest.clone(), id);
+        for file in [
+            entry.manifest.clone(),
+            manifest::state_file_of(&entry.manifest),
+        ] {
+            if let Some(id) = repo.path_id(tree, &file)? {
+                out.insert(file, id);
+            }
         }
     }
     Ok(out)

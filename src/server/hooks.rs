@@ -6,7 +6,7 @@ use std::io::Write;
 use std::time::Instant;
 
 use crate::config::{Config, Policy, VerdictHook};
-use crate::error::{exit, short, CmdResult, Failure};
+use crate::error::{exit, short, trace, CmdResult, Failure};
 use crate::git::{ObjectId, Repo};
 use crate::manifest::reuse::{self, Prior};
 use crate::manifest::store::{self, Applied, Stored};
@@ -106,10 +106,13 @@ fn load_sources(repo: &Repo, commit: ObjectId, report: &mut Report) {
 pub fn pre_receive() -> CmdResult {
     let input = read_stdin()?;
     let updates = parse_updates(&input)?;
+    trace::step("pre-receive: input read");
     let repo = Repo::open_for_hook()?;
+    trace::step("repository opened");
     let stderr = std::io::stderr();
     let mut err = stderr.lock();
     let config = server_config(&repo, &mut err)?;
+    trace::step("configuration read");
     // With the update hook giving per-ref verdicts, pre-receive only guards the manifest ref.
     let branches = config.verdict_hook == VerdictHook::PreReceive;
     let verdict = validate_updates(
@@ -182,6 +185,7 @@ fn validate_updates(
         return Ok(if rejected { exit::INVALID } else { exit::OK });
     }
     let snap = store::snapshot(repo, config).ok();
+    trace::step("manifest index read");
     let mut errors_total = 0;
     let mut budget_ran_out = false;
     for u in &branches {
@@ -191,7 +195,9 @@ fn validate_updates(
         let prior = snap
             .as_ref()
             .and_then(|s| reuse::prior_for(repo, config, s, branch, &u.new));
+        trace::step("baseline state read");
         let mut report = reuse::verdict(repo, config, commit, prior.as_ref(), Some(deadline))?;
+        trace::step("verdict");
         let diags = report.all_diagnostics();
         errors_total += diags.iter().filter(|d| d.is_error()).count();
         budget_ran_out |= diags.iter().any(|d| d.code == "time-budget");
@@ -259,7 +265,22 @@ pub fn branch_manifest(
     deadline: Option<Instant>,
 ) -> Result<Stored, Failure> {
     let report = reuse::verdict(repo, config, commit, prior, deadline)?;
-    Ok(Stored::from_report(branch, commit, &report, config))
+    trace::step("verdict");
+    let reuses = report.reused_count > 0 || !report.replaced.is_empty();
+    let base = prior.filter(|_| reuses).and_then(|p| p.branch_bytes(repo));
+    trace::step("baseline branch file read");
+    if let Some(m) = Stored::from_report(branch, commit, &report, config, base.as_deref()) {
+        return Ok(m);
+    }
+    // The stored branch file does not hold the lines its state promised (edited by hand, or
+    // written by another version): check the whole tree, and say so.
+    eprintln!(
+        "taskhook: warning: the stored manifest of {} did not match its state file; checked every task",
+        branch.escape_debug()
+    );
+    let report = reuse::verdict(repo, config, commit, None, deadline)?;
+    Stored::from_report(branch, commit, &report, config, None)
+        .ok_or_else(|| Failure::usage(format!("cannot assemble the manifest of {branch}")))
 }
 
 /// `taskhook hook post-receive`: write the manifests of the branches that moved.
@@ -296,13 +317,17 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     if branches.is_empty() {
         return Ok(None);
     }
+    trace::step("post-receive: input read");
     let repo = Repo::open_for_hook()?;
+    trace::step("repository opened");
     let config = server_config(&repo, &mut std::io::sink())?;
+    trace::step("configuration read");
     // pre-receive gave the verdict within the time budget; post-receive records it without a
     // budget of its own, so a slower moment here never turns a task pre-receive accepted into
     // an unchecked one. Its work stays bounded by the walk's and the YAML reader's limits.
     let deadline: Option<Instant> = None;
     let snap = store::snapshot(&repo, &config)?;
+    trace::step("manifest index read");
     let mut changes = Vec::new();
     for u in &branches {
         let branch = u.branch().unwrap_or_default().to_string();
@@ -313,7 +338,9 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
         let commit = ObjectId::from_hex(u.new.as_bytes())
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
         let prior = reuse::prior_for(&repo, &config, &snap, &branch, &u.new);
+        trace::step("baseline state read");
         let m = branch_manifest(&repo, &config, prior.as_ref(), &branch, commit, deadline)?;
+        trace::step("branch manifest assembled");
         changes.push((branch, Some(m)));
     }
     let names: Vec<&str> = changes.iter().map(|(b, _)| b.as_str()).collect();
@@ -322,7 +349,9 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     let anything = changes
         .iter()
         .any(|(_, m)| m.as_ref().is_none_or(|m| !m.empty));
-    Ok(match store::apply(&repo, &config, &changes, &message)? {
+    let r = store::apply(&repo, &config, &changes, &message)?;
+    trace::step("manifest written");
+    Ok(match r {
         Applied::Committed(_) if !anything => None,
         Applied::Committed(id) => Some(format!(
             "taskhook: schedule manifest updated for {} ({} at {})",

@@ -30,24 +30,21 @@ impl TaskReport {
     }
 }
 
-/// A task whose verdict is carried over unchanged from a stored manifest, as the exact line
-/// stored there.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RawTask {
-    pub path: String,
-    pub valid: bool,
-    pub diagnostics: Vec<Diagnostic>,
-    pub line: String,
-}
-
 /// The verdict on a tree.
 #[derive(Debug, Clone, Default)]
 pub struct Report {
     pub tasks: Vec<TaskReport>,
-    /// Tasks taken unchanged from a stored manifest (see [`crate::manifest::reuse`]).
-    pub reused: Vec<RawTask>,
+    /// How many tasks were taken unchanged from a stored manifest (see
+    /// [`crate::manifest::reuse`]); their lines are carried over as they were stored.
+    pub reused_count: usize,
+    /// The findings of those tasks, by task path.
+    pub reused_findings: std::collections::BTreeMap<String, Vec<Diagnostic>>,
     /// Directories whose verdicts are to be taken from a baseline, not yet filled in.
     pub reused_prefixes: Vec<String>,
+    /// The baseline's tasks this verdict replaces (see [`discover::Discovery::replaced`]).
+    pub replaced: Vec<String>,
+    /// The baseline could not be followed within the bounds: check the whole tree instead.
+    pub baseline_lost: bool,
     /// Findings that belong to no single task.
     pub diagnostics: Vec<Diagnostic>,
     /// Formula texts that have positioned findings, for rendering.
@@ -63,35 +60,25 @@ impl Report {
             .diagnostics
             .iter()
             .chain(self.tasks.iter().flat_map(|t| t.diagnostics.iter()))
+            .chain(self.reused_findings.values().flatten())
             .cloned()
             .collect();
-        for r in &self.reused {
-            all.extend(r.diagnostics.iter().cloned());
-        }
         diag::sort(&mut all);
         all
     }
 
     /// How many tasks the tree has, checked or reused.
     pub fn task_count(&self) -> usize {
-        self.tasks.len() + self.reused.len()
+        self.tasks.len() + self.reused_count
     }
 
     pub fn error_count(&self) -> usize {
-        let direct = self
-            .diagnostics
+        self.diagnostics
             .iter()
             .chain(self.tasks.iter().flat_map(|t| t.diagnostics.iter()))
+            .chain(self.reused_findings.values().flatten())
             .filter(|d| d.is_error())
-            .count();
-        // A reused task has errors only if it was stored as invalid; only those lines are parsed.
-        let reused: usize = self
-            .reused
-            .iter()
-            .filter(|r| !r.valid)
-            .map(|r| r.diagnostics.iter().filter(|d| d.is_error()).count())
-            .sum();
-        direct + reused
+            .count()
     }
 
     pub fn is_valid(&self) -> bool {
@@ -120,6 +107,8 @@ pub fn check_since<S: Source>(
     let mut report = Report {
         diagnostics: found.diagnostics,
         reused_prefixes: found.reused,
+        replaced: found.replaced,
+        baseline_lost: found.baseline_lost,
         ..Report::default()
     };
     // Reading is I/O and stays on this thread; validating is pure and runs on every core.

@@ -25,16 +25,19 @@ pub struct Discovery<D, B> {
     /// Directories (`""` for the root) left unwalked because they are identical to the
     /// baseline's: their tasks and findings are the baseline's.
     pub reused: Vec<String>,
+    /// The baseline's tasks that this walk replaces: those in directories it walked again, and
+    /// those under directories that are gone. Every other baseline task is kept as it was.
+    pub replaced: Vec<String>,
+    /// Set when the baseline's side could not be followed within the bounds; the caller then
+    /// checks the whole tree instead.
+    pub baseline_lost: bool,
 }
 
-/// Whether the subtree at a path, reached under an enclosing task (if any), may take the
-/// baseline's verdicts; false when the baseline saw it under another enclosing task.
-pub type Reusable<'a> = &'a dyn Fn(&str, Option<&str>) -> bool;
-
-/// An earlier tree to compare with, so that identical subtrees are not walked again.
-pub struct Baseline<'a, D> {
+/// An earlier tree to compare with, so that identical subtrees are not walked again. The
+/// baseline's tasks are found from its tree as this walk finds tasks (a directory holding
+/// `runtask.yml`), so a baseline is only usable when it was walked whole, within the same bounds.
+pub struct Baseline<D> {
     pub root: D,
-    pub reusable: Reusable<'a>,
 }
 
 /// The file path of the formula of task `path`.
@@ -171,15 +174,15 @@ pub fn discover_since<S: Source>(
         over_limit: false,
         entries_seen: 0,
         reused: Vec::new(),
-        reusable: baseline.map(|b| b.reusable),
+        replaced: Vec::new(),
+        old_entries_seen: 0,
+        baseline_lost: false,
     };
-    walk.dir(
-        source.root(),
-        baseline.map(|b| b.root.clone()),
-        String::new(),
-        0,
-        None,
-    )?;
+    let old = baseline.map(|b| Old {
+        dir: b.root.clone(),
+        enclosing: None,
+    });
+    walk.dir(source.root(), old, String::new(), 0, None)?;
     if !walk.stopped_at_depth.is_empty() {
         let first = walk.stopped_at_depth[0].clone();
         walk.diagnostics.push(
@@ -199,7 +202,15 @@ pub fn discover_since<S: Source>(
         tasks: walk.tasks,
         diagnostics: walk.diagnostics,
         reused: walk.reused,
+        replaced: walk.replaced,
+        baseline_lost: walk.baseline_lost || (baseline.is_some() && walk.over_limit),
     })
+}
+
+/// The baseline's directory at the path being walked, and the task that enclosed it there.
+struct Old<D> {
+    dir: D,
+    enclosing: Option<String>,
 }
 
 struct Walk<'s, S: Source> {
@@ -213,7 +224,10 @@ struct Walk<'s, S: Source> {
     /// objects repeat one subtree under many names.
     entries_seen: usize,
     reused: Vec<String>,
-    reusable: Option<Reusable<'s>>,
+    replaced: Vec<String>,
+    /// Baseline entries listed to find the tasks under removed directories.
+    old_entries_seen: usize,
+    baseline_lost: bool,
 }
 
 impl<S: Source> Walk<'_, S> {
@@ -222,7 +236,7 @@ impl<S: Source> Walk<'_, S> {
     fn dir(
         &mut self,
         dir: S::Dir,
-        old: Option<S::Dir>,
+        old: Option<Old<S::Dir>>,
         path: String,
         depth: usize,
         enclosing: Option<&str>,
@@ -230,7 +244,12 @@ impl<S: Source> Walk<'_, S> {
         if self.over_limit || self.reuse_unchanged(&dir, old.as_ref(), &path, enclosing) {
             return Ok(());
         }
-        let old_dirs = self.old_subdirs(old.as_ref())?;
+        let task_path = if path.is_empty() {
+            ".".to_string()
+        } else {
+            path.clone()
+        };
+        let old_dirs = self.old_side(old, &task_path)?;
         let entries = self.source.list(&dir)?;
         if !self.count_entries(entries.len(), &path) {
             return Ok(());
@@ -238,11 +257,6 @@ impl<S: Source> Walk<'_, S> {
         if let Some(d) = bad_entries(&entries, &path) {
             self.diagnostics.push(d);
         }
-        let task_path = if path.is_empty() {
-            ".".to_string()
-        } else {
-            path.clone()
-        };
         let is_task = match entries.iter().find(|e| e.name == FORMULA) {
             Some(entry) => {
                 if !self.task_here(&dir, entry, &task_path, enclosing) {
@@ -260,7 +274,7 @@ impl<S: Source> Walk<'_, S> {
         } else {
             enclosing
         };
-        self.descend(entries, &old_dirs, &path, depth, enclosing)
+        self.descend(entries, old_dirs, &path, depth, enclosing)
     }
 
     /// A directory identical to the baseline's, under the same enclosing task, is taken from the
@@ -268,13 +282,12 @@ impl<S: Source> Walk<'_, S> {
     fn reuse_unchanged(
         &mut self,
         dir: &S::Dir,
-        old: Option<&S::Dir>,
+        old: Option<&Old<S::Dir>>,
         path: &str,
         enclosing: Option<&str>,
     ) -> bool {
-        if let (Some(old), Some(reusable)) = (old, self.reusable) {
-            let id = self.source.tree_id(dir);
-            if id.is_some() && id == self.source.tree_id(old) && reusable(path, enclosing) {
+        if let Some(old) = old {
+            if self.source.same_tree(dir, &old.dir) && old.enclosing.as_deref() == enclosing {
                 self.reused.push(path.to_string());
                 return true;
             }
@@ -282,23 +295,69 @@ impl<S: Source> Walk<'_, S> {
         false
     }
 
-    /// The baseline's subdirectories of this directory, by name.
-    fn old_subdirs(
-        &self,
-        old: Option<&S::Dir>,
-    ) -> Result<std::collections::HashMap<String, S::Dir>, SourceError> {
-        Ok(match old {
-            Some(o) => self
-                .source
-                .list(o)?
-                .into_iter()
-                .filter_map(|e| match e.kind {
-                    Kind::Dir(d) => Some((e.name, d)),
-                    _ => None,
-                })
-                .collect(),
-            None => std::collections::HashMap::new(),
-        })
+    /// Lists the baseline's directory at a path this walk enters: a task there is replaced by
+    /// whatever this walk finds, and its subdirectories are returned in git's order, with the
+    /// task that enclosed them in the baseline.
+    fn old_side(
+        &mut self,
+        old: Option<Old<S::Dir>>,
+        task_path: &str,
+    ) -> Result<OldDirs<S::Dir>, SourceError> {
+        let Some(old) = old else {
+            return Ok(OldDirs {
+                enclosing: None,
+                dirs: Vec::new(),
+            });
+        };
+        let entries = self.source.list(&old.dir)?;
+        let enclosing = if entries.iter().any(|e| e.name == FORMULA) {
+            self.replaced.push(task_path.to_string());
+            Some(task_path.to_string())
+        } else {
+            old.enclosing
+        };
+        let dirs = entries
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                Kind::Dir(d) => Some((e.name, d)),
+                _ => None,
+            })
+            .collect();
+        Ok(OldDirs { enclosing, dirs })
+    }
+
+    /// The baseline's tasks under a directory that is gone from the walked tree: all replaced.
+    /// Follows the same rules as the walk (no hidden directories, nothing below the depth
+    /// limit), bounded like it; past the bound the baseline is given up.
+    fn old_tasks_gone(
+        &mut self,
+        dir: &S::Dir,
+        path: &str,
+        depth: usize,
+    ) -> Result<(), SourceError> {
+        if self.baseline_lost {
+            return Ok(());
+        }
+        let entries = self.source.list(dir)?;
+        self.old_entries_seen += entries.len();
+        if self.old_entries_seen > self.bounds.max_entries {
+            self.baseline_lost = true;
+            return Ok(());
+        }
+        if entries.iter().any(|e| e.name == FORMULA) {
+            self.replaced.push(path.to_string());
+        }
+        if depth >= self.bounds.max_depth {
+            return Ok(());
+        }
+        for e in entries {
+            if let Kind::Dir(sub) = e.kind {
+                if !e.name.starts_with('.') {
+                    self.old_tasks_gone(&sub, &format!("{path}/{}", e.name), depth + 1)?;
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Counts listed entries against the bound; `false` (with the finding) once over it.
@@ -444,26 +503,35 @@ impl<S: Source> Walk<'_, S> {
     }
 
     /// Goes down into the subdirectories, one level below the depth limit only to find tasks
-    /// that would never run.
+    /// that would never run. Each is paired with the baseline's directory of the same name (both
+    /// listings are in git's order, so pairing is one merge); an unchanged one under the same
+    /// enclosing task is reused without a path being built for it. The baseline's subdirectories
+    /// left unpaired are gone: their tasks are replaced.
     fn descend(
         &mut self,
         entries: Vec<Entry<S::Dir, S::Blob>>,
-        old_dirs: &std::collections::HashMap<String, S::Dir>,
+        old: OldDirs<S::Dir>,
         path: &str,
         depth: usize,
         enclosing: Option<&str>,
     ) -> Result<(), SourceError> {
+        let join = |name: &str| {
+            if path.is_empty() {
+                name.to_string()
+            } else {
+                format!("{path}/{name}")
+            }
+        };
+        let mut old_dirs = old.dirs.into_iter().peekable();
+        let mut gone: Vec<(String, S::Dir)> = Vec::new();
+        let same_enclosing = old.enclosing.as_deref() == enclosing;
         for e in entries {
             let Kind::Dir(sub) = e.kind else { continue };
             if e.name.starts_with('.') {
                 continue;
             }
-            let sub_path = if path.is_empty() {
-                e.name.clone()
-            } else {
-                format!("{path}/{}", e.name)
-            };
             if depth >= self.bounds.max_depth {
+                let sub_path = join(&e.name);
                 // One look below the limit: a task there would silently never run.
                 let below = self.source.list(&sub)?;
                 if !self.count_entries(below.len(), &sub_path) {
@@ -488,11 +556,54 @@ impl<S: Source> Walk<'_, S> {
                 }
                 continue;
             }
-            let old_sub = old_dirs.get(&e.name).cloned();
-            self.dir(sub, old_sub, sub_path, depth + 1, enclosing)?;
+            let mut paired = None;
+            while let Some((name, _)) = old_dirs.peek() {
+                match git_dir_order(name, &e.name) {
+                    std::cmp::Ordering::Less => gone.extend(old_dirs.next()),
+                    std::cmp::Ordering::Equal => {
+                        paired = old_dirs.next().map(|(_, d)| d);
+                        break;
+                    }
+                    std::cmp::Ordering::Greater => break,
+                }
+            }
+            if let Some(old_sub) = &paired {
+                if same_enclosing && self.source.same_tree(&sub, old_sub) {
+                    self.reused.push(join(&e.name));
+                    continue;
+                }
+            }
+            let old_sub = paired.map(|dir| Old {
+                dir,
+                enclosing: old.enclosing.clone(),
+            });
+            self.dir(sub, old_sub, join(&e.name), depth + 1, enclosing)?;
+            if self.over_limit {
+                return Ok(());
+            }
+        }
+        if depth < self.bounds.max_depth {
+            gone.extend(old_dirs);
+            gone.retain(|(name, _)| !name.starts_with('.'));
+            for (name, dir) in gone {
+                self.old_tasks_gone(&dir, &join(&name), depth + 1)?;
+            }
         }
         Ok(())
     }
+}
+
+/// The baseline's subdirectories of a directory the walk entered, in git's order, and the task
+/// that enclosed them there.
+struct OldDirs<D> {
+    enclosing: Option<String>,
+    dirs: Vec<(String, D)>,
+}
+
+/// git's order of directory entries in a tree: names compared as if followed by `/`.
+fn git_dir_order(a: &str, b: &str) -> std::cmp::Ordering {
+    let a = a.bytes().chain(std::iter::once(b'/'));
+    a.cmp(b.bytes().chain(std::iter::once(b'/')))
 }
 
 #[cfg(test)]

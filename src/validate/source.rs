@@ -43,6 +43,10 @@ pub trait Source {
     fn read(&self, blob: &Self::Blob, limit: usize) -> Result<Blob, SourceError>;
     /// The git tree id of a directory, where there is one.
     fn tree_id(&self, dir: &Self::Dir) -> Option<String>;
+    /// Whether two directories are the same git tree (never for a checkout on disk).
+    fn same_tree(&self, _a: &Self::Dir, _b: &Self::Dir) -> bool {
+        false
+    }
 }
 
 /// A commit's tree as a [`Source`] for discovery.
@@ -62,12 +66,12 @@ impl Source for CommitTree<'_> {
     fn list(&self, dir: &ObjectId) -> Result<Listing<Self>, SourceError> {
         let entries = self
             .repo
-            .tree_entries(*dir)
+            .tree_listing(*dir)
             .map_err(|e| SourceError(e.to_string()))?;
         Ok(entries
             .into_iter()
             .map(|(name, kind, id)| Entry {
-                name: String::from_utf8_lossy(&name).into_owned(),
+                name,
                 kind: match kind {
                     EntryKind::Tree => Kind::Dir(id),
                     EntryKind::Blob | EntryKind::BlobExecutable => Kind::File(id),
@@ -95,5 +99,9 @@ impl Source for CommitTree<'_> {
 
     fn tree_id(&self, dir: &ObjectId) -> Option<String> {
         Some(dir.to_string())
+    }
+
+    fn same_tree(&self, a: &ObjectId, b: &ObjectId) -> bool {
+        a == b
     }
 }

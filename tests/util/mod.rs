@@ -213,29 +213,30 @@ impl Server {
     }
 
     /// The stored manifest of `branch`, made incrementally by the hooks, is byte for byte the
-    /// manifest a full computation gives.
+    /// manifest a full computation gives; so is the hooks' state file beside it.
     pub fn assert_manifest_is_exact(&self, branch: &str) {
-        let stored = git_output(
-            &self.bare(),
-            &["show", &format!("refs/meta/tasks:branches/{branch}.json")],
-        )
-        .stdout;
-        let full = taskhook(
-            &[
+        for (file, extra) in [("branches", None), ("state", Some("--state"))] {
+            let stored = git_output(
+                &self.bare(),
+                &["show", &format!("refs/meta/tasks:{file}/{branch}.json")],
+            )
+            .stdout;
+            let mut args = vec![
                 "manifest", "build", "--rev", branch, "--branch", branch, "srv.git",
-            ],
-            self.dir.path(),
-        );
-        assert!(
-            full.status.success(),
-            "{}",
-            String::from_utf8_lossy(&full.stderr)
-        );
-        assert_eq!(
-            String::from_utf8_lossy(&stored),
-            String::from_utf8_lossy(&full.stdout),
-            "stored manifest of {branch} differs from a full computation"
-        );
+            ];
+            args.extend(extra);
+            let full = taskhook(&args, self.dir.path());
+            assert!(
+                full.status.success(),
+                "{}",
+                String::from_utf8_lossy(&full.stderr)
+            );
+            assert_eq!(
+                String::from_utf8_lossy(&stored),
+                String::from_utf8_lossy(&full.stdout),
+                "stored {file} file of {branch} differs from a full computation"
+            );
+        }
     }
 }
 
