@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """taskhook benchmark: every comparison side by side, alternating runs, medians.
 
-Usage: python3 bench/run.py [--sizes 20,200,2000] [--push-sizes 200,2000,10000]
+Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
                             [--validate 10000] [--branching 2000] [--checkout 200]
-                            [--runs 7] [--push-runs 15] [--only plan,push,validate,branching,checkout]
+                            [--runs 7] [--push-runs 15]
+                            [--only plan,push,validate,branching,checkout,startup]
 Builds the release binary, generates synthetic task repositories in a temp dir, serves them with
 git daemon on 127.0.0.1, and prints one table per comparison. Nothing is left running.
 """
@@ -147,26 +148,72 @@ def bench_plan(base, sizes, runs):
            "clone/plan time", "clone/plan bytes", "plan/archive"], rows)
 
 
+NOOP_HOOK = "#!/bin/sh\nexit 0\n"
+
+
 def bench_push(base, sizes, runs):
+    """A one-file push to a repacked n-task repository: no hooks, two no-op shell hooks (the
+    floor of running any two hooks), taskhook's hooks. Runs interleave; medians."""
+    variants = ("none", "noop", "taskhook")
     rows = []
     for n in sizes:
         results = {}
-        for hooks in (True, False):
-            work, bare = make_repo(base, f"push{n}{'h' if hooks else 'n'}", n, filler_kb=1, hooks=hooks)
+        for v in variants:
+            work, bare = make_repo(base, f"push{n}{v}", n, filler_kb=1, hooks=(v == "taskhook"))
+            if v == "noop":
+                for hook in ("pre-receive", "post-receive"):
+                    path = os.path.join(bare, "hooks", hook)
+                    with open(path, "w") as f:
+                        f.write(NOOP_HOOK)
+                    os.chmod(path, 0o755)
             run(["git", "remote", "add", "origin", bare], work)
-            results[hooks] = []
+            results[v] = []
         for r in range(runs):
-            for hooks in (True, False):  # alternate with and without hooks
-                work = os.path.join(base, f"push{n}{'h' if hooks else 'n'}.work")
+            for v in variants:  # interleaved
+                work = os.path.join(base, f"push{n}{v}.work")
                 with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
                     f.write(f"# change {r}\n")
                 run(["git", "commit", "-q", "-am", f"c{r}"], work)
                 dt, _ = timed(["git", "push", "-q", "origin", "master"], work)
-                results[hooks].append(dt)
-        w, wo = med(results[True]), med(results[False])
-        rows.append([n, f"{wo*1000:.1f}", f"{w*1000:.1f}", f"{(w/wo-1)*100:+.0f}%"])
-    table("2. git push of a one-file change, hooks installed vs not (ms, medians)",
-          ["tasks", "without hooks", "with hooks", "hooks add"], rows)
+                results[v].append(dt)
+        none, noop, th = (med(results[v]) for v in variants)
+        rows.append([n, f"{none*1000:.1f}", f"{noop*1000:.1f} ({noop/none:.2f}x)",
+                     f"{th*1000:.1f}", f"{th/none:.2f}x", f"{(th-none)*1000:+.1f} ms"])
+    table("2. git push of a one-file change: no hooks, two no-op hooks, taskhook's hooks (ms, medians)",
+          ["tasks", "no hooks", "no-op hooks (floor)", "taskhook hooks", "taskhook / no hooks", "taskhook adds"],
+          rows)
+
+
+def bench_startup(base, runs=51):
+    """The hook binary's start: time to `main` (a process that only prints its version, against
+    /bin/true) and, from TASKHOOK_TRACE, the time from `main` to each hook step."""
+    def t(cmd):
+        xs = []
+        for _ in range(runs):
+            s = time.perf_counter(); subprocess.run(cmd, env=ENV, capture_output=True); xs.append(time.perf_counter() - s)
+        return med(xs) * 1000
+    true_ms, sh_ms, th_ms = t(["/bin/true"]), t(["sh", "-c", ":"]), t([BIN, "--version"])
+    table("5. Process start (ms, medians)", ["/bin/true", "sh -c :", "taskhook --version"],
+          [[f"{true_ms:.2f}", f"{sh_ms:.2f}", f"{th_ms:.2f}"]])
+    work, bare = make_repo(base, "startup", 2000, filler_kb=0, hooks=True)
+    run(["git", "remote", "add", "origin", bare], work)
+    steps = {}
+    for r in range(15):
+        with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
+            f.write(f"# change {r}\n")
+        run(["git", "commit", "-q", "-am", f"c{r}"], work)
+        p = subprocess.run(["git", "push", "origin", "master"], cwd=work, capture_output=True,
+                           env=dict(ENV, TASKHOOK_TRACE="1"))
+        hook = ""
+        for line in p.stderr.decode().splitlines():
+            if "trace:" not in line:
+                continue
+            step, ms = line.split("trace: ", 1)[1].rsplit(" at ", 1)
+            if ": input read" in step:
+                hook, step = step.split(": ", 1)
+            steps.setdefault((hook, step), []).append(float(ms.split()[0]))
+    table("6. Inside the hooks at 2,000 tasks: ms from `main` to the end of each step (TASKHOOK_TRACE=1, medians of 15)",
+          ["hook", "step", "ms"], [[h, s, f"{med(v):.2f}"] for (h, s), v in steps.items()])
 
 
 def bench_validate(base, n, runs):
@@ -265,12 +312,12 @@ def bench_branching(base, n, runs):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--sizes", default="20,200,2000")
+    ap.add_argument("--sizes", default="200,2000")
     ap.add_argument("--push-sizes", default="200,2000,10000")
     ap.add_argument("--validate", type=int, default=10000)
     ap.add_argument("--branching", type=int, default=2000)
     ap.add_argument("--checkout", type=int, default=200, help="tasks in the checkout benchmark (0: skip)")
-    ap.add_argument("--only", default="", help="comma-separated: plan,push,validate,branching,checkout")
+    ap.add_argument("--only", default="", help="comma-separated: plan,push,validate,branching,checkout,startup")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--push-runs", type=int, default=15, help="pushes are noisier: more runs")
     a = ap.parse_args()
@@ -290,6 +337,8 @@ def main():
             bench_branching(base, a.branching, a.runs)
         if a.checkout and want("checkout"):
             bench_checkout(base, a.checkout, a.runs)
+        if want("startup"):
+            bench_startup(base)
     finally:
         shutil.rmtree(base, ignore_errors=True)
 

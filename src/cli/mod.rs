@@ -404,6 +404,11 @@ pub enum PlanFormat {
 
 pub fn main() -> ExitCode {
     crate::error::trace::start();
+    // git runs a hook on every push: its exact argument lists skip building the whole command
+    // line parser. Anything else (help, a typo) goes through clap as usual.
+    if let Some(result) = hook_fast_path() {
+        return finish(result);
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
@@ -415,12 +420,34 @@ pub fn main() -> ExitCode {
             });
         }
     };
-    match run(cli) {
+    finish(run(cli))
+}
+
+fn finish(result: CmdResult) -> ExitCode {
+    match result {
         Ok(code) => ExitCode::from(code),
         Err(f) => {
             eprintln!("taskhook: error: {}", f.message);
             ExitCode::from(f.code)
         }
+    }
+}
+
+/// `taskhook hook pre-receive`, `hook post-receive` and `hook update REF OLD NEW`, exactly.
+fn hook_fast_path() -> Option<CmdResult> {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
+    match args.as_slice() {
+        ["hook", "pre-receive"] => Some(crate::server::hooks::pre_receive()),
+        ["hook", "post-receive"] => Some(crate::server::hooks::post_receive()),
+        ["hook", "update", r, old, new] if !r.starts_with('-') => {
+            Some(crate::server::hooks::update(&[
+                r.to_string(),
+                old.to_string(),
+                new.to_string(),
+            ]))
+        }
+        _ => None,
     }
 }
 
