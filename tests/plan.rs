@@ -613,3 +613,88 @@ fn every_modern_corpus_message() {
         }
     }
 }
+
+/// A depth-1 fetch over http(s) stops at a bound on what the cache may grow by (four times the
+/// manifest limit, plus 1 MiB): a server whose manifest ref carries more than manifests is
+/// refused, whether git is stopped mid-transfer or finished before the disk was looked at.
+#[test]
+fn an_http_manifest_ref_carrying_too_much_is_refused() {
+    let Ok(py) = which("python3") else {
+        eprintln!("python3 not available: skipping the smart-HTTP test");
+        return;
+    };
+    let (s, _d) = served("foo");
+    let dir = s.dir.path();
+    let bare = dir.join("foo.git");
+    // 3 MiB that no compression shrinks, added to the manifest ref's tree.
+    let mut state = 0x2545_f491_4f6c_dd1d_u64;
+    let junk: Vec<u8> = (0..3 << 20)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state >> 24) as u8
+        })
+        .collect();
+    let junk_file = dir.join("junk.bin");
+    std::fs::write(&junk_file, junk).expect("write");
+    let index = dir.join("junk-index");
+    let run = |args: &[&str]| {
+        let out = git_cmd()
+            .args(args)
+            .current_dir(&bare)
+            .env("GIT_INDEX_FILE", &index)
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.org")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.org")
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    run(&["read-tree", "refs/meta/tasks"]);
+    let blob = run(&["hash-object", "-w", &junk_file.to_string_lossy()]);
+    run(&[
+        "update-index",
+        "--add",
+        "--cacheinfo",
+        &format!("100644,{blob},junk.bin"),
+    ]);
+    let tree = run(&["write-tree"]);
+    let commit = run(&["commit-tree", &tree, "-p", "refs/meta/tasks", "-m", "junk"]);
+    run(&["update-ref", "refs/meta/tasks", &commit]);
+
+    let http = HttpBackend::serve(dir, &py);
+    let url = http.url("foo.git");
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).expect("cache");
+    let remote = taskhook::trigger::fetch::Remote {
+        url: &url,
+        manifest_ref: "refs/meta/tasks",
+        timeout: std::time::Duration::from_secs(30),
+        max_bytes: 64 * 1024,
+        cache_dir: &cache,
+    };
+    let result = taskhook::trigger::fetch::fetch_file(&remote, "branches/f22.json");
+    assert!(
+        matches!(
+            result,
+            Err(taskhook::trigger::fetch::FetchError::TooLarge(_))
+        ),
+        "{result:?}"
+    );
+    // With the limit the manifests need, the same ref is fine.
+    let remote = taskhook::trigger::fetch::Remote {
+        max_bytes: taskhook::manifest::MAX_MANIFEST_BYTES,
+        ..remote
+    };
+    let bytes = taskhook::trigger::fetch::fetch_file(&remote, "branches/f22.json")
+        .expect("fetch")
+        .expect("the branch file");
+    assert!(taskhook::manifest::parse_branch(&bytes, 1 << 20).is_ok());
+}

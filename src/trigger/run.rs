@@ -68,6 +68,7 @@ impl RunError {
 pub fn jobs_for_events(events: &[Event], opts: &Options) -> Result<Outcome, RunError> {
     let mut out = Outcome::default();
     let mut seen = std::collections::HashSet::new();
+    let mut ids = std::collections::HashSet::new();
     for event in events {
         let key = (
             fetch::expand_remote(
@@ -84,7 +85,7 @@ pub fn jobs_for_events(events: &[Event], opts: &Options) -> Result<Outcome, RunE
         let one = jobs_for_event(event, opts)?;
         out.explain.extend(one.explain);
         for job in one.jobs {
-            if !out.jobs.iter().any(|j| j.id == job.id) {
+            if ids.insert(job.id.clone()) {
                 out.jobs.push(job);
             }
         }

@@ -320,7 +320,7 @@ pub fn read_single_file(tar_gz: &[u8], path: &str, max: usize) -> Result<Vec<u8>
 /// For smart HTTP: keep a bare cache repo per remote and fetch the manifest ref at depth 1.
 fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
     let dir = cache_repo(remote.cache_dir, remote.url)?;
-    let baseline = dir_bytes(&dir);
+    let bound = dir_bytes(&dir) + 4 * remote.max_bytes as u64 + (1 << 20);
     let local_ref = "refs/taskhook/manifest";
     let refspec = format!("+{}:{local_ref}", remote.manifest_ref);
     let out = run_git_bounded(
@@ -337,8 +337,12 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         64 * 1024,
         remote.url,
         // The manifest ref holds small files; a server sending more is refused.
-        Some((&dir, baseline + 4 * remote.max_bytes as u64 + (1 << 20))),
+        Some((&dir, bound)),
     )?;
+    // A transfer faster than the watchdog's look at the disk is caught here.
+    if dir_bytes(&dir) > bound {
+        return Err(FetchError::TooLarge(remote.max_bytes));
+    }
     if !out.status_ok {
         let msg = out.stderr.trim();
         if msg.contains("couldn't find remote ref") {
