@@ -6,11 +6,13 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
 corpus=../../shared/corpus
-mkdir -p seeds/formula seeds/event seeds/manifest seeds/archive
+mkdir -p seeds/formula seeds/event seeds/manifest seeds/archive seeds/upload_archive
 cp -f "$corpus"/formulas/* seeds/formula/ 2>/dev/null || true
 cp -f "$corpus"/messages/*.json "$corpus"/messages/modern/*.json seeds/event/ 2>/dev/null || true
 cp -f ../examples/tasks/*/runtask.yml seeds/formula/ 2>/dev/null || true
-for target in formula event manifest archive; do
+# An upload-archive answer as git daemon sends it: ACK, flush, a side-band-1 packet, flush.
+printf '0008ACK\n0000000a\001hello0000' > seeds/upload_archive/ack
+for target in ${TARGETS:-formula event manifest archive upload_archive}; do
   mkdir -p "corpus/$target"
   log=$(mktemp)
   cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \

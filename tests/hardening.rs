@@ -369,3 +369,57 @@ fn a_stale_packed_refs_lock_does_not_block_manifest_writes() {
     assert!(!stderr(&out).contains("not updated"), "{}", stderr(&out));
     s.assert_manifest_is_exact("master");
 }
+
+/// A timeout kills git's own process group and nothing else: a process in another session (here
+/// a `sleep`, in production everything else the service user runs) survives.
+#[test]
+fn a_timeout_kills_only_gits_process_group() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    // Accepts and never answers: git's HTTP request hangs until taskhook's timeout.
+    let server = std::thread::spawn(move || {
+        let mut held = Vec::new();
+        listener.set_nonblocking(true).expect("nonblocking");
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(4) {
+            if let Ok((c, _)) = listener.accept() {
+                held.push(c);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    });
+    let mut bystander = std::process::Command::new("setsid")
+        .args(["sleep", "60"])
+        .spawn()
+        .expect("setsid sleep");
+    let dir = tempfile::tempdir().expect("tmp");
+    let cache = dir.path().join("cache");
+    let out = taskhook(
+        &[
+            "plan",
+            "--remote",
+            &format!("http://127.0.0.1:{port}/x.git"),
+            "--item-type",
+            "koji_build",
+            "--item",
+            "a-1-1",
+            "--branch",
+            "b",
+            "--timeout",
+            "1",
+            "--cache-dir",
+            &cache.to_string_lossy(),
+        ],
+        dir.path(),
+    );
+    let alive = matches!(bystander.try_wait(), Ok(None));
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+    let _ = server.join();
+    assert!(
+        stderr(&out).contains("timed out") || stderr(&out).contains("timeout"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(alive, "a process outside git's group was killed");
+}

@@ -158,8 +158,9 @@ impl Broker {
 
 fn kill_group(child: &mut Child) {
     // The server script runs beam as a child; the process group holds both.
+    // `--`: procps' `kill -KILL -123` would signal every process the user owns.
     let _ = Command::new("kill")
-        .args(["-KILL", &format!("-{}", child.id())])
+        .args(["-s", "KILL", "--", &format!("-{}", child.id())])
         .status();
     let _ = child.kill();
     let _ = child.wait();

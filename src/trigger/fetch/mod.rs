@@ -200,9 +200,14 @@ fn dir_bytes(dir: &Path) -> u64 {
 }
 
 /// Kills a process group (git and whatever it started). Without `unsafe`, by `kill` itself.
+/// SIGKILL to process group `pgid`. The `--` matters: procps' `kill -KILL -123` reads `-123`
+/// as an option and signals every process the user owns (`kill(-1, ...)`).
 fn kill_group(pgid: u32) {
+    if pgid <= 1 {
+        return;
+    }
     let _ = Command::new("kill")
-        .args(["-KILL", &format!("-{pgid}")])
+        .args(["-s", "KILL", "--", &format!("-{pgid}")])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -323,22 +328,33 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
     let bound = dir_bytes(&dir) + 4 * remote.max_bytes as u64 + (1 << 20);
     let local_ref = "refs/taskhook/manifest";
     let refspec = format!("+{}:{local_ref}", remote.manifest_ref);
-    let out = run_git_bounded(
-        &[
-            "fetch",
-            "--quiet",
-            "--depth=1",
-            "--no-tags",
+    let fetch = || {
+        run_git_bounded(
+            &[
+                "fetch",
+                "--quiet",
+                "--depth=1",
+                "--no-tags",
+                remote.url,
+                &refspec,
+            ],
+            Some(&dir),
+            remote.timeout,
+            64 * 1024,
             remote.url,
-            &refspec,
-        ],
-        Some(&dir),
-        remote.timeout,
-        64 * 1024,
-        remote.url,
-        // The manifest ref holds small files; a server sending more is refused.
-        Some((&dir, bound)),
-    )?;
+            // The manifest ref holds small files; a server sending more is refused.
+            Some((&dir, bound)),
+        )
+    };
+    let mut out = fetch()?;
+    // A git killed at a timeout or at the bound leaves its locks; once older than the timeout
+    // no live fetch holds them, so they are removed and the fetch is tried again.
+    if !out.status_ok
+        && out.stderr.contains(".lock': File exists")
+        && clear_stale_locks(&dir, remote.timeout)
+    {
+        out = fetch()?;
+    }
     // A transfer faster than the watchdog's look at the disk is caught here.
     if dir_bytes(&dir) > bound {
         return Err(FetchError::TooLarge(remote.max_bytes));
@@ -377,6 +393,40 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
     }
     repo.read_path(tree, path)
         .map_err(|e| FetchError::Corrupt(e.to_string()))
+}
+
+/// Removes the lock files of a cache repository (top level and under `refs/`) older than
+/// `age`; whether any was removed.
+fn clear_stale_locks(dir: &Path, age: Duration) -> bool {
+    fn walk(dir: &Path, age: Duration, depth: usize, removed: &mut bool) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            if meta.is_dir() {
+                if depth < 8 && (depth > 0 || e.file_name() == "refs") {
+                    walk(&path, age, depth + 1, removed);
+                }
+                continue;
+            }
+            let old = meta
+                .modified()
+                .ok()
+                .and_then(|m| m.elapsed().ok())
+                .is_some_and(|e| e > age);
+            if old
+                && path.extension().is_some_and(|x| x == "lock")
+                && std::fs::remove_file(&path).is_ok()
+            {
+                *removed = true;
+            }
+        }
+    }
+    let mut removed = false;
+    walk(dir, age, 0, &mut removed);
+    removed
 }
 
 /// The bare cache repository for `url` under `cache_dir` (made on first use), shared by `plan`'s

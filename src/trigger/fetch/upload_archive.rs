@@ -83,14 +83,54 @@ pub fn fetch(
 
     let mut reader = PktReader {
         stream: &mut stream,
-        deadline,
+        arm: |s: &TcpStream| set_timeouts(s, deadline),
     };
-    match reader.next().map_err(io)? {
+    read_response(&mut reader, &url, max).map_err(|e| match e {
+        Response::Io(e) => io(e),
+        Response::Failed(f) => f,
+    })
+}
+
+/// Reads what a server answers to an upload-archive request from `bytes` (a recorded or
+/// crafted answer): the same parser the network client uses, for tests and fuzzing.
+pub fn parse_response(bytes: &[u8], max: usize) -> Result<Archive, FetchError> {
+    let mut slice = bytes;
+    let mut reader = PktReader {
+        stream: &mut slice,
+        arm: |_: &&[u8]| Ok(()),
+    };
+    read_response(&mut reader, "git://recorded", max).map_err(|e| match e {
+        Response::Io(e) => FetchError::Unreachable(e.to_string()),
+        Response::Failed(f) => f,
+    })
+}
+
+enum Response {
+    Io(std::io::Error),
+    Failed(FetchError),
+}
+
+impl From<std::io::Error> for Response {
+    fn from(e: std::io::Error) -> Self {
+        Response::Io(e)
+    }
+}
+
+/// ACK or NACK, a flush, then the archive on side-band 1 with messages on bands 2 and 3.
+fn read_response<R: Read, A: Fn(&R) -> std::io::Result<()>>(
+    reader: &mut PktReader<'_, R, A>,
+    url: &str,
+    max: usize,
+) -> Result<Archive, Response> {
+    let fail = |e: FetchError| Response::Failed(e);
+    match reader.next()? {
         Some(line) => {
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
             if let Some(reason) = text.strip_prefix("ERR ") {
-                return Err(FetchError::Unreachable(format!("remote error: {reason}")));
+                return Err(fail(FetchError::Unreachable(format!(
+                    "remote error: {reason}"
+                ))));
             }
             if let Some(reason) = text.strip_prefix("NACK ") {
                 return Ok(Archive {
@@ -100,33 +140,33 @@ pub fn fetch(
                 });
             }
             if text != "ACK" {
-                return Err(FetchError::Unreachable(format!(
+                return Err(fail(FetchError::Unreachable(format!(
                     "{url}: protocol error: unexpected {text:?}"
-                )));
+                ))));
             }
         }
         None => {
-            return Err(FetchError::Unreachable(
+            return Err(fail(FetchError::Unreachable(
                 "the remote closed the connection".to_string(),
-            ))
+            )))
         }
     }
-    if reader.next().map_err(io)?.is_some() {
-        return Err(FetchError::Unreachable(format!(
+    if reader.next()?.is_some() {
+        return Err(fail(FetchError::Unreachable(format!(
             "{url}: protocol error: expected a flush"
-        )));
+        ))));
     }
     let mut data = Vec::new();
     let mut message = String::new();
     let mut failed = false;
-    while let Some(p) = reader.next().map_err(io)? {
+    while let Some(p) = reader.next()? {
         let Some((&band, payload)) = p.split_first() else {
             continue;
         };
         match band {
             1 => {
                 if data.len() + payload.len() > max {
-                    return Err(FetchError::TooLarge(max));
+                    return Err(fail(FetchError::TooLarge(max)));
                 }
                 data.extend_from_slice(payload);
             }
@@ -136,9 +176,9 @@ pub fn fetch(
                 message.push_str(&String::from_utf8_lossy(payload));
             }
             _ => {
-                return Err(FetchError::Unreachable(format!(
+                return Err(fail(FetchError::Unreachable(format!(
                     "{url}: protocol error: side-band {band}"
-                )))
+                ))))
             }
         }
         if message.len() > 64 * 1024 {
@@ -186,12 +226,14 @@ fn set_timeouts(stream: &TcpStream, deadline: Instant) -> std::io::Result<()> {
     stream.set_write_timeout(Some(left))
 }
 
-struct PktReader<'s> {
-    stream: &'s mut TcpStream,
-    deadline: Instant,
+/// pkt-line reader over a stream; `arm` runs before every read (for the network: the socket's
+/// timeouts set to what is left of the request's deadline).
+struct PktReader<'s, R, A> {
+    stream: &'s mut R,
+    arm: A,
 }
 
-impl PktReader<'_> {
+impl<R: Read, A: Fn(&R) -> std::io::Result<()>> PktReader<'_, R, A> {
     /// The next packet's payload; `None` for a flush packet or the end of the stream.
     fn next(&mut self) -> std::io::Result<Option<Vec<u8>>> {
         let mut len = [0u8; 4];
@@ -218,7 +260,7 @@ impl PktReader<'_> {
     fn read_full(&mut self, buf: &mut [u8]) -> std::io::Result<()> {
         let mut filled = 0;
         while filled < buf.len() {
-            set_timeouts(self.stream, self.deadline)?;
+            (self.arm)(self.stream)?;
             match self.stream.read(&mut buf[filled..]) {
                 Ok(0) => return Err(std::io::ErrorKind::UnexpectedEof.into()),
                 Ok(n) => filled += n,
@@ -247,5 +289,37 @@ mod tests {
         );
         assert_eq!(split_host_port("[::1]:9000"), Some(("::1", 9000)));
         assert_eq!(split_host_port(":9000"), None);
+    }
+
+    #[test]
+    fn answers_are_read_as_git_sends_them() {
+        let ok = parse_response(b"0008ACK\n0000000a\x01hello0009\x02note0000", 100).expect("ok");
+        assert!(ok.ok);
+        assert_eq!(ok.data, b"hello");
+        assert_eq!(ok.message, "note");
+        let nack = parse_response(b"0017NACK unknown option", 100).expect("nack");
+        assert!(!nack.ok);
+        assert_eq!(nack.message, "unknown option");
+        for (bytes, wanted) in [
+            (&b"000eERR denied"[..], "remote error: denied"),
+            (b"0008ACK\n0000000a\x07hello", "side-band 7"),
+            (b"0008ACK\n0005x", "expected a flush"),
+            (b"0008ACK\n0000zzzz", "bad packet length"),
+            (b"0008ACK\n00000003", "bad packet length"),
+            (b"0008ACK\n0000fff0\x01", "end of file"),
+            (b"", "closed the connection"),
+        ] {
+            let e = parse_response(bytes, 100)
+                .err()
+                .expect("refused")
+                .to_string();
+            assert!(e.contains(wanted), "{bytes:?}: {e}");
+        }
+        let big = parse_response(b"0008ACK\n0000000a\x01hello", 3)
+            .err()
+            .expect("too large");
+        assert!(matches!(big, FetchError::TooLarge(3)));
+        let fatal = parse_response(b"0008ACK\n00000013\x02fatal: no path0000", 10).expect("read");
+        assert!(!fatal.ok);
     }
 }
