@@ -27,6 +27,7 @@ pub fn run(args: PlanArgs) -> CmdResult {
             .cache_dir
             .clone()
             .unwrap_or_else(fetch::default_cache_dir),
+        explain_tasks: args.explain,
     };
     let outcome =
         run::jobs_for_events(&events, &opts).map_err(|e| Failure::invalid(e.to_string()))?;
@@ -39,11 +40,12 @@ pub fn run(args: PlanArgs) -> CmdResult {
     }
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     for job in &outcome.jobs {
-        let line = match args.format {
-            PlanFormat::Json => serde_json::to_string(job).unwrap_or_default(),
-            PlanFormat::Runtask => job.runtask_line(),
+        let _ = match args.format {
+            PlanFormat::Json => serde_json::to_writer(&mut out, job)
+                .map_err(std::io::Error::from)
+                .and_then(|()| out.write_all(b"\n")),
+            PlanFormat::Runtask => writeln!(out, "{}", job.runtask_line()),
         };
-        let _ = writeln!(out, "{line}");
     }
     Ok(exit::OK)
 }

@@ -75,15 +75,16 @@ pub fn job_id(
     b.copy_from_slice(&d[..16]);
     b[6] = (b[6] & 0x0f) | 0x80;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-    format!(
-        "{}-{}-{}-{}-{}",
-        &hex[..8],
-        &hex[8..12],
-        &hex[12..16],
-        &hex[16..20],
-        &hex[20..]
-    )
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut id = String::with_capacity(36);
+    for (i, x) in b.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            id.push('-');
+        }
+        id.push(HEX[usize::from(x >> 4)] as char);
+        id.push(HEX[usize::from(x & 0xf)] as char);
+    }
+    id
 }
 
 fn shell_quote(s: &str) -> String {
@@ -106,21 +107,33 @@ pub struct Plan {
 
 /// Decides which tasks of `manifest` run for `event`. `repo_url` is the task repo's URL;
 /// `event_branch` is the branch the event is about (a fallback manifest may be for another).
-pub fn plan(event: &Event, manifest: &Branch, repo_url: &str, event_branch: &str) -> Plan {
+/// With `explain`, one line per task says why it runs or not.
+pub fn plan(
+    event: &Event,
+    manifest: &Branch,
+    repo_url: &str,
+    event_branch: &str,
+    explain: bool,
+) -> Plan {
     let mut p = Plan::default();
     for task in &manifest.tasks {
         let label = task.name.clone().unwrap_or_else(|| task.path.clone());
         match skip_reason(task, event, event_branch) {
-            Some(why) => p
-                .explain
-                .push(format!("  {} ({label}): skipped: {why}", task.path)),
+            Some(why) => {
+                if explain {
+                    p.explain
+                        .push(format!("  {} ({label}): skipped: {why}", task.path));
+                }
+            }
             None => {
-                p.explain.push(format!(
-                    "  {} ({label}): runs for {} on {}",
-                    task.path,
-                    event.item_type,
-                    task.arches.join(", ")
-                ));
+                if explain {
+                    p.explain.push(format!(
+                        "  {} ({label}): runs for {} on {}",
+                        task.path,
+                        event.item_type,
+                        task.arches.join(", ")
+                    ));
+                }
                 for arch in &task.arches {
                     p.jobs.push(Job {
                         id: job_id(

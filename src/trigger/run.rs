@@ -22,6 +22,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Where depth-1 fetches of http(s) remotes are cached.
     pub cache_dir: PathBuf,
+    /// Also say why each task of the manifest runs or not (one line per task).
+    pub explain_tasks: bool,
 }
 
 /// The jobs for one event, and why.
@@ -133,7 +135,7 @@ pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError
         return Ok(out);
     };
     note_staleness(event, &branch, &used, &manifest, &mut out.explain);
-    let p = plan::plan(event, &manifest, &url, &branch);
+    let p = plan::plan(event, &manifest, &url, &branch, opts.explain_tasks);
     out.explain.extend(p.explain);
     out.jobs = p.jobs;
     Ok(out)

@@ -84,6 +84,7 @@ pub async fn run(
             .cache_dir
             .clone()
             .unwrap_or_else(super::fetch::default_cache_dir),
+        explain_tasks: false,
     };
     let rules = BranchRules {
         rawhide_release: config.rawhide_release,
