@@ -47,6 +47,8 @@ pub fn run(args: PlanArgs) -> CmdResult {
             PlanFormat::Runtask => writeln!(out, "{}", job.runtask_line()),
         };
     }
+    let _ = out.flush();
+    crate::error::trace::step("jobs written");
     Ok(exit::OK)
 }
 

@@ -556,17 +556,17 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch, ReadError> {
     // own `runtask.yml`, every digest and id has its shape, and no task is listed twice.
     let mut seen = std::collections::HashSet::new();
     for t in &b.tasks {
-        let formula = if t.path == "." {
-            "runtask.yml".to_string()
+        let own_formula = if t.path == "." {
+            t.formula == "runtask.yml"
         } else {
-            format!("{}/runtask.yml", t.path)
+            t.formula.strip_suffix("/runtask.yml") == Some(t.path.as_str())
         };
         let plain_path = t.path == "."
             || t.path
                 .split('/')
                 .all(crate::validate::discover::valid_component);
         if !plain_path
-            || t.formula != formula
+            || !own_formula
             || t.formula_sha256
                 .as_deref()
                 .is_some_and(|s| s.len() != 64 || !s.bytes().all(|c| c.is_ascii_hexdigit()))

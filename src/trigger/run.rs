@@ -136,6 +136,7 @@ pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError
     };
     note_staleness(event, &branch, &used, &manifest, &mut out.explain);
     let p = plan::plan(event, &manifest, &url, &branch, opts.explain_tasks);
+    crate::error::trace::step("jobs planned");
     out.explain.extend(p.explain);
     out.jobs = p.jobs;
     Ok(out)
@@ -165,6 +166,7 @@ fn fetch_manifest(
             url: url.to_string(),
             source,
         })?;
+        crate::error::trace::step("manifest fetched");
         let Some(bytes) = fetched else {
             explain.push(format!("no manifest for branch `{b}` on {url}"));
             continue;
@@ -176,6 +178,7 @@ fn fetch_manifest(
         };
         let m =
             manifest::parse_branch(&bytes, MAX_MANIFEST_BYTES).map_err(|e| bad(e.to_string()))?;
+        crate::error::trace::step("manifest parsed and checked");
         if m.branch != b {
             return Err(bad(format!(
                 "the manifest says it is for branch `{}`",
