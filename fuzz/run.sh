@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every fuzz target for SECONDS (default 60) each, seeded from ../shared/corpus, and prints
-# the executions and findings per target. Needs the nightly toolchain and cargo-fuzz
+# the executions and findings per target. RUNS=N stops a target after N executions instead
+# (SECONDS still caps it); TARGETS="formula event" picks targets. Needs the nightly toolchain and cargo-fuzz
 # (`cargo install cargo-fuzz`). Crashes land in fuzz/artifacts/<target>/; each becomes a test.
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -15,11 +16,14 @@ printf '0008ACK\n0000000a\001hello0000' > seeds/upload_archive/ack
 for target in ${TARGETS:-formula event manifest archive upload_archive}; do
   mkdir -p "corpus/$target"
   log=$(mktemp)
+  start=$(date +%s)
   cargo +nightly fuzz run "$target" "corpus/$target" "seeds/$target" -- \
-    -max_total_time="$seconds" -max_len=65536 -timeout=10 -rss_limit_mb=2048 >"$log" 2>&1 || true
+    -max_total_time="$seconds" ${RUNS:+-runs="$RUNS"} -max_len=65536 -timeout=10 \
+    -rss_limit_mb=2048 >"$log" 2>&1 || true
+  took=$(( $(date +%s) - start ))
   execs=$(grep -o 'stat::number_of_executed_units: *[0-9]*' "$log" | grep -o '[0-9]*$' || true)
   [ -n "$execs" ] || execs=$(grep -oE '^#[0-9]+' "$log" | tail -1 | tr -d '#')
   crashes=$(ls "artifacts/$target" 2>/dev/null | wc -l)
-  echo "$target: ${execs:-?} executions in ${seconds}s, ${crashes} crash artifacts"
+  echo "$target: ${execs:-?} executions in ${took}s (build included), ${crashes} crash artifacts"
   rm -f "$log"
 done

@@ -602,61 +602,11 @@ fn a_damaged_index_is_reported_and_rebuild_repairs_it() {
 /// Replaces (or, with `None`, removes) files in the manifest ref's tree, as a hand edit or an
 /// older taskhook would have left them.
 fn edit_manifest(s: &Server, files: &[(&str, Option<&str>)]) {
-    let bare = s.bare();
-    let index = s.dir.path().join("edit-index");
-    let with_index = |args: &[&str]| {
-        let out = git_cmd()
-            .args(args)
-            .current_dir(&bare)
-            .env("GIT_INDEX_FILE", &index)
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.org")
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.org")
-            .output()
-            .expect("git");
-        assert!(out.status.success(), "{}", stderr(&out));
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    with_index(&["read-tree", "refs/meta/tasks"]);
-    for (path, content) in files {
-        match content {
-            Some(text) => {
-                let blob_file = s.dir.path().join("edit-blob");
-                std::fs::write(&blob_file, text).expect("write");
-                let blob = with_index(&["hash-object", "-w", &blob_file.to_string_lossy()]);
-                with_index(&[
-                    "update-index",
-                    "--add",
-                    "--cacheinfo",
-                    &format!("100644,{blob},{path}"),
-                ]);
-            }
-            None => {
-                // Mode 0 in --index-info removes the entry (no work tree needed).
-                let mut child = git_cmd()
-                    .args(["update-index", "--index-info"])
-                    .current_dir(&bare)
-                    .env("GIT_INDEX_FILE", &index)
-                    .stdin(std::process::Stdio::piped())
-                    .spawn()
-                    .expect("git");
-                use std::io::Write as _;
-                let line = format!("0 {}\t{path}\n", "0".repeat(40));
-                child
-                    .stdin
-                    .take()
-                    .expect("stdin")
-                    .write_all(line.as_bytes())
-                    .expect("write");
-                assert!(child.wait().expect("wait").success());
-            }
-        }
-    }
-    let tree = with_index(&["write-tree"]);
-    let commit = with_index(&["commit-tree", &tree, "-p", "refs/meta/tasks", "-m", "edit"]);
-    with_index(&["update-ref", "refs/meta/tasks", &commit]);
-    let _ = std::fs::remove_file(&index);
+    let files: Vec<(&str, Option<&[u8]>)> = files
+        .iter()
+        .map(|(path, text)| (*path, text.map(str::as_bytes)))
+        .collect();
+    edit_ref_tree(&s.bare(), "refs/meta/tasks", &files, s.dir.path());
 }
 
 /// Manifests written by the previous schema (2: no state files) keep working: the next push
@@ -738,4 +688,36 @@ fn a_branch_file_that_disagrees_with_its_state_is_recomputed() {
         stderr(&out)
     );
     s.assert_manifest_is_exact("master");
+}
+
+/// `TASKHOOK_TRACE=1` where git runs the hooks: each hook says when each step ended, and the
+/// push is otherwise the same.
+#[test]
+fn trace_says_where_a_push_spends_its_time() {
+    let s = Server::new();
+    s.commit_file("a/runtask.yml", GOOD);
+    let out = git_cmd()
+        .args(["push", "origin", "master"])
+        .current_dir(s.work())
+        .env("TASKHOOK_TRACE", "1")
+        .output()
+        .expect("git push");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let said = stderr(&out);
+    for step in [
+        "pre-receive: input read",
+        "repository opened",
+        "verdict",
+        "post-receive: input read",
+        "branch manifest assembled",
+        "manifest written",
+    ] {
+        assert!(
+            said.contains(&format!("taskhook: trace: {step} at ")),
+            "{step}: {said}"
+        );
+    }
+    assert!(said.contains("1 task ok"), "{said}");
+    let quiet = s.push("master");
+    assert!(!stderr(&quiet).contains("trace:"), "{}", stderr(&quiet));
 }

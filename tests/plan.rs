@@ -636,38 +636,12 @@ fn an_http_manifest_ref_carrying_too_much_is_refused() {
             (state >> 24) as u8
         })
         .collect();
-    let junk_file = dir.join("junk.bin");
-    std::fs::write(&junk_file, junk).expect("write");
-    let index = dir.join("junk-index");
-    let run = |args: &[&str]| {
-        let out = git_cmd()
-            .args(args)
-            .current_dir(&bare)
-            .env("GIT_INDEX_FILE", &index)
-            .env("GIT_COMMITTER_NAME", "Test")
-            .env("GIT_COMMITTER_EMAIL", "test@example.org")
-            .env("GIT_AUTHOR_NAME", "Test")
-            .env("GIT_AUTHOR_EMAIL", "test@example.org")
-            .output()
-            .expect("git");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).trim().to_string()
-    };
-    run(&["read-tree", "refs/meta/tasks"]);
-    let blob = run(&["hash-object", "-w", &junk_file.to_string_lossy()]);
-    run(&[
-        "update-index",
-        "--add",
-        "--cacheinfo",
-        &format!("100644,{blob},junk.bin"),
-    ]);
-    let tree = run(&["write-tree"]);
-    let commit = run(&["commit-tree", &tree, "-p", "refs/meta/tasks", "-m", "junk"]);
-    run(&["update-ref", "refs/meta/tasks", &commit]);
+    edit_ref_tree(
+        &bare,
+        "refs/meta/tasks",
+        &[("junk.bin", Some(junk.as_slice()))],
+        dir,
+    );
 
     let http = HttpBackend::serve(dir, &py);
     let url = http.url("foo.git");

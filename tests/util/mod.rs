@@ -21,7 +21,8 @@ pub fn corpus() -> PathBuf {
 /// wants one of these sets it after this.
 pub fn hermetic(cmd: &mut Command) -> &mut Command {
     for (k, _) in std::env::vars_os() {
-        if k.to_string_lossy().starts_with("GIT_") {
+        let k_text = k.to_string_lossy();
+        if k_text.starts_with("GIT_") || k_text.starts_with("TASKHOOK_") {
             cmd.env_remove(&k);
         }
     }
@@ -238,6 +239,70 @@ impl Server {
             );
         }
     }
+}
+
+/// Commits, on top of `reference` in bare repository `bare`, its tree with `files` replaced
+/// (or, with `None`, removed): a hand edit, an older writer's layout, or a hostile server's ref.
+/// `scratch` is a directory for the temporary index and blobs.
+pub fn edit_ref_tree(
+    bare: &Path,
+    reference: &str,
+    files: &[(&str, Option<&[u8]>)],
+    scratch: &Path,
+) {
+    let index = scratch.join("edit-index");
+    let run = |args: &[&str], stdin: Option<&[u8]>| {
+        let mut cmd = git_cmd();
+        cmd.args(args)
+            .current_dir(bare)
+            .env("GIT_INDEX_FILE", &index)
+            .env("GIT_COMMITTER_NAME", "Test")
+            .env("GIT_COMMITTER_EMAIL", "test@example.org")
+            .env("GIT_AUTHOR_NAME", "Test")
+            .env("GIT_AUTHOR_EMAIL", "test@example.org")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().expect("git");
+        {
+            use std::io::Write as _;
+            let mut input = child.stdin.take().expect("stdin");
+            input.write_all(stdin.unwrap_or_default()).expect("write");
+        }
+        let out = child.wait_with_output().expect("git");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    run(&["read-tree", reference], None);
+    for (path, content) in files {
+        match content {
+            Some(bytes) => {
+                let blob = run(&["hash-object", "-w", "--stdin"], Some(bytes));
+                run(
+                    &[
+                        "update-index",
+                        "--add",
+                        "--cacheinfo",
+                        &format!("100644,{blob},{path}"),
+                    ],
+                    None,
+                );
+            }
+            // Mode 0 in --index-info removes the entry (no work tree needed).
+            None => {
+                let line = format!("0 {}\t{path}\n", "0".repeat(40));
+                run(&["update-index", "--index-info"], Some(line.as_bytes()));
+            }
+        }
+    }
+    let tree = run(&["write-tree"], None);
+    let commit = run(&["commit-tree", &tree, "-p", reference, "-m", "edit"], None);
+    run(&["update-ref", reference, &commit], None);
+    let _ = std::fs::remove_file(&index);
 }
 
 /// `git daemon --enable=upload-archive` on 127.0.0.1 and a free port; killed on drop.
