@@ -241,8 +241,16 @@ impl<S: Source> Walk<'_, S> {
         depth: usize,
         enclosing: Option<&str>,
     ) -> Result<(), SourceError> {
-        if self.over_limit || self.reuse_unchanged(&dir, old.as_ref(), &path, enclosing) {
+        if self.over_limit {
             return Ok(());
+        }
+        // A directory identical to the baseline's, under the same enclosing task, is taken from
+        // the baseline's manifest without being walked.
+        if let Some(o) = &old {
+            if self.source.same_tree(&dir, &o.dir) && o.enclosing.as_deref() == enclosing {
+                self.reused.push(path);
+                return Ok(());
+            }
         }
         let task_path = if path.is_empty() {
             ".".to_string()
@@ -275,24 +283,6 @@ impl<S: Source> Walk<'_, S> {
             enclosing
         };
         self.descend(entries, old_dirs, &path, depth, enclosing)
-    }
-
-    /// A directory identical to the baseline's, under the same enclosing task, is taken from the
-    /// baseline's manifest without being walked.
-    fn reuse_unchanged(
-        &mut self,
-        dir: &S::Dir,
-        old: Option<&Old<S::Dir>>,
-        path: &str,
-        enclosing: Option<&str>,
-    ) -> bool {
-        if let Some(old) = old {
-            if self.source.same_tree(dir, &old.dir) && old.enclosing.as_deref() == enclosing {
-                self.reused.push(path.to_string());
-                return true;
-            }
-        }
-        false
     }
 
     /// Lists the baseline's directory at a path this walk enters: a task there is replaced by
@@ -504,9 +494,8 @@ impl<S: Source> Walk<'_, S> {
 
     /// Goes down into the subdirectories, one level below the depth limit only to find tasks
     /// that would never run. Each is paired with the baseline's directory of the same name (both
-    /// listings are in git's order, so pairing is one merge); an unchanged one under the same
-    /// enclosing task is reused without a path being built for it. The baseline's subdirectories
-    /// left unpaired are gone: their tasks are replaced.
+    /// listings are in git's order, so pairing is one merge, no map). The baseline's
+    /// subdirectories left unpaired are gone: their tasks are replaced.
     fn descend(
         &mut self,
         entries: Vec<Entry<S::Dir, S::Blob>>,
@@ -524,7 +513,6 @@ impl<S: Source> Walk<'_, S> {
         };
         let mut old_dirs = old.dirs.into_iter().peekable();
         let mut gone: Vec<(String, S::Dir)> = Vec::new();
-        let same_enclosing = old.enclosing.as_deref() == enclosing;
         for e in entries {
             let Kind::Dir(sub) = e.kind else { continue };
             if e.name.starts_with('.') {
@@ -565,12 +553,6 @@ impl<S: Source> Walk<'_, S> {
                         break;
                     }
                     std::cmp::Ordering::Greater => break,
-                }
-            }
-            if let Some(old_sub) = &paired {
-                if same_enclosing && self.source.same_tree(&sub, old_sub) {
-                    self.reused.push(join(&e.name));
-                    continue;
                 }
             }
             let old_sub = paired.map(|dir| Old {
