@@ -199,9 +199,9 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
-/// Kills a process group (git and whatever it started). Without `unsafe`, by `kill` itself.
-/// SIGKILL to process group `pgid`. The `--` matters: procps' `kill -KILL -123` reads `-123`
-/// as an option and signals every process the user owns (`kill(-1, ...)`).
+/// Kills process group `pgid` (git and whatever it started) with SIGKILL; without `unsafe`, by
+/// running `kill`. The `--` matters: procps' `kill -KILL -123` reads `-123` as an option and
+/// signals every process the user owns (`kill(-1, ...)`).
 fn kill_group(pgid: u32) {
     if pgid <= 1 {
         return;
