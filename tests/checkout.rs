@@ -128,8 +128,19 @@ fn smart_http_falls_back_to_the_branch_and_says_so() {
     let http = HttpBackend::serve(dir, "python3");
     let url = http.url("srv.git");
     let job = job_for(&s, &url);
+    // A fetch killed at its timeout earlier left git's lock in the cache: taken for stale.
+    let cache = taskhook::trigger::fetch::cache_repo(&dir.join("cache"), &url).expect("cache");
+    let lock = cache.join("shallow.lock");
+    std::fs::write(&lock, "").expect("lock");
+    let aged = std::process::Command::new("touch")
+        .args(["-d", "1 hour ago"])
+        .arg(&lock)
+        .status()
+        .expect("touch");
+    assert!(aged.success());
     let dest = dir.join("out");
     let out = checkout(dir, &job, &dest, &[]);
+    assert!(!lock.exists());
     let m = method(&out);
     // This harness's HTTP server speaks protocol v0, which serves no commit by id.
     assert_eq!(

@@ -348,6 +348,8 @@ fn by_fetch(
     let cache = fetch::cache_repo(&opts.cache_dir, url).map_err(fail)?;
     // Several tasks of one event may be checked out at once: one fetch into a cache at a time.
     let _lock = CacheLock::acquire(&cache, opts.timeout)?;
+    // A fetch killed at its timeout leaves git's locks behind; none that old is live.
+    fetch::clear_stale_locks(&cache, opts.timeout);
     let cache_s = cache.display().to_string();
     let git_in_cache = |args: &[&str], what: &str| {
         let mut all = vec!["-C", cache_s.as_str(), "-c", "protocol.version=2"];

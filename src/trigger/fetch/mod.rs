@@ -396,8 +396,9 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
 }
 
 /// Removes the lock files of a cache repository (top level and under `refs/`) older than
-/// `age`; whether any was removed.
-fn clear_stale_locks(dir: &Path, age: Duration) -> bool {
+/// `age`, which no live fetch (bounded by that timeout) can hold: a git killed at a timeout
+/// leaves them. Whether any was removed.
+pub fn clear_stale_locks(dir: &Path, age: Duration) -> bool {
     fn walk(dir: &Path, age: Duration, depth: usize, removed: &mut bool) {
         let Ok(entries) = std::fs::read_dir(dir) else {
             return;
