@@ -132,12 +132,7 @@ fn smart_http_falls_back_to_the_branch_and_says_so() {
     let cache = taskhook::trigger::fetch::cache_repo(&dir.join("cache"), &url).expect("cache");
     let lock = cache.join("shallow.lock");
     std::fs::write(&lock, "").expect("lock");
-    let aged = std::process::Command::new("touch")
-        .args(["-d", "1 hour ago"])
-        .arg(&lock)
-        .status()
-        .expect("touch");
-    assert!(aged.success());
+    make_an_hour_old(&lock);
     let dest = dir.join("out");
     let out = checkout(dir, &job, &dest, &[]);
     assert!(!lock.exists());

@@ -357,12 +357,7 @@ fn a_stale_packed_refs_lock_does_not_block_manifest_writes() {
     git(&s.bare(), &["pack-refs", "--all"]);
     let lock = s.bare().join("packed-refs.lock");
     std::fs::write(&lock, "left by a killed process").expect("lock");
-    std::fs::File::options()
-        .write(true)
-        .open(&lock)
-        .expect("open")
-        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
-        .expect("mtime");
+    make_an_hour_old(&lock);
     s.commit_file("t/more.txt", "x");
     let out = s.push("master");
     assert!(out.status.success(), "{}", stderr(&out));

@@ -486,23 +486,12 @@ pub fn line_path(line: &str) -> Option<std::borrow::Cow<'_, str>> {
         .map(Into::into)
 }
 
-/// Splits a stored branch manifest into its task lines. `None` when the bytes are not in the
-/// layout [`branch_bytes`] writes.
+/// Splits a stored branch manifest into its task lines (as the hooks find them when they carry
+/// lines over). `None` when the bytes are not in the layout [`branch_bytes`] writes.
 pub fn task_lines(bytes: &[u8]) -> Option<Vec<&str>> {
-    let text = std::str::from_utf8(bytes).ok()?;
-    let start = text.find("\n  \"tasks\": [")? + "\n  \"tasks\": [".len();
-    let rest = &text[start..];
-    if rest.starts_with("],") {
-        return Some(Vec::new());
-    }
-    let end = rest.find("\n  ],\n")?;
-    rest[..end]
-        .split('\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            let l = l.strip_prefix("    ")?;
-            Some(l.strip_suffix(',').unwrap_or(l))
-        })
+    let stored = StoredLines::of(bytes)?;
+    (0..stored.len())
+        .map(|i| std::str::from_utf8(stored.line(i)).ok())
         .collect()
 }
 

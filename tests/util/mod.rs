@@ -241,6 +241,16 @@ impl Server {
     }
 }
 
+/// Sets `path`'s modification time an hour back: a lock file left long ago by a killed process.
+pub fn make_an_hour_old(path: &Path) {
+    std::fs::File::options()
+        .write(true)
+        .open(path)
+        .expect("open")
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600))
+        .expect("mtime");
+}
+
 /// Commits, on top of `reference` in bare repository `bare`, its tree with `files` replaced
 /// (or, with `None`, removed): a hand edit, an older writer's layout, or a hostile server's ref.
 /// `scratch` is a directory for the temporary index and blobs.
