@@ -1,16 +1,25 @@
-//! The one module that talks to gix: opening repositories (including git's push quarantine),
-//! reading commits, trees and blobs, writing the manifest's objects, and moving a ref with
-//! compare-and-swap.
+//! The one module that talks to git's on-disk formats (through gitoxide's crates): opening
+//! repositories (including git's push quarantine), reading their configuration, commits, trees
+//! and blobs, writing the manifest's objects, and moving a ref with compare-and-swap.
+//!
+//! It uses gitoxide's object, ref, config and discovery crates directly rather than the `gix`
+//! facade: the hooks need little of it, and the build and every hook start pay for what is
+//! compiled and initialized.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use gix::bstr::ByteSlice;
-pub use gix::objs::tree::EntryKind;
-use gix::refs::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
-use gix::refs::Target;
-pub use gix::ObjectId;
+use bstr::ByteSlice;
+pub use gix_hash::ObjectId;
+use gix_lock::acquire::Fail;
+pub use gix_object::tree::EntryKind;
+use gix_object::{Find as _, FindHeader as _, Write as _};
+use gix_ref::file::ReferenceExt as _;
+use gix_ref::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
+use gix_ref::Target;
+
+const HASH: gix_hash::Kind = gix_hash::Kind::Sha1;
 
 #[derive(Debug, thiserror::Error)]
 pub enum GitError {
@@ -37,39 +46,89 @@ fn other(context: impl Into<String>, e: impl std::fmt::Display) -> GitError {
 
 /// An open repository. Inside a pre-receive hook it also sees the quarantined (pushed) objects.
 pub struct Repo {
-    pub repo: gix::Repository,
+    git_dir: PathBuf,
+    common_dir: PathBuf,
+    bare: bool,
+    objects: gix_odb::Handle,
+    refs: gix_ref::file::Store,
+    config: gix_config::File,
+    /// How long to wait for a ref's lock and for packed-refs' lock.
+    lock_timeouts: (Fail, Fail),
     _quarantine_view: Option<tempfile::TempDir>,
 }
 
 impl Repo {
-    /// Opens the repository at `path` (a bare repo, a `.git` dir or a work tree).
+    /// Opens the repository at `path` (a bare repo, a `.git` dir or a work tree, or a
+    /// directory inside one).
     pub fn open(path: &Path) -> Result<Repo, GitError> {
-        // Otherwise ask the git binary where its system-wide config lives: a git built with
-        // another prefix keeps it elsewhere than /etc/gitconfig, and `git config --system
-        // taskhook.policy ...` must be honoured wherever it wrote.
-        // The hooks' shims name the system config (`GIT_CONFIG_SYSTEM`, found at install time),
-        // and with it, or with `GIT_CONFIG_NOSYSTEM`, git need not be asked: no process start.
-        let told = std::env::var_os("GIT_CONFIG_SYSTEM").is_some()
-            || std::env::var_os("GIT_CONFIG_NOSYSTEM").is_some();
-        let mut trust: gix::sec::trust::Mapping<gix::open::Options> = Default::default();
-        trust.full.permissions.config.git_binary = !told;
-        trust.reduced.permissions.config.git_binary = !told;
-        let repo = gix::ThreadSafeRepository::discover_opts(path, Default::default(), trust)
-            .map(gix::Repository::from)
-            .map_err(|e| GitError::Open {
-                path: path.to_path_buf(),
-                message: e.to_string(),
-            })?;
+        let failed = |message: String| GitError::Open {
+            path: path.to_path_buf(),
+            message,
+        };
+        let (found, _trust) = gix_discover::upwards(path).map_err(|e| failed(e.to_string()))?;
+        let (git_dir, work_tree) = found.into_repository_and_work_tree_directories();
+        let git_dir = absolute(&git_dir).map_err(|e| failed(e.to_string()))?;
+        let common_dir = match std::fs::read_to_string(git_dir.join("commondir")) {
+            Ok(text) => git_dir.join(text.trim_end_matches(['\n', '\r'])),
+            Err(_) => git_dir.clone(),
+        };
+        let config = read_config(&git_dir, &common_dir).map_err(failed)?;
+        if let Some(format) = config.string("extensions.objectFormat") {
+            if !format.eq_ignore_ascii_case(b"sha1") {
+                return Err(failed(format!(
+                    "object format `{format}` is not supported (only sha1)"
+                )));
+            }
+        }
+        let bare = match config.boolean("core.bare") {
+            Ok(Some(bare)) => bare,
+            _ => work_tree.is_none(),
+        };
+        let write_reflog = match config.string("core.logAllRefUpdates") {
+            Some(v) if v.eq_ignore_ascii_case(b"always") => gix_ref::store::WriteReflog::Always,
+            Some(_) => match config.boolean("core.logAllRefUpdates") {
+                Ok(Some(false)) => gix_ref::store::WriteReflog::Disable,
+                _ => gix_ref::store::WriteReflog::Normal,
+            },
+            None if bare => gix_ref::store::WriteReflog::Disable,
+            None => gix_ref::store::WriteReflog::Normal,
+        };
+        let ref_options = gix_ref::store::init::Options {
+            write_reflog,
+            ..Default::default()
+        };
+        let refs = if common_dir == git_dir {
+            gix_ref::file::Store::at_opts(git_dir.clone(), HASH, ref_options)
+        } else {
+            gix_ref::file::Store::for_linked_worktree_opts(
+                git_dir.clone(),
+                common_dir.clone(),
+                HASH,
+                ref_options,
+            )
+        };
+        let objects = open_objects(&common_dir.join("objects"), loose_compression(&config))
+            .map_err(|e| failed(format!("cannot open its objects: {e}")))?;
+        let lock_timeouts = (
+            lock_timeout(&config, "core.filesRefLockTimeout", 100),
+            lock_timeout(&config, "core.packedRefsTimeout", 1000),
+        );
         Ok(Repo {
-            repo,
+            git_dir,
+            common_dir,
+            bare,
+            objects,
+            refs,
+            config,
+            lock_timeouts,
             _quarantine_view: None,
         })
     }
 
     /// Opens the repository a hook runs in. git runs hooks in the repository with `GIT_DIR` set;
-    /// during pre-receive the pushed objects are in a quarantine directory that gix does not
-    /// look at by itself, so we read through a private object directory whose alternates are the
-    /// quarantine and the main store. Nothing is ever written to the quarantine.
+    /// during pre-receive the pushed objects are in a quarantine directory that gitoxide does
+    /// not look at by itself, so we read through a private object directory whose alternates
+    /// are the quarantine and the main store. Nothing is ever written to the quarantine.
     pub fn open_for_hook() -> Result<Repo, GitError> {
         let dir = std::env::var_os("GIT_DIR")
             .map(PathBuf::from)
@@ -87,42 +146,34 @@ impl Repo {
             if let Some(alt) = std::env::var_os("GIT_ALTERNATE_OBJECT_DIRECTORIES") {
                 alternates.extend(std::env::split_paths(&alt));
             }
-            alternates.push(repo.repo.common_dir().join("objects"));
+            alternates.push(repo.common_dir.join("objects"));
             let mut file = std::fs::File::create(info.join("alternates"))
                 .map_err(|e| other("cannot create object view", e))?;
             for a in &alternates {
-                let abs = if a.is_absolute() {
-                    a.clone()
-                } else {
-                    std::env::current_dir()
-                        .map_err(|e| other("cannot resolve the quarantine path", e))?
-                        .join(a)
-                };
+                let abs =
+                    absolute(a).map_err(|e| other("cannot resolve the quarantine path", e))?;
                 writeln!(file, "{}", abs.display())
                     .map_err(|e| other("cannot create object view", e))?;
             }
             drop(file);
-            let kind = repo.repo.object_hash();
-            let handle = gix::odb::at(view.path(), kind)
+            repo.objects = open_objects(view.path(), gix_zlib::Compression::BEST_SPEED)
                 .map_err(|e| other("cannot open the quarantined objects", e))?;
-            repo.repo.objects = gix::OdbHandle::new(handle, kind);
             repo._quarantine_view = Some(view);
         }
         Ok(repo)
     }
 
     pub fn git_dir(&self) -> &Path {
-        self.repo.git_dir()
+        &self.git_dir
     }
 
     pub fn is_bare(&self) -> bool {
-        self.repo.is_bare()
+        self.bare
     }
 
     /// A git config value (repository, then global and system files, as git reads them).
     pub fn config(&self, key: &str) -> Option<String> {
-        self.repo
-            .config_snapshot()
+        self.config
             .string(key)
             .map(|v| v.to_str_lossy().into_owned())
     }
@@ -144,24 +195,22 @@ impl Repo {
             format!("refs/remotes/{rev}"),
         ];
         for name in candidates {
-            if let Ok(Some(mut r)) = self.repo.try_find_reference(name.as_str()) {
-                if let Ok(id) = r.peel_to_id() {
-                    return Ok(id.detach());
+            if let Ok(Some(mut r)) = self.refs.try_find(name.as_str()) {
+                if let Ok(id) = r.peel_to_id(&self.refs, &self.objects) {
+                    return Ok(id);
                 }
             }
         }
         if rev.len() >= 4 && rev.len() < 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()) {
-            if let Ok(prefix) = gix::hash::Prefix::from_hex(rev) {
-                if let Ok(Some(Ok(id))) = self.repo.objects.lookup_prefix(prefix, None) {
+            if let Ok(prefix) = gix_hash::Prefix::from_hex(rev) {
+                if let Ok(Some(Ok(id))) = self.objects.lookup_prefix(prefix, None) {
                     return Ok(id);
                 }
             }
         }
         if rev == "HEAD" {
-            if let Ok(Some(name)) = self.repo.head_name() {
-                return Err(GitError::UnbornHead(
-                    name.as_bstr().to_str_lossy().into_owned(),
-                ));
+            if let Some(name) = self.head_target() {
+                return Err(GitError::UnbornHead(name));
             }
         }
         Err(GitError::UnknownRevision(rev.to_string()))
@@ -169,9 +218,8 @@ impl Repo {
 
     /// The names of the keys set in config section `section` (every file git reads), as written.
     pub fn config_keys(&self, section: &str) -> Vec<String> {
-        let snapshot = self.repo.config_snapshot();
         let mut out = Vec::new();
-        if let Some(sections) = snapshot.sections_by_name(section) {
+        if let Some(sections) = self.config.sections_by_name(section) {
             for s in sections {
                 for name in s.value_names() {
                     out.push(name);
@@ -182,19 +230,20 @@ impl Repo {
     }
 
     fn peel_to_commit(&self, mut id: ObjectId, rev: &str) -> Result<ObjectId, GitError> {
+        let mut buf = Vec::new();
         for _ in 0..16 {
             let object = self
-                .repo
-                .find_object(id)
-                .map_err(|_| GitError::UnknownRevision(rev.to_string()))?;
+                .objects
+                .try_find(&id, &mut buf)
+                .ok()
+                .flatten()
+                .ok_or_else(|| GitError::UnknownRevision(rev.to_string()))?;
             match object.kind {
-                gix::objs::Kind::Commit => return Ok(id),
-                gix::objs::Kind::Tag => {
-                    let tag = object.into_tag();
-                    id = tag
+                gix_object::Kind::Commit => return Ok(id),
+                gix_object::Kind::Tag => {
+                    id = gix_object::TagRefIter::from_bytes(object.data, HASH)
                         .target_id()
-                        .map_err(|e| other(format!("cannot read tag {rev}"), e))?
-                        .detach();
+                        .map_err(|e| other(format!("cannot read tag {rev}"), e))?;
                 }
                 _ => break,
             }
@@ -202,37 +251,52 @@ impl Repo {
         Err(GitError::NotACommit(rev.to_string()))
     }
 
+    /// The object `id`, which must be a `kind`, read into `buf`.
+    fn find<'b>(
+        &self,
+        id: ObjectId,
+        kind: gix_object::Kind,
+        buf: &'b mut Vec<u8>,
+    ) -> Result<&'b [u8], GitError> {
+        match self.objects.try_find(&id, buf) {
+            Ok(Some(object)) if object.kind == kind => Ok(object.data),
+            Ok(Some(object)) => Err(other(
+                format!("cannot read {kind} {id}"),
+                format!("it is a {}", object.kind),
+            )),
+            Ok(None) => Err(other(
+                format!("cannot read {kind} {id}"),
+                "it does not exist",
+            )),
+            Err(e) => Err(other(format!("cannot read {kind} {id}"), e)),
+        }
+    }
+
     /// The root tree of a commit.
     pub fn commit_tree(&self, commit: ObjectId) -> Result<ObjectId, GitError> {
-        let c = self
-            .repo
-            .find_commit(commit)
-            .map_err(|e| other(format!("cannot read commit {commit}"), e))?;
-        c.tree_id()
-            .map(|t| t.detach())
+        let mut buf = Vec::new();
+        let data = self.find(commit, gix_object::Kind::Commit, &mut buf)?;
+        gix_object::CommitRefIter::from_bytes(data, HASH)
+            .tree_id()
             .map_err(|e| other(format!("cannot read commit {commit}"), e))
     }
 
     /// Where a ref points, if it exists.
     pub fn ref_target(&self, name: &str) -> Result<Option<ObjectId>, GitError> {
-        match self.repo.try_find_reference(name) {
-            Ok(Some(r)) => Ok(r.target().try_id().map(|id| id.to_owned())),
+        match self.refs.try_find(name) {
+            Ok(Some(r)) => Ok(r.target.try_id().map(|id| id.to_owned())),
             Ok(None) => Ok(None),
             Err(e) => Err(other(format!("cannot read ref {name}"), e)),
         }
     }
 
-    /// Every branch (`refs/heads/*`) with the commit it points to, sorted by name.
     /// Every ref's full name.
     pub fn ref_names(&self) -> Result<Vec<String>, GitError> {
-        let platform = self
-            .repo
-            .references()
-            .map_err(|e| other("cannot list refs", e))?;
+        let platform = self.refs.iter().map_err(|e| other("cannot list refs", e))?;
         let mut out = Vec::new();
         for r in platform.all().map_err(|e| other("cannot list refs", e))? {
             let r = r.map_err(|e| other("cannot list refs", e))?;
-            out.push(r.name().as_bstr().to_str_lossy().into_owned());
+            out.push(r.name.as_bstr().to_str_lossy().into_owned());
         }
         Ok(out)
     }
@@ -248,33 +312,46 @@ impl Repo {
     }
 
     fn branch_refs(&self, remote: bool) -> Result<Vec<(String, ObjectId)>, GitError> {
-        let platform = self
-            .repo
-            .references()
-            .map_err(|e| other("cannot list refs", e))?;
-        let (refs, prefix) = if remote {
-            (platform.remote_branches(), "refs/remotes/")
+        let prefix = if remote {
+            "refs/remotes/"
         } else {
-            (platform.local_branches(), "refs/heads/")
+            "refs/heads/"
         };
+        let platform = self.refs.iter().map_err(|e| other("cannot list refs", e))?;
         let mut out = Vec::new();
-        for r in refs.map_err(|e| other("cannot list branches", e))? {
+        for r in platform
+            .all()
+            .map_err(|e| other("cannot list branches", e))?
+        {
             let mut r = r.map_err(|e| other("cannot list branches", e))?;
-            let name = r.name().as_bstr().to_str_lossy().into_owned();
-            if let Ok(id) = r.peel_to_id() {
-                let short = name.strip_prefix(prefix).unwrap_or(&name).to_string();
-                out.push((short, id.detach()));
+            let name = r.name.as_bstr().to_str_lossy().into_owned();
+            let Some(short) = name.strip_prefix(prefix) else {
+                continue;
+            };
+            // `refs/remotes/origin/HEAD` names a branch rather than being one.
+            if remote && matches!(r.target, Target::Symbolic(_)) {
+                continue;
+            }
+            if let Ok(id) = r.peel_to_id(&self.refs, &self.objects) {
+                out.push((short.to_string(), id));
             }
         }
         out.sort();
         Ok(out)
     }
 
+    /// The full ref name `HEAD` points to, if `HEAD` is symbolic.
+    fn head_target(&self) -> Option<String> {
+        let head = self.refs.find_loose("HEAD").ok()?;
+        match head.target {
+            Target::Symbolic(name) => Some(name.as_bstr().to_str_lossy().into_owned()),
+            Target::Object(_) => None,
+        }
+    }
+
     /// The branch `HEAD` points to (`master`, `main`, `rawhide`...), if any.
     pub fn head_branch(&self) -> Option<String> {
-        let name = self.repo.head_name().ok()??;
-        name.as_bstr()
-            .to_str_lossy()
+        self.head_target()?
             .strip_prefix("refs/heads/")
             .map(str::to_string)
     }
@@ -284,11 +361,10 @@ impl Repo {
         let Some(id) = self.path_id(tree, path)? else {
             return Ok(None);
         };
-        let blob = self
-            .repo
-            .find_blob(id)
+        let mut buf = Vec::new();
+        self.find(id, gix_object::Kind::Blob, &mut buf)
             .map_err(|e| other(format!("cannot read {path}"), e))?;
-        Ok(Some(blob.data.to_vec()))
+        Ok(Some(buf))
     }
 
     /// The blob id of the file at `path` in `tree`, if it exists and is a blob.
@@ -328,18 +404,14 @@ impl Repo {
         &self,
         tree: ObjectId,
     ) -> Result<Vec<(Vec<u8>, EntryKind, ObjectId)>, GitError> {
-        let t = self
-            .repo
-            .find_tree(tree)
-            .map_err(|e| other(format!("cannot read tree {tree}"), e))?;
-        let decoded = t
-            .decode()
-            .map_err(|e| other(format!("cannot decode tree {tree}"), e))?;
-        Ok(decoded
-            .entries
-            .iter()
-            .map(|e| (e.filename.to_vec(), e.mode.kind(), e.oid.to_owned()))
-            .collect())
+        let mut buf = Vec::new();
+        let data = self.find(tree, gix_object::Kind::Tree, &mut buf)?;
+        gix_object::TreeRefIter::from_bytes(data, HASH)
+            .map(|e| {
+                e.map(|e| (e.filename.to_vec(), e.mode.kind(), e.oid.to_owned()))
+                    .map_err(|e| other(format!("cannot decode tree {tree}"), e))
+            })
+            .collect()
     }
 
     /// The entries of a tree with names as text (a name that is not UTF-8 gets U+FFFD), in
@@ -348,12 +420,10 @@ impl Repo {
         &self,
         tree: ObjectId,
     ) -> Result<Vec<(String, EntryKind, ObjectId)>, GitError> {
-        let t = self
-            .repo
-            .find_tree(tree)
-            .map_err(|e| other(format!("cannot read tree {tree}"), e))?;
+        let mut buf = Vec::new();
+        let data = self.find(tree, gix_object::Kind::Tree, &mut buf)?;
         let mut out = Vec::new();
-        for e in gix::objs::TreeRefIter::from_bytes(&t.data, tree.kind()) {
+        for e in gix_object::TreeRefIter::from_bytes(data, HASH) {
             let e = e.map_err(|e| other(format!("cannot decode tree {tree}"), e))?;
             let name = match std::str::from_utf8(e.filename) {
                 Ok(name) => name.to_string(),
@@ -366,29 +436,31 @@ impl Repo {
 
     /// Whether the object store has `id` (without fetching anything).
     pub fn has_object(&self, id: ObjectId) -> bool {
-        self.repo.has_object(id)
+        gix_object::Exists::exists(&self.objects, &id)
     }
 
     /// The content of a blob.
     pub fn read_blob(&self, id: ObjectId) -> Result<Vec<u8>, GitError> {
-        self.repo
-            .find_blob(id)
-            .map(|b| b.data.to_vec())
-            .map_err(|e| other(format!("cannot read blob {id}"), e))
+        let mut buf = Vec::new();
+        self.find(id, gix_object::Kind::Blob, &mut buf)?;
+        Ok(buf)
     }
 
     /// The size of an object without reading it.
     pub fn object_size(&self, id: ObjectId) -> Result<u64, GitError> {
-        self.repo
-            .find_header(id)
-            .map(|h| h.size())
-            .map_err(|e| other(format!("cannot read object {id}"), e))
+        match self.objects.try_header(&id) {
+            Ok(Some(header)) => Ok(header.size),
+            Ok(None) => Err(other(
+                format!("cannot read object {id}"),
+                "it does not exist",
+            )),
+            Err(e) => Err(other(format!("cannot read object {id}"), e)),
+        }
     }
 
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
-        self.repo
-            .write_blob(bytes)
-            .map(|id| id.detach())
+        self.objects
+            .write_buf(gix_object::Kind::Blob, bytes)
             .map_err(|e| other("cannot write blob", e))
     }
 
@@ -409,29 +481,29 @@ impl Repo {
             }
             d.files.push((name.to_string(), *id));
         }
-        fn write(repo: &gix::Repository, d: &Dir) -> Result<ObjectId, GitError> {
+        fn write(objects: &gix_odb::Handle, d: &Dir) -> Result<ObjectId, GitError> {
             let mut entries = Vec::new();
             for (name, id) in &d.files {
-                entries.push(gix::objs::tree::Entry {
+                entries.push(gix_object::tree::Entry {
                     mode: EntryKind::Blob.into(),
                     filename: name.as_str().into(),
                     oid: *id,
                 });
             }
             for (name, sub) in &d.dirs {
-                entries.push(gix::objs::tree::Entry {
+                entries.push(gix_object::tree::Entry {
                     mode: EntryKind::Tree.into(),
                     filename: name.as_str().into(),
-                    oid: write(repo, sub)?,
+                    oid: write(objects, sub)?,
                 });
             }
             entries.sort();
-            let tree = gix::objs::Tree { entries };
-            repo.write_object(&tree)
-                .map(|id| id.detach())
+            let tree = gix_object::Tree { entries };
+            objects
+                .write(&tree)
                 .map_err(|e| other("cannot write tree", e))
         }
-        write(&self.repo, &root)
+        write(&self.objects, &root)
     }
 
     /// Writes a commit authored by taskhook itself (no user identity needed).
@@ -445,12 +517,12 @@ impl Repo {
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or(Duration::ZERO)
             .as_secs() as i64;
-        let signature = gix::actor::Signature {
+        let signature = gix_actor::Signature {
             name: "taskhook".into(),
             email: "taskhook@localhost".into(),
-            time: gix::date::Time { seconds, offset: 0 },
+            time: gix_date::Time { seconds, offset: 0 },
         };
-        let commit = gix::objs::Commit {
+        let commit = gix_object::Commit {
             tree,
             parents: parent.into_iter().collect(),
             author: signature.clone(),
@@ -459,9 +531,8 @@ impl Repo {
             message: message.into(),
             extra_headers: Vec::new(),
         };
-        self.repo
-            .write_object(&commit)
-            .map(|id| id.detach())
+        self.objects
+            .write(&commit)
             .map_err(|e| other("cannot write commit", e))
     }
 
@@ -496,22 +567,27 @@ impl Repo {
                 deref: false,
             })
         };
-        let committer = gix::actor::Signature {
+        let committer = gix_actor::Signature {
             name: "taskhook".into(),
             email: "taskhook@localhost".into(),
-            time: gix::date::Time::now_utc(),
+            time: gix_date::Time::now_utc(),
         };
-        let mut time_buf = Default::default();
-        let first = self
-            .repo
-            .edit_references_as(Some(edit()?), Some(committer.to_ref(&mut time_buf)));
+        let (ref_lock, packed_lock) = self.lock_timeouts;
+        let apply = |edit: RefEdit| {
+            let mut time_buf = Default::default();
+            self.refs
+                .transaction()
+                .prepare(Some(edit), ref_lock, packed_lock)
+                .and_then(|t| t.commit(Some(committer.to_ref(&mut time_buf))))
+        };
+        let first = apply(edit()?);
         match first {
             Ok(_) => Ok(()),
             Err(e) => {
                 // A lock left by a killed process: the ref's own, or packed-refs' (which gix
                 // takes to update a packed ref), once older than `stale_lock`.
                 let lock = self.git_dir().join(format!("{name}.lock"));
-                let packed = self.repo.common_dir().join("packed-refs.lock");
+                let packed = self.common_dir.join("packed-refs.lock");
                 let stale: Vec<&Path> = [lock.as_path(), packed.as_path()]
                     .into_iter()
                     .filter(|l| is_stale(l, stale_lock))
@@ -520,10 +596,7 @@ impl Repo {
                     for l in stale {
                         let _ = std::fs::remove_file(l);
                     }
-                    let mut time_buf = Default::default();
-                    return self
-                        .repo
-                        .edit_references_as(Some(edit()?), Some(committer.to_ref(&mut time_buf)))
+                    return apply(edit()?)
                         .map(|_| ())
                         .map_err(|e| self.classify_ref_error(name, expected, e));
                 }
@@ -536,7 +609,7 @@ impl Repo {
     /// writing it).
     pub fn ref_locked(&self, name: &str) -> bool {
         self.git_dir().join(format!("{name}.lock")).exists()
-            || self.repo.common_dir().join("packed-refs.lock").exists()
+            || self.common_dir.join("packed-refs.lock").exists()
     }
 
     fn classify_ref_error(
@@ -567,14 +640,14 @@ fn is_stale(lock: &Path, age: Duration) -> bool {
 
 /// The id git gives a blob holding `data`.
 pub fn blob_id(data: &[u8]) -> ObjectId {
-    gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Blob, data)
-        .unwrap_or_else(|_| ObjectId::null(gix::hash::Kind::Sha1))
+    gix_object::compute_hash(HASH, gix_object::Kind::Blob, data)
+        .unwrap_or_else(|_| ObjectId::null(HASH))
 }
 
 /// The id git gives the tree holding `files` (paths relative to it, `/`-separated, with their
 /// mode and blob id), computed without writing anything.
 pub fn tree_id_of(files: &[(String, EntryKind, ObjectId)]) -> ObjectId {
-    use gix::objs::WriteTo as _;
+    use gix_object::WriteTo as _;
     #[derive(Default)]
     struct Dir {
         files: Vec<(String, EntryKind, ObjectId)>,
@@ -591,17 +664,17 @@ pub fn tree_id_of(files: &[(String, EntryKind, ObjectId)]) -> ObjectId {
         d.files.push((name.to_string(), *kind, *id));
     }
     fn hash(d: &Dir) -> ObjectId {
-        let mut entries: Vec<gix::objs::tree::Entry> = d
+        let mut entries: Vec<gix_object::tree::Entry> = d
             .files
             .iter()
-            .map(|(name, kind, id)| gix::objs::tree::Entry {
+            .map(|(name, kind, id)| gix_object::tree::Entry {
                 mode: (*kind).into(),
                 filename: name.as_str().into(),
                 oid: *id,
             })
             .collect();
         for (name, sub) in &d.dirs {
-            entries.push(gix::objs::tree::Entry {
+            entries.push(gix_object::tree::Entry {
                 mode: EntryKind::Tree.into(),
                 filename: name.as_str().into(),
                 oid: hash(sub),
@@ -609,9 +682,135 @@ pub fn tree_id_of(files: &[(String, EntryKind, ObjectId)]) -> ObjectId {
         }
         entries.sort();
         let mut buf = Vec::new();
-        let _ = gix::objs::Tree { entries }.write_to(&mut buf);
-        gix::objs::compute_hash(gix::hash::Kind::Sha1, gix::objs::Kind::Tree, &buf)
-            .unwrap_or_else(|_| ObjectId::null(gix::hash::Kind::Sha1))
+        let _ = gix_object::Tree { entries }.write_to(&mut buf);
+        gix_object::compute_hash(HASH, gix_object::Kind::Tree, &buf)
+            .unwrap_or_else(|_| ObjectId::null(HASH))
     }
     hash(&root)
+}
+
+/// `path` made absolute against the current directory (without touching the file system).
+fn absolute(path: &Path) -> std::io::Result<PathBuf> {
+    if path.is_absolute() {
+        Ok(path.to_path_buf())
+    } else {
+        Ok(std::env::current_dir()?.join(path))
+    }
+}
+
+/// The object database at `objects` (its packs, loose objects and alternates).
+fn open_objects(
+    objects: &Path,
+    loose_compression: gix_zlib::Compression,
+) -> std::io::Result<gix_odb::Handle> {
+    gix_odb::at_opts(
+        objects,
+        HASH,
+        None,
+        gix_odb::store::init::Options {
+            loose_compression,
+            ..Default::default()
+        },
+    )
+}
+
+/// The configuration git uses in the repository at `git_dir`: the installation's and the
+/// system's file, the user's global files, the repository's own (and a linked worktree's, with
+/// `extensions.worktreeConfig`), then the `GIT_CONFIG_COUNT` overrides, following includes as
+/// git does.
+fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, String> {
+    use gix_config::file::{includes, Metadata};
+    use gix_config::Source;
+    // Where the installed git keeps its own config is only known by asking it (a process
+    // start), so that is done only when nothing names the system file: the hooks' shims set
+    // `GIT_CONFIG_SYSTEM` (found at install time) and `GIT_CONFIG_NOSYSTEM` turns it off.
+    let told = std::env::var_os("GIT_CONFIG_SYSTEM").is_some()
+        || std::env::var_os("GIT_CONFIG_NOSYSTEM").is_some();
+    let mut sources = Vec::new();
+    if !told {
+        sources.push(Source::GitInstallation);
+    }
+    sources.extend([Source::System, Source::Git, Source::User]);
+    let meta = |path: Option<PathBuf>, source: Source| Metadata {
+        path,
+        source,
+        level: 0,
+        trust: gix_sec::Trust::Full,
+    };
+    let mut files: Vec<Metadata> = sources
+        .into_iter()
+        .map(|source| meta(source.storage_location(&mut gix_path::env::var), source))
+        .collect();
+    files.push(meta(Some(common_dir.join("config")), Source::Local));
+    let home = gix_path::env::home_dir();
+    let mut include = includes::Options::follow(
+        gix_config::path::interpolate::Context {
+            home_dir: home.as_deref(),
+            ..Default::default()
+        },
+        includes::conditional::Context {
+            git_dir: Some(git_dir),
+            branch_name: None,
+        },
+    );
+    // git skips an included file that does not exist.
+    include.err_on_missing_config_path = false;
+    let options = gix_config::file::init::Options {
+        includes: include,
+        ..Default::default()
+    };
+    let mut buf = Vec::new();
+    let mut config =
+        gix_config::File::from_paths_metadata_buf(&mut files.into_iter(), &mut buf, false, options)
+            .map_err(|e| format!("cannot read its configuration: {e}"))?
+            .unwrap_or_default();
+    if git_dir != common_dir
+        && matches!(config.boolean("extensions.worktreeConfig"), Ok(Some(true)))
+    {
+        let worktree = [meta(
+            Some(git_dir.join("config.worktree")),
+            Source::Worktree,
+        )];
+        if let Some(file) = gix_config::File::from_paths_metadata_buf(
+            &mut worktree.into_iter(),
+            &mut buf,
+            false,
+            options,
+        )
+        .map_err(|e| format!("cannot read its worktree configuration: {e}"))?
+        {
+            config
+                .append(file)
+                .map_err(|e| format!("cannot read its worktree configuration: {e}"))?;
+        }
+    }
+    let environment = gix_config::File::from_environment_overrides()
+        .map_err(|e| format!("cannot read GIT_CONFIG_COUNT overrides: {e}"))?;
+    config
+        .append(environment)
+        .map_err(|e| format!("cannot read GIT_CONFIG_COUNT overrides: {e}"))?;
+    Ok(config)
+}
+
+/// `core.looseCompression`, else `core.compression`, else git's default for loose objects.
+fn loose_compression(config: &gix_config::File) -> gix_zlib::Compression {
+    ["core.looseCompression", "core.compression"]
+        .into_iter()
+        .find_map(|key| config.integer(key).ok().flatten())
+        .map_or(gix_zlib::Compression::BEST_SPEED, |level| match level {
+            -1 => gix_zlib::Compression::DEFAULT,
+            0..=9 => gix_zlib::Compression::new(level as i32)
+                .unwrap_or(gix_zlib::Compression::BEST_SPEED),
+            _ => gix_zlib::Compression::BEST_SPEED,
+        })
+}
+
+/// How long to wait for a lock, from a config key in milliseconds (negative: forever, as git).
+fn lock_timeout(config: &gix_config::File, key: &str, default_ms: u64) -> Fail {
+    match config.integer(key).ok().flatten() {
+        Some(0) => Fail::Immediately,
+        Some(ms) if ms < 0 => Fail::AfterDurationWithBackoff(Duration::MAX),
+        Some(ms) => Fail::AfterDurationWithBackoff(Duration::from_millis(ms as u64)),
+        None => Fail::AfterDurationWithBackoff(Duration::from_millis(default_ms)),
+    }
 }
