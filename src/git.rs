@@ -6,7 +6,6 @@
 //! facade: the hooks need little of it, and the build and every hook start pay for what is
 //! compiled and initialized.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
@@ -49,12 +48,62 @@ pub struct Repo {
     git_dir: PathBuf,
     common_dir: PathBuf,
     bare: bool,
-    objects: gix_odb::Handle,
+    objects: Objects,
     refs: gix_ref::file::Store,
     config: gix_config::File,
     /// How long to wait for a ref's lock and for packed-refs' lock.
     lock_timeouts: (Fail, Fail),
-    _quarantine_view: Option<tempfile::TempDir>,
+}
+
+/// The object stores a repository reads: during pre-receive the push's quarantine first, then
+/// the main store, the only one written to.
+struct Objects {
+    quarantine: Vec<gix_odb::Handle>,
+    main: gix_odb::Handle,
+}
+
+impl Objects {
+    fn all(&self) -> impl Iterator<Item = &gix_odb::Handle> {
+        self.quarantine.iter().chain(std::iter::once(&self.main))
+    }
+
+    fn exists(&self, id: &gix_hash::oid) -> bool {
+        self.all().any(|s| gix_object::Exists::exists(s, id))
+    }
+
+    fn lookup_prefix(&self, prefix: gix_hash::Prefix) -> Option<ObjectId> {
+        self.all()
+            .find_map(|s| match s.lookup_prefix(prefix, None) {
+                Ok(Some(Ok(id))) => Some(id),
+                _ => None,
+            })
+    }
+}
+
+impl gix_object::Find for Objects {
+    fn try_find<'a>(
+        &self,
+        id: &gix_hash::oid,
+        buffer: &'a mut Vec<u8>,
+    ) -> gix_error::Result<Option<gix_object::Data<'a>>> {
+        for store in &self.quarantine {
+            if gix_object::Exists::exists(store, id) {
+                return store.try_find(id, buffer);
+            }
+        }
+        self.main.try_find(id, buffer)
+    }
+}
+
+impl gix_object::FindHeader for Objects {
+    fn try_header(&self, id: &gix_hash::oid) -> gix_error::Result<Option<gix_object::Header>> {
+        for store in self.all() {
+            if let Some(header) = store.try_header(id)? {
+                return Ok(Some(header));
+            }
+        }
+        Ok(None)
+    }
 }
 
 impl Repo {
@@ -109,6 +158,10 @@ impl Repo {
         };
         let objects = open_objects(&common_dir.join("objects"), loose_compression(&config))
             .map_err(|e| failed(format!("cannot open its objects: {e}")))?;
+        let objects = Objects {
+            quarantine: Vec::new(),
+            main: objects,
+        };
         let lock_timeouts = (
             lock_timeout(&config, "core.filesRefLockTimeout", 100),
             lock_timeout(&config, "core.packedRefsTimeout", 1000),
@@ -121,44 +174,37 @@ impl Repo {
             refs,
             config,
             lock_timeouts,
-            _quarantine_view: None,
         })
     }
 
     /// Opens the repository a hook runs in. git runs hooks in the repository with `GIT_DIR` set;
-    /// during pre-receive the pushed objects are in a quarantine directory that gitoxide does
-    /// not look at by itself, so we read through a private object directory whose alternates
-    /// are the quarantine and the main store. Nothing is ever written to the quarantine.
+    /// during pre-receive the pushed objects are in a quarantine directory
+    /// (`GIT_QUARANTINE_PATH`, also in `GIT_OBJECT_DIRECTORY`) that gitoxide does not look at by
+    /// itself, with the main store in `GIT_ALTERNATE_OBJECT_DIRECTORIES`: objects are then
+    /// looked up in the quarantine first, then in the main store. Nothing is ever written to the
+    /// quarantine (pre-receive only reads).
     pub fn open_for_hook() -> Result<Repo, GitError> {
         let dir = std::env::var_os("GIT_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
         let mut repo = Repo::open(&dir)?;
         if let Some(quarantine) = std::env::var_os("GIT_QUARANTINE_PATH") {
-            let view = tempfile::Builder::new()
-                .prefix("taskhook-objects-")
-                .tempdir()
-                .map_err(|e| other("cannot create a temporary object view", e))?;
-            let info = view.path().join("info");
-            std::fs::create_dir_all(&info).map_err(|e| other("cannot create object view", e))?;
-            let mut alternates = Vec::new();
-            alternates.push(PathBuf::from(&quarantine));
+            let mut dirs = vec![PathBuf::from(quarantine)];
             if let Some(alt) = std::env::var_os("GIT_ALTERNATE_OBJECT_DIRECTORIES") {
-                alternates.extend(std::env::split_paths(&alt));
+                dirs.extend(std::env::split_paths(&alt));
             }
-            alternates.push(repo.common_dir.join("objects"));
-            let mut file = std::fs::File::create(info.join("alternates"))
-                .map_err(|e| other("cannot create object view", e))?;
-            for a in &alternates {
-                let abs =
-                    absolute(a).map_err(|e| other("cannot resolve the quarantine path", e))?;
-                writeln!(file, "{}", abs.display())
-                    .map_err(|e| other("cannot create object view", e))?;
+            let main = repo.common_dir.join("objects");
+            for dir in dirs {
+                let dir =
+                    absolute(&dir).map_err(|e| other("cannot resolve the quarantine path", e))?;
+                if dir == main || !dir.is_dir() {
+                    continue;
+                }
+                repo.objects.quarantine.push(
+                    open_objects(&dir, gix_zlib::Compression::BEST_SPEED)
+                        .map_err(|e| other("cannot open the quarantined objects", e))?,
+                );
             }
-            drop(file);
-            repo.objects = open_objects(view.path(), gix_zlib::Compression::BEST_SPEED)
-                .map_err(|e| other("cannot open the quarantined objects", e))?;
-            repo._quarantine_view = Some(view);
         }
         Ok(repo)
     }
@@ -203,7 +249,7 @@ impl Repo {
         }
         if rev.len() >= 4 && rev.len() < 40 && rev.bytes().all(|b| b.is_ascii_hexdigit()) {
             if let Ok(prefix) = gix_hash::Prefix::from_hex(rev) {
-                if let Ok(Some(Ok(id))) = self.objects.lookup_prefix(prefix, None) {
+                if let Some(id) = self.objects.lookup_prefix(prefix) {
                     return Ok(id);
                 }
             }
@@ -436,7 +482,7 @@ impl Repo {
 
     /// Whether the object store has `id` (without fetching anything).
     pub fn has_object(&self, id: ObjectId) -> bool {
-        gix_object::Exists::exists(&self.objects, &id)
+        self.objects.exists(&id)
     }
 
     /// The content of a blob.
@@ -460,6 +506,7 @@ impl Repo {
 
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
         self.objects
+            .main
             .write_buf(gix_object::Kind::Blob, bytes)
             .map_err(|e| other("cannot write blob", e))
     }
@@ -503,7 +550,7 @@ impl Repo {
                 .write(&tree)
                 .map_err(|e| other("cannot write tree", e))
         }
-        write(&self.objects, &root)
+        write(&self.objects.main, &root)
     }
 
     /// Writes a commit authored by taskhook itself (no user identity needed).
@@ -532,6 +579,7 @@ impl Repo {
             extra_headers: Vec::new(),
         };
         self.objects
+            .main
             .write(&commit)
             .map_err(|e| other("cannot write commit", e))
     }
