@@ -253,7 +253,10 @@ pub fn archive(
 }
 
 fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
-    let args = ["--format=tar.gz", remote.manifest_ref, path];
+    // `-1`: the server gzips at zlib's fastest level. Its compression at the default level is
+    // about half of what serving one manifest costs it (10 of 19 ms for 2,000 tasks here); the
+    // fastest level sends about 11% more bytes (JSON of hex digests compresses little more).
+    let args = ["--format=tar.gz", "-1", remote.manifest_ref, path];
     let out = archive(remote.url, &args, remote.timeout, remote.max_bytes)?;
     if !out.ok {
         let msg = out.message.trim();
