@@ -14,7 +14,7 @@
 //! The stages, lowest first; a module imports only from stages below its own:
 //!
 //! 1. [`error`]: exit codes and the error every command ends with; [`suggest`]: did-you-mean.
-//! 2. [`git`]: the one module that talks to gix.
+//! 2. [`git`]: the one module that talks to gitoxide.
 //! 3. [`config`]: `taskhook.*` settings from git config.
 //! 4. [`validate`]: a tree in, a verdict (findings as data) out.
 //! 5. [`manifest`]: a verdict in, a schedule manifest out; stored with compare-and-swap.

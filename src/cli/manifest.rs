@@ -123,7 +123,7 @@ fn show(repo: Option<&Path>, branch: Option<&str>, format: Format) -> CmdResult 
                         } else {
                             "scheduled"
                         };
-                        let list = |l: &[String], none: &str| {
+                        let list = |l: &[std::borrow::Cow<str>], none: &str| {
                             if l.is_empty() {
                                 none.to_string()
                             } else {

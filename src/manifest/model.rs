@@ -1,6 +1,7 @@
 //! The schedule manifest: what each branch's tasks are and when they run. Pure data and its
 //! deterministic JSON bytes (sorted keys, no timestamps); storing it is [`crate::manifest::store`]'s job.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
@@ -20,27 +21,67 @@ pub const SCHEMA_VERSION: u32 = 3;
 /// The oldest version readers accept.
 pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
-/// One task as scheduled on one branch.
+/// One task as scheduled on one branch. Its text borrows from the manifest's bytes where the
+/// JSON string has no escapes (a trigger reads thousands of them per event); `into_owned`
+/// detaches it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Task {
-    pub arches: Vec<String>,
-    pub branches: Vec<String>,
-    pub desc: Option<String>,
+pub struct Task<'a> {
+    pub arches: Vec<Cow<'a, str>>,
+    pub branches: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub desc: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
-    pub formula: String,
-    pub formula_sha256: Option<String>,
+    #[serde(borrow)]
+    pub formula: Cow<'a, str>,
+    #[serde(borrow)]
+    pub formula_sha256: Option<Cow<'a, str>>,
     /// The item types that trigger the task (`on` in schema version 1).
     #[serde(alias = "on")]
-    pub item_types: Vec<String>,
-    pub maintainer: Option<String>,
-    pub name: Option<String>,
-    pub namespace: Option<String>,
-    pub path: String,
+    pub item_types: Vec<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub maintainer: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    pub path: Cow<'a, str>,
     pub run: bool,
-    pub tree: Option<String>,
+    #[serde(borrow)]
+    pub tree: Option<Cow<'a, str>>,
     pub valid: bool,
+}
+
+fn owned(s: Cow<'_, str>) -> Cow<'static, str> {
+    Cow::Owned(s.into_owned())
+}
+
+fn owned_list(v: Vec<Cow<'_, str>>) -> Vec<Cow<'static, str>> {
+    v.into_iter().map(owned).collect()
+}
+
+impl Task<'_> {
+    /// The same task, owning its text.
+    pub fn into_owned(self) -> Task<'static> {
+        Task {
+            arches: owned_list(self.arches),
+            branches: owned_list(self.branches),
+            desc: self.desc.map(owned),
+            diagnostics: self.diagnostics,
+            formula: owned(self.formula),
+            formula_sha256: self.formula_sha256.map(owned),
+            item_types: owned_list(self.item_types),
+            maintainer: self.maintainer.map(owned),
+            name: self.name.map(owned),
+            namespace: self.namespace.map(owned),
+            path: owned(self.path),
+            run: self.run,
+            tree: self.tree.map(owned),
+            valid: self.valid,
+        }
+    }
 }
 
 /// `state/<branch>.json`: what the hooks keep beside a branch manifest so that the next push is
@@ -59,10 +100,10 @@ pub struct State {
     pub validator: String,
 }
 
-/// `branches/<branch>.json`.
+/// `branches/<branch>.json`; its tasks may borrow from the bytes it was read from.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Branch {
+pub struct Branch<'a> {
     pub branch: String,
     pub commit: String,
     pub policy: String,
@@ -70,9 +111,25 @@ pub struct Branch {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Diagnostic>,
     pub schema: u32,
-    pub tasks: Vec<Task>,
+    #[serde(borrow)]
+    pub tasks: Vec<Task<'a>>,
     /// Fingerprint of the rules that produced this manifest (see `Config::fingerprint`).
     pub validator: String,
+}
+
+impl Branch<'_> {
+    /// The same manifest, owning its text.
+    pub fn into_owned(self) -> Branch<'static> {
+        Branch {
+            branch: self.branch,
+            commit: self.commit,
+            policy: self.policy,
+            problems: self.problems,
+            schema: self.schema,
+            tasks: self.tasks.into_iter().map(Task::into_owned).collect(),
+            validator: self.validator,
+        }
+    }
 }
 
 /// One branch's line in `index.json`.
@@ -449,22 +506,25 @@ pub fn report_state(commit: &str, report: &Report, config: &Config) -> State {
     }
 }
 
-fn task_entry(t: &TaskReport) -> Task {
+fn task_entry(t: &TaskReport) -> Task<'_> {
     let f = &t.formula;
+    fn list(v: &[String]) -> Vec<Cow<'_, str>> {
+        v.iter().map(|s| Cow::Borrowed(s.as_str())).collect()
+    }
     Task {
-        arches: f.schedule.arches.clone(),
-        branches: f.schedule.branches.clone(),
-        desc: f.desc.clone(),
+        arches: list(&f.schedule.arches),
+        branches: list(&f.schedule.branches),
+        desc: f.desc.as_deref().map(Cow::Borrowed),
         diagnostics: t.diagnostics.clone(),
-        formula: t.formula_path.clone(),
-        formula_sha256: t.sha256.clone(),
-        maintainer: f.maintainer.clone(),
-        name: f.name.clone(),
-        namespace: f.namespace.clone(),
-        item_types: f.schedule.item_types.clone(),
-        path: t.path.clone(),
+        formula: Cow::Borrowed(&t.formula_path),
+        formula_sha256: t.sha256.as_deref().map(Cow::Borrowed),
+        maintainer: f.maintainer.as_deref().map(Cow::Borrowed),
+        name: f.name.as_deref().map(Cow::Borrowed),
+        namespace: f.namespace.as_deref().map(Cow::Borrowed),
+        item_types: list(&f.schedule.item_types),
+        path: Cow::Borrowed(&t.path),
         run: f.schedule.run,
-        tree: t.tree.clone(),
+        tree: t.tree.as_deref().map(Cow::Borrowed),
         valid: t.is_valid(),
     }
 }
@@ -512,7 +572,7 @@ pub enum ReadError {
 pub const MAX_MANIFEST_BYTES: usize = 16 * 1024 * 1024;
 
 /// Parses and checks an untrusted branch manifest.
-pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch, ReadError> {
+pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch<'_>, ReadError> {
     if bytes.len() > limit {
         return Err(ReadError::TooLarge(bytes.len(), limit));
     }
@@ -548,7 +608,7 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch, ReadError> {
         let own_formula = if t.path == "." {
             t.formula == "runtask.yml"
         } else {
-            t.formula.strip_suffix("/runtask.yml") == Some(t.path.as_str())
+            t.formula.strip_suffix("/runtask.yml") == Some(&*t.path)
         };
         let plain_path = t.path == "."
             || t.path
@@ -570,7 +630,7 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch, ReadError> {
                 t.path.escape_debug()
             )));
         }
-        if !seen.insert(t.path.as_str()) {
+        if !seen.insert(&*t.path) {
             return Err(ReadError::Inconsistent(format!(
                 "task `{}` is listed twice",
                 t.path.escape_debug()
@@ -679,6 +739,21 @@ mod tests {
             text.contains("\n    {\"arches\":[],\"branches\":[],"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn tasks_borrow_plain_text_and_decode_escaped_text() {
+        let bytes = br#"{"branch":"main","commit":"0123456789012345678901234567890123456789","policy":"reject","schema":3,"tasks":[
+{"arches":["noarch"],"branches":[],"desc":"caf\u00e9 \"quoted\"","formula":"t/runtask.yml","formula_sha256":null,"item_types":["koji_build"],"maintainer":null,"name":"t","namespace":null,"path":"t","run":true,"tree":null,"valid":true}
+],"validator":"v"}"#;
+        let b = parse_branch(bytes, 1 << 20).expect("valid");
+        let t = &b.tasks[0];
+        assert!(matches!(t.path, Cow::Borrowed("t")));
+        assert!(matches!(t.name, Some(Cow::Borrowed("t"))));
+        assert_eq!(t.desc.as_deref(), Some("caf\u{e9} \"quoted\""));
+        let owned = b.clone().into_owned();
+        assert_eq!(owned, b);
+        assert_eq!(branch_bytes(&owned), branch_bytes(&b));
     }
 
     #[test]

@@ -91,7 +91,7 @@ pub fn read_branch(
     config: &Config,
     snap: &Snapshot,
     branch: &str,
-) -> Result<Option<Branch>, StoreError> {
+) -> Result<Option<Branch<'static>>, StoreError> {
     let (Some(tree), Some(entry)) = (snap.tree, snap.index.branches.get(branch)) else {
         return Ok(None);
     };
@@ -99,7 +99,7 @@ pub fn read_branch(
         return Ok(None);
     };
     manifest::parse_branch(&bytes, MAX_MANIFEST_BYTES)
-        .map(Some)
+        .map(|b| Some(b.into_owned()))
         .map_err(|source| StoreError::Read {
             file: entry.manifest.clone(),
             reference: config.manifest_ref.clone(),

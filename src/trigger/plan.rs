@@ -110,14 +110,14 @@ pub struct Plan {
 /// With `explain`, one line per task says why it runs or not.
 pub fn plan(
     event: &Event,
-    manifest: &Branch,
+    manifest: &Branch<'_>,
     repo_url: &str,
     event_branch: &str,
     explain: bool,
 ) -> Plan {
     let mut p = Plan::default();
     for task in &manifest.tasks {
-        let label = task.name.clone().unwrap_or_else(|| task.path.clone());
+        let label: &str = task.name.as_deref().unwrap_or(&task.path);
         match skip_reason(task, event, event_branch) {
             Some(why) => {
                 if explain {
@@ -144,17 +144,21 @@ pub fn plan(
                             &task.path,
                             arch,
                         ),
-                        taskname: label.clone(),
+                        taskname: label.to_string(),
                         item: event.item.clone(),
                         item_type: event.item_type.clone(),
-                        arch: arch.clone(),
+                        arch: arch.to_string(),
                         git_repo: repo_url.to_string(),
                         git_branch: manifest.branch.clone(),
                         git_commit: manifest.commit.clone(),
-                        task_path: task.path.clone(),
-                        formula: task.formula.clone(),
-                        formula_sha256: task.formula_sha256.clone().unwrap_or_default(),
-                        tree: task.tree.clone().unwrap_or_default(),
+                        task_path: task.path.to_string(),
+                        formula: task.formula.to_string(),
+                        formula_sha256: task
+                            .formula_sha256
+                            .as_deref()
+                            .unwrap_or_default()
+                            .to_string(),
+                        tree: task.tree.as_deref().unwrap_or_default().to_string(),
                     });
                 }
             }
@@ -166,7 +170,7 @@ pub fn plan(
     p
 }
 
-fn skip_reason(task: &Task, event: &Event, branch: &str) -> Option<String> {
+fn skip_reason(task: &Task<'_>, event: &Event, branch: &str) -> Option<String> {
     if !task.valid {
         let errors = task.diagnostics.iter().filter(|d| d.is_error()).count();
         return Some(format!(

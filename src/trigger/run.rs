@@ -128,13 +128,14 @@ pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError
     )
     .map_err(RunError::Template)?;
     fetch::check_url(&url).map_err(RunError::Template)?;
-    let Some((used, manifest)) = fetch_manifest(&url, &branch, opts, &mut out.explain)? else {
+    let Some(fetched) = fetch_manifest(&url, &branch, opts, &mut out.explain)? else {
         out.explain.push(
             "no jobs: no branch manifest to read (use a fallback branch to name another)".into(),
         );
         return Ok(out);
     };
-    note_staleness(event, &branch, &used, &manifest, &mut out.explain);
+    let (used, manifest) = read_manifest(&url, &branch, &fetched, &mut out.explain)?;
+    note_staleness(event, &branch, used, &manifest, &mut out.explain);
     let p = plan::plan(event, &manifest, &url, &branch, opts.explain_tasks);
     crate::error::trace::step("jobs planned");
     out.explain.extend(p.explain);
@@ -142,13 +143,20 @@ pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError
     Ok(out)
 }
 
-/// Fetches the manifest of `branch`, else of the fallback branch: `(branch used, manifest)`.
+/// A fetched branch manifest: the branch it is for, its path in the manifest ref, its bytes.
+struct Fetched {
+    branch: String,
+    file: String,
+    bytes: Vec<u8>,
+}
+
+/// Fetches the manifest of `branch`, else of the fallback branch.
 fn fetch_manifest(
     url: &str,
     branch: &str,
     opts: &Options,
     explain: &mut Vec<String>,
-) -> Result<Option<(String, Branch)>, RunError> {
+) -> Result<Option<Fetched>, RunError> {
     let remote = Remote {
         url,
         manifest_ref: &opts.manifest_ref,
@@ -167,39 +175,61 @@ fn fetch_manifest(
             source,
         })?;
         crate::error::trace::step("manifest fetched");
-        let Some(bytes) = fetched else {
-            explain.push(format!("no manifest for branch `{b}` on {url}"));
-            continue;
-        };
-        let bad = |message: String| RunError::BadManifest {
-            url: url.to_string(),
-            file: file.clone(),
-            message,
-        };
-        let m =
-            manifest::parse_branch(&bytes, MAX_MANIFEST_BYTES).map_err(|e| bad(e.to_string()))?;
-        crate::error::trace::step("manifest parsed and checked");
-        if m.branch != b {
-            return Err(bad(format!(
-                "the manifest says it is for branch `{}`",
-                m.branch
-            )));
+        match fetched {
+            Some(bytes) => {
+                return Ok(Some(Fetched {
+                    branch: b,
+                    file,
+                    bytes,
+                }))
+            }
+            None => explain.push(format!("no manifest for branch `{b}` on {url}")),
         }
-        if b != branch {
-            explain.push(format!("using the fallback branch `{b}`'s manifest"));
-        }
-        explain.push(format!(
-            "manifest: {} at {} ({} tasks)",
-            m.branch,
-            m.commit,
-            m.tasks.len()
-        ));
-        return Ok(Some((b, m)));
     }
     Ok(None)
 }
 
-fn note_staleness(event: &Event, branch: &str, used: &str, m: &Branch, explain: &mut Vec<String>) {
+/// Parses and checks a fetched manifest (untrusted): `(branch used, manifest)`.
+fn read_manifest<'a>(
+    url: &str,
+    branch: &str,
+    fetched: &'a Fetched,
+    explain: &mut Vec<String>,
+) -> Result<(&'a str, Branch<'a>), RunError> {
+    let bad = |message: String| RunError::BadManifest {
+        url: url.to_string(),
+        file: fetched.file.clone(),
+        message,
+    };
+    let b = fetched.branch.as_str();
+    let m = manifest::parse_branch(&fetched.bytes, MAX_MANIFEST_BYTES)
+        .map_err(|e| bad(e.to_string()))?;
+    crate::error::trace::step("manifest parsed and checked");
+    if m.branch != b {
+        return Err(bad(format!(
+            "the manifest says it is for branch `{}`",
+            m.branch
+        )));
+    }
+    if b != branch {
+        explain.push(format!("using the fallback branch `{b}`'s manifest"));
+    }
+    explain.push(format!(
+        "manifest: {} at {} ({} tasks)",
+        m.branch,
+        m.commit,
+        m.tasks.len()
+    ));
+    Ok((b, m))
+}
+
+fn note_staleness(
+    event: &Event,
+    branch: &str,
+    used: &str,
+    m: &Branch<'_>,
+    explain: &mut Vec<String>,
+) {
     if let Some(c) = &event.commit {
         if used == branch && c != &m.commit {
             explain.push(format!(
