@@ -27,31 +27,53 @@ pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Task<'a> {
+    #[serde(borrow, deserialize_with = "borrowed_list")]
     pub arches: Vec<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "borrowed_list")]
     pub branches: Vec<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub desc: Option<Cow<'a, str>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
     #[serde(borrow)]
     pub formula: Cow<'a, str>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub formula_sha256: Option<Cow<'a, str>>,
     /// The item types that trigger the task (`on` in schema version 1).
-    #[serde(alias = "on")]
+    #[serde(alias = "on", borrow, deserialize_with = "borrowed_list")]
     pub item_types: Vec<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub maintainer: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub namespace: Option<Cow<'a, str>>,
     #[serde(borrow)]
     pub path: Cow<'a, str>,
     pub run: bool,
-    #[serde(borrow)]
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub tree: Option<Cow<'a, str>>,
     pub valid: bool,
+}
+
+/// A string that borrows from the input where it has no escapes. serde borrows a `Cow<str>`
+/// field by itself, but not one inside an `Option` or a `Vec`: these helpers do.
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
+
+fn borrowed_opt<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Cow<'a, str>>, D::Error> {
+    Ok(Option::<Text<'a>>::deserialize(d)?.map(|t| t.0))
+}
+
+fn borrowed_list<'de: 'a, 'a, D: serde::Deserializer<'de>>(
+    d: D,
+) -> Result<Vec<Cow<'a, str>>, D::Error> {
+    Ok(Vec::<Text<'a>>::deserialize(d)?
+        .into_iter()
+        .map(|t| t.0)
+        .collect())
 }
 
 fn owned(s: Cow<'_, str>) -> Cow<'static, str> {
@@ -750,6 +772,7 @@ mod tests {
         let t = &b.tasks[0];
         assert!(matches!(t.path, Cow::Borrowed("t")));
         assert!(matches!(t.name, Some(Cow::Borrowed("t"))));
+        assert!(matches!(t.arches[0], Cow::Borrowed("noarch")));
         assert_eq!(t.desc.as_deref(), Some("caf\u{e9} \"quoted\""));
         let owned = b.clone().into_owned();
         assert_eq!(owned, b);
