@@ -55,11 +55,46 @@ pub struct Repo {
     lock_timeouts: (Fail, Fail),
 }
 
+/// Blobs at least this large are hashed and compressed at once, on two threads.
+const PARALLEL_WRITE_BYTES: usize = 256 * 1024;
+
+/// A repository's object directories in lookup order, to read from another thread.
+#[derive(Debug, Clone)]
+pub struct ObjectDirs(Vec<PathBuf>);
+
+impl ObjectDirs {
+    /// The content of blob `id`, unless it is larger than `max` bytes (`None`).
+    pub fn read_blob(&self, id: ObjectId, max: u64) -> Result<Option<Vec<u8>>, GitError> {
+        for dir in &self.0 {
+            let store = open_objects(dir, gix_zlib::Compression::BEST_SPEED)
+                .map_err(|e| other(format!("cannot open {}", dir.display()), e))?;
+            match store.try_header(&id) {
+                Ok(Some(header)) if header.kind != gix_object::Kind::Blob => break,
+                Ok(Some(header)) if header.size > max => return Ok(None),
+                Ok(Some(_)) => {}
+                Ok(None) => continue,
+                Err(e) => return Err(other(format!("cannot read blob {id}"), e)),
+            }
+            let mut buf = Vec::new();
+            return match store.try_find(&id, &mut buf) {
+                Ok(Some(_)) => Ok(Some(buf)),
+                Ok(None) => Err(other(format!("cannot read blob {id}"), "it vanished")),
+                Err(e) => Err(other(format!("cannot read blob {id}"), e)),
+            };
+        }
+        Err(other(format!("cannot read blob {id}"), "no such blob"))
+    }
+}
+
 /// The object stores a repository reads: during pre-receive the push's quarantine first, then
 /// the main store, the only one written to.
 struct Objects {
     quarantine: Vec<gix_odb::Handle>,
     main: gix_odb::Handle,
+    /// The directories of `quarantine` and `main`, in the same order.
+    dirs: Vec<PathBuf>,
+    /// zlib level for new loose objects (`core.looseCompression`, as git).
+    loose_level: u32,
 }
 
 impl Objects {
@@ -156,11 +191,14 @@ impl Repo {
                 ref_options,
             )
         };
-        let objects = open_objects(&common_dir.join("objects"), loose_compression(&config))
-            .map_err(|e| failed(format!("cannot open its objects: {e}")))?;
+        let loose_level = loose_compression(&config);
+        let main = common_dir.join("objects");
         let objects = Objects {
             quarantine: Vec::new(),
-            main: objects,
+            main: open_objects(&main, zlib_level(loose_level))
+                .map_err(|e| failed(format!("cannot open its objects: {e}")))?,
+            dirs: vec![main],
+            loose_level,
         };
         let lock_timeouts = (
             lock_timeout(&config, "core.filesRefLockTimeout", 100),
@@ -204,6 +242,8 @@ impl Repo {
                     open_objects(&dir, gix_zlib::Compression::BEST_SPEED)
                         .map_err(|e| other("cannot open the quarantined objects", e))?,
                 );
+                let at = repo.objects.dirs.len() - 1;
+                repo.objects.dirs.insert(at, dir);
             }
         }
         Ok(repo)
@@ -504,11 +544,37 @@ impl Repo {
         }
     }
 
+    /// Writes a blob as a loose object. A large one (a branch manifest of thousands of tasks)
+    /// is compressed on this thread while another computes its id, instead of one after the
+    /// other.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
-        self.objects
-            .main
-            .write_buf(gix_object::Kind::Blob, bytes)
-            .map_err(|e| other("cannot write blob", e))
+        if bytes.len() < PARALLEL_WRITE_BYTES {
+            return self
+                .objects
+                .main
+                .write_buf(gix_object::Kind::Blob, bytes)
+                .map_err(|e| other("cannot write blob", e));
+        }
+        let (id, compressed) = std::thread::scope(|s| {
+            let hashing = s.spawn(|| blob_id(bytes));
+            let compressed = deflate_blob(bytes, self.objects.loose_level);
+            (hashing.join(), compressed)
+        });
+        let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
+        let compressed = compressed.map_err(|e| other("cannot write blob", e))?;
+        write_loose(
+            self.objects.dirs.last().map(PathBuf::as_path),
+            id,
+            &compressed,
+        )
+        .map_err(|e| other(format!("cannot write blob {id}"), e))?;
+        Ok(id)
+    }
+
+    /// The object directories, for reading objects on another thread (a `Repo` stays on the
+    /// thread that opened it).
+    pub fn object_dirs(&self) -> ObjectDirs {
+        ObjectDirs(self.objects.dirs.clone())
     }
 
     /// Writes a tree of blobs given by slash-separated paths; returns the root tree id.
@@ -840,17 +906,58 @@ fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, St
     Ok(config)
 }
 
-/// `core.looseCompression`, else `core.compression`, else git's default for loose objects.
-fn loose_compression(config: &gix_config::File) -> gix_zlib::Compression {
+/// The zlib level of new loose objects: `core.looseCompression`, else `core.compression`, else
+/// git's default for loose objects (1, the fastest); -1 is zlib's default (6).
+fn loose_compression(config: &gix_config::File) -> u32 {
     ["core.looseCompression", "core.compression"]
         .into_iter()
         .find_map(|key| config.integer(key).ok().flatten())
-        .map_or(gix_zlib::Compression::BEST_SPEED, |level| match level {
-            -1 => gix_zlib::Compression::DEFAULT,
-            0..=9 => gix_zlib::Compression::new(level as i32)
-                .unwrap_or(gix_zlib::Compression::BEST_SPEED),
-            _ => gix_zlib::Compression::BEST_SPEED,
+        .map_or(1, |level| match level {
+            -1 => 6,
+            0..=9 => level as u32,
+            _ => 1,
         })
+}
+
+fn zlib_level(level: u32) -> gix_zlib::Compression {
+    gix_zlib::Compression::new(level as i32).unwrap_or(gix_zlib::Compression::BEST_SPEED)
+}
+
+/// A blob as git stores it loose: its header and content, zlib-compressed at `level`.
+fn deflate_blob(bytes: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
+    let mut z = flate2::write::ZlibEncoder::new(
+        Vec::with_capacity(bytes.len() / 3),
+        flate2::Compression::new(level),
+    );
+    z.write_all(&header)?;
+    z.write_all(bytes)?;
+    z.finish()
+}
+
+/// Stores already compressed object bytes as `objects/xx/yyyy…`, as git does: a read-only
+/// temporary file in the object directory, renamed into place.
+fn write_loose(objects: Option<&Path>, id: ObjectId, compressed: &[u8]) -> std::io::Result<()> {
+    use std::io::Write as _;
+    let objects = objects.ok_or_else(|| std::io::Error::other("no object directory"))?;
+    let hex = id.to_string();
+    let dir = objects.join(&hex[..2]);
+    let path = dir.join(&hex[2..]);
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::create_dir_all(&dir)?;
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o444));
+    }
+    let mut file = builder.tempfile_in(objects)?;
+    file.write_all(compressed)?;
+    file.persist(&path).map_err(|e| e.error)?;
+    Ok(())
 }
 
 /// How long to wait for a lock, from a config key in milliseconds (negative: forever, as git).

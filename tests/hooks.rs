@@ -70,6 +70,49 @@ fn bad_push_is_rejected_and_nothing_moves() {
     assert_eq!(before, (git(&s.bare(), &["rev-parse", "master"]), s.meta()));
 }
 
+/// A branch file of hundreds of KB (900 tasks) is written on two threads (its id computed while
+/// it is compressed) and the stored one is read on another while the tree is walked: the
+/// result is the object git would write, and the manifest a full computation gives.
+#[test]
+fn a_large_branch_manifest_is_stored_as_git_stores_it() {
+    let s = Server::new();
+    for i in 0..900 {
+        write(&s.work().join(format!("tasks/t{i:04}/runtask.yml")), GOOD);
+    }
+    git(&s.work(), &["add", "-A"]);
+    git(&s.work(), &["commit", "-q", "-m", "many"]);
+    let out = s.push("master");
+    assert!(out.status.success(), "{}", stderr(&out));
+    s.commit_file(
+        "tasks/t0450/runtask.yml",
+        &GOOD.replace("rpmlint", "rpmlint-450"),
+    );
+    let out = s.push("master");
+    assert!(
+        stderr(&out).contains("900 tasks ok (1 checked, 899 unchanged)"),
+        "{}",
+        stderr(&out)
+    );
+    s.assert_manifest_is_exact("master");
+    let file = "refs/meta/tasks:branches/master.json";
+    let size: usize = git(&s.bare(), &["cat-file", "-s", file])
+        .trim()
+        .parse()
+        .expect("size");
+    assert!(size > 256 * 1024, "the branch file is only {size} bytes");
+    // git reads the loose object and finds the id it is stored under.
+    let id = git(&s.bare(), &["rev-parse", file]);
+    let content = git_output(&s.bare(), &["cat-file", "blob", file]).stdout;
+    let rehashed = run_with_stdin("git", &["hash-object", "--stdin"], &s.bare(), &content);
+    assert_eq!(String::from_utf8_lossy(&rehashed.stdout).trim(), id.trim());
+    let fsck = git_output(&s.bare(), &["fsck", "--strict", "--no-dangling"]);
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+}
+
 #[test]
 fn a_push_large_enough_to_arrive_as_a_pack_is_validated() {
     let s = Server::new();

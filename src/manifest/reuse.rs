@@ -77,10 +77,11 @@ impl Prior {
         })
     }
 
-    /// The stored branch file this baseline describes (for carrying its lines over).
-    pub fn branch_bytes(&self, repo: &Repo) -> Option<Vec<u8>> {
-        let bytes = repo.read_path(self.snapshot_tree, &self.manifest).ok()??;
-        (bytes.len() <= manifest::MAX_MANIFEST_BYTES).then_some(bytes)
+    /// The blob of the stored branch file this baseline describes (for carrying its lines
+    /// over): read it with [`crate::git::ObjectDirs::read_blob`], on another thread while the
+    /// tree is walked.
+    pub fn branch_blob(&self, repo: &Repo) -> Option<ObjectId> {
+        repo.path_id(self.snapshot_tree, &self.manifest).ok()?
     }
 
     /// Fills in the count and findings of the tasks the walk kept, and the findings of the

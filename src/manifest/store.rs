@@ -228,7 +228,13 @@ fn apply_with(
                 let state = manifest::state_file_of(&file);
                 within_limit(&file, bytes)?;
                 within_limit(&state, &m.state)?;
-                let id = repo.write_blob(bytes)?;
+                // The index's digest is computed on another thread while the blob is written.
+                let (id, sha256) = std::thread::scope(|s| {
+                    let digest = s.spawn(|| manifest::sha256(bytes));
+                    (repo.write_blob(bytes), digest.join())
+                });
+                let id = id?;
+                let sha256 = sha256.unwrap_or_else(|_| manifest::sha256(bytes));
                 files.insert(file.clone(), id);
                 files.insert(state, repo.write_blob(&m.state)?);
                 index.branches.insert(
@@ -236,7 +242,7 @@ fn apply_with(
                     IndexEntry {
                         commit: m.commit.clone(),
                         manifest: file,
-                        sha256: manifest::sha256(bytes),
+                        sha256,
                     },
                 );
             }

@@ -264,10 +264,25 @@ pub fn branch_manifest(
     commit: ObjectId,
     deadline: Option<Instant>,
 ) -> Result<Stored, Failure> {
-    let report = reuse::verdict(repo, config, commit, prior, deadline)?;
-    trace::step("verdict");
+    // The stored branch file (hundreds of KB for thousands of tasks) is read and inflated on
+    // another thread while this one walks the tree.
+    let stored = prior
+        .and_then(|p| p.branch_blob(repo))
+        .map(|id| (repo.object_dirs(), id));
+    let (report, base) = std::thread::scope(|s| {
+        let reading = stored.map(|(dirs, id)| {
+            s.spawn(move || dirs.read_blob(id, crate::manifest::MAX_MANIFEST_BYTES as u64))
+        });
+        let report = reuse::verdict(repo, config, commit, prior, deadline);
+        trace::step("verdict");
+        let base = reading
+            .and_then(|r| r.join().ok())
+            .and_then(|r| r.ok().flatten());
+        (report, base)
+    });
+    let report = report?;
     let reuses = report.reused_count > 0 || !report.replaced.is_empty();
-    let base = prior.filter(|_| reuses).and_then(|p| p.branch_bytes(repo));
+    let base = base.filter(|_| reuses);
     trace::step("baseline branch file read");
     if let Some(m) = Stored::from_report(branch, commit, &report, config, base.as_deref()) {
         return Ok(m);
