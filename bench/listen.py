@@ -5,7 +5,8 @@ Usage: python3 bench/listen.py [--events 2000] [--prefetch 8] [--tasks 5]
                                [--latency-rate 50] [--latency-seconds 20] [--rss-events 100000]
 
 Prints, side by side:
-  * the floor: raw `git archive --remote` of the branch manifest from the same git daemon, at
+  * the floor: raw `git archive --remote --format=tar.gz -1` of the branch manifest (what the
+    listener asks for) from the same git daemon, at
     the listener's concurrency (its prefetch count), in fetches per second;
   * the listener's throughput draining --events queued koji build messages, each planned and its
     jobs published with publisher confirms, in events per second, and its share of the floor;
@@ -136,8 +137,9 @@ def rss_kb(pid):
 
 def archive_floor(url, count, workers):
     def one(_):
-        subprocess.run(["git", "archive", f"--remote={url}", "refs/meta/tasks", "branches/epel7.json"],
-                       check=True, capture_output=True)
+        # The request the listener makes: gzip'd at the server's fastest level.
+        subprocess.run(["git", "archive", f"--remote={url}", "--format=tar.gz", "-1", "refs/meta/tasks",
+                        "branches/epel7.json"], check=True, capture_output=True)
     with ThreadPoolExecutor(workers) as pool:
         list(pool.map(one, range(min(workers * 4, count))))  # warm up
         t = time.perf_counter()

@@ -130,10 +130,15 @@ pub fn check_since<S: Source>(
             content,
         });
     }
-    let workers = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(8);
-    let checked: Vec<Checked> = if workers > 1 && pending.len() >= 64 {
+    // Asked only when there is enough to share: finding the core count reads the cgroup files.
+    let workers = if pending.len() >= 64 {
+        std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(8)
+    } else {
+        1
+    };
+    let checked: Vec<Checked> = if workers > 1 {
         let chunk = pending.len().div_ceil(workers);
         std::thread::scope(|scope| {
             let handles: Vec<_> = pending
