@@ -234,7 +234,7 @@ fn serve_and_fetch(root: &Path) -> Result<(Daemon, u16), Failure> {
     let (daemon, port) = start_daemon(&root)?;
     let url = format!("git://127.0.0.1:{port}/tasks.git");
     crate::outln!(
-        "   $ git archive --remote={url} --format=tar.gz refs/meta/tasks branches/master.json"
+        "   $ git archive --remote={url} --format=tar.gz -1 refs/meta/tasks branches/master.json"
     );
     let start = Instant::now();
     let archive = git_ok(
@@ -243,6 +243,7 @@ fn serve_and_fetch(root: &Path) -> Result<(Daemon, u16), Failure> {
             "archive",
             &format!("--remote={url}"),
             "--format=tar.gz",
+            "-1",
             "refs/meta/tasks",
             "branches/master.json",
         ],
