@@ -803,13 +803,16 @@ pub fn tree_id_of(files: &[(String, EntryKind, ObjectId)]) -> ObjectId {
     hash(&root)
 }
 
-/// `path` made absolute against the current directory (without touching the file system).
+/// `path` made absolute against the current directory, `.` components dropped (git runs hooks
+/// with `GIT_DIR=.`, and names the main object store without one), without touching the file
+/// system.
 fn absolute(path: &Path) -> std::io::Result<PathBuf> {
-    if path.is_absolute() {
-        Ok(path.to_path_buf())
+    let path = if path.is_absolute() {
+        path.to_path_buf()
     } else {
-        Ok(std::env::current_dir()?.join(path))
-    }
+        std::env::current_dir()?.join(path)
+    };
+    Ok(path.components().collect())
 }
 
 /// The object database at `objects` (its packs, loose objects and alternates).
