@@ -105,12 +105,7 @@ fn a_large_branch_manifest_is_stored_as_git_stores_it() {
     let content = git_output(&s.bare(), &["cat-file", "blob", file]).stdout;
     let rehashed = run_with_stdin("git", &["hash-object", "--stdin"], &s.bare(), &content);
     assert_eq!(String::from_utf8_lossy(&rehashed.stdout).trim(), id.trim());
-    let fsck = git_output(&s.bare(), &["fsck", "--strict", "--no-dangling"]);
-    assert!(
-        fsck.status.success(),
-        "{}",
-        String::from_utf8_lossy(&fsck.stderr)
-    );
+    s.assert_fsck_clean();
 }
 
 #[test]

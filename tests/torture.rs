@@ -8,15 +8,6 @@ use std::time::{Duration, Instant};
 
 use util::*;
 
-fn fsck_clean(s: &Server) {
-    let out = git_output(&s.bare(), &["fsck", "--full", "--strict", "--no-dangling"]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 #[test]
 fn fifty_concurrent_pushes_to_different_branches_all_land() {
     let s = Server::new();
@@ -57,7 +48,7 @@ fn fifty_concurrent_pushes_to_different_branches_all_land() {
         s.assert_manifest_is_exact(&format!("b{i:02}"));
     }
     s.assert_manifest_is_exact("master");
-    fsck_clean(&s);
+    s.assert_fsck_clean();
 }
 
 #[test]
@@ -102,7 +93,7 @@ fn post_receive_killed_mid_write_leaves_a_valid_manifest() {
         let _ = child.kill();
         let _ = child.wait();
         // Whatever the moment: the manifest is the old one, intact, or the complete new one.
-        fsck_clean(&s);
+        s.assert_fsck_clean();
         let m: serde_json::Value =
             serde_json::from_str(&s.show("branches/master.json")).expect("manifest json");
         if m["commit"] == new.as_str() {
@@ -119,6 +110,6 @@ fn post_receive_killed_mid_write_leaves_a_valid_manifest() {
             String::from_utf8_lossy(&out.stderr)
         );
         s.assert_manifest_is_exact("master");
-        fsck_clean(&s);
+        s.assert_fsck_clean();
     }
 }

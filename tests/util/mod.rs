@@ -213,6 +213,19 @@ impl Server {
         git(&self.bare(), &["show", &format!("refs/meta/tasks:{path}")])
     }
 
+    /// `git fsck --full --strict` finds nothing wrong in the server repository.
+    pub fn assert_fsck_clean(&self) {
+        let out = git_output(
+            &self.bare(),
+            &["fsck", "--full", "--strict", "--no-dangling"],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// The stored manifest of `branch`, made incrementally by the hooks, is byte for byte the
     /// manifest a full computation gives; so is the hooks' state file beside it.
     pub fn assert_manifest_is_exact(&self, branch: &str) {
