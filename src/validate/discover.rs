@@ -62,7 +62,11 @@ pub fn valid_component(name: &str) -> bool {
 /// here whatever the server's `receive.fsckObjects` says.
 fn bad_entries<D, B>(entries: &[super::source::Entry<D, B>], path: &str) -> Option<Diagnostic> {
     let shown = if path.is_empty() { "." } else { path };
-    let mut names = std::collections::HashSet::new();
+    // Names in strictly increasing byte order are all distinct. git writes trees nearly in that
+    // order (a directory sorts as if its name ended in `/`), so the set of names is built only
+    // for the other trees.
+    let ordered = entries.windows(2).all(|w| w[0].name < w[1].name);
+    let mut names = (!ordered).then(|| std::collections::HashSet::with_capacity(entries.len()));
     for e in entries {
         let bad_name = e.name.is_empty()
             || e.name == "."
@@ -84,7 +88,7 @@ fn bad_entries<D, B>(entries: &[super::source::Entry<D, B>], path: &str) -> Opti
                 .help("the push was made with a tool that writes trees git would not; rewrite the commit with git itself"),
             );
         }
-        if !names.insert(e.name.as_str()) {
+        if names.as_mut().is_some_and(|n| !n.insert(e.name.as_str())) {
             return Some(
                 Diagnostic::error(
                     "bad-tree-entry",
@@ -616,5 +620,29 @@ mod tests {
         for n in ["runtask.yml", "tests.yml", "README.md", "inventory.yml"] {
             assert!(!near_miss(n), "{n}");
         }
+    }
+
+    #[test]
+    fn a_name_listed_twice_is_found_in_any_order() {
+        use super::super::source::{Entry, Kind};
+        let entries = |names: &[(&str, bool)]| -> Vec<Entry<(), ()>> {
+            names
+                .iter()
+                .map(|(name, dir)| Entry {
+                    name: name.to_string(),
+                    kind: if *dir { Kind::Dir(()) } else { Kind::File(()) },
+                })
+                .collect()
+        };
+        // git's order: a directory sorts as if its name ended in `/`, so a file and a directory
+        // of one name need not be neighbours.
+        let twice = entries(&[("a", false), ("a-b", false), ("a", true)]);
+        assert!(bad_entries(&twice, "t").is_some_and(|d| d.message.contains("lists `a` twice")));
+        let adjacent = entries(&[("runtask.yml", false), ("runtask.yml", false)]);
+        assert!(bad_entries(&adjacent, "t").is_some());
+        let fine = entries(&[("a", false), ("a-b", false), ("b", true), ("c.yml", false)]);
+        assert!(bad_entries(&fine, "t").is_none());
+        let fine_unordered = entries(&[("a.txt", false), ("a", true)]);
+        assert!(bad_entries(&fine_unordered, "t").is_none());
     }
 }
