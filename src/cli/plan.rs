@@ -38,7 +38,8 @@ pub fn run(args: PlanArgs) -> CmdResult {
         let n = outcome.jobs.len();
         eprintln!("taskhook: {n} job{}", if n == 1 { "" } else { "s" });
     }
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    // Jobs are about 450 bytes each and an event can have thousands: write in large pieces.
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
     for job in &outcome.jobs {
         let _ = match args.format {
             PlanFormat::Json => serde_json::to_writer(&mut out, job)
