@@ -69,7 +69,12 @@ impl ObjectDirs {
             let store = open_objects(dir, gix_zlib::Compression::BEST_SPEED)
                 .map_err(|e| other(format!("cannot open {}", dir.display()), e))?;
             match store.try_header(&id) {
-                Ok(Some(header)) if header.kind != gix_object::Kind::Blob => break,
+                Ok(Some(header)) if header.kind != gix_object::Kind::Blob => {
+                    return Err(other(
+                        format!("cannot read blob {id}"),
+                        format!("it is a {}", header.kind),
+                    ))
+                }
                 Ok(Some(header)) if header.size > max => return Ok(None),
                 Ok(Some(_)) => {}
                 Ok(None) => continue,
