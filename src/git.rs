@@ -18,6 +18,9 @@ use gix_ref::file::ReferenceExt as _;
 use gix_ref::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix_ref::Target;
 
+mod pieces;
+pub use pieces::Previous;
+
 const HASH: gix_hash::Kind = gix_hash::Kind::Sha1;
 
 #[derive(Debug, thiserror::Error)]
@@ -55,7 +58,8 @@ pub struct Repo {
     lock_timeouts: (Fail, Fail),
 }
 
-/// Blobs at least this large are hashed and compressed at once, on two threads.
+/// Blobs at least this large are hashed on another thread while they are compressed, and are
+/// stored in pieces that their next version can reuse (src/git/pieces.rs).
 const PARALLEL_WRITE_BYTES: usize = 256 * 1024;
 
 /// A repository's object directories in lookup order, to read from another thread.
@@ -63,6 +67,33 @@ const PARALLEL_WRITE_BYTES: usize = 256 * 1024;
 pub struct ObjectDirs(Vec<PathBuf>);
 
 impl ObjectDirs {
+    /// Blob `id` as stored, for writing its next version ([`Repo::write_blob_after`]): read
+    /// from its loose file, where large blobs are written in reusable pieces, else from a
+    /// pack. `None` when it is larger than `max` bytes.
+    pub fn read_previous(&self, id: ObjectId, max: u64) -> Result<Option<Previous>, GitError> {
+        let hex = id.to_string();
+        for dir in &self.0 {
+            let path = dir.join(&hex[..2]).join(&hex[2..]);
+            let Ok(meta) = std::fs::metadata(&path) else {
+                continue;
+            };
+            // zlib never stores more than about `max` and a little; a larger file is left to
+            // the object store to refuse.
+            if meta.len() > max + max / 1024 + 1024 {
+                break;
+            }
+            let Ok(file) = std::fs::read(&path) else {
+                break;
+            };
+            if let Ok(p) = Previous::read(file, max) {
+                return Ok(Some(p));
+            }
+            // Too large, or not as expected: the object store says which.
+            break;
+        }
+        Ok(self.read_blob(id, max)?.map(Previous::content))
+    }
+
     /// The content of blob `id`, unless it is larger than `max` bytes (`None`).
     pub fn read_blob(&self, id: ObjectId, max: u64) -> Result<Option<Vec<u8>>, GitError> {
         for dir in &self.0 {
@@ -553,6 +584,17 @@ impl Repo {
     /// is compressed on this thread while another computes its id, instead of one after the
     /// other.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
+        self.write_blob_after(bytes, None)
+    }
+
+    /// Writes a blob that is a new version of `previous`: a large one is stored in pieces
+    /// (src/git/pieces.rs), and the compressed pieces it shares with `previous` are copied
+    /// instead of compressed again.
+    pub fn write_blob_after(
+        &self,
+        bytes: &[u8],
+        previous: Option<&Previous>,
+    ) -> Result<ObjectId, GitError> {
         if bytes.len() < PARALLEL_WRITE_BYTES {
             return self
                 .objects
@@ -560,17 +602,23 @@ impl Repo {
                 .write_buf(gix_object::Kind::Blob, bytes)
                 .map_err(|e| other("cannot write blob", e));
         }
+        let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
         let (id, compressed) = std::thread::scope(|s| {
             let hashing = s.spawn(|| blob_id(bytes));
-            let compressed = deflate_blob(bytes, self.objects.loose_level);
+            let compressed = pieces::compress(&header, bytes, self.objects.loose_level, previous);
             (hashing.join(), compressed)
         });
         let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
         let compressed = compressed.map_err(|e| other("cannot write blob", e))?;
+        crate::error::trace::step(&format!(
+            "large blob compressed ({} of {} bytes reused)",
+            compressed.reused,
+            bytes.len()
+        ));
         write_loose(
             self.objects.dirs.last().map(PathBuf::as_path),
             id,
-            &compressed,
+            &compressed.bytes,
         )
         .map_err(|e| other(format!("cannot write blob {id}"), e))?;
         Ok(id)
@@ -929,19 +977,6 @@ fn loose_compression(config: &gix_config::File) -> u32 {
 
 fn zlib_level(level: u32) -> gix_zlib::Compression {
     gix_zlib::Compression::new(level as i32).unwrap_or(gix_zlib::Compression::BEST_SPEED)
-}
-
-/// A blob as git stores it loose: its header and content, zlib-compressed at `level`.
-fn deflate_blob(bytes: &[u8], level: u32) -> std::io::Result<Vec<u8>> {
-    use std::io::Write as _;
-    let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
-    let mut z = flate2::write::ZlibEncoder::new(
-        Vec::with_capacity(bytes.len() / 3),
-        flate2::Compression::new(level),
-    );
-    z.write_all(&header)?;
-    z.write_all(bytes)?;
-    z.finish()
 }
 
 /// Stores already compressed object bytes as `objects/xx/yyyy…`, as git does: a read-only

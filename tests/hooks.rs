@@ -106,6 +106,38 @@ fn a_large_branch_manifest_is_stored_as_git_stores_it() {
     let rehashed = run_with_stdin("git", &["hash-object", "--stdin"], &s.bare(), &content);
     assert_eq!(String::from_utf8_lossy(&rehashed.stdout).trim(), id.trim());
     s.assert_fsck_clean();
+    // The next push writes a new version of that file: it copies the compressed pieces the
+    // two share instead of compressing them again, and git reads the result as before.
+    s.commit_file(
+        "tasks/t0123/runtask.yml",
+        &GOOD.replace("rpmlint", "rpmlint-123"),
+    );
+    let out = git_cmd()
+        .args(["push", "origin", "master"])
+        .current_dir(s.work())
+        .env("TASKHOOK_TRACE", "1")
+        .output()
+        .expect("push");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let reused = err
+        .lines()
+        .find_map(|l| l.split("large blob compressed (").nth(1))
+        .and_then(|rest| rest.split_once(" of "))
+        .and_then(|(reused, rest)| {
+            Some((
+                reused.parse::<usize>().ok()?,
+                rest.split(' ').next()?.parse::<usize>().ok()?,
+            ))
+        });
+    let (reused, total) = reused.unwrap_or_else(|| panic!("no trace of the write: {err}"));
+    assert!(reused > total * 3 / 4, "{reused} of {total} bytes reused");
+    s.assert_manifest_is_exact("master");
+    let id = git(&s.bare(), &["rev-parse", file]);
+    let content = git_output(&s.bare(), &["cat-file", "blob", file]).stdout;
+    let rehashed = run_with_stdin("git", &["hash-object", "--stdin"], &s.bare(), &content);
+    assert_eq!(String::from_utf8_lossy(&rehashed.stdout).trim(), id.trim());
+    s.assert_fsck_clean();
 }
 
 #[test]

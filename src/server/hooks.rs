@@ -269,33 +269,38 @@ pub fn branch_manifest(
     let stored = prior
         .and_then(|p| p.branch_blob(repo))
         .map(|id| (repo.object_dirs(), id));
-    let (report, base) = std::thread::scope(|s| {
+    let (report, previous) = std::thread::scope(|s| {
         let reading = stored.map(|(dirs, id)| {
-            s.spawn(move || dirs.read_blob(id, crate::manifest::MAX_MANIFEST_BYTES as u64))
+            s.spawn(move || dirs.read_previous(id, crate::manifest::MAX_MANIFEST_BYTES as u64))
         });
         let report = reuse::verdict(repo, config, commit, prior, deadline);
         trace::step("verdict");
-        let base = reading
+        let previous = reading
             .and_then(|r| r.join().ok())
             .and_then(|r| r.ok().flatten());
-        (report, base)
+        (report, previous)
     });
     let report = report?;
     let reuses = report.reused_count > 0 || !report.replaced.is_empty();
-    let base = base.filter(|_| reuses);
+    let base = previous.as_ref().map(|p| p.data()).filter(|_| reuses);
     trace::step("baseline branch file read");
-    if let Some(m) = Stored::from_report(branch, commit, &report, config, base.as_deref()) {
-        return Ok(m);
-    }
-    // The stored branch file does not hold the lines its state promised (edited by hand, or
-    // written by another version): check the whole tree, and say so.
-    eprintln!(
-        "taskhook: warning: the stored manifest of {} did not match its state file; checked every task",
-        branch.escape_debug()
-    );
-    let report = reuse::verdict(repo, config, commit, None, deadline)?;
-    Stored::from_report(branch, commit, &report, config, None)
-        .ok_or_else(|| Failure::usage(format!("cannot assemble the manifest of {branch}")))
+    let stored = match Stored::from_report(branch, commit, &report, config, base) {
+        Some(m) => m,
+        None => {
+            // The stored branch file does not hold the lines its state promised (edited by
+            // hand, or written by another version): check the whole tree, and say so.
+            eprintln!(
+                "taskhook: warning: the stored manifest of {} did not match its state file; checked every task",
+                branch.escape_debug()
+            );
+            let report = reuse::verdict(repo, config, commit, None, deadline)?;
+            Stored::from_report(branch, commit, &report, config, None).ok_or_else(|| {
+                Failure::usage(format!("cannot assemble the manifest of {branch}"))
+            })?
+        }
+    };
+    // Whatever the new file shares with the stored one is not compressed again.
+    Ok(Stored { previous, ..stored })
 }
 
 /// `taskhook hook post-receive`: write the manifests of the branches that moved.
