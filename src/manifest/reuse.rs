@@ -160,7 +160,11 @@ pub fn verdict(
         message: e.to_string(),
     };
     if let Some(p) = prior {
-        let baseline = Baseline { root: p.tree };
+        let baseline = Baseline {
+            root: p.tree,
+            // Only findings are carried over by path.
+            reused_paths: !p.state.problems.is_empty(),
+        };
         let mut report =
             check::check_since(&source, config, Some(&baseline), deadline).map_err(failed)?;
         if !report.baseline_lost {

@@ -38,6 +38,10 @@ pub struct Discovery<D, B> {
 /// `runtask.yml`), so a baseline is only usable when it was walked whole, within the same bounds.
 pub struct Baseline<D> {
     pub root: D,
+    /// Whether the caller needs the paths of the directories taken whole from the baseline
+    /// (to carry their findings over). Without it, a large unchanged directory's subdirectories
+    /// are passed over without building a path for each.
+    pub reused_paths: bool,
 }
 
 /// The file path of the formula of task `path`.
@@ -178,6 +182,7 @@ pub fn discover_since<S: Source>(
         over_limit: false,
         entries_seen: 0,
         reused: Vec::new(),
+        reused_paths: baseline.is_none_or(|b| b.reused_paths),
         replaced: Vec::new(),
         old_entries_seen: 0,
         baseline_lost: false,
@@ -228,6 +233,8 @@ struct Walk<'s, S: Source> {
     /// objects repeat one subtree under many names.
     entries_seen: usize,
     reused: Vec<String>,
+    /// Whether `reused` is wanted (see [`Baseline::reused_paths`]).
+    reused_paths: bool,
     replaced: Vec<String>,
     /// Baseline entries listed to find the tasks under removed directories.
     old_entries_seen: usize,
@@ -557,6 +564,16 @@ impl<S: Source> Walk<'_, S> {
                         break;
                     }
                     std::cmp::Ordering::Greater => break,
+                }
+            }
+            // The common case in a large directory: the same subtree as before, taken whole
+            // (as `dir` would) without building its path unless that is wanted.
+            if let Some(d) = &paired {
+                if self.source.same_tree(&sub, d) && old.enclosing.as_deref() == enclosing {
+                    if self.reused_paths {
+                        self.reused.push(join(&e.name));
+                    }
+                    continue;
                 }
             }
             let old_sub = paired.map(|dir| Old {
