@@ -18,7 +18,7 @@ use gix_ref::file::ReferenceExt as _;
 use gix_ref::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix_ref::Target;
 
-mod pieces;
+pub mod pieces;
 pub use pieces::Previous;
 
 const HASH: gix_hash::Kind = gix_hash::Kind::Sha1;
