@@ -418,17 +418,26 @@ mod tests {
 
     #[test]
     fn a_changed_line_recompresses_only_its_piece() {
-        let (h, d) = blob(3000, None);
-        let prev = Previous::read(compress(&h, &d, 1, None).expect("c").bytes, 1 << 30)
-            .expect("read back");
-        let (h2, d2) = blob(3000, Some(1500));
-        let c = compress(&h2, &d2, 1, Some(&prev)).expect("compressed");
-        assert_eq!(inflate(&c.bytes), [&h2[..], &d2[..]].concat());
-        // Only the first piece (its header holds the size) and the edited line's are new.
-        assert!(c.reused > d2.len() * 9 / 10, "{} of {}", c.reused, d2.len());
-        let again = Previous::read(c.bytes, 1 << 30).expect("read back");
-        assert_eq!(again.data(), &d2[..]);
-        assert!(again.pieces() > 10);
+        // At git's default level for loose objects, with no compression (stored blocks), and
+        // at zlib's default.
+        for level in [1, 0, 6] {
+            let (h, d) = blob(3000, None);
+            let prev = Previous::read(compress(&h, &d, level, None).expect("c").bytes, 1 << 30)
+                .expect("read back");
+            let (h2, d2) = blob(3000, Some(1500));
+            let c = compress(&h2, &d2, level, Some(&prev)).expect("compressed");
+            assert_eq!(inflate(&c.bytes), [&h2[..], &d2[..]].concat());
+            // Only the first piece (its header holds the size) and the edited line's are new.
+            assert!(
+                c.reused > d2.len() * 9 / 10,
+                "level {level}: {} of {}",
+                c.reused,
+                d2.len()
+            );
+            let again = Previous::read(c.bytes, 1 << 30).expect("read back");
+            assert_eq!(again.data(), &d2[..]);
+            assert!(again.pieces() > 10);
+        }
     }
 
     #[test]
