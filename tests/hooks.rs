@@ -101,10 +101,7 @@ fn a_large_branch_manifest_is_stored_as_git_stores_it() {
         .expect("size");
     assert!(size > 256 * 1024, "the branch file is only {size} bytes");
     // git reads the loose object and finds the id it is stored under.
-    let id = git(&s.bare(), &["rev-parse", file]);
-    let content = git_output(&s.bare(), &["cat-file", "blob", file]).stdout;
-    let rehashed = run_with_stdin("git", &["hash-object", "--stdin"], &s.bare(), &content);
-    assert_eq!(String::from_utf8_lossy(&rehashed.stdout).trim(), id.trim());
+    s.assert_stored_under_its_id(file);
     s.assert_fsck_clean();
     // The next push writes a new version of that file: it copies the compressed pieces the
     // two share instead of compressing them again, and git reads the result as before.
@@ -112,12 +109,7 @@ fn a_large_branch_manifest_is_stored_as_git_stores_it() {
         "tasks/t0123/runtask.yml",
         &GOOD.replace("rpmlint", "rpmlint-123"),
     );
-    let out = git_cmd()
-        .args(["push", "origin", "master"])
-        .current_dir(s.work())
-        .env("TASKHOOK_TRACE", "1")
-        .output()
-        .expect("push");
+    let out = s.push_with_env("master", "TASKHOOK_TRACE", "1");
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
     let reused = err
@@ -133,10 +125,7 @@ fn a_large_branch_manifest_is_stored_as_git_stores_it() {
     let (reused, total) = reused.unwrap_or_else(|| panic!("no trace of the write: {err}"));
     assert!(reused > total * 3 / 4, "{reused} of {total} bytes reused");
     s.assert_manifest_is_exact("master");
-    let id = git(&s.bare(), &["rev-parse", file]);
-    let content = git_output(&s.bare(), &["cat-file", "blob", file]).stdout;
-    let rehashed = run_with_stdin("git", &["hash-object", "--stdin"], &s.bare(), &content);
-    assert_eq!(String::from_utf8_lossy(&rehashed.stdout).trim(), id.trim());
+    s.assert_stored_under_its_id(file);
     s.assert_fsck_clean();
 }
 
@@ -766,12 +755,7 @@ fn a_branch_file_that_disagrees_with_its_state_is_recomputed() {
 fn trace_says_where_a_push_spends_its_time() {
     let s = Server::new();
     s.commit_file("a/runtask.yml", GOOD);
-    let out = git_cmd()
-        .args(["push", "origin", "master"])
-        .current_dir(s.work())
-        .env("TASKHOOK_TRACE", "1")
-        .output()
-        .expect("git push");
+    let out = s.push_with_env("master", "TASKHOOK_TRACE", "1");
     assert!(out.status.success(), "{}", stderr(&out));
     let said = stderr(&out);
     for step in [

@@ -381,21 +381,11 @@ fn the_audit_log_names_the_pusher_and_the_ref_moves() {
     let s = Server::new();
     s.commit_file("rpmlint/runtask.yml", GOOD);
     let before = git(&s.work(), &["rev-parse", "HEAD"]);
-    let out = git_cmd()
-        .args(["push", "origin", "master"])
-        .current_dir(s.work())
-        .env("GITEA_PUSHER_NAME", "alice")
-        .output()
-        .expect("push");
+    let out = s.push_with_env("master", "GITEA_PUSHER_NAME", "alice");
     assert!(out.status.success());
     s.commit_file("rpmlint/runtask.yml", &GOOD.replace("rpmlint", "rpmlint2"));
     let after = git(&s.work(), &["rev-parse", "HEAD"]);
-    let out = git_cmd()
-        .args(["push", "origin", "master"])
-        .current_dir(s.work())
-        .env("GL_USERNAME", "bob")
-        .output()
-        .expect("push");
+    let out = s.push_with_env("master", "GL_USERNAME", "bob");
     assert!(out.status.success());
     let log = git(&s.bare(), &["log", "--format=%B%x00", "refs/meta/tasks"]);
     let entries: Vec<&str> = log

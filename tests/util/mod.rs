@@ -199,6 +199,26 @@ impl Server {
         git_output(&self.work(), &["push", "origin", refspec])
     }
 
+    /// A push with `key=value` in git's environment, which a push over a local path passes on
+    /// to the hooks (the forges' pusher variables, `TASKHOOK_TRACE`).
+    pub fn push_with_env(&self, refspec: &str, key: &str, value: &str) -> Output {
+        git_cmd()
+            .args(["push", "origin", refspec])
+            .current_dir(self.work())
+            .env(key, value)
+            .output()
+            .expect("git push")
+    }
+
+    /// The blob at `rev:path` in the server repository is stored under the id `git hash-object`
+    /// gives its content.
+    pub fn assert_stored_under_its_id(&self, blob: &str) {
+        let id = git(&self.bare(), &["rev-parse", blob]);
+        let content = git_output(&self.bare(), &["cat-file", "blob", blob]).stdout;
+        let rehashed = run_with_stdin("git", &["hash-object", "--stdin"], &self.bare(), &content);
+        assert_eq!(String::from_utf8_lossy(&rehashed.stdout).trim(), id.trim());
+    }
+
     pub fn meta(&self) -> Option<String> {
         let out = git_output(
             &self.bare(),
