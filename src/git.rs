@@ -79,7 +79,7 @@ impl ObjectDirs {
             };
             // zlib never stores more than about `max` and a little; a larger file is left to
             // the object store to refuse.
-            if meta.len() > max + max / 1024 + 1024 {
+            if meta.len() > max.saturating_add(max / 1024 + 1024) {
                 break;
             }
             let Ok(file) = std::fs::read(&path) else {
@@ -95,7 +95,7 @@ impl ObjectDirs {
     }
 
     /// The content of blob `id`, unless it is larger than `max` bytes (`None`).
-    pub fn read_blob(&self, id: ObjectId, max: u64) -> Result<Option<Vec<u8>>, GitError> {
+    fn read_blob(&self, id: ObjectId, max: u64) -> Result<Option<Vec<u8>>, GitError> {
         for dir in &self.0 {
             let store = open_objects(dir, gix_zlib::Compression::BEST_SPEED)
                 .map_err(|e| other(format!("cannot open {}", dir.display()), e))?;

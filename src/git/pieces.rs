@@ -57,7 +57,8 @@ impl Previous {
     }
 
     /// How many pieces a later write could reuse.
-    pub fn pieces(&self) -> usize {
+    #[cfg(test)]
+    fn pieces(&self) -> usize {
         self.pieces.len()
     }
 
