@@ -7,28 +7,22 @@ set -euo pipefail
 cd "$(dirname "$0")"
 seconds=${1:-60}
 corpus=../../shared/corpus
-mkdir -p seeds/formula seeds/event seeds/manifest seeds/archive seeds/upload_archive seeds/loose_pieces
+mkdir -p seeds/formula seeds/event seeds/manifest seeds/archive seeds/upload_archive seeds/loose_stored
 cp -f "$corpus"/formulas/* seeds/formula/ 2>/dev/null || true
 cp -f "$corpus"/messages/*.json "$corpus"/messages/modern/*.json seeds/event/ 2>/dev/null || true
 cp -f ../examples/tasks/*/runtask.yml seeds/formula/ 2>/dev/null || true
 # An upload-archive answer as git daemon sends it: ACK, flush, a side-band-1 packet, flush.
 printf '0008ACK\n0000000a\001hello0000' > seeds/upload_archive/ack
-# A loose blob stored in pieces (each compressed on its own, ended by a sync flush), and one
-# compressed whole.
+# A loose blob stored uncompressed (stored blocks, as taskhook writes large blobs), and one
+# compressed by zlib.
 python3 - <<'PY'
 import zlib
 body = b"".join(b'    {"path":"t%05d","desc":"task %d"},\n' % (i, i) for i in range(600))
 stream = b"blob %d\0" % len(body) + body
-whole = zlib.compress(stream, 1)
-out = bytearray(whole[:2])
-for i in range(0, len(stream), 4096):
-    c = zlib.compressobj(1, zlib.DEFLATED, -15)
-    out += c.compress(stream[i:i + 4096]) + c.flush(zlib.Z_SYNC_FLUSH)
-out += b"\x03\x00" + zlib.adler32(stream).to_bytes(4, "big")
-open("seeds/loose_pieces/pieces", "wb").write(out)
-open("seeds/loose_pieces/whole", "wb").write(whole)
+open("seeds/loose_stored/stored", "wb").write(zlib.compress(stream, 0))
+open("seeds/loose_stored/whole", "wb").write(zlib.compress(stream, 1))
 PY
-for target in ${TARGETS:-formula event manifest archive upload_archive loose_pieces}; do
+for target in ${TARGETS:-formula event manifest archive upload_archive loose_stored}; do
   mkdir -p "corpus/$target"
   log=$(mktemp)
   start=$(date +%s)

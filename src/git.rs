@@ -18,8 +18,8 @@ use gix_ref::file::ReferenceExt as _;
 use gix_ref::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix_ref::Target;
 
-pub mod pieces;
-pub use pieces::Previous;
+pub mod stored;
+pub use stored::Previous;
 
 const HASH: gix_hash::Kind = gix_hash::Kind::Sha1;
 
@@ -58,18 +58,18 @@ pub struct Repo {
     lock_timeouts: (Fail, Fail),
 }
 
-/// Blobs at least this large are hashed on another thread while they are compressed, and are
-/// stored in pieces that their next version can reuse (src/git/pieces.rs).
-const PARALLEL_WRITE_BYTES: usize = 256 * 1024;
+/// Blobs at least this large are stored uncompressed (src/git/stored.rs), hashed on another
+/// thread while their loose file is made.
+const LARGE_BLOB_BYTES: usize = 256 * 1024;
 
 /// A repository's object directories in lookup order, to read from another thread.
 #[derive(Debug, Clone)]
 pub struct ObjectDirs(Vec<PathBuf>);
 
 impl ObjectDirs {
-    /// Blob `id` as stored, for writing its next version ([`Repo::write_blob_after`]): read
-    /// from its loose file, where large blobs are written in reusable pieces, else from a
-    /// pack. `None` when it is larger than `max` bytes.
+    /// Blob `id`, the stored version of a file about to be written anew: read from its loose
+    /// file, where a large blob is stored uncompressed, else from a pack. `None` when it is
+    /// larger than `max` bytes.
     pub fn read_previous(&self, id: ObjectId, max: u64) -> Result<Option<Previous>, GitError> {
         let hex = id.to_string();
         for dir in &self.0 {
@@ -129,8 +129,6 @@ struct Objects {
     main: gix_odb::Handle,
     /// The directories of `quarantine` and `main`, in the same order.
     dirs: Vec<PathBuf>,
-    /// zlib level for new loose objects (`core.looseCompression`, as git).
-    loose_level: u32,
 }
 
 impl Objects {
@@ -234,7 +232,6 @@ impl Repo {
             main: open_objects(&main, zlib_level(loose_level))
                 .map_err(|e| failed(format!("cannot open its objects: {e}")))?,
             dirs: vec![main],
-            loose_level,
         };
         let lock_timeouts = (
             lock_timeout(&config, "core.filesRefLockTimeout", 100),
@@ -581,21 +578,9 @@ impl Repo {
     }
 
     /// Writes a blob as a loose object. A large one (a branch manifest of thousands of tasks)
-    /// is compressed on this thread while another computes its id, instead of one after the
-    /// other.
+    /// is stored uncompressed (src/git/stored.rs), and hashed on another thread meanwhile.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
-        self.write_blob_after(bytes, None)
-    }
-
-    /// Writes a blob that is a new version of `previous`: a large one is stored in pieces
-    /// (src/git/pieces.rs), and the compressed pieces it shares with `previous` are copied
-    /// instead of compressed again.
-    pub fn write_blob_after(
-        &self,
-        bytes: &[u8],
-        previous: Option<&Previous>,
-    ) -> Result<ObjectId, GitError> {
-        if bytes.len() < PARALLEL_WRITE_BYTES {
+        if bytes.len() < LARGE_BLOB_BYTES {
             return self
                 .objects
                 .main
@@ -603,24 +588,17 @@ impl Repo {
                 .map_err(|e| other("cannot write blob", e));
         }
         let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
-        let (id, compressed) = std::thread::scope(|s| {
+        let objects = self.objects.dirs.last().map(PathBuf::as_path);
+        let (id, written) = std::thread::scope(|s| {
             let hashing = s.spawn(|| blob_id(bytes));
-            let compressed = pieces::compress(&header, bytes, self.objects.loose_level, previous);
-            (hashing.join(), compressed)
+            let written = write_loose_file(objects, |f| stored::write(f, &header, bytes));
+            (hashing.join(), written)
         });
         let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
-        let compressed = compressed.map_err(|e| other("cannot write blob", e))?;
-        crate::error::trace::step(&format!(
-            "large blob compressed ({} of {} bytes reused)",
-            compressed.reused,
-            bytes.len()
-        ));
-        write_loose(
-            self.objects.dirs.last().map(PathBuf::as_path),
-            id,
-            &compressed.bytes,
-        )
-        .map_err(|e| other(format!("cannot write blob {id}"), e))?;
+        let written = written.map_err(|e| other("cannot write blob", e))?;
+        crate::error::trace::step("large blob stored");
+        persist_loose(objects, id, written)
+            .map_err(|e| other(format!("cannot write blob {id}"), e))?;
         Ok(id)
     }
 
@@ -981,8 +959,31 @@ fn zlib_level(level: u32) -> gix_zlib::Compression {
 
 /// Stores already compressed object bytes as `objects/xx/yyyy…`, as git does: a read-only
 /// temporary file in the object directory, renamed into place.
-fn write_loose(objects: Option<&Path>, id: ObjectId, compressed: &[u8]) -> std::io::Result<()> {
-    use std::io::Write as _;
+/// A loose object's file, written by `write` to a temporary file in the object directory
+/// (before its id is known); [`persist_loose`] gives it its name.
+fn write_loose_file(
+    objects: Option<&Path>,
+    write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
+) -> std::io::Result<tempfile::NamedTempFile> {
+    let objects = objects.ok_or_else(|| std::io::Error::other("no object directory"))?;
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        builder.permissions(std::fs::Permissions::from_mode(0o444));
+    }
+    let mut file = builder.tempfile_in(objects)?;
+    write(file.as_file_mut())?;
+    Ok(file)
+}
+
+/// Moves a loose object's file written by [`write_loose_file`] to where object `id` belongs,
+/// unless the object is there already (then the file is removed).
+fn persist_loose(
+    objects: Option<&Path>,
+    id: ObjectId,
+    file: tempfile::NamedTempFile,
+) -> std::io::Result<()> {
     let objects = objects.ok_or_else(|| std::io::Error::other("no object directory"))?;
     let hex = id.to_string();
     let dir = objects.join(&hex[..2]);
@@ -991,14 +992,6 @@ fn write_loose(objects: Option<&Path>, id: ObjectId, compressed: &[u8]) -> std::
         return Ok(());
     }
     std::fs::create_dir_all(&dir)?;
-    let mut builder = tempfile::Builder::new();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        builder.permissions(std::fs::Permissions::from_mode(0o444));
-    }
-    let mut file = builder.tempfile_in(objects)?;
-    file.write_all(compressed)?;
     file.persist(&path).map_err(|e| e.error)?;
     Ok(())
 }

@@ -14,12 +14,6 @@ use util::*;
 const BROKEN: &str =
     "name: broken\ndesc: d\nmaintainer: m\ninput:\n  args: [koji_build]\nactions: []\n";
 
-fn executable(path: &Path, text: &str) {
-    write(path, text);
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-}
-
 /// Forgejo's (and Gitea's) generated `hooks/<hook>`: runs every executable in `hooks/<hook>.d/`
 /// with the same stdin (or arguments, for update), and fails if any fails.
 fn forgejo_dispatcher(hook: &str) -> String {
@@ -107,9 +101,11 @@ fn forgejo_d_directories() {
             .count()
             >= 3
     );
-    // Uninstall removes exactly what install added.
+    // Uninstall removes exactly what install added, and the hooks' handover directory.
+    assert!(s.bare().join("taskhook/handover").is_dir());
     let out = taskhook(&["uninstall", "srv.git"], s.dir.path());
     assert!(out.status.success());
+    assert!(!s.bare().join("taskhook").exists());
     assert!(!hooks.join("pre-receive.d/taskhook").exists());
     assert!(!hooks.join("post-receive.d/taskhook").exists());
     assert!(hooks.join("pre-receive.d/gitea").exists());

@@ -158,6 +158,17 @@ pub fn run_uninstall(repos: &[PathBuf], hooks_dir: Option<&Path>, format: Format
         for hook in install::ALL_HOOKS {
             removed.extend(uninstall_hook(repo, hook, hooks_dir)?);
         }
+        // The verdicts pre-receive hands to post-receive (normally none are waiting).
+        match crate::server::handover::remove_all(repo) {
+            Ok(dir) => removed.extend(dir),
+            Err(e) => {
+                failed = true;
+                eprintln!(
+                    "taskhook: {}: cannot remove taskhook/handover: {e}",
+                    repo.display()
+                );
+            }
+        }
         let shown: Vec<String> = removed.iter().map(|p| p.display().to_string()).collect();
         report(
             format,

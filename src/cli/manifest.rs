@@ -165,7 +165,7 @@ fn build(repo: Option<&Path>, rev: &str, branch: Option<&str>, state: bool) -> C
             }
         }
     };
-    let m = hooks::branch_manifest(&repo, &config, None, &name, commit, None)?;
+    let m = hooks::branch_manifest(&repo, &config, None, &name, commit, None, None)?;
     let _ = std::io::stdout()
         .lock()
         .write_all(if state { &m.state } else { &m.bytes });

@@ -77,9 +77,15 @@ impl Prior {
         })
     }
 
+    /// What names this baseline exactly: the manifest tree it was read from and the branch
+    /// file's path there (which fix its state file), and the tree it describes.
+    pub fn identity(&self) -> String {
+        format!("{} {} {}", self.snapshot_tree, self.manifest, self.tree)
+    }
+
     /// The blob of the stored branch file this baseline describes (for carrying its lines
-    /// over): read it with [`crate::git::ObjectDirs::read_blob`], on another thread while the
-    /// tree is walked.
+    /// over): read it with [`crate::git::ObjectDirs::read_previous`], on another thread while
+    /// the tree is walked.
     pub fn branch_blob(&self, repo: &Repo) -> Option<ObjectId> {
         repo.path_id(self.snapshot_tree, &self.manifest).ok()?
     }

@@ -115,8 +115,6 @@ pub struct Stored {
     /// No tasks and no findings: a stored manifest that is empty too is kept as it is, so
     /// pushes to a repository without tasks write nothing.
     pub empty: bool,
-    /// The stored branch file this one replaces, as read: writing reuses what they share.
-    pub previous: Option<crate::git::Previous>,
 }
 
 impl Stored {
@@ -136,7 +134,6 @@ impl Stored {
             state: manifest::to_bytes(&manifest::report_state(&hex, report, config)),
             commit: hex,
             empty: report.task_count() == 0 && report.all_diagnostics().is_empty(),
-            previous: None,
         })
     }
 }
@@ -234,12 +231,10 @@ fn apply_with(
                 // The index's digest is computed on another thread while the blob is written.
                 let (id, sha256) = std::thread::scope(|s| {
                     let digest = s.spawn(|| manifest::sha256(bytes));
-                    (
-                        repo.write_blob_after(bytes, m.previous.as_ref()),
-                        digest.join(),
-                    )
+                    (repo.write_blob(bytes), digest.join())
                 });
                 let id = id?;
+                crate::error::trace::step("branch file written");
                 let sha256 = sha256.unwrap_or_else(|_| manifest::sha256(bytes));
                 files.insert(file.clone(), id);
                 files.insert(state, repo.write_blob(&m.state)?);
@@ -263,6 +258,7 @@ fn apply_with(
             return Ok(Applied::Unchanged);
         }
         let commit = repo.write_commit(tree, snap.commit, message)?;
+        crate::error::trace::step("index, trees and commit written");
         match repo.compare_and_swap(
             &config.manifest_ref,
             snap.commit,

@@ -10,6 +10,7 @@ use crate::error::{exit, short, trace, CmdResult, Failure};
 use crate::git::{ObjectId, Repo};
 use crate::manifest::reuse::{self, Prior};
 use crate::manifest::store::{self, Applied, Stored};
+use crate::server::handover;
 use crate::validate::check::Report;
 use crate::validate::render::render_report;
 
@@ -188,6 +189,8 @@ fn validate_updates(
     trace::step("manifest index read");
     let mut errors_total = 0;
     let mut budget_ran_out = false;
+    // The verdicts post-receive may take over, once the push is accepted.
+    let mut handing = Vec::new();
     for u in &branches {
         let commit = ObjectId::from_hex(u.new.as_bytes())
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
@@ -198,6 +201,8 @@ fn validate_updates(
         trace::step("baseline state read");
         let mut report = reuse::verdict(repo, config, commit, prior.as_ref(), Some(deadline))?;
         trace::step("verdict");
+        let key = handover::key(config, branch, &commit, prior.as_ref());
+        handing.extend(handover::prepare(&key, &report));
         let diags = report.all_diagnostics();
         errors_total += diags.iter().filter(|d| d.is_error()).count();
         budget_ran_out |= diags.iter().any(|d| d.code == "time-budget");
@@ -252,6 +257,10 @@ fn validate_updates(
             }
         }
     }
+    if !rejected {
+        handover::give(repo, &handing);
+        trace::step("verdicts handed over");
+    }
     Ok(if rejected { exit::INVALID } else { exit::OK })
 }
 
@@ -262,24 +271,33 @@ pub fn branch_manifest(
     prior: Option<&Prior>,
     branch: &str,
     commit: ObjectId,
+    handed: Option<Report>,
     deadline: Option<Instant>,
 ) -> Result<Stored, Failure> {
-    // The stored branch file (hundreds of KB for thousands of tasks) is read and inflated on
-    // another thread while this one walks the tree.
     let stored = prior
         .and_then(|p| p.branch_blob(repo))
         .map(|id| (repo.object_dirs(), id));
-    let (report, previous) = std::thread::scope(|s| {
-        let reading = stored.map(|(dirs, id)| {
-            s.spawn(move || dirs.read_previous(id, crate::manifest::MAX_MANIFEST_BYTES as u64))
-        });
-        let report = reuse::verdict(repo, config, commit, prior, deadline);
-        trace::step("verdict");
-        let previous = reading
-            .and_then(|r| r.join().ok())
-            .and_then(|r| r.ok().flatten());
-        (report, previous)
-    });
+    let read = |(dirs, id): (crate::git::ObjectDirs, ObjectId)| {
+        dirs.read_previous(id, crate::manifest::MAX_MANIFEST_BYTES as u64)
+    };
+    let (report, previous) = match handed {
+        // pre-receive's verdict on this very commit and baseline (see `handover`).
+        Some(report) => {
+            trace::step("verdict taken over from pre-receive");
+            (Ok(report), stored.and_then(|s| read(s).ok().flatten()))
+        }
+        // The stored branch file (hundreds of KB for thousands of tasks) is read on another
+        // thread while this one walks the tree.
+        None => std::thread::scope(|s| {
+            let reading = stored.map(|stored| s.spawn(move || read(stored)));
+            let report = reuse::verdict(repo, config, commit, prior, deadline);
+            trace::step("verdict");
+            let previous = reading
+                .and_then(|r| r.join().ok())
+                .and_then(|r| r.ok().flatten());
+            (report, previous)
+        }),
+    };
     let report = report?;
     let reuses = report.reused_count > 0 || !report.replaced.is_empty();
     let base = previous.as_ref().map(|p| p.data()).filter(|_| reuses);
@@ -299,8 +317,7 @@ pub fn branch_manifest(
             })?
         }
     };
-    // Whatever the new file shares with the stored one is not compressed again.
-    Ok(Stored { previous, ..stored })
+    Ok(stored)
 }
 
 /// `taskhook hook post-receive`: write the manifests of the branches that moved.
@@ -359,7 +376,17 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
         let prior = reuse::prior_for(&repo, &config, &snap, &branch, &u.new);
         trace::step("baseline state read");
-        let m = branch_manifest(&repo, &config, prior.as_ref(), &branch, commit, deadline)?;
+        let key = handover::key(&config, &branch, &commit, prior.as_ref());
+        let handed = handover::take(&repo, &key);
+        let m = branch_manifest(
+            &repo,
+            &config,
+            prior.as_ref(),
+            &branch,
+            commit,
+            handed,
+            deadline,
+        )?;
         trace::step("branch manifest assembled");
         changes.push((branch, Some(m)));
     }

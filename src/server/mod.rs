@@ -2,8 +2,9 @@
 //! server layout runs hooks.
 //!
 //! [`hooks`] reads git's ref updates, asks [`crate::validate`] for a verdict (pre-receive, update)
-//! and stores manifests through [`crate::manifest::store`] (post-receive); [`install`] puts the
-//! shims in place.
+//! and stores manifests through [`crate::manifest::store`] (post-receive), which takes over
+//! pre-receive's verdicts through [`handover`]; [`install`] puts the shims in place.
 
+pub mod handover;
 pub mod hooks;
 pub mod install;

@@ -13,7 +13,7 @@ use crate::validate::diag::{self, Diagnostic, Sources};
 use crate::validate::formula::{self, Formula};
 
 /// The verdict on one task.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct TaskReport {
     pub path: String,
     pub formula_path: String,
@@ -30,8 +30,9 @@ impl TaskReport {
     }
 }
 
-/// The verdict on a tree.
-#[derive(Debug, Clone, Default)]
+/// The verdict on a tree. (Serialized only for post-receive to take over pre-receive's, see
+/// `crate::server::handover`.)
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 pub struct Report {
     pub tasks: Vec<TaskReport>,
     /// How many tasks were taken unchanged from a stored manifest (see
@@ -48,6 +49,7 @@ pub struct Report {
     /// Findings that belong to no single task.
     pub diagnostics: Vec<Diagnostic>,
     /// Formula texts that have positioned findings, for rendering.
+    #[serde(skip)]
     pub sources: Sources,
     /// How many formulas were parsed (the rest were reused).
     pub parsed: usize,

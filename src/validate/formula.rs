@@ -52,7 +52,7 @@ const TOP_KEYS: &[&str] = &[
 const SCHEDULING_KEYS: &[&str] = &["run", "item_types", "branches", "arches"];
 
 /// When and where a task runs, after defaults are applied.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
     pub run: bool,
     pub item_types: Vec<String>,
@@ -61,7 +61,7 @@ pub struct Schedule {
 }
 
 /// What the manifest records about a formula. Fields are best effort when the formula is invalid.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Formula {
     pub name: Option<String>,
     pub desc: Option<String>,

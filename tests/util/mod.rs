@@ -274,6 +274,13 @@ impl Server {
     }
 }
 
+/// Writes an executable file (a hook, a script).
+pub fn executable(path: &Path, text: &str) {
+    write(path, text);
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+}
+
 /// Sets `path`'s modification time an hour back: a lock file left long ago by a killed process.
 pub fn make_an_hour_old(path: &Path) {
     std::fs::File::options()

@@ -1,0 +1,143 @@
+//! The verdicts pre-receive hands to post-receive for the same push.
+//!
+//! Both hooks need the verdict on each pushed branch: pre-receive to accept or refuse the push,
+//! post-receive to write the branch's manifest. A verdict is a pure function of the branch, its
+//! new commit, the stored state it starts from, and the rules (the config's fingerprint, which
+//! includes taskhook's version). So pre-receive, once it accepts a push, leaves each verdict it
+//! gave in `$GIT_DIR/taskhook/handover/`, named by a digest of all of those; post-receive
+//! computes the same name from what it reads itself and takes the file instead of walking the
+//! tree again. A name for other inputs is simply not found: a branch whose stored state moved
+//! in between (another push wrote the manifest ref), a verdict cut short by the time budget
+//! (never handed over), a file that is missing, damaged or too large. post-receive then
+//! computes the verdict itself, as it always can.
+//!
+//! Nothing here can fail a push: files that cannot be written or read are skipped. Files a
+//! push leaves behind (one refused by a later hook, say) are removed after ten minutes.
+
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use crate::config::Config;
+use crate::git::{ObjectId, Repo};
+use crate::manifest::reuse::Prior;
+use crate::validate::check::Report;
+
+/// Where handed-over verdicts wait, in the repository's git directory.
+const DIR: &str = "taskhook/handover";
+/// Older files are left over from pushes that did not complete.
+const STALE: Duration = Duration::from_secs(600);
+/// Larger verdicts (tens of thousands of findings) are not handed over.
+const MAX_BYTES: usize = 32 << 20;
+
+#[derive(serde::Deserialize)]
+struct Handed {
+    key: String,
+    report: Report,
+}
+
+#[derive(serde::Serialize)]
+struct Handing<'a> {
+    key: &'a str,
+    report: &'a Report,
+}
+
+/// The name of the verdict on `branch` at `commit` starting from `prior` under `config`.
+pub fn key(config: &Config, branch: &str, commit: &ObjectId, prior: Option<&Prior>) -> String {
+    use sha2::{Digest, Sha256};
+    let text = format!(
+        "taskhook handover 1\0{}\0{branch}\0{commit}\0{}",
+        config.fingerprint(),
+        prior.map(Prior::identity).unwrap_or_default()
+    );
+    crate::config::hex(&Sha256::digest(text.as_bytes()))
+}
+
+/// A verdict ready to hand over, or `None` when it must not be (cut short by the time budget)
+/// or is too large.
+pub fn prepare(key: &str, report: &Report) -> Option<(String, Vec<u8>)> {
+    let cut_short = report
+        .diagnostics
+        .iter()
+        .chain(report.tasks.iter().flat_map(|t| t.diagnostics.iter()))
+        .chain(report.reused_findings.values().flatten())
+        .any(|d| d.code == "time-budget");
+    if cut_short {
+        return None;
+    }
+    let bytes = serde_json::to_vec(&Handing { key, report }).ok()?;
+    (bytes.len() <= MAX_BYTES).then(|| (key.to_string(), bytes))
+}
+
+/// Leaves prepared verdicts for post-receive (pre-receive, once it accepts the push).
+pub fn give(repo: &Repo, prepared: &[(String, Vec<u8>)]) {
+    if prepared.is_empty() {
+        return;
+    }
+    let dir = dir(repo);
+    if std::fs::create_dir_all(&dir).is_err() {
+        return;
+    }
+    remove_stale(&dir);
+    for (key, bytes) in prepared {
+        let _ = (|| -> std::io::Result<()> {
+            let mut file = tempfile::Builder::new().prefix(".tmp").tempfile_in(&dir)?;
+            file.write_all(bytes)?;
+            file.persist(dir.join(format!("{key}.json")))
+                .map_err(|e| e.error)?;
+            Ok(())
+        })();
+    }
+}
+
+/// The verdict pre-receive left under `key`, removing it; `None` when there is none to trust.
+pub fn take(repo: &Repo, key: &str) -> Option<Report> {
+    let path = dir(repo).join(format!("{key}.json"));
+    let file = std::fs::File::open(&path).ok()?;
+    let mut bytes = Vec::new();
+    let read = file
+        .take(MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .is_ok();
+    let _ = std::fs::remove_file(&path);
+    if !read || bytes.len() > MAX_BYTES {
+        return None;
+    }
+    let handed: Handed = serde_json::from_slice(&bytes).ok()?;
+    (handed.key == key).then_some(handed.report)
+}
+
+fn dir(repo: &Repo) -> PathBuf {
+    repo.git_dir().join(DIR)
+}
+
+/// Removes the handover directory of the repository at `git_dir` (and `taskhook/`, once
+/// empty): for `taskhook uninstall`. The removed directory, if there was one.
+pub fn remove_all(git_dir: &std::path::Path) -> std::io::Result<Option<PathBuf>> {
+    let dir = git_dir.join(DIR);
+    if !dir.exists() {
+        return Ok(None);
+    }
+    std::fs::remove_dir_all(&dir)?;
+    if let Some(parent) = dir.parent() {
+        // Left in place if anything else is in it.
+        let _ = std::fs::remove_dir(parent);
+    }
+    Ok(Some(dir))
+}
+
+fn remove_stale(dir: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let now = SystemTime::now();
+    for entry in entries.flatten() {
+        let old = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| now.duration_since(t).is_ok_and(|age| age > STALE));
+        if old {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
