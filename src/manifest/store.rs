@@ -157,7 +157,20 @@ pub fn apply(
     changes: &[Change],
     message: &str,
 ) -> Result<Applied, StoreError> {
-    apply_with(repo, config, changes, message, snapshot)
+    apply_with(repo, config, changes, message, snapshot, None)
+}
+
+/// Like [`apply`], starting from `snap`, a snapshot the caller read earlier (post-receive reads
+/// one to find each branch's baseline): if the ref has moved since, the compare-and-swap fails
+/// and the next attempt reads it anew.
+pub fn apply_on(
+    repo: &Repo,
+    config: &Config,
+    snap: Snapshot,
+    changes: &[Change],
+    message: &str,
+) -> Result<Applied, StoreError> {
+    apply_with(repo, config, changes, message, snapshot, Some(snap))
 }
 
 /// Like [`apply`] for a rebuild, which recomputes every branch: an unreadable `index.json`
@@ -185,6 +198,7 @@ pub fn apply_repair(
             }),
             other => other,
         },
+        None,
     )
 }
 
@@ -194,6 +208,7 @@ fn apply_with(
     changes: &[Change],
     message: &str,
     read: impl Fn(&Repo, &Config) -> Result<Snapshot, StoreError>,
+    mut first: Option<Snapshot>,
 ) -> Result<Applied, StoreError> {
     const ATTEMPTS: usize = 200;
     // A held lock is waited for until it counts as stale (then compare_and_swap removes it), so
@@ -201,7 +216,10 @@ fn apply_with(
     let lock_deadline = std::time::Instant::now() + config.stale_lock + Duration::from_secs(2);
     let mut said_waiting = false;
     for attempt in 0..ATTEMPTS {
-        let snap = read(repo, config)?;
+        let snap = match first.take() {
+            Some(snap) => snap,
+            None => read(repo, config)?,
+        };
         let mut files: BTreeMap<String, ObjectId> = match snap.tree {
             Some(tree) => list_branch_files(repo, &snap.index, tree)?,
             None => BTreeMap::new(),

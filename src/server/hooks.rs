@@ -396,7 +396,7 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     let anything = changes
         .iter()
         .any(|(_, m)| m.as_ref().is_none_or(|m| !m.empty));
-    let r = store::apply(&repo, &config, &changes, &message)?;
+    let r = store::apply_on(&repo, &config, snap, &changes, &message)?;
     trace::step("manifest written");
     Ok(match r {
         Applied::Committed(_) if !anything => None,
