@@ -343,6 +343,8 @@ fn a_repository_without_tasks_gets_no_churn_and_no_noise() {
     }
     let commits = git(&s.bare(), &["rev-list", "--count", "refs/meta/tasks"]);
     assert_eq!(commits, "1", "at most one manifest commit");
+    // Nor does anything appear in the repository's directory.
+    assert!(!s.bare().join("taskhook").exists());
     let index: serde_json::Value = serde_json::from_str(&s.show("index.json")).expect("index");
     assert!(index["branches"]["master"].is_object());
     let m: serde_json::Value = serde_json::from_str(&s.show("branches/master.json")).expect("m");

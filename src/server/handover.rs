@@ -12,9 +12,10 @@
 //! computes the verdict itself, as it always can.
 //!
 //! Nothing here can fail a push: files that cannot be written or read are skipped. Files a
-//! push leaves behind (one refused by a later hook, say) are removed after ten minutes.
+//! push leaves behind (one refused by a later hook, say) are removed by a later push once older
+//! than ten minutes.
 
-use std::io::{Read as _, Write as _};
+use std::io::Read as _;
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
@@ -53,9 +54,13 @@ pub fn key(config: &Config, branch: &str, commit: &ObjectId, prior: Option<&Prio
     crate::config::hex(&Sha256::digest(text.as_bytes()))
 }
 
-/// A verdict ready to hand over, or `None` when it must not be (cut short by the time budget)
-/// or is too large.
+/// A verdict ready to hand over, or `None` when it must not be (cut short by the time budget),
+/// is too large, or is not worth it: a tree without tasks or findings (most dist-git
+/// repositories) costs post-receive next to nothing, and leaves no file behind this way.
 pub fn prepare(key: &str, report: &Report) -> Option<(String, Vec<u8>)> {
+    if report.task_count() == 0 && report.diagnostics.is_empty() {
+        return None;
+    }
     let cut_short = report
         .diagnostics
         .iter()
@@ -69,25 +74,29 @@ pub fn prepare(key: &str, report: &Report) -> Option<(String, Vec<u8>)> {
     (bytes.len() <= MAX_BYTES).then(|| (key.to_string(), bytes))
 }
 
-/// Leaves prepared verdicts for post-receive (pre-receive, once it accepts the push).
+/// Leaves prepared verdicts for post-receive (pre-receive, once it accepts the push). Each is
+/// written straight to its name: a reader that catches one half written finds JSON that does
+/// not parse, and two pushes that write the same name write the same bytes.
 pub fn give(repo: &Repo, prepared: &[(String, Vec<u8>)]) {
     if prepared.is_empty() {
         return;
     }
     let dir = dir(repo);
-    if std::fs::create_dir_all(&dir).is_err() {
-        return;
-    }
-    remove_stale(&dir);
     for (key, bytes) in prepared {
-        let _ = (|| -> std::io::Result<()> {
-            let mut file = tempfile::Builder::new().prefix(".tmp").tempfile_in(&dir)?;
-            file.write_all(bytes)?;
-            file.persist(dir.join(format!("{key}.json")))
-                .map_err(|e| e.error)?;
-            Ok(())
-        })();
+        let path = dir.join(format!("{key}.json"));
+        let written = std::fs::write(&path, bytes).or_else(|e| {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                return Err(e);
+            }
+            std::fs::create_dir_all(&dir)?;
+            std::fs::write(&path, bytes)
+        });
+        if written.is_err() {
+            return;
+        }
     }
+    // Normally empty: post-receive removes what it takes.
+    remove_stale(&dir);
 }
 
 /// The verdict pre-receive left under `key`, removing it; `None` when there is none to trust.
@@ -139,5 +148,51 @@ fn remove_stale(dir: &std::path::Path) {
         if old {
             let _ = std::fs::remove_file(entry.path());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::validate::diag::Diagnostic;
+
+    #[test]
+    fn the_name_changes_with_every_input_of_the_verdict() {
+        let config = Config::default();
+        let a = ObjectId::from_hex(b"1111111111111111111111111111111111111111").expect("id");
+        let b = ObjectId::from_hex(b"2222222222222222222222222222222222222222").expect("id");
+        let base = key(&config, "main", &a, None);
+        assert_eq!(base, key(&config, "main", &a, None));
+        assert_ne!(base, key(&config, "main", &b, None));
+        assert_ne!(base, key(&config, "rawhide", &a, None));
+        let mut other = config.clone();
+        other.rules.limits.max_bytes += 1;
+        assert_ne!(base, key(&other, "main", &a, None));
+    }
+
+    #[test]
+    fn a_verdict_cut_short_by_the_time_budget_is_not_handed_over() {
+        let mut report = Report {
+            reused_count: 3,
+            ..Report::default()
+        };
+        let (name, bytes) = prepare("k", &report).expect("handed over");
+        assert_eq!(name, "k");
+        let back: Handed = serde_json::from_slice(&bytes).expect("parses");
+        assert_eq!(back.key, "k");
+        report.reused_findings.insert(
+            "t".into(),
+            vec![Diagnostic::error(
+                "time-budget",
+                "t/runtask.yml",
+                "not checked",
+            )],
+        );
+        assert!(prepare("k", &report).is_none());
+    }
+
+    #[test]
+    fn a_tree_without_tasks_is_not_handed_over() {
+        assert!(prepare("k", &Report::default()).is_none());
     }
 }
