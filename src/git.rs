@@ -58,9 +58,12 @@ pub struct Repo {
     lock_timeouts: (Fail, Fail),
 }
 
-/// Blobs at least this large are stored uncompressed (src/git/stored.rs), hashed on another
-/// thread while their loose file is made.
-const LARGE_BLOB_BYTES: usize = 256 * 1024;
+/// Blobs at least this large (a branch manifest of about 170 tasks or more) are stored
+/// uncompressed (src/git/stored.rs): copying them is faster than compressing them, and reading
+/// them back faster than inflating.
+const STORED_BLOB_BYTES: usize = 64 * 1024;
+/// Blobs at least this large are hashed on another thread while their loose file is written.
+const PARALLEL_HASH_BYTES: usize = 256 * 1024;
 
 /// A repository's object directories in lookup order, to read from another thread.
 #[derive(Debug, Clone)]
@@ -577,10 +580,11 @@ impl Repo {
         }
     }
 
-    /// Writes a blob as a loose object. A large one (a branch manifest of thousands of tasks)
-    /// is stored uncompressed (src/git/stored.rs), and hashed on another thread meanwhile.
+    /// Writes a blob as a loose object. A large one (a branch manifest of hundreds of tasks) is
+    /// stored uncompressed (src/git/stored.rs); from 256 KB on, it is hashed on another thread
+    /// while its file is written.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
-        if bytes.len() < LARGE_BLOB_BYTES {
+        if bytes.len() < STORED_BLOB_BYTES {
             return self
                 .objects
                 .main
@@ -589,11 +593,16 @@ impl Repo {
         }
         let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
         let objects = self.objects.dirs.last().map(PathBuf::as_path);
-        let (id, written) = std::thread::scope(|s| {
-            let hashing = s.spawn(|| blob_id(bytes));
-            let written = write_loose_file(objects, |f| stored::write(f, &header, bytes));
-            (hashing.join(), written)
-        });
+        let write = || write_loose_file(objects, |f| stored::write(f, &header, bytes));
+        let (id, written) = if bytes.len() < PARALLEL_HASH_BYTES {
+            (Ok(blob_id(bytes)), write())
+        } else {
+            std::thread::scope(|s| {
+                let hashing = s.spawn(|| blob_id(bytes));
+                let written = write();
+                (hashing.join(), written)
+            })
+        };
         let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
         let written = written.map_err(|e| other("cannot write blob", e))?;
         crate::error::trace::step("large blob stored");
