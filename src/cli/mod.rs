@@ -136,8 +136,9 @@ Exit codes: 0 installed everywhere, 1 some hooks need the printed manual step, 2
     /// Remove exactly the files `taskhook install` added, from every layout's place.
     #[command(
         after_help = "Examples:\n  taskhook uninstall /srv/git/tasks/*.git\n\n\
-Only files carrying taskhook's shim marker are removed; the forge's hooks, refs/meta/tasks and \
-taskhook.* settings stay."
+Only files carrying taskhook's shim marker are removed, with the hooks' own taskhook/handover/ \
+directory (where pre-receive leaves its verdicts for post-receive); the forge's hooks, \
+refs/meta/tasks and taskhook.* settings stay."
     )]
     Uninstall {
         /// Also remove taskhook's shims from this core.hooksPath directory.
