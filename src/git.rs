@@ -537,21 +537,24 @@ impl Repo {
     }
 
     /// The entries of a tree with names as text (a name that is not UTF-8 gets U+FFFD), in
-    /// stored order, duplicates and all: what discovery walks.
-    pub fn tree_listing(
+    /// stored order, duplicates and all: what discovery walks, each made into a `T` by `entry`
+    /// as it is decoded (one pass, one allocation for the list).
+    pub fn tree_listing<T>(
         &self,
         tree: ObjectId,
-    ) -> Result<Vec<(String, EntryKind, ObjectId)>, GitError> {
+        mut entry: impl FnMut(String, EntryKind, ObjectId) -> T,
+    ) -> Result<Vec<T>, GitError> {
         let mut buf = Vec::new();
         let data = self.find(tree, gix_object::Kind::Tree, &mut buf)?;
-        let mut out = Vec::new();
+        // An entry takes at least 28 bytes (mode, space, a one-byte name, NUL, 20-byte id).
+        let mut out = Vec::with_capacity(data.len() / 28 + 1);
         for e in gix_object::TreeRefIter::from_bytes(data, HASH) {
             let e = e.map_err(|e| other(format!("cannot decode tree {tree}"), e))?;
             let name = match std::str::from_utf8(e.filename) {
                 Ok(name) => name.to_string(),
                 Err(_) => String::from_utf8_lossy(e.filename).into_owned(),
             };
-            out.push((name, e.mode.kind(), e.oid.to_owned()));
+            out.push(entry(name, e.mode.kind(), e.oid.to_owned()));
         }
         Ok(out)
     }

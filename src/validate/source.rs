@@ -64,13 +64,8 @@ impl Source for CommitTree<'_> {
     }
 
     fn list(&self, dir: &ObjectId) -> Result<Listing<Self>, SourceError> {
-        let entries = self
-            .repo
-            .tree_listing(*dir)
-            .map_err(|e| SourceError(e.to_string()))?;
-        Ok(entries
-            .into_iter()
-            .map(|(name, kind, id)| Entry {
+        self.repo
+            .tree_listing(*dir, |name, kind, id| Entry {
                 name,
                 kind: match kind {
                     EntryKind::Tree => Kind::Dir(id),
@@ -79,7 +74,7 @@ impl Source for CommitTree<'_> {
                     EntryKind::Commit => Kind::Submodule,
                 },
             })
-            .collect())
+            .map_err(|e| SourceError(e.to_string()))
     }
 
     fn read(&self, blob: &ObjectId, limit: usize) -> Result<Blob, SourceError> {
