@@ -969,10 +969,9 @@ fn zlib_level(level: u32) -> gix_zlib::Compression {
     gix_zlib::Compression::new(level as i32).unwrap_or(gix_zlib::Compression::BEST_SPEED)
 }
 
-/// Stores already compressed object bytes as `objects/xx/yyyy…`, as git does: a read-only
-/// temporary file in the object directory, renamed into place.
-/// A loose object's file, written by `write` to a temporary file in the object directory
-/// (before its id is known); [`persist_loose`] gives it its name.
+/// A loose object's file as git writes one: a read-only temporary file in the object
+/// directory, filled by `write` before the object's id is known; [`persist_loose`] then renames
+/// it to `objects/xx/yyyy…`.
 fn write_loose_file(
     objects: Option<&Path>,
     write: impl FnOnce(&mut std::fs::File) -> std::io::Result<()>,
