@@ -37,6 +37,12 @@ impl Previous {
         &self.stream[self.header_len..]
     }
 
+    /// The buffer holding the content, and where in it the content starts (after the loose
+    /// object's `blob <size>\0`), for a caller that makes the next version out of it.
+    pub fn into_buffer(self) -> (Vec<u8>, usize) {
+        (self.stream, self.header_len)
+    }
+
     /// A blob read some other way (from a pack): its content.
     pub fn content(data: Vec<u8>) -> Previous {
         Previous {

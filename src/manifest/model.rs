@@ -290,28 +290,49 @@ fn assemble<L: AsRef<[u8]>>(
     validator: &str,
     capacity: usize,
 ) -> Vec<u8> {
-    fn list<L: AsRef<[u8]>>(out: &mut Vec<u8>, key: &str, items: impl Iterator<Item = L>) {
-        out.extend_from_slice(format!("  \"{key}\": [").as_bytes());
-        let mut empty = true;
-        for item in items {
-            out.extend_from_slice(if empty { b"\n    " } else { b",\n    " });
-            out.extend_from_slice(item.as_ref());
-            empty = false;
-        }
-        out.extend_from_slice(if empty { b"],\n" } else { b"\n  ],\n" });
-    }
     let mut out = Vec::with_capacity(capacity + 1024);
+    head(&mut out, branch, commit, policy, problems);
+    let mut empty = true;
+    for item in tasks {
+        out.extend_from_slice(if empty { TASK_FIRST } else { TASK_NEXT });
+        out.extend_from_slice(item.as_ref());
+        empty = false;
+    }
+    if empty {
+        out.extend_from_slice(b"],\n");
+    } else {
+        out.extend_from_slice(TASKS_END);
+    }
+    tail(&mut out, validator);
+    out
+}
+
+/// What comes before a branch file's first task line, after one, and between two.
+const TASK_FIRST: &[u8] = b"\n    ";
+const TASK_NEXT: &[u8] = b",\n    ";
+const TASKS_END: &[u8] = b"\n  ],\n";
+
+/// A branch file up to its task list's opening bracket.
+fn head(out: &mut Vec<u8>, branch: &str, commit: &str, policy: &str, problems: &[Diagnostic]) {
     out.extend_from_slice(b"{\n");
     out.extend_from_slice(format!("  \"branch\": {},\n", json(&branch)).as_bytes());
     out.extend_from_slice(format!("  \"commit\": {},\n", json(&commit)).as_bytes());
     out.extend_from_slice(format!("  \"policy\": {},\n", json(&policy)).as_bytes());
     if !problems.is_empty() {
-        list(&mut out, "problems", problems.iter().map(json));
+        out.extend_from_slice(b"  \"problems\": [");
+        for (i, p) in problems.iter().enumerate() {
+            out.extend_from_slice(if i == 0 { TASK_FIRST } else { TASK_NEXT });
+            out.extend_from_slice(json(p).as_bytes());
+        }
+        out.extend_from_slice(TASKS_END);
     }
     out.extend_from_slice(format!("  \"schema\": {SCHEMA_VERSION},\n").as_bytes());
-    list(&mut out, "tasks", tasks);
+    out.extend_from_slice(b"  \"tasks\": [");
+}
+
+/// A branch file after its task list.
+fn tail(out: &mut Vec<u8>, validator: &str) {
     out.extend_from_slice(format!("  \"validator\": {}\n}}\n", json(&validator)).as_bytes());
-    out
 }
 
 pub fn sha256(bytes: &[u8]) -> String {
@@ -363,6 +384,130 @@ pub fn report_bytes(
     }
     let mut lines = edit.lines(&old, &checked);
     Some(assembled(&mut lines, base.len()))
+}
+
+/// [`report_bytes`] with the baseline's stored bytes given as a buffer the caller no longer
+/// needs, `stored[from..]`: the new file is made by editing that buffer where the push changed
+/// it (the header, the lines of the tasks checked anew, the closing lines) rather than by
+/// copying every line into a new one, which for a file of megabytes is most of the cost. The
+/// result is byte for byte what [`report_bytes`] gives; when the stored bytes are not exactly
+/// in the layout this writer makes, that is what runs.
+pub fn report_bytes_in(
+    branch: &str,
+    commit: &str,
+    report: &Report,
+    config: &Config,
+    mut stored: Vec<u8>,
+    from: usize,
+) -> Option<Vec<u8>> {
+    /// More edits than this, and copying is as cheap as moving the tail once per edit.
+    const MAX_EDITS: usize = 16;
+    let copied = |stored: &[u8]| report_bytes(branch, commit, report, config, Some(stored));
+    if from > stored.len() || (report.reused_count == 0 && report.replaced.is_empty()) {
+        return copied(stored.get(from..)?);
+    }
+    let mut checked: Vec<(&str, String)> = report
+        .tasks
+        .iter()
+        .map(|t| (t.path.as_str(), json(&task_entry(t))))
+        .collect();
+    checked.sort_by(|a, b| a.0.cmp(b.0));
+    if checked.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    // Each edit: a range of `stored` and what replaces it, in file order.
+    let edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = {
+        let content = &stored[from..];
+        let old = StoredLines::of(content)?;
+        let edit = old.splice(&report.replaced, &checked)?;
+        if old.len() - edit.removed.len() != report.reused_count {
+            return None;
+        }
+        let n = old.len();
+        let at = |i: usize| old.lines[i];
+        // The layout this writer makes, around and between the lines: else copy.
+        let canonical = n > 0
+            && content[..at(0).0].ends_with(b"  \"tasks\": [\n    ")
+            && (1..n).all(|i| &content[at(i - 1).1..at(i).0] == TASK_NEXT)
+            && content[at(n - 1).1..].starts_with(TASKS_END);
+        // Each stored line's new items: the checked lines placed before it, then itself unless
+        // removed (the last line also takes those placed after every stored line).
+        let mut items: Vec<Vec<&[u8]>> = vec![Vec::new(); n];
+        let mut changed = vec![false; n];
+        let mut next_checked = 0;
+        let mut removed = edit.removed.iter().peekable();
+        for i in 0..n {
+            while next_checked < checked.len() && edit.at[next_checked] == i {
+                items[i].push(checked[next_checked].1.as_bytes());
+                changed[i] = true;
+                next_checked += 1;
+            }
+            if removed.peek() == Some(&&i) {
+                removed.next();
+                changed[i] = true;
+            } else {
+                items[i].push(old.line(i));
+            }
+        }
+        if n > 0 {
+            for (_, line) in &checked[next_checked..] {
+                items[n - 1].push(line.as_bytes());
+                changed[n - 1] = true;
+            }
+        }
+        let runs = changed.windows(2).filter(|w| w[1] && !w[0]).count()
+            + usize::from(changed.first() == Some(&true));
+        let everything_removed = items.iter().all(Vec::is_empty);
+        if !canonical || runs > MAX_EDITS || everything_removed {
+            return copied(content);
+        }
+        let mut problems = report.diagnostics.clone();
+        crate::validate::diag::sort(&mut problems);
+        let mut header = Vec::with_capacity(512);
+        head(
+            &mut header,
+            branch,
+            commit,
+            config.policy.as_str(),
+            &problems,
+        );
+        header.extend_from_slice(TASK_FIRST);
+        let mut edits = vec![(0..from + at(0).0, header)];
+        let mut i = 0;
+        while i < n {
+            if !changed[i] {
+                i += 1;
+                continue;
+            }
+            let start = i;
+            while i < n && changed[i] {
+                i += 1;
+            }
+            let (first, last) = (start, i - 1);
+            let joined: Vec<&[u8]> = items[first..=last].iter().flatten().copied().collect();
+            let mut bytes = joined.join(TASK_NEXT);
+            let mut range = at(first).0..at(last).1;
+            if joined.is_empty() {
+                // The run's lines are all gone: so is one separator beside them.
+                if first > 0 {
+                    range.start = at(first - 1).1;
+                } else {
+                    range.end = at(last + 1).0;
+                }
+                bytes.clear();
+            }
+            edits.push((from + range.start..from + range.end, bytes));
+        }
+        let mut footer = TASKS_END.to_vec();
+        tail(&mut footer, &config.fingerprint());
+        edits.push((from + at(n - 1).1..stored.len(), footer));
+        edits
+    };
+    // From the end, so that every range still points where it did.
+    for (range, bytes) in edits.into_iter().rev() {
+        stored.splice(range, bytes);
+    }
+    Some(stored)
 }
 
 /// The task lines of a stored branch manifest, found without reading them: a hook carries
@@ -694,6 +839,108 @@ fn is_hex_id(s: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn task(path: &str, version: u32) -> crate::validate::check::TaskReport {
+        crate::validate::check::TaskReport {
+            path: path.to_string(),
+            formula_path: format!("{path}/runtask.yml"),
+            tree: Some(format!("{version:040x}")),
+            sha256: Some(format!("{version:064x}")),
+            formula: crate::validate::formula::Formula {
+                desc: Some(format!("version {version}")),
+                ..crate::validate::formula::Formula::empty()
+            },
+            diagnostics: Vec::new(),
+        }
+    }
+
+    /// Editing the stored file in place gives exactly the file copying its lines gives, for
+    /// random pushes: tasks changed, added, removed, at the ends and in between, in runs.
+    #[test]
+    fn editing_in_place_gives_what_copying_gives() {
+        let config = Config::default();
+        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut paths: Vec<String> = (0..40).map(|i| format!("t{:03}", i * 2)).collect();
+        let full = Report {
+            tasks: paths.iter().map(|p| task(p, 0)).collect(),
+            ..Report::default()
+        };
+        let mut base = report_bytes("main", &"1".repeat(40), &full, &config, None).expect("base");
+        for round in 0..300 {
+            // Replace, remove and add a few tasks; now and then every one of them.
+            let mut replaced = Vec::new();
+            let mut tasks: Vec<crate::validate::check::TaskReport> = Vec::new();
+            let edits = if round % 50 == 49 {
+                paths.len()
+            } else {
+                1 + next(4)
+            };
+            for _ in 0..edits {
+                match next(3) {
+                    0 if !paths.is_empty() => {
+                        let i = next(paths.len());
+                        if !tasks.iter().any(|t| t.path == paths[i]) {
+                            replaced.push(paths.remove(i));
+                        }
+                    }
+                    1 if !paths.is_empty() => {
+                        let p = paths[next(paths.len())].clone();
+                        // A stored task, not one this round added or already replaced.
+                        if !tasks.iter().any(|t| t.path == p) {
+                            replaced.push(p.clone());
+                            tasks.push(task(&p, round + 1));
+                        }
+                    }
+                    _ => {
+                        let p = format!("t{:03}", next(100));
+                        if !paths.contains(&p) && !tasks.iter().any(|t| t.path == p) {
+                            paths.push(p.clone());
+                            tasks.push(task(&p, round + 1));
+                        }
+                    }
+                }
+            }
+            paths.sort();
+            let report = Report {
+                reused_count: paths.len() - tasks.len(),
+                tasks,
+                replaced,
+                ..Report::default()
+            };
+            let commit = format!("{round:040}");
+            let copied = report_bytes("main", &commit, &report, &config, Some(&base));
+            let mut buffer = format!("blob {}\0", base.len()).into_bytes();
+            let from = buffer.len();
+            buffer.extend_from_slice(&base);
+            let edited = report_bytes_in("main", &commit, &report, &config, buffer, from);
+            assert_eq!(
+                copied.as_deref().map(String::from_utf8_lossy),
+                edited.as_deref().map(String::from_utf8_lossy),
+                "round {round}"
+            );
+            base = copied.expect("a manifest");
+            assert_eq!(task_lines(&base).map(|l| l.len()), Some(paths.len()));
+        }
+        // A stored file in another layout (a blank line between two tasks) is copied, and
+        // comes out in this writer's layout.
+        let odd = String::from_utf8(base.clone())
+            .expect("text")
+            .replacen(",\n    {", ",\n\n    {", 1)
+            .into_bytes();
+        let report = Report {
+            reused_count: paths.len(),
+            ..Report::default()
+        };
+        let from_odd = report_bytes_in("main", &"2".repeat(40), &report, &config, odd, 0);
+        let from_base = report_bytes("main", &"2".repeat(40), &report, &config, Some(&base));
+        assert_eq!(from_odd, from_base);
+    }
 
     #[test]
     fn bytes_are_deterministic_and_sorted() {

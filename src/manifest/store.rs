@@ -138,6 +138,27 @@ impl Stored {
     }
 }
 
+impl Stored {
+    /// [`Stored::from_report`] with the baseline's bytes as a buffer to make the new file out
+    /// of: `stored[from..]` (see [`manifest::report_bytes_in`]).
+    pub fn from_report_in(
+        branch: &str,
+        commit: ObjectId,
+        report: &Report,
+        config: &Config,
+        stored: Vec<u8>,
+        from: usize,
+    ) -> Option<Stored> {
+        let hex = commit.to_string();
+        Some(Stored {
+            bytes: manifest::report_bytes_in(branch, &hex, report, config, stored, from)?,
+            state: manifest::to_bytes(&manifest::report_state(&hex, report, config)),
+            commit: hex,
+            empty: report.task_count() == 0 && report.all_diagnostics().is_empty(),
+        })
+    }
+}
+
 /// A change to one branch's manifest: a new manifest, or `None` to remove it.
 pub type Change = (String, Option<Stored>);
 

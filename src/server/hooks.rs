@@ -300,9 +300,16 @@ pub fn branch_manifest(
     };
     let report = report?;
     let reuses = report.reused_count > 0 || !report.replaced.is_empty();
-    let base = previous.as_ref().map(|p| p.data()).filter(|_| reuses);
     trace::step("baseline branch file read");
-    let stored = match Stored::from_report(branch, commit, &report, config, base) {
+    // The new file is made out of the stored one's buffer, edited where the push changed it.
+    let made = match previous.filter(|_| reuses) {
+        Some(previous) => {
+            let (stored, from) = previous.into_buffer();
+            Stored::from_report_in(branch, commit, &report, config, stored, from)
+        }
+        None => Stored::from_report(branch, commit, &report, config, None),
+    };
+    let stored = match made {
         Some(m) => m,
         None => {
             // The stored branch file does not hold the lines its state promised (edited by
