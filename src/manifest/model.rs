@@ -430,34 +430,19 @@ pub fn report_bytes_in(
             && content[..at(0).0].ends_with(b"  \"tasks\": [\n    ")
             && (1..n).all(|i| &content[at(i - 1).1..at(i).0] == TASK_NEXT)
             && content[at(n - 1).1..].starts_with(TASKS_END);
-        // Each stored line's new items: the checked lines placed before it, then itself unless
-        // removed (the last line also takes those placed after every stored line).
-        let mut items: Vec<Vec<&[u8]>> = vec![Vec::new(); n];
-        let mut changed = vec![false; n];
-        let mut next_checked = 0;
-        let mut removed = edit.removed.iter().peekable();
-        for i in 0..n {
-            while next_checked < checked.len() && edit.at[next_checked] == i {
-                items[i].push(checked[next_checked].1.as_bytes());
-                changed[i] = true;
-                next_checked += 1;
-            }
-            if removed.peek() == Some(&&i) {
-                removed.next();
-                changed[i] = true;
-            } else {
-                items[i].push(old.line(i));
-            }
+        // A stored line is changed when it is removed or checked lines are placed before it
+        // (after the last one: placed after every stored line).
+        let mut gone = vec![false; n];
+        for &i in &edit.removed {
+            gone[i] = true;
         }
-        if n > 0 {
-            for (_, line) in &checked[next_checked..] {
-                items[n - 1].push(line.as_bytes());
-                changed[n - 1] = true;
-            }
+        let mut changed = gone.clone();
+        for &i in &edit.at {
+            changed[i.min(n - 1)] = true;
         }
         let runs = changed.windows(2).filter(|w| w[1] && !w[0]).count()
             + usize::from(changed.first() == Some(&true));
-        let everything_removed = items.iter().all(Vec::is_empty);
+        let everything_removed = checked.is_empty() && edit.removed.len() == n;
         if !canonical || runs > MAX_EDITS || everything_removed {
             return copied(content);
         }
@@ -473,30 +458,40 @@ pub fn report_bytes_in(
         );
         header.extend_from_slice(TASK_FIRST);
         let mut edits = vec![(0..from + at(0).0, header)];
+        // Checked lines in order, each with the stored line it goes before.
+        let mut placed = checked.iter().zip(&edit.at).peekable();
         let mut i = 0;
         while i < n {
             if !changed[i] {
                 i += 1;
                 continue;
             }
-            let start = i;
+            // A run of changed lines, replaced by its new lines in order.
+            let first = i;
+            let mut lines: Vec<&[u8]> = Vec::new();
             while i < n && changed[i] {
+                while let Some(((_, line), _)) = placed.next_if(|(_, &at)| at == i) {
+                    lines.push(line.as_bytes());
+                }
+                if !gone[i] {
+                    lines.push(old.line(i));
+                }
                 i += 1;
             }
-            let (first, last) = (start, i - 1);
-            let joined: Vec<&[u8]> = items[first..=last].iter().flatten().copied().collect();
-            let mut bytes = joined.join(TASK_NEXT);
+            if i == n {
+                lines.extend(placed.by_ref().map(|((_, line), _)| line.as_bytes()));
+            }
+            let last = i - 1;
             let mut range = at(first).0..at(last).1;
-            if joined.is_empty() {
+            if lines.is_empty() {
                 // The run's lines are all gone: so is one separator beside them.
                 if first > 0 {
                     range.start = at(first - 1).1;
                 } else {
                     range.end = at(last + 1).0;
                 }
-                bytes.clear();
             }
-            edits.push((from + range.start..from + range.end, bytes));
+            edits.push((from + range.start..from + range.end, lines.join(TASK_NEXT)));
         }
         let mut footer = TASKS_END.to_vec();
         tail(&mut footer, &config.fingerprint());
