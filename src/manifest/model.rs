@@ -350,15 +350,7 @@ pub fn report_bytes(
     config: &Config,
     base: Option<&[u8]>,
 ) -> Option<Vec<u8>> {
-    let mut checked: Vec<(&str, String)> = report
-        .tasks
-        .iter()
-        .map(|t| (t.path.as_str(), json(&task_entry(t))))
-        .collect();
-    checked.sort_by(|a, b| a.0.cmp(b.0));
-    if checked.windows(2).any(|w| w[0].0 == w[1].0) {
-        return None;
-    }
+    let checked = checked_lines(report)?;
     let mut problems = report.diagnostics.clone();
     crate::validate::diag::sort(&mut problems);
     let assembled = |lines: &mut dyn Iterator<Item = &[u8]>, capacity: usize| {
@@ -386,6 +378,20 @@ pub fn report_bytes(
     Some(assembled(&mut lines, base.len()))
 }
 
+/// The lines of the tasks a verdict checked, by path; `None` when two share a path.
+fn checked_lines(report: &Report) -> Option<Vec<(&str, String)>> {
+    let mut checked: Vec<(&str, String)> = report
+        .tasks
+        .iter()
+        .map(|t| (t.path.as_str(), json(&task_entry(t))))
+        .collect();
+    checked.sort_by(|a, b| a.0.cmp(b.0));
+    if checked.windows(2).any(|w| w[0].0 == w[1].0) {
+        return None;
+    }
+    Some(checked)
+}
+
 /// [`report_bytes`] with the baseline's stored bytes given as a buffer the caller no longer
 /// needs, `stored[from..]`: the new file is made by editing that buffer where the push changed
 /// it (the header, the lines of the tasks checked anew, the closing lines) rather than by
@@ -406,15 +412,7 @@ pub fn report_bytes_in(
     if from > stored.len() || (report.reused_count == 0 && report.replaced.is_empty()) {
         return copied(stored.get(from..)?);
     }
-    let mut checked: Vec<(&str, String)> = report
-        .tasks
-        .iter()
-        .map(|t| (t.path.as_str(), json(&task_entry(t))))
-        .collect();
-    checked.sort_by(|a, b| a.0.cmp(b.0));
-    if checked.windows(2).any(|w| w[0].0 == w[1].0) {
-        return None;
-    }
+    let checked = checked_lines(report)?;
     // Each edit: a range of `stored` and what replaces it, in file order.
     let edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = {
         let content = &stored[from..];
