@@ -428,6 +428,9 @@ pub fn report_bytes_in(
             && content[..at(0).0].ends_with(b"  \"tasks\": [\n    ")
             && (1..n).all(|i| &content[at(i - 1).1..at(i).0] == TASK_NEXT)
             && content[at(n - 1).1..].starts_with(TASKS_END);
+        if !canonical {
+            return copied(content);
+        }
         // A stored line is changed when it is removed or checked lines are placed before it
         // (after the last one: placed after every stored line).
         let mut gone = vec![false; n];
@@ -441,7 +444,7 @@ pub fn report_bytes_in(
         let runs = changed.windows(2).filter(|w| w[1] && !w[0]).count()
             + usize::from(changed.first() == Some(&true));
         let everything_removed = checked.is_empty() && edit.removed.len() == n;
-        if !canonical || runs > MAX_EDITS || everything_removed {
+        if runs > MAX_EDITS || everything_removed {
             return copied(content);
         }
         let mut problems = report.diagnostics.clone();
