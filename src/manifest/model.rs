@@ -868,6 +868,7 @@ mod tests {
             ..Report::default()
         };
         let mut base = report_bytes("main", &"1".repeat(40), &full, &config, None).expect("base");
+        let mut in_place = 0;
         for round in 0..300 {
             // Replace, remove and add a few tasks; now and then every one of them.
             let mut replaced = Vec::new();
@@ -913,16 +914,23 @@ mod tests {
             let copied = report_bytes("main", &commit, &report, &config, Some(&base));
             let mut buffer = format!("blob {}\0", base.len()).into_bytes();
             let from = buffer.len();
+            // Room to grow, so that a file edited in place stays in this very buffer.
+            buffer.reserve(base.len() + 64 * 1024);
             buffer.extend_from_slice(&base);
+            let given = buffer.as_ptr();
             let edited = report_bytes_in("main", &commit, &report, &config, buffer, from);
             assert_eq!(
                 copied.as_deref().map(String::from_utf8_lossy),
                 edited.as_deref().map(String::from_utf8_lossy),
                 "round {round}"
             );
+            in_place += usize::from(edited.is_some_and(|e| e.as_ptr() == given));
             base = copied.expect("a manifest");
             assert_eq!(task_lines(&base).map(|l| l.len()), Some(paths.len()));
         }
+        // Nearly every round edits the stored buffer itself (the rest empty the list or touch
+        // more than 16 runs of lines, and are copied).
+        assert!(in_place > 250, "{in_place} of 300 rounds edited in place");
         // A stored file in another layout (a blank line between two tasks) is copied, and
         // comes out in this writer's layout.
         let odd = String::from_utf8(base.clone())
