@@ -874,6 +874,16 @@ fn open_objects(
     )
 }
 
+/// The system git config a hook shim names (found at install time), used when neither
+/// `GIT_CONFIG_SYSTEM` nor `GIT_CONFIG_NOSYSTEM` is set.
+static SYSTEM_CONFIG: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+
+/// Reads the system git config from `path` in this process, as `GIT_CONFIG_SYSTEM=path` would
+/// (which, like `GIT_CONFIG_NOSYSTEM`, still wins when set). Set once, by a hook's shim.
+pub fn use_system_config(path: PathBuf) {
+    let _ = SYSTEM_CONFIG.set(path);
+}
+
 /// The configuration git uses in the repository at `git_dir`: the installation's and the
 /// system's file, the user's global files, the repository's own (and a linked worktree's, with
 /// `extensions.worktreeConfig`), then the `GIT_CONFIG_COUNT` overrides, following includes as
@@ -884,8 +894,14 @@ fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, St
     // Where the installed git keeps its own config is only known by asking it (a process
     // start), so that is done only when nothing names the system file: the hooks' shims set
     // `GIT_CONFIG_SYSTEM` (found at install time) and `GIT_CONFIG_NOSYSTEM` turns it off.
-    let told = std::env::var_os("GIT_CONFIG_SYSTEM").is_some()
+    let from_env = std::env::var_os("GIT_CONFIG_SYSTEM").is_some()
         || std::env::var_os("GIT_CONFIG_NOSYSTEM").is_some();
+    let recorded = SYSTEM_CONFIG.get().filter(|_| !from_env);
+    let told = from_env || recorded.is_some();
+    let mut var = |name: &str| match recorded {
+        Some(path) if name == "GIT_CONFIG_SYSTEM" => Some(path.clone().into_os_string()),
+        _ => gix_path::env::var(name),
+    };
     let mut sources = Vec::new();
     if !told {
         sources.push(Source::GitInstallation);
@@ -899,7 +915,7 @@ fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, St
     };
     let mut files: Vec<Metadata> = sources
         .into_iter()
-        .map(|source| meta(source.storage_location(&mut gix_path::env::var), source))
+        .map(|source| meta(source.storage_location(&mut var), source))
         .collect();
     files.push(meta(Some(common_dir.join("config")), Source::Local));
     let home = gix_path::env::home_dir();

@@ -441,7 +441,9 @@ fn with_the_update_hook_each_ref_gets_its_own_verdict() {
 }
 
 /// The shims name the system git config found at install time, so a hook starts no git to learn
-/// it; `git config --system` settings reach the hooks through that path.
+/// it; `git config --system` settings reach the hooks through that path. A shim's `#!` line
+/// starts the binary itself, which reads the `# system-config:` line; run by `sh`, the shim's
+/// `export` line does the same.
 #[test]
 fn shims_carry_the_system_config_path() {
     let s = Server::uninstalled();
@@ -455,29 +457,59 @@ fn shims_carry_the_system_config_path() {
         .output()
         .expect("git");
     let system = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let export = format!("export GIT_CONFIG_SYSTEM='{system}'");
+    let line = format!("# system-config: {system}\n");
+    assert!(shim.contains(&export), "{shim}");
+    assert!(shim.contains(&line), "{shim}");
+    let first = shim.lines().next().unwrap_or_default();
     assert!(
-        shim.contains(&format!("export GIT_CONFIG_SYSTEM='{system}'")),
-        "{shim}"
+        first.starts_with("#!/") && first.ends_with("taskhook hook-shim"),
+        "the shim starts the binary without a shell: {shim}"
     );
-    // Point the shim at a file of our own, as if git's system config said `policy = warn`.
+    // Point the shim at a file of our own, as if git's system config said `policy = warn`:
+    // as installed, only through its `# system-config:` line; run by `sh`, only through its
+    // `export` line.
     let mine = s.dir.path().join("system-gitconfig");
     std::fs::write(&mine, "[taskhook]\n\tpolicy = warn\n").expect("write");
-    std::fs::write(
-        &shim_path,
-        shim.replace(&system, &mine.display().to_string()),
-    )
-    .expect("shim");
-    s.commit_file("broken/runtask.yml", "name: x\n");
-    let out = git_cmd()
-        .args(["push", "origin", "master"])
-        .current_dir(s.work())
-        .env_remove("GIT_CONFIG_NOSYSTEM")
-        .output()
-        .expect("push");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let mine = mine.display().to_string();
+    let direct = shim.replace(&line, &format!("# system-config: {mine}\n"));
+    let by_sh = format!(
+        "#!/bin/sh\n{}",
+        shim.replacen(first, "", 1)
+            .trim_start()
+            .replace(&export, &format!("export GIT_CONFIG_SYSTEM='{mine}'"))
     );
-    assert!(String::from_utf8_lossy(&out.stderr).contains("(policy `warn`)"));
+    for (round, text) in [direct, by_sh].into_iter().enumerate() {
+        std::fs::write(&shim_path, &text).expect("shim");
+        s.commit_file(&format!("broken{round}/runtask.yml"), "name: x\n");
+        let out = git_cmd()
+            .args(["push", "origin", "master"])
+            .current_dir(s.work())
+            .env_remove("GIT_CONFIG_NOSYSTEM")
+            .output()
+            .expect("push");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{text}\n{err}");
+        assert!(err.contains("(policy `warn`)"), "{text}\n{err}");
+    }
+}
+
+/// A shim that lost its marker line, or `hook-shim` run by hand, fails with a message saying
+/// what to do (and a push through it is refused, as with any failing pre-receive).
+#[test]
+fn a_broken_shim_says_what_to_do() {
+    let s = Server::uninstalled();
+    assert!(install(&s, &[]).status.success());
+    let shim_path = s.bare().join("hooks/pre-receive");
+    let shim = std::fs::read_to_string(&shim_path).expect("shim");
+    std::fs::write(&shim_path, shim.replace("# taskhook-shim:", "# edited:")).expect("shim");
+    s.commit_file("t/runtask.yml", "name: x\n");
+    let out = git_output(&s.work(), &["push", "origin", "master"]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("is not a taskhook shim"), "{err}");
+    assert!(err.contains("taskhook install"), "{err}");
+    let out = taskhook(&["hook-shim"], s.dir.path());
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("taskhook hook <HOOK>"));
 }

@@ -434,11 +434,23 @@ fn finish(result: CmdResult) -> ExitCode {
     }
 }
 
-/// `taskhook hook pre-receive`, `hook post-receive` and `hook update REF OLD NEW`, exactly.
+/// `taskhook hook pre-receive`, `hook post-receive` and `hook update REF OLD NEW`, exactly, and
+/// `taskhook hook-shim SHIM [ARGS]`, which is how the kernel starts the binary from a shim whose
+/// `#!` line names it: the shim says which hook it is and where the system git config is.
 fn hook_fast_path() -> Option<CmdResult> {
     let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if args
+        .first()
+        .is_some_and(|a| a == crate::server::install::SHIM_ARG)
+    {
+        return Some(from_shim(&args[1..]));
+    }
     let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
-    match args.as_slice() {
+    hook_by_name(&args)
+}
+
+fn hook_by_name(args: &[&str]) -> Option<CmdResult> {
+    match args {
         ["hook", "pre-receive"] => Some(crate::server::hooks::pre_receive()),
         ["hook", "post-receive"] => Some(crate::server::hooks::post_receive()),
         ["hook", "update", r, old, new] if !r.starts_with('-') => {
@@ -450,6 +462,38 @@ fn hook_fast_path() -> Option<CmdResult> {
         }
         _ => None,
     }
+}
+
+/// Runs the hook a shim stands for; `args` are the shim's path and git's arguments.
+fn from_shim(args: &[std::ffi::OsString]) -> CmdResult {
+    let Some(shim) = args.first() else {
+        return Err(Failure::usage(format!(
+            "`taskhook {}` is run by the kernel from a hook shim's `#!` line, with the \
+             shim's path; to run a hook by hand use `taskhook hook <HOOK>`",
+            crate::server::install::SHIM_ARG
+        )));
+    };
+    let (hook, system) =
+        crate::server::install::read_shim(std::path::Path::new(shim)).map_err(Failure::usage)?;
+    if let Some(system) = system {
+        crate::git::use_system_config(system.into());
+    }
+    let rest: Vec<&str> = args[1..]
+        .iter()
+        .map(|a| a.to_str())
+        .collect::<Option<_>>()
+        .ok_or_else(|| Failure::usage("hook arguments are not UTF-8"))?;
+    let mut line = vec!["hook", hook.as_str()];
+    line.extend(rest);
+    hook_by_name(&line).ok_or_else(|| {
+        Failure::usage(format!(
+            "the shim {} runs `taskhook hook {}` with {} argument(s), which is not a hook \
+             taskhook runs; reinstall with `taskhook install`",
+            std::path::Path::new(shim).display(),
+            hook,
+            line.len() - 2
+        ))
+    })?
 }
 
 pub fn run(cli: Cli) -> CmdResult {

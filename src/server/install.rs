@@ -182,10 +182,61 @@ pub fn shim(hook: &str, exe: &Path) -> Option<String> {
         .iter()
         .find(|(name, _)| *name == hook)
         .map(|(_, text)| {
-            text.replace("@TASKHOOK@", &quote(&exe.display().to_string()))
+            text.replace("@SHEBANG@", &shebang(exe))
+                .replace("@TASKHOOK@", &quote(&exe.display().to_string()))
+                .replace("@SYSTEMCONFIG_RAW@", system)
                 .replace("@SYSTEMCONFIG@", &quote(system))
         })
 }
+
+/// What a shim's `#!` line runs: the binary itself (`EXE hook-shim`, so no shell starts on each
+/// push) when the kernel can run it that way, else `/bin/sh`, which runs the shim's last lines.
+/// The binary's path must then be absolute, free of white space, and short enough that the
+/// whole line fits the 127 bytes older kernels read of it (Linux before 5.1, as on RHEL 8).
+fn shebang(exe: &Path) -> String {
+    let fits = exe.to_str().filter(|p| {
+        p.starts_with('/')
+            && !p.chars().any(|c| c.is_whitespace() || c.is_control())
+            && format!("#!{p} {SHIM_ARG}").len() <= 127
+    });
+    match fits {
+        Some(p) => format!("{p} {SHIM_ARG}"),
+        None => "/bin/sh".to_string(),
+    }
+}
+
+/// The argument a shim's `#!` line passes: the kernel then adds the shim's path and git's
+/// arguments, which `taskhook hook-shim` reads as `read_shim` says.
+pub const SHIM_ARG: &str = "hook-shim";
+
+/// The longest shim `read_shim` reads.
+const MAX_SHIM_BYTES: u64 = 16 * 1024;
+
+/// The hook a shim at `path` stands for and the system git config it names, read from its
+/// marker and `# system-config:` lines, for a shim the kernel started the binary from.
+pub fn read_shim(path: &Path) -> Result<(String, Option<String>), String> {
+    use std::io::Read;
+    let mut text = String::new();
+    fs::File::open(path)
+        .and_then(|f| f.take(MAX_SHIM_BYTES).read_to_string(&mut text))
+        .map_err(|e| format!("cannot read the hook shim {}: {e}", path.display()))?;
+    let value = |prefix: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(prefix))
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    };
+    let hook = value(MARKER).ok_or_else(|| {
+        format!(
+            "{} is not a taskhook shim (no `{MARKER}` line); reinstall with `taskhook install`",
+            path.display()
+        )
+    })?;
+    Ok((hook, value(SYSTEM_CONFIG_LINE)))
+}
+
+/// The shim line naming the system git config found at install time.
+const SYSTEM_CONFIG_LINE: &str = "# system-config:";
 
 /// Where the git on `PATH` keeps its system config (`git config --system` writes there; a git
 /// built with another prefix keeps it elsewhere than `/etc/gitconfig`). Asked once, at install
@@ -404,8 +455,42 @@ mod tests {
         let text = shim("pre-receive", Path::new("/opt/it's/taskhook")).expect("shim");
         let dir = tempfile::tempdir().expect("tmp");
         let p = dir.path().join("pre-receive");
-        fs::write(&p, text).expect("write");
+        fs::write(&p, &text).expect("write");
         assert_eq!(shim_binary(&p), Some(PathBuf::from("/opt/it's/taskhook")));
+        assert!(
+            text.starts_with("#!/opt/it's/taskhook hook-shim\n"),
+            "{text}"
+        );
+        // A path with white space cannot go on the `#!` line: a shell runs the shim.
+        let text = shim("pre-receive", Path::new("/opt/my tools/taskhook")).expect("shim");
+        assert!(text.starts_with("#!/bin/sh\n"), "{text}");
+        fs::write(&p, text).expect("write");
+        assert_eq!(
+            shim_binary(&p),
+            Some(PathBuf::from("/opt/my tools/taskhook"))
+        );
+    }
+
+    #[test]
+    fn shims_start_the_binary_directly_where_the_kernel_can() {
+        let text = shim("update", Path::new("/usr/bin/taskhook")).expect("shim");
+        assert!(
+            text.starts_with("#!/usr/bin/taskhook hook-shim\n"),
+            "{text}"
+        );
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("update");
+        fs::write(&p, &text).expect("write");
+        let (hook, system) = read_shim(&p).expect("read");
+        assert_eq!(hook, "update");
+        assert!(system.is_some_and(|s| s.starts_with('/')));
+        let long = format!("/{}/taskhook", "d".repeat(120));
+        let text = shim("update", Path::new(&long)).expect("shim");
+        assert!(text.starts_with("#!/bin/sh\n"));
+        fs::write(&p, "#!/bin/sh\necho hello\n").expect("write");
+        assert!(read_shim(&p)
+            .expect_err("no marker")
+            .contains("not a taskhook shim"));
     }
 
     #[test]
