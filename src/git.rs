@@ -132,7 +132,15 @@ struct Objects {
     main: gix_odb::Handle,
     /// The directories of `quarantine` and `main`, in the same order.
     dirs: Vec<PathBuf>,
+    /// Small trees and commits already read. A hook looks up the manifest ref's few trees
+    /// several times (each path it reads starts at the root), and each loose read is a file
+    /// opened, mapped and inflated; an object never changes, so a copy is always right.
+    small: std::cell::RefCell<Vec<(ObjectId, gix_object::Kind, Vec<u8>)>>,
 }
+
+/// What `Objects::small` keeps: objects of at most this many bytes, at most this many of them.
+const SMALL_OBJECT_BYTES: usize = 4096;
+const SMALL_OBJECTS: usize = 64;
 
 impl Objects {
     fn all(&self) -> impl Iterator<Item = &gix_odb::Handle> {
@@ -158,12 +166,38 @@ impl gix_object::Find for Objects {
         id: &gix_hash::oid,
         buffer: &'a mut Vec<u8>,
     ) -> gix_error::Result<Option<gix_object::Data<'a>>> {
-        for store in &self.quarantine {
-            if gix_object::Exists::exists(store, id) {
-                return store.try_find(id, buffer);
+        use gix_object::Kind;
+        let hit = self
+            .small
+            .borrow()
+            .iter()
+            .find(|(k, ..)| k.as_ref() == id)
+            .map(|(_, kind, data)| {
+                buffer.clear();
+                buffer.extend_from_slice(data);
+                *kind
+            });
+        if let Some(kind) = hit {
+            return Ok(Some(gix_object::Data::new(buffer, kind, HASH)));
+        }
+        let found = match self
+            .quarantine
+            .iter()
+            .find(|s| gix_object::Exists::exists(*s, id))
+        {
+            Some(store) => store.try_find(id, buffer)?,
+            None => self.main.try_find(id, buffer)?,
+        };
+        if let Some(object) = &found {
+            let mut small = self.small.borrow_mut();
+            if matches!(object.kind, Kind::Tree | Kind::Commit)
+                && object.data.len() <= SMALL_OBJECT_BYTES
+                && small.len() < SMALL_OBJECTS
+            {
+                small.push((id.to_owned(), object.kind, object.data.to_vec()));
             }
         }
-        self.main.try_find(id, buffer)
+        Ok(found)
     }
 }
 
@@ -235,6 +269,7 @@ impl Repo {
             main: open_objects(&main, zlib_level(loose_level))
                 .map_err(|e| failed(format!("cannot open its objects: {e}")))?,
             dirs: vec![main],
+            small: Default::default(),
         };
         let lock_timeouts = (
             lock_timeout(&config, "core.filesRefLockTimeout", 100),
@@ -274,10 +309,13 @@ impl Repo {
                 if dir == main || !dir.is_dir() {
                     continue;
                 }
-                repo.objects.quarantine.push(
-                    open_objects(&dir, gix_zlib::Compression::BEST_SPEED)
-                        .map_err(|e| other("cannot open the quarantined objects", e))?,
-                );
+                let mut handle = open_objects(&dir, gix_zlib::Compression::BEST_SPEED)
+                    .map_err(|e| other("cannot open the quarantined objects", e))?;
+                // Most lookups miss the quarantine (they are for objects already in the
+                // main store); nothing repacks it while the hook runs, so a miss need not
+                // re-read its pack directory and alternates as gitoxide does by default.
+                handle.refresh_never();
+                repo.objects.quarantine.push(handle);
                 let at = repo.objects.dirs.len() - 1;
                 repo.objects.dirs.insert(at, dir);
             }
