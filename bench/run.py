@@ -4,7 +4,8 @@
 Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
                             [--validate 10000] [--branching 2000] [--checkout 200]
                             [--runs 7] [--push-runs 15]
-                            [--only plan,push,validate,branching,checkout,startup]
+                            [--only plan,push,hooks,validate,branching,checkout,startup]
+                            [--baseline-bin OLD_TASKHOOK]
 Builds the release binary, generates synthetic task repositories in a temp dir, serves them with
 git daemon on 127.0.0.1, and prints one table per comparison. Nothing is left running.
 """
@@ -196,6 +197,72 @@ def bench_push(base, sizes, runs):
           rows)
 
 
+def hook_times(trace):
+    """The time git waited for each hook (process start to exit), from a GIT_TRACE2_PERF file."""
+    import re
+    names, times = {}, {}
+    for line in open(trace):
+        cols = [c.strip() for c in line.split("|")]
+        if len(cols) < 9:
+            continue
+        child = re.search(r"\[(ch\d+)\]", cols[-1])
+        if not child:
+            continue
+        key = (cols[1], child.group(1))
+        hook = re.search(r"class:hook hook:(\S+)", cols[-1])
+        if cols[3] == "child_start" and hook:
+            names[key] = hook.group(1)
+        elif cols[3] == "child_exit" and key in names:
+            times[names[key]] = float(cols[6])
+    return times
+
+
+def bench_hooks(base, sizes, runs, baseline=None):
+    """Each hook as git runs it during a one-file push (from git's own trace: fork, exec, the
+    hook, exit): two no-op shell hooks, taskhook's hooks, and optionally an older taskhook
+    binary's (--baseline-bin, installed by that binary). Pushes interleave; medians."""
+    global BIN
+    variants = ["noop", "taskhook"] + (["baseline"] if baseline else [])
+    rows = []
+    for n in sizes:
+        results = {}
+        for v in variants:
+            saved, BIN = BIN, (baseline if v == "baseline" else BIN)
+            try:
+                work, bare = make_repo(base, f"hooks{n}{v}", n, filler_kb=1, hooks=(v != "noop"))
+            finally:
+                BIN = saved
+            if v == "noop":
+                for hook in ("pre-receive", "post-receive"):
+                    path = os.path.join(bare, "hooks", hook)
+                    with open(path, "w") as f:
+                        f.write(NOOP_HOOK)
+                    os.chmod(path, 0o755)
+            run(["git", "remote", "add", "origin", bare], work)
+            results[v] = {"pre-receive": [], "post-receive": []}
+        trace = os.path.join(base, "trace2.txt")
+        for r in range(runs):
+            for v in variants:
+                work = os.path.join(base, f"hooks{n}{v}.work")
+                with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
+                    f.write(f"# change {r}\n")
+                run(["git", "commit", "-q", "-am", f"c{r}"], work)
+                if os.path.exists(trace):
+                    os.remove(trace)
+                subprocess.run(["git", "push", "-q", "origin", "master"], cwd=work, check=True,
+                               capture_output=True, env=dict(ENV, GIT_TRACE2_PERF=trace))
+                for hook, t in hook_times(trace).items():
+                    results[v][hook].append(t)
+        row = [n]
+        for v in variants:
+            pre, post = (med(results[v][h]) * 1000 for h in ("pre-receive", "post-receive"))
+            row.append(f"{pre:.2f} + {post:.2f} = {pre + post:.2f}")
+        rows.append(row)
+    table("7. Each hook as git runs it (GIT_TRACE2_PERF: start to exit), pre-receive + post-receive (ms, medians)",
+          ["tasks"] + [{"noop": "no-op shell hooks", "taskhook": "taskhook",
+                        "baseline": f"baseline ({baseline})"}[v] for v in variants], rows)
+
+
 def bench_startup(base, runs=51):
     """The hook binary's start: time to `main` (a process that only prints its version, against
     /bin/true) and, from TASKHOOK_TRACE, the time from `main` to each hook step."""
@@ -329,9 +396,11 @@ def main():
     ap.add_argument("--validate", type=int, default=10000)
     ap.add_argument("--branching", type=int, default=2000)
     ap.add_argument("--checkout", type=int, default=200, help="tasks in the checkout benchmark (0: skip)")
-    ap.add_argument("--only", default="", help="comma-separated: plan,push,validate,branching,checkout,startup")
+    ap.add_argument("--only", default="", help="comma-separated: plan,push,hooks,validate,branching,checkout,startup")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--push-runs", type=int, default=15, help="pushes are noisier: more runs")
+    ap.add_argument("--baseline-bin", default=None,
+                    help="hooks: also measure this taskhook binary's hooks (e.g. an older build)")
     a = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     base = tempfile.mkdtemp(prefix="taskhook-bench-")
@@ -343,6 +412,8 @@ def main():
             bench_plan(base, [int(x) for x in a.sizes.split(",") if x], a.runs)
         if want("push"):
             bench_push(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs)
+        if want("hooks"):
+            bench_hooks(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs, a.baseline_bin)
         if a.validate and want("validate"):
             bench_validate(base, a.validate, a.runs)
         if a.branching and want("branching"):
