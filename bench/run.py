@@ -158,6 +158,15 @@ def bench_plan(base, sizes, runs):
 NOOP_HOOK = "#!/bin/sh\nexit 0\n"
 
 
+def install_noop_hooks(bare):
+    """Two no-op shell hooks: the floor of running any pre-receive and post-receive."""
+    for hook in ("pre-receive", "post-receive"):
+        path = os.path.join(bare, "hooks", hook)
+        with open(path, "w") as f:
+            f.write(NOOP_HOOK)
+        os.chmod(path, 0o755)
+
+
 def bench_push(base, sizes, runs):
     """A one-file push to a repacked n-task repository: no hooks, two no-op shell hooks (the
     floor of running any two hooks), taskhook's hooks. Runs interleave; medians."""
@@ -168,11 +177,7 @@ def bench_push(base, sizes, runs):
         for v in variants:
             work, bare = make_repo(base, f"push{n}{v}", n, filler_kb=1, hooks=(v == "taskhook"))
             if v == "noop":
-                for hook in ("pre-receive", "post-receive"):
-                    path = os.path.join(bare, "hooks", hook)
-                    with open(path, "w") as f:
-                        f.write(NOOP_HOOK)
-                    os.chmod(path, 0o755)
+                install_noop_hooks(bare)
             run(["git", "remote", "add", "origin", bare], work)
             results[v] = []
         for r in range(runs):
@@ -233,11 +238,7 @@ def bench_hooks(base, sizes, runs, baseline=None):
             finally:
                 BIN = saved
             if v == "noop":
-                for hook in ("pre-receive", "post-receive"):
-                    path = os.path.join(bare, "hooks", hook)
-                    with open(path, "w") as f:
-                        f.write(NOOP_HOOK)
-                    os.chmod(path, 0o755)
+                install_noop_hooks(bare)
             run(["git", "remote", "add", "origin", bare], work)
             results[v] = {"pre-receive": [], "post-receive": []}
         trace = os.path.join(base, "trace2.txt")

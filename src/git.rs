@@ -930,8 +930,9 @@ fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, St
     use gix_config::file::{includes, Metadata};
     use gix_config::Source;
     // Where the installed git keeps its own config is only known by asking it (a process
-    // start), so that is done only when nothing names the system file: the hooks' shims set
-    // `GIT_CONFIG_SYSTEM` (found at install time) and `GIT_CONFIG_NOSYSTEM` turns it off.
+    // start), so that is done only when nothing names the system file: the hooks' shims name
+    // it (found at install time; `use_system_config`, or `GIT_CONFIG_SYSTEM` when a shell runs
+    // the shim) and `GIT_CONFIG_NOSYSTEM` turns it off.
     let from_env = std::env::var_os("GIT_CONFIG_SYSTEM").is_some()
         || std::env::var_os("GIT_CONFIG_NOSYSTEM").is_some();
     let recorded = SYSTEM_CONFIG.get().filter(|_| !from_env);
@@ -1068,5 +1069,43 @@ fn lock_timeout(config: &gix_config::File, key: &str, default_ms: u64) -> Fail {
         Some(ms) if ms < 0 => Fail::AfterDurationWithBackoff(Duration::MAX),
         Some(ms) => Fail::AfterDurationWithBackoff(Duration::from_millis(ms as u64)),
         None => Fail::AfterDurationWithBackoff(Duration::from_millis(default_ms)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn loose_file(git_dir: &Path, id: ObjectId) -> PathBuf {
+        let hex = id.to_string();
+        git_dir.join("objects").join(&hex[..2]).join(&hex[2..])
+    }
+
+    /// Small trees are read from disk once per process; blobs are read each time.
+    #[test]
+    fn small_trees_are_read_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git_dir = dir.path().join("r.git");
+        for d in ["objects", "refs/heads"] {
+            std::fs::create_dir_all(git_dir.join(d)).expect("mkdir");
+        }
+        std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").expect("HEAD");
+        std::fs::write(git_dir.join("config"), "[core]\n\tbare = true\n").expect("config");
+        let repo = Repo::open(&git_dir).expect("open");
+        let blob = repo.write_blob(b"hello\n").expect("blob");
+        let tree = repo
+            .write_tree(&[("a/b.txt".to_string(), blob)])
+            .expect("tree");
+        let first = repo.tree_entries(tree).expect("read");
+        assert_eq!(repo.read_blob(blob).expect("blob"), b"hello\n");
+        std::fs::remove_file(loose_file(&git_dir, tree)).expect("rm tree");
+        std::fs::remove_file(loose_file(&git_dir, blob)).expect("rm blob");
+        assert_eq!(repo.tree_entries(tree).expect("read again"), first);
+        assert!(repo.read_blob(blob).is_err());
+        // Another process (a new Repo) reads from disk.
+        assert!(Repo::open(&git_dir)
+            .expect("open")
+            .tree_entries(tree)
+            .is_err());
     }
 }
