@@ -509,7 +509,9 @@ fn a_broken_shim_says_what_to_do() {
     assert!(!out.status.success(), "{err}");
     assert!(err.contains("is not a taskhook shim"), "{err}");
     assert!(err.contains("taskhook install"), "{err}");
-    let out = taskhook(&["hook-shim"], s.dir.path());
-    assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("taskhook hook <HOOK>"));
+    for args in [&["hook-shim"][..], &["hook-shim", "--help"]] {
+        let out = taskhook(args, s.dir.path());
+        assert_eq!(out.status.code(), Some(2));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("taskhook hook <HOOK>"));
+    }
 }

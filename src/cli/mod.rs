@@ -466,7 +466,11 @@ fn hook_by_name(args: &[&str]) -> Option<CmdResult> {
 
 /// Runs the hook a shim stands for; `args` are the shim's path and git's arguments.
 fn from_shim(args: &[std::ffi::OsString]) -> CmdResult {
-    let Some(shim) = args.first() else {
+    // Only the kernel runs this, with a path; `--help` or nothing at all gets the usage hint.
+    let Some(shim) = args
+        .first()
+        .filter(|a| !a.to_string_lossy().starts_with('-'))
+    else {
         return Err(Failure::usage(format!(
             "`taskhook {}` is run by the kernel from a hook shim's `#!` line, with the \
              shim's path; to run a hook by hand use `taskhook hook <HOOK>`",
