@@ -13,7 +13,7 @@ use bstr::ByteSlice;
 pub use gix_hash::ObjectId;
 use gix_lock::acquire::Fail;
 pub use gix_object::tree::EntryKind;
-use gix_object::{Find as _, FindHeader as _, Write as _};
+use gix_object::{Find as _, FindHeader as _};
 use gix_ref::file::ReferenceExt as _;
 use gix_ref::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix_ref::Target;
@@ -58,10 +58,6 @@ pub struct Repo {
     lock_timeouts: (Fail, Fail),
 }
 
-/// Blobs at least this large (a branch manifest of about 170 tasks or more) are stored
-/// uncompressed (src/git/stored.rs): copying them is faster than compressing them, and reading
-/// them back faster than inflating.
-const STORED_BLOB_BYTES: usize = 64 * 1024;
 /// Blobs at least this large are hashed on another thread while their loose file is written.
 const PARALLEL_HASH_BYTES: usize = 256 * 1024;
 
@@ -100,7 +96,7 @@ impl ObjectDirs {
     /// The content of blob `id`, unless it is larger than `max` bytes (`None`).
     fn read_blob(&self, id: ObjectId, max: u64) -> Result<Option<Vec<u8>>, GitError> {
         for dir in &self.0 {
-            let store = open_objects(dir, gix_zlib::Compression::BEST_SPEED)
+            let store = open_objects(dir)
                 .map_err(|e| other(format!("cannot open {}", dir.display()), e))?;
             match store.try_header(&id) {
                 Ok(Some(header)) if header.kind != gix_object::Kind::Blob => {
@@ -136,6 +132,8 @@ struct Objects {
     /// several times (each path it reads starts at the root), and each loose read is a file
     /// opened, mapped and inflated; an object never changes, so a copy is always right.
     small: std::cell::RefCell<Vec<(ObjectId, gix_object::Kind, Vec<u8>)>>,
+    /// The zlib state loose objects are read with ([`Objects::read_loose`]).
+    inflater: std::cell::RefCell<Option<flate2::Decompress>>,
 }
 
 /// What `Objects::small` keeps: objects of at most this many bytes, at most this many of them.
@@ -149,6 +147,21 @@ impl Objects {
 
     fn exists(&self, id: &gix_hash::oid) -> bool {
         self.all().any(|s| gix_object::Exists::exists(s, id))
+    }
+
+    /// Object `id` read from a loose file in one of `dirs` (the quarantine's first), with one
+    /// zlib state for the whole process; `None` when there is no such file, or it is not what
+    /// this reader expects (the object store then reads it, from a pack or an alternate, and
+    /// says what is wrong with a damaged file).
+    fn read_loose(&self, id: &gix_hash::oid, buffer: &mut Vec<u8>) -> Option<gix_object::Kind> {
+        let id = id.to_owned();
+        let file = self
+            .dirs
+            .iter()
+            .find_map(|dir| std::fs::read(loose_path(dir, id)).ok())?;
+        let mut inflater = self.inflater.borrow_mut();
+        let inflater = inflater.get_or_insert_with(|| flate2::Decompress::new(true));
+        stored::read_object(file, inflater, buffer).ok()
     }
 
     fn lookup_prefix(&self, prefix: gix_hash::Prefix) -> Option<ObjectId> {
@@ -180,13 +193,16 @@ impl gix_object::Find for Objects {
         if let Some(kind) = hit {
             return Ok(Some(gix_object::Data::new(buffer, kind, HASH)));
         }
-        let found = match self
-            .quarantine
-            .iter()
-            .find(|s| gix_object::Exists::exists(*s, id))
-        {
-            Some(store) => store.try_find(id, buffer)?,
-            None => self.main.try_find(id, buffer)?,
+        let found = match self.read_loose(id, buffer) {
+            Some(kind) => Some(gix_object::Data::new(buffer, kind, HASH)),
+            None => match self
+                .quarantine
+                .iter()
+                .find(|s| gix_object::Exists::exists(*s, id))
+            {
+                Some(store) => store.try_find(id, buffer)?,
+                None => self.main.try_find(id, buffer)?,
+            },
         };
         if let Some(object) = &found {
             let mut small = self.small.borrow_mut();
@@ -262,14 +278,14 @@ impl Repo {
                 ref_options,
             )
         };
-        let loose_level = loose_compression(&config);
         let main = common_dir.join("objects");
         let objects = Objects {
             quarantine: Vec::new(),
-            main: open_objects(&main, zlib_level(loose_level))
+            main: open_objects(&main)
                 .map_err(|e| failed(format!("cannot open its objects: {e}")))?,
             dirs: vec![main],
             small: Default::default(),
+            inflater: Default::default(),
         };
         let lock_timeouts = (
             lock_timeout(&config, "core.filesRefLockTimeout", 100),
@@ -309,7 +325,7 @@ impl Repo {
                 if dir == main || !dir.is_dir() {
                     continue;
                 }
-                let mut handle = open_objects(&dir, gix_zlib::Compression::BEST_SPEED)
+                let mut handle = open_objects(&dir)
                     .map_err(|e| other("cannot open the quarantined objects", e))?;
                 // Most lookups miss the quarantine (they are for objects already in the
                 // main store); nothing repacks it while the hook runs, so a miss need not
@@ -621,34 +637,46 @@ impl Repo {
         }
     }
 
-    /// Writes a blob as a loose object. A large one (a branch manifest of hundreds of tasks) is
-    /// stored uncompressed (src/git/stored.rs); from 256 KB on, it is hashed on another thread
-    /// while its file is written.
+    /// Writes a blob as a loose object, stored uncompressed (src/git/stored.rs) like every
+    /// object taskhook writes; from 256 KB on (a branch manifest of about 700 tasks), it is
+    /// hashed on another thread while its file is written.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
-        if bytes.len() < STORED_BLOB_BYTES {
-            return self
-                .objects
-                .main
-                .write_buf(gix_object::Kind::Blob, bytes)
-                .map_err(|e| other("cannot write blob", e));
+        if bytes.len() < PARALLEL_HASH_BYTES {
+            return self.write_object(gix_object::Kind::Blob, bytes);
         }
         let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
         let objects = self.objects.dirs.last().map(PathBuf::as_path);
         let write = || write_loose_file(objects, |f| stored::write(f, &header, bytes));
-        let (id, written) = if bytes.len() < PARALLEL_HASH_BYTES {
-            (Ok(blob_id(bytes)), write())
-        } else {
-            std::thread::scope(|s| {
-                let hashing = s.spawn(|| blob_id(bytes));
-                let written = write();
-                (hashing.join(), written)
-            })
-        };
+        let (id, written) = std::thread::scope(|s| {
+            let hashing = s.spawn(|| blob_id(bytes));
+            let written = write();
+            (hashing.join(), written)
+        });
         let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
         let written = written.map_err(|e| other("cannot write blob", e))?;
         crate::error::trace::step("large blob stored");
         persist_loose(objects, id, written)
             .map_err(|e| other(format!("cannot write blob {id}"), e))?;
+        Ok(id)
+    }
+
+    /// Writes an object of `kind` whose encoded form is `bytes` as a loose object in zlib's
+    /// stored blocks, unless it is there already. Not compressing costs no disk space at these
+    /// sizes (a loose file takes a whole file system block either way; `git gc` compresses
+    /// what it packs), and it spares setting up a compressor, which is most of what writing a
+    /// small object with zlib costs: about 270 KB of zlib state allocated and cleared.
+    fn write_object(&self, kind: gix_object::Kind, bytes: &[u8]) -> Result<ObjectId, GitError> {
+        let failed = |e: &dyn std::fmt::Display| other(format!("cannot write {kind}"), e);
+        let id = gix_object::compute_hash(HASH, kind, bytes).map_err(|e| failed(&e))?;
+        let objects = self.objects.dirs.last().map(PathBuf::as_path);
+        if objects.is_some_and(|o| loose_path(o, id).exists()) {
+            return Ok(id);
+        }
+        let header = gix_object::encode::loose_header(kind, bytes.len() as u64);
+        let file = stored::encode(&header, bytes);
+        let written = write_loose_file(objects, |f| std::io::Write::write_all(f, &file))
+            .map_err(|e| failed(&e))?;
+        persist_loose(objects, id, written).map_err(|e| failed(&e))?;
         Ok(id)
     }
 
@@ -675,7 +703,7 @@ impl Repo {
             }
             d.files.push((name.to_string(), *id));
         }
-        fn write(objects: &gix_odb::Handle, d: &Dir) -> Result<ObjectId, GitError> {
+        fn write(repo: &Repo, d: &Dir) -> Result<ObjectId, GitError> {
             let mut entries = Vec::new();
             for (name, id) in &d.files {
                 entries.push(gix_object::tree::Entry {
@@ -688,16 +716,14 @@ impl Repo {
                 entries.push(gix_object::tree::Entry {
                     mode: EntryKind::Tree.into(),
                     filename: name.as_str().into(),
-                    oid: write(objects, sub)?,
+                    oid: write(repo, sub)?,
                 });
             }
             entries.sort();
             let tree = gix_object::Tree { entries };
-            objects
-                .write(&tree)
-                .map_err(|e| other("cannot write tree", e))
+            repo.write_encoded(&tree)
         }
-        write(&self.objects.main, &root)
+        write(self, &root)
     }
 
     /// Writes a commit authored by taskhook itself (no user identity needed).
@@ -725,10 +751,16 @@ impl Repo {
             message: message.into(),
             extra_headers: Vec::new(),
         };
-        self.objects
-            .main
-            .write(&commit)
-            .map_err(|e| other("cannot write commit", e))
+        self.write_encoded(&commit)
+    }
+
+    /// Writes a tree or commit (see [`Repo::write_object`]).
+    fn write_encoded(&self, object: &dyn gix_object::WriteTo) -> Result<ObjectId, GitError> {
+        let mut bytes = Vec::with_capacity(object.size() as usize);
+        object
+            .write_to(&mut bytes)
+            .map_err(|e| other(format!("cannot write {}", object.kind()), e))?;
+        self.write_object(object.kind(), &bytes)
     }
 
     /// Moves `name` from `expected` (None: must not exist) to `new`. Fails with
@@ -896,19 +928,14 @@ fn absolute(path: &Path) -> std::io::Result<PathBuf> {
     Ok(path.components().collect())
 }
 
-/// The object database at `objects` (its packs, loose objects and alternates).
-fn open_objects(
-    objects: &Path,
-    loose_compression: gix_zlib::Compression,
-) -> std::io::Result<gix_odb::Handle> {
+/// The object database at `objects` (its packs, loose objects and alternates), for reading:
+/// taskhook writes its objects itself ([`Repo::write_object`]).
+fn open_objects(objects: &Path) -> std::io::Result<gix_odb::Handle> {
     gix_odb::at_opts(
         objects,
         HASH,
         None,
-        gix_odb::store::init::Options {
-            loose_compression,
-            ..Default::default()
-        },
+        gix_odb::store::init::Options::default(),
     )
 }
 
@@ -1007,23 +1034,6 @@ fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, St
     Ok(config)
 }
 
-/// The zlib level of new loose objects: `core.looseCompression`, else `core.compression`, else
-/// git's default for loose objects (1, the fastest); -1 is zlib's default (6).
-fn loose_compression(config: &gix_config::File) -> u32 {
-    ["core.looseCompression", "core.compression"]
-        .into_iter()
-        .find_map(|key| config.integer(key).ok().flatten())
-        .map_or(1, |level| match level {
-            -1 => 6,
-            0..=9 => level as u32,
-            _ => 1,
-        })
-}
-
-fn zlib_level(level: u32) -> gix_zlib::Compression {
-    gix_zlib::Compression::new(level as i32).unwrap_or(gix_zlib::Compression::BEST_SPEED)
-}
-
 /// A loose object's file as git writes one: a read-only temporary file in the object
 /// directory, filled by `write` before the object's id is known; [`persist_loose`] then renames
 /// it to `objects/xx/yyyy…`.
@@ -1051,15 +1061,21 @@ fn persist_loose(
     file: tempfile::NamedTempFile,
 ) -> std::io::Result<()> {
     let objects = objects.ok_or_else(|| std::io::Error::other("no object directory"))?;
-    let hex = id.to_string();
-    let dir = objects.join(&hex[..2]);
-    let path = dir.join(&hex[2..]);
+    let path = loose_path(objects, id);
     if path.exists() {
         return Ok(());
     }
-    std::fs::create_dir_all(&dir)?;
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
     file.persist(&path).map_err(|e| e.error)?;
     Ok(())
+}
+
+/// Where the loose object `id` is in the object directory `objects`.
+fn loose_path(objects: &Path, id: ObjectId) -> PathBuf {
+    let hex = id.to_string();
+    objects.join(&hex[..2]).join(&hex[2..])
 }
 
 /// How long to wait for a lock, from a config key in milliseconds (negative: forever, as git).
@@ -1107,5 +1123,70 @@ mod tests {
             .expect("open")
             .tree_entries(tree)
             .is_err());
+    }
+
+    /// What taskhook writes is stored uncompressed, read back by git as any loose object, and
+    /// what git writes (compressed) is read by taskhook's own loose reader.
+    #[test]
+    fn loose_objects_are_shared_with_git_both_ways() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git_dir = dir.path().join("r.git");
+        let git = |args: &[&str], input: Option<&[u8]>| {
+            let mut cmd = std::process::Command::new("git");
+            // Whatever git environment and config the caller has.
+            for (k, _) in std::env::vars_os() {
+                if k.to_string_lossy().starts_with("GIT_") {
+                    cmd.env_remove(k);
+                }
+            }
+            cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .arg("--git-dir")
+                .arg(&git_dir)
+                .args(args);
+            cmd.stdin(std::process::Stdio::piped());
+            cmd.stdout(std::process::Stdio::piped());
+            let mut child = cmd.spawn().expect("git");
+            if let Some(input) = input {
+                std::io::Write::write_all(&mut child.stdin.take().expect("stdin"), input)
+                    .expect("input");
+            }
+            drop(child.stdin.take());
+            let out = child.wait_with_output().expect("git ran");
+            assert!(out.status.success(), "git {args:?}");
+            String::from_utf8(out.stdout).expect("utf-8")
+        };
+        git(&["init", "-q", "--bare"], None);
+        let repo = Repo::open(&git_dir).expect("open");
+        let blob = repo.write_blob(b"hello\n").expect("blob");
+        let tree = repo
+            .write_tree(&[("a/b.txt".to_string(), blob)])
+            .expect("tree");
+        let commit = repo.write_commit(tree, None, "m\n").expect("commit");
+        let file = std::fs::read(loose_file(&git_dir, commit)).expect("loose file");
+        assert_eq!(file[..3], [0x78, 0x01, 0x01], "one final stored block");
+        assert_eq!(
+            git(&["cat-file", "-p", &format!("{commit}:a/b.txt")], None),
+            "hello\n"
+        );
+        git(&["fsck", "--strict", "--no-dangling"], None);
+
+        let theirs = git(&["hash-object", "-w", "--stdin"], Some(b"from git\n"));
+        let theirs = ObjectId::from_hex(theirs.trim().as_bytes()).expect("id");
+        let file = std::fs::read(loose_file(&git_dir, theirs)).expect("git's loose file");
+        let mut out = Vec::new();
+        let kind = stored::read_object(file, &mut flate2::Decompress::new(true), &mut out)
+            .expect("read by taskhook's reader");
+        assert_eq!(
+            (kind, &out[..]),
+            (gix_object::Kind::Blob, &b"from git\n"[..])
+        );
+        assert_eq!(
+            Repo::open(&git_dir)
+                .expect("open")
+                .read_blob(theirs)
+                .expect("read"),
+            b"from git\n"
+        );
     }
 }
