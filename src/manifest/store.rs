@@ -236,6 +236,9 @@ fn apply_with(
     // a lock left by a killed process delays a push by at most `taskhook.staleLockSeconds`.
     let lock_deadline = std::time::Instant::now() + config.stale_lock + Duration::from_secs(2);
     let mut said_waiting = false;
+    // Each branch file's blob id and sha256, kept from the first attempt: a retry after a lost
+    // race writes the same bytes, so neither is computed (nor the file written) again.
+    let mut written: Vec<Option<(ObjectId, String)>> = vec![None; changes.len()];
     for attempt in 0..ATTEMPTS {
         let snap = match first.take() {
             Some(snap) => snap,
@@ -251,7 +254,11 @@ fn apply_with(
         // Checked on every attempt: a branch that moved on (or came back) since its manifest was
         // computed is left to the hook of the push that moved it, so an older push finishing
         // late never overwrites a newer manifest.
-        for (branch, new) in changes.iter().filter(|c| still_current(repo, c)) {
+        for (i, (branch, new)) in changes
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| still_current(repo, c))
+        {
             if new.as_ref().is_some_and(|m| m.empty)
                 && stored_is_empty(repo, &index, &files, branch, new.as_ref())
             {
@@ -267,14 +274,22 @@ fn apply_with(
                 let state = manifest::state_file_of(&file);
                 within_limit(&file, bytes)?;
                 within_limit(&state, &m.state)?;
-                // The index's digest is computed on another thread while the blob is written.
-                let (id, sha256) = std::thread::scope(|s| {
-                    let digest = s.spawn(|| manifest::sha256(bytes));
-                    (repo.write_blob(bytes), digest.join())
-                });
-                let id = id?;
-                crate::error::trace::step("branch file written");
-                let sha256 = sha256.unwrap_or_else(|_| manifest::sha256(bytes));
+                let (id, sha256) = match &written[i] {
+                    Some(done) => done.clone(),
+                    None => {
+                        // The index's digest is computed on another thread while the blob is
+                        // written.
+                        let (id, sha256) = std::thread::scope(|s| {
+                            let digest = s.spawn(|| manifest::sha256(bytes));
+                            (repo.write_blob(bytes), digest.join())
+                        });
+                        let id = id?;
+                        crate::error::trace::step("branch file written");
+                        let sha256 = sha256.unwrap_or_else(|_| manifest::sha256(bytes));
+                        written[i] = Some((id, sha256.clone()));
+                        (id, sha256)
+                    }
+                };
                 files.insert(file.clone(), id);
                 files.insert(state, repo.write_blob(&m.state)?);
                 index.branches.insert(
