@@ -74,13 +74,15 @@ pub mod trace {
         START.get_or_init(|| std::env::var_os("TASKHOOK_TRACE").map(|_| Instant::now()));
     }
 
-    /// Says that `step` just ended (when tracing).
+    /// Says that `step` just ended (when tracing), in one write: stderr is unbuffered, and a
+    /// line written in pieces can be split by git's side band or by another thread's line.
     pub fn step(step: &str) {
         if let Some(Some(t)) = START.get() {
-            eprintln!(
-                "taskhook: trace: {step} at {:.3} ms",
+            let line = format!(
+                "taskhook: trace: {step} at {:.3} ms\n",
                 t.elapsed().as_secs_f64() * 1000.0
             );
+            let _ = std::io::Write::write_all(&mut std::io::stderr(), line.as_bytes());
         }
     }
 }
