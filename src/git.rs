@@ -1110,8 +1110,7 @@ mod tests {
     use super::*;
 
     fn loose_file(git_dir: &Path, id: ObjectId) -> PathBuf {
-        let hex = id.to_string();
-        git_dir.join("objects").join(&hex[..2]).join(&hex[2..])
+        loose_path(&git_dir.join("objects"), id)
     }
 
     /// Small trees are read from disk once per process; blobs are read each time.
