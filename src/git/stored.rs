@@ -69,20 +69,14 @@ impl Previous {
             Ok(stream) => stream,
             Err(file) => inflate(&file, limit)?,
         };
-        let header_len = stream
-            .iter()
-            .take(32)
-            .position(|&b| b == 0)
-            .map(|i| i + 1)
-            .ok_or_else(|| io::Error::other("no object header"))?;
-        match declared_size(&stream[..header_len]) {
-            Some(size) if size == stream.len() - header_len && size as u64 <= max => {}
-            Some(_) => {
-                return Err(io::Error::other(
-                    "its size is not what its header says, or over the limit",
-                ))
-            }
-            None => return Err(io::Error::other("it is not a blob")),
+        let (kind, size, header_len) = parse_header(&stream)?;
+        if kind != gix_object::Kind::Blob {
+            return Err(io::Error::other("it is not a blob"));
+        }
+        if size != stream.len() - header_len || size as u64 > max {
+            return Err(io::Error::other(
+                "its size is not what its header says, or over the limit",
+            ));
         }
         Ok(Previous { stream, header_len })
     }
@@ -299,11 +293,6 @@ fn parse_header(stream: &[u8]) -> io::Result<(gix_object::Kind, usize, usize)> {
 
 fn zlib_header_ok(cmf: u8, flg: u8) -> bool {
     cmf & 0x0f == 8 && (u16::from(cmf) << 8 | u16::from(flg)) % 31 == 0 && flg & 0x20 == 0
-}
-
-fn declared_size(header: &[u8]) -> Option<usize> {
-    let text = std::str::from_utf8(header.strip_suffix(b"\0")?).ok()?;
-    text.strip_prefix("blob ")?.parse().ok()
 }
 
 #[cfg(test)]
