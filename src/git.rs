@@ -58,8 +58,9 @@ pub struct Repo {
     lock_timeouts: (Fail, Fail),
 }
 
-/// Blobs at least this large are hashed on another thread while their loose file is written.
-const PARALLEL_HASH_BYTES: usize = 256 * 1024;
+/// Blobs at least this large are hashed on another thread while their loose file is written
+/// (below it, starting a thread costs about as much as hashing).
+pub const PARALLEL_HASH_BYTES: usize = 256 * 1024;
 
 /// A repository's object directories in lookup order, to read from another thread.
 #[derive(Debug, Clone)]

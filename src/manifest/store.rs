@@ -277,12 +277,16 @@ fn apply_with(
                 let (id, sha256) = match &written[i] {
                     Some(done) => done.clone(),
                     None => {
-                        // The index's digest is computed on another thread while the blob is
-                        // written.
-                        let (id, sha256) = std::thread::scope(|s| {
-                            let digest = s.spawn(|| manifest::sha256(bytes));
-                            (repo.write_blob(bytes), digest.join())
-                        });
+                        // The index's digest of a large file is computed on another thread
+                        // while the blob is written.
+                        let (id, sha256) = if bytes.len() < crate::git::PARALLEL_HASH_BYTES {
+                            (repo.write_blob(bytes), Ok(manifest::sha256(bytes)))
+                        } else {
+                            std::thread::scope(|s| {
+                                let digest = s.spawn(|| manifest::sha256(bytes));
+                                (repo.write_blob(bytes), digest.join())
+                            })
+                        };
                         let id = id?;
                         crate::error::trace::step("branch file written");
                         let sha256 = sha256.unwrap_or_else(|_| manifest::sha256(bytes));
