@@ -1114,16 +1114,22 @@ mod tests {
         loose_path(&git_dir.join("objects"), id)
     }
 
-    /// Small trees are read from disk once per process; blobs are read each time.
-    #[test]
-    fn small_trees_are_read_once() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let git_dir = dir.path().join("r.git");
+    /// A bare repository made by hand in `dir` (`r.git`), with `config` as its config file.
+    fn bare_repo(dir: &Path, config: &str) -> PathBuf {
+        let git_dir = dir.join("r.git");
         for d in ["objects", "refs/heads"] {
             std::fs::create_dir_all(git_dir.join(d)).expect("mkdir");
         }
         std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").expect("HEAD");
-        std::fs::write(git_dir.join("config"), "[core]\n\tbare = true\n").expect("config");
+        std::fs::write(git_dir.join("config"), config).expect("config");
+        git_dir
+    }
+
+    /// Small trees are read from disk once per process; blobs are read each time.
+    #[test]
+    fn small_trees_are_read_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git_dir = bare_repo(dir.path(), "[core]\n\tbare = true\n");
         let repo = Repo::open(&git_dir).expect("open");
         let blob = repo.write_blob(b"hello\n").expect("blob");
         let tree = repo
@@ -1212,11 +1218,7 @@ mod tests {
     #[test]
     fn a_git_dir_taken_as_given_is_what_discovery_finds() {
         let dir = tempfile::tempdir().expect("tmp");
-        let git_dir = dir.path().join("r.git");
-        for d in ["objects", "refs/heads"] {
-            std::fs::create_dir_all(git_dir.join(d)).expect("mkdir");
-        }
-        std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").expect("HEAD");
+        let git_dir = bare_repo(dir.path(), "");
         for (config, bare) in [
             ("[core]\n\tbare = true\n", true),
             ("[core]\n\tbare = false\n", false),
