@@ -11,7 +11,7 @@ cargo +nightly fuzz --version >/dev/null 2>&1 || {
 }
 seconds=${1:-60}
 corpus=../../shared/corpus
-mkdir -p seeds/formula seeds/event seeds/manifest seeds/archive seeds/upload_archive seeds/loose_stored seeds/loose_object
+mkdir -p seeds/formula seeds/event seeds/manifest seeds/archive seeds/upload_archive seeds/loose_stored seeds/loose_object seeds/branch_splice
 cp -f "$corpus"/formulas/* seeds/formula/ 2>/dev/null || true
 cp -f "$corpus"/messages/*.json "$corpus"/messages/modern/*.json seeds/event/ 2>/dev/null || true
 cp -f ../examples/tasks/*/runtask.yml seeds/formula/ 2>/dev/null || true
@@ -25,6 +25,8 @@ body = b"".join(b'    {"path":"t%05d","desc":"task %d"},\n' % (i, i) for i in ra
 stream = b"blob %d\0" % len(body) + body
 open("seeds/loose_stored/stored", "wb").write(zlib.compress(stream, 0))
 open("seeds/loose_stored/whole", "wb").write(zlib.compress(stream, 1))
+# A stored manifest of 40 tasks, a push replacing, removing and adding a few, no damage.
+open("seeds/branch_splice/push", "wb").write(bytes([40, 1, 3, 0, 7, 2, 99, 1, 20]))
 # Loose objects of each kind, as git writes them (level 1) and as taskhook does (stored).
 for kind, body in [(b"blob", b"hello\n"), (b"tree", b"100644 a\0" + bytes(20)),
                    (b"commit", b"tree " + b"0" * 40 + b"\n\nm\n")]:
@@ -32,7 +34,7 @@ for kind, body in [(b"blob", b"hello\n"), (b"tree", b"100644 a\0" + bytes(20)),
     open("seeds/loose_object/" + kind.decode(), "wb").write(zlib.compress(stream, 1))
     open("seeds/loose_object/" + kind.decode() + "-stored", "wb").write(zlib.compress(stream, 0))
 PY
-for target in ${TARGETS:-formula event manifest archive upload_archive loose_stored loose_object}; do
+for target in ${TARGETS:-formula event manifest archive upload_archive loose_stored loose_object branch_splice}; do
   mkdir -p "corpus/$target"
   log=$(mktemp)
   start=$(date +%s)
