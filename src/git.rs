@@ -673,8 +673,11 @@ impl Repo {
         let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
         let written = written.map_err(|e| other("cannot write blob", e))?;
         crate::error::trace::step("large blob stored");
-        persist_loose(objects, id, written)
-            .map_err(|e| other(format!("cannot write blob {id}"), e))?;
+        // Already there (the same manifest written before): the temporary file is dropped.
+        if !objects.is_some_and(|o| loose_path(o, id).exists()) {
+            persist_loose(objects, id, written)
+                .map_err(|e| other(format!("cannot write blob {id}"), e))?;
+        }
         Ok(id)
     }
 
@@ -1071,8 +1074,8 @@ fn write_loose_file(
     Ok(file)
 }
 
-/// Moves a loose object's file written by [`write_loose_file`] to where object `id` belongs,
-/// unless the object is there already (then the file is removed).
+/// Moves a loose object's file written by [`write_loose_file`] to where object `id` belongs
+/// (callers check first whether the object is there already).
 fn persist_loose(
     objects: Option<&Path>,
     id: ObjectId,
@@ -1080,9 +1083,6 @@ fn persist_loose(
 ) -> std::io::Result<()> {
     let objects = objects.ok_or_else(|| std::io::Error::other("no object directory"))?;
     let path = loose_path(objects, id);
-    if path.exists() {
-        return Ok(());
-    }
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
