@@ -103,6 +103,13 @@ fn load_sources(repo: &Repo, commit: ObjectId, report: &mut Report) {
     }
 }
 
+/// Where the hooks' messages go: stderr, which git relays to the pusher as `remote:` lines,
+/// waking itself and the client for every write. stderr is unbuffered, so a formatted line
+/// would go out in pieces (ten writes for pre-receive's summary line); this writes whole lines.
+fn pusher_output() -> std::io::LineWriter<std::io::StderrLock<'static>> {
+    std::io::LineWriter::new(std::io::stderr().lock())
+}
+
 /// `taskhook hook pre-receive`: validate every pushed branch; read only.
 pub fn pre_receive() -> CmdResult {
     let input = read_stdin()?;
@@ -110,8 +117,7 @@ pub fn pre_receive() -> CmdResult {
     trace::step("pre-receive: input read");
     let repo = Repo::open_for_hook()?;
     trace::step("repository opened");
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
+    let mut err = pusher_output();
     let config = server_config(&repo, &mut err)?;
     trace::step("configuration read");
     // With the update hook giving per-ref verdicts, pre-receive only guards the manifest ref.
@@ -137,8 +143,7 @@ pub fn update(args: &[String]) -> CmdResult {
         name: name.clone(),
     };
     let repo = Repo::open_for_hook()?;
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
+    let mut err = pusher_output();
     let config = server_config(&repo, &mut err)?;
     validate_updates(&repo, &config, &[&u], true, &mut err)
 }
@@ -331,8 +336,7 @@ pub fn branch_manifest(
 pub fn post_receive() -> CmdResult {
     let input = read_stdin()?;
     let updates = parse_updates(&input)?;
-    let stderr = std::io::stderr();
-    let mut err = stderr.lock();
+    let mut err = pusher_output();
     match write_manifests(&updates) {
         Ok(Some(line)) => {
             let _ = writeln!(err, "{line}");
