@@ -60,3 +60,26 @@ fn extras_installs_man_pages_completions_and_schemas() {
     .expect("json");
     assert!(schema.get("$id").is_none(), "no placeholder $id");
 }
+
+/// The binary starts without loading `libgcc_s.so.1`: build.rs links GCC's unwinder in, since the
+/// library's constructor asks the CPU about itself with `cpuid`, which traps to the hypervisor
+/// in a virtual machine (0.15 ms of every hook run in docs/BENCHMARKS.md's seventh round).
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu", not(target_feature = "crt-static")))]
+fn the_binary_does_not_load_libgcc_s() {
+    let probe = std::process::Command::new("cc")
+        .arg("-print-file-name=libgcc_eh.a")
+        .output();
+    let has_archive = probe.is_ok_and(|o| {
+        std::path::Path::new(String::from_utf8_lossy(&o.stdout).trim()).is_absolute()
+    });
+    if !has_archive || std::env::var_os("TASKHOOK_SHARED_LIBGCC").is_some() {
+        return; // build.rs keeps the shared library then
+    }
+    let binary = std::fs::read(env!("CARGO_BIN_EXE_taskhook")).expect("read the binary");
+    let needed = b"libgcc_s.so.1";
+    assert!(
+        !binary.windows(needed.len()).any(|w| w == needed),
+        "the binary names libgcc_s.so.1: build.rs did not link libgcc_eh.a"
+    );
+}
