@@ -820,6 +820,9 @@ impl Repo {
             email: "taskhook@localhost".into(),
             time: gix_date::Time::now_utc(),
         };
+        if self.swap_loose_ref(name, expected, new) {
+            return Ok(());
+        }
         let (ref_lock, packed_lock) = self.lock_timeouts;
         let apply = |edit: RefEdit| {
             let mut time_buf = Default::default();
@@ -851,6 +854,58 @@ impl Repo {
                 Err(self.classify_ref_error(name, expected, e))
             }
         }
+    }
+
+    /// [`Repo::compare_and_swap`] as git itself updates a loose ref: take `<name>.lock`, read
+    /// the ref under it (its loose file, else packed-refs), write the new value to the lock
+    /// and rename it over the ref. gitoxide's transaction also takes and removes
+    /// `packed-refs.lock` to read an expected value: two file operations more on every
+    /// manifest write, and a wait whenever `git pack-refs` holds that lock.
+    ///
+    /// `false`, with nothing changed and no lock left, wherever this does not apply: the ref's
+    /// lock held by someone else, a reflog to write, a value other than expected, a symbolic
+    /// ref, a directory missing or something in the way. gitoxide's transaction then does
+    /// the update, waits and errors as before.
+    fn swap_loose_ref(&self, name: &str, expected: Option<ObjectId>, new: ObjectId) -> bool {
+        let files_backend = self
+            .config
+            .string("extensions.refStorage")
+            .is_none_or(|v| v.eq_ignore_ascii_case(b"files"));
+        let path = self.common_dir.join(name);
+        if !files_backend
+            || !name.starts_with("refs/")
+            || self.refs.write_reflog == gix_ref::store::WriteReflog::Always
+            || self.common_dir.join("logs").join(name).exists()
+        {
+            return false;
+        }
+        let lock = {
+            let mut p = path.clone().into_os_string();
+            p.push(".lock");
+            PathBuf::from(p)
+        };
+        let Ok(mut file) = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&lock)
+        else {
+            return false;
+        };
+        let done = (|| {
+            let current = self.refs.try_find(name).ok()?;
+            let current = match current {
+                Some(r) => Some(r.target.try_id()?.to_owned()),
+                None => None,
+            };
+            (current == expected).then_some(())?;
+            std::io::Write::write_all(&mut file, format!("{new}\n").as_bytes()).ok()?;
+            drop(file);
+            std::fs::rename(&lock, &path).ok()
+        })();
+        if done.is_none() {
+            let _ = std::fs::remove_file(&lock);
+        }
+        done.is_some()
     }
 
     /// Whether a lock file for ref `name`, or for packed-refs, exists (someone is, or was,
@@ -1239,5 +1294,61 @@ mod tests {
                 "{config:?}"
             );
         }
+    }
+
+    /// The manifest ref is moved as git moves a loose ref, under its own lock only: a held
+    /// `packed-refs.lock` (`git pack-refs` at work) does not stop it. A wrong expected value is
+    /// a race, and a reflog to keep or a ref in the way go to gitoxide's transaction, as before.
+    #[test]
+    fn refs_are_swapped_under_their_own_lock() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git_dir = bare_repo(dir.path(), "[core]\n\tbare = true\n");
+        let repo = Repo::open(&git_dir).expect("open");
+        let a = repo.write_blob(b"a").expect("blob");
+        let b = repo.write_blob(b"b").expect("blob");
+        let name = "refs/meta/tasks";
+        let swap = |repo: &Repo, expected, new| {
+            repo.compare_and_swap(name, expected, new, "m", Duration::from_secs(600))
+        };
+        // The first write creates refs/meta (gitoxide's transaction), then a packed value.
+        swap(&repo, None, a).expect("create");
+        std::fs::remove_file(git_dir.join(name)).expect("unpack");
+        std::fs::write(
+            git_dir.join("packed-refs"),
+            format!("# pack-refs with: peeled fully-peeled sorted \n{a} {name}\n"),
+        )
+        .expect("packed-refs");
+        assert_eq!(repo.ref_target(name).expect("read"), Some(a));
+        std::fs::write(git_dir.join("packed-refs.lock"), "").expect("held lock");
+        swap(&repo, Some(a), b).expect("packed-refs.lock is not needed");
+        assert_eq!(
+            std::fs::read_to_string(git_dir.join(name)).expect("loose"),
+            format!("{b}\n")
+        );
+        assert!(!git_dir.join(format!("{name}.lock")).exists());
+
+        // Expecting what is no longer there: a race, the ref as it was, no lock left.
+        std::fs::remove_file(git_dir.join("packed-refs.lock")).expect("release");
+        assert!(matches!(
+            swap(&repo, Some(a), a),
+            Err(GitError::Race { .. })
+        ));
+        assert!(matches!(swap(&repo, None, a), Err(GitError::Race { .. })));
+        assert_eq!(repo.ref_target(name).expect("read"), Some(b));
+        assert!(!git_dir.join(format!("{name}.lock")).exists());
+
+        // With every ref update logged, gitoxide's transaction writes the reflog too.
+        let logged = tempfile::tempdir().expect("tmp");
+        let git_dir = bare_repo(
+            logged.path(),
+            "[core]\n\tbare = true\n\tlogAllRefUpdates = always\n",
+        );
+        let repo = Repo::open(&git_dir).expect("open");
+        let a = repo.write_blob(b"a").expect("blob");
+        let b = repo.write_blob(b"b").expect("blob");
+        swap(&repo, None, a).expect("create");
+        swap(&repo, Some(a), b).expect("update");
+        let log = std::fs::read_to_string(git_dir.join("logs").join(name)).expect("reflog");
+        assert_eq!(log.lines().count(), 2, "{log}");
     }
 }

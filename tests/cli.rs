@@ -65,7 +65,11 @@ fn extras_installs_man_pages_completions_and_schemas() {
 /// library's constructor asks the CPU about itself with `cpuid`, which traps to the hypervisor
 /// in a virtual machine (0.15 ms of every hook run in docs/BENCHMARKS.md's seventh round).
 #[test]
-#[cfg(all(target_os = "linux", target_env = "gnu", not(target_feature = "crt-static")))]
+#[cfg(all(
+    target_os = "linux",
+    target_env = "gnu",
+    not(target_feature = "crt-static")
+))]
 fn the_binary_does_not_load_libgcc_s() {
     let probe = std::process::Command::new("cc")
         .arg("-print-file-name=libgcc_eh.a")
