@@ -1138,6 +1138,12 @@ fn persist_loose(
 ) -> std::io::Result<()> {
     let objects = objects.ok_or_else(|| std::io::Error::other("no object directory"))?;
     let path = loose_path(objects, id);
+    // As git does: the rename first, the fan-out directory made only when it is missing.
+    let file = match file.persist(&path) {
+        Ok(_) => return Ok(()),
+        Err(e) if e.error.kind() == std::io::ErrorKind::NotFound => e.file,
+        Err(e) => return Err(e.error),
+    };
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
