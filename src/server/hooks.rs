@@ -106,8 +106,10 @@ fn load_sources(repo: &Repo, commit: ObjectId, report: &mut Report) {
 /// Where the hooks' messages go: stderr, which git relays to the pusher as `remote:` lines,
 /// waking itself and the client for every write. stderr is unbuffered, so a formatted line
 /// would go out in pieces (ten writes for pre-receive's summary line); this writes whole lines.
-fn pusher_output() -> std::io::LineWriter<std::io::StderrLock<'static>> {
-    std::io::LineWriter::new(std::io::stderr().lock())
+/// stderr is locked for each line only: a hook holding the lock while it works would block
+/// any of its threads that writes to stderr (`TASKHOOK_TRACE`, a warning) for good.
+fn pusher_output() -> std::io::LineWriter<std::io::Stderr> {
+    std::io::LineWriter::new(std::io::stderr())
 }
 
 /// `taskhook hook pre-receive`: validate every pushed branch; read only.
