@@ -58,9 +58,8 @@ pub struct Repo {
     lock_timeouts: (Fail, Fail),
 }
 
-/// From this size on, a branch file's SHA-256 is computed on another thread while its blob is
-/// hashed and written (below it, starting a thread costs about as much as hashing: 0.1-0.2 ms
-/// on a 2-core virtual machine).
+/// Blobs at least this large are hashed on another thread while their loose file is written
+/// (below it, starting a thread costs about as much as hashing).
 pub const PARALLEL_HASH_BYTES: usize = 256 * 1024;
 
 /// A repository's object directories in lookup order, to read from another thread.
@@ -657,9 +656,29 @@ impl Repo {
     }
 
     /// Writes a blob as a loose object, stored uncompressed (src/git/stored.rs) like every
-    /// object taskhook writes, unless it is there already.
+    /// object taskhook writes; from 256 KB on (a branch manifest of about 700 tasks), it is
+    /// hashed on another thread while its file is written.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
-        self.write_object(gix_object::Kind::Blob, bytes)
+        if bytes.len() < PARALLEL_HASH_BYTES {
+            return self.write_object(gix_object::Kind::Blob, bytes);
+        }
+        let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
+        let objects = self.objects.dirs.last().map(PathBuf::as_path);
+        let write = || write_loose_file(objects, |f| stored::write(f, &header, bytes));
+        let (id, written) = std::thread::scope(|s| {
+            let hashing = s.spawn(|| blob_id(bytes));
+            let written = write();
+            (hashing.join(), written)
+        });
+        let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
+        let written = written.map_err(|e| other("cannot write blob", e))?;
+        crate::error::trace::step("large blob stored");
+        // Already there (the same manifest written before): the temporary file is dropped.
+        if !objects.is_some_and(|o| loose_path(o, id).exists()) {
+            persist_loose(objects, id, written)
+                .map_err(|e| other(format!("cannot write blob {id}"), e))?;
+        }
+        Ok(id)
     }
 
     /// Writes an object of `kind` whose encoded form is `bytes` as a loose object in zlib's
@@ -675,7 +694,8 @@ impl Repo {
             return Ok(id);
         }
         let header = gix_object::encode::loose_header(kind, bytes.len() as u64);
-        let written = write_loose_file(objects, |f| stored::write(f, &header, bytes))
+        let file = stored::encode(&header, bytes);
+        let written = write_loose_file(objects, |f| std::io::Write::write_all(f, &file))
             .map_err(|e| failed(&e))?;
         persist_loose(objects, id, written).map_err(|e| failed(&e))?;
         Ok(id)
