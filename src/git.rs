@@ -694,7 +694,8 @@ impl Repo {
             return Ok(id);
         }
         let header = gix_object::encode::loose_header(kind, bytes.len() as u64);
-        let written = write_loose_file(objects, |f| stored::write(f, &header, bytes))
+        let file = stored::encode(&header, bytes);
+        let written = write_loose_file(objects, |f| std::io::Write::write_all(f, &file))
             .map_err(|e| failed(&e))?;
         persist_loose(objects, id, written).map_err(|e| failed(&e))?;
         Ok(id)
