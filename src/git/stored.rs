@@ -85,8 +85,8 @@ impl Previous {
 /// Writes the loose object file of `header` (`blob <size>\0`) then `data` to `out`: a zlib
 /// stream of stored blocks, written straight from `data` (nothing copied to a buffer first).
 /// A write per piece, two per 64 KB block, on purpose: one vectored write of a 3.8 MB branch
-/// file (10,000 tasks) made post-receive 5 ms slower on a 2-core VM, where that one long
-/// system call kept the threads hashing the same bytes from the core they shared.
+/// file (10,000 tasks) made post-receive 5 ms slower on a 2-core VM, probably because that
+/// one long system call kept the threads hashing the same bytes off the core they shared.
 pub fn write(out: &mut impl io::Write, header: &[u8], data: &[u8]) -> io::Result<()> {
     let total = header.len() + data.len();
     let blocks = total.div_ceil(BLOCK).max(1);
