@@ -12,7 +12,7 @@
 //! before), without the library and its constructor.
 //!
 //! Nothing changes when the C compiler has no `libgcc_eh.a`, for other targets, for static
-//! builds (`crt-static` already links it), or with `TASKHOOK_SHARED_LIBGCC=1` in the build's
+//! builds (`crt-static` already links it), for fuzzing builds, or with `TASKHOOK_SHARED_LIBGCC=1` in the build's
 //! environment, for packagers whose rules ask for the shared library.
 
 use std::path::PathBuf;
@@ -25,9 +25,13 @@ fn main() {
     let static_build = var("CARGO_CFG_TARGET_FEATURE")
         .split(',')
         .any(|f| f == "crt-static");
+    // Fuzzing builds link libFuzzer's C++ runtime, which loads libgcc_s.so.1 itself: one
+    // unwinder per process is the safe number.
+    let fuzzing = std::env::var_os("CARGO_CFG_FUZZING").is_some();
     if var("CARGO_CFG_TARGET_OS") != "linux"
         || var("CARGO_CFG_TARGET_ENV") != "gnu"
         || static_build
+        || fuzzing
         || !var("TASKHOOK_SHARED_LIBGCC").is_empty()
     {
         return;
