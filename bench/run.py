@@ -9,7 +9,7 @@ Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
 Builds the release binary, generates synthetic task repositories in a temp dir, serves them with
 git daemon on 127.0.0.1, and prints one table per comparison. Nothing is left running.
 """
-import argparse, os, shutil, socket, statistics, subprocess, sys, tempfile, time
+import argparse, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "release", "taskhook")
@@ -225,7 +225,9 @@ def hook_times(trace):
 def bench_hooks(base, sizes, runs, baseline=None):
     """Each hook as git runs it during a one-file push (from git's own trace: fork, exec, the
     hook, exit): two no-op shell hooks, taskhook's hooks, and optionally an older taskhook
-    binary's (--baseline-bin, installed by that binary). Pushes interleave; medians."""
+    binary's (--baseline-bin, installed by that binary). Pushes interleave, in an order shuffled
+    each round (seeded), since on a shared VM the push after another runs in different
+    conditions; medians, and each variant's whole push."""
     global BIN
     variants = ["noop", "taskhook"] + (["baseline"] if baseline else [])
     rows = []
@@ -240,26 +242,30 @@ def bench_hooks(base, sizes, runs, baseline=None):
             if v == "noop":
                 install_noop_hooks(bare)
             run(["git", "remote", "add", "origin", bare], work)
-            results[v] = {"pre-receive": [], "post-receive": []}
+            results[v] = {"pre-receive": [], "post-receive": [], "push": []}
         trace = os.path.join(base, "trace2.txt")
+        order = random.Random(n)
         for r in range(runs):
-            for v in variants:
+            for v in order.sample(variants, len(variants)):
                 work = os.path.join(base, f"hooks{n}{v}.work")
                 with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
                     f.write(f"# change {r}\n")
                 run(["git", "commit", "-q", "-am", f"c{r}"], work)
                 if os.path.exists(trace):
                     os.remove(trace)
+                started = time.perf_counter()
                 subprocess.run(["git", "push", "-q", "origin", "master"], cwd=work, check=True,
                                capture_output=True, env=dict(ENV, GIT_TRACE2_PERF=trace))
+                results[v]["push"].append(time.perf_counter() - started)
                 for hook, t in hook_times(trace).items():
                     results[v][hook].append(t)
         row = [n]
         for v in variants:
             pre, post = (med(results[v][h]) * 1000 for h in ("pre-receive", "post-receive"))
-            row.append(f"{pre:.2f} + {post:.2f} = {pre + post:.2f}")
+            push = med(results[v]["push"]) * 1000
+            row.append(f"{pre:.2f} + {post:.2f} = {pre + post:.2f} (push {push:.1f})")
         rows.append(row)
-    table("7. Each hook as git runs it (GIT_TRACE2_PERF: start to exit), pre-receive + post-receive (ms, medians)",
+    table("7. Each hook as git runs it (GIT_TRACE2_PERF: start to exit), pre-receive + post-receive, and the whole push (ms, medians)",
           ["tasks"] + [{"noop": "no-op shell hooks", "taskhook": "taskhook",
                         "baseline": f"baseline ({baseline})"}[v] for v in variants], rows)
 
