@@ -1,0 +1,75 @@
+#!/usr/bin/env python3
+"""Replays one push's hooks directly, binary against binary: wall time, CPU time and page faults.
+
+    python3 bench/replay.py [--tasks 2000] [--runs 61] BINARY [BINARY...]
+
+A real push's hook times move by a millisecond from one push to the next on a shared VM (git,
+the client and the VM's scheduler all take part), which hides differences of a few tenths. This
+takes git out: it makes a packed repository of `--tasks` tasks with the first binary's hooks,
+pushes one changed formula, then runs `hook pre-receive` and `hook post-receive` of each binary
+on that push's ref update, directly, `--runs` times in turn (the manifest ref set back to its
+parent before each round, so every post-receive writes the same manifest commit's ref anew).
+Prints the medians. Pre-receive runs without git's quarantine here (the pushed objects are
+already in the repository).
+"""
+import argparse, os, shutil, statistics, subprocess, tempfile
+
+import run as bench
+
+
+def spawn(binary, hook, line, env):
+    r, w = os.pipe()
+    os.write(w, line)
+    os.close(w)
+    null = os.open(os.devnull, os.O_WRONLY)
+    pid = os.posix_spawn(binary, [binary, "hook", hook], env,
+                         file_actions=[(os.POSIX_SPAWN_DUP2, r, 0), (os.POSIX_SPAWN_DUP2, null, 2)])
+    started = bench.time.perf_counter()
+    _, status, usage = os.wait4(pid, 0)
+    wall = bench.time.perf_counter() - started
+    os.close(r)
+    os.close(null)
+    if status != 0:
+        raise SystemExit(f"{binary} hook {hook} failed ({status})")
+    return wall * 1000, (usage.ru_utime + usage.ru_stime) * 1000, usage.ru_minflt
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=2000)
+    ap.add_argument("--runs", type=int, default=61)
+    ap.add_argument("binaries", nargs="+")
+    a = ap.parse_args()
+    binaries = [os.path.abspath(b) for b in a.binaries]
+    base = tempfile.mkdtemp(prefix="taskhook-replay-")
+    try:
+        bench.BIN = binaries[0]
+        work, bare = bench.make_repo(base, "replay", a.tasks, filler_kb=1, hooks=True)
+        git = lambda *args: bench.run(["git", "-C", bare, *args]).stdout.decode().strip()
+        bench.run(["git", "remote", "add", "origin", bare], work)
+        with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
+            f.write("# changed\n")
+        bench.run(["git", "commit", "-q", "-am", "change"], work)
+        bench.run(["git", "push", "-q", "origin", "master"], work)
+        new, old = git("rev-parse", "master"), git("rev-parse", "master^")
+        line = f"{old} {new} refs/heads/master\n".encode()
+        meta, meta_parent = git("rev-parse", "refs/meta/tasks"), git("rev-parse", "refs/meta/tasks^")
+        env = dict(bench.ENV, GIT_DIR=bare)
+        results = {(b, h): [] for b in binaries for h in ("pre-receive", "post-receive")}
+        for _ in range(a.runs):
+            for b in binaries:
+                git("update-ref", "refs/meta/tasks", meta_parent)
+                for hook in ("pre-receive", "post-receive"):
+                    results[(b, hook)].append(spawn(b, hook, line, env))
+        git("update-ref", "refs/meta/tasks", meta)
+        print(f"{a.tasks} tasks, {a.runs} interleaved replays of one push (medians)\n")
+        print("| binary | hook | wall ms | CPU ms | minor page faults |\n|---|---|---|---|---|")
+        for (b, hook), xs in results.items():
+            med = lambda i: statistics.median(x[i] for x in xs)
+            print(f"| {b} | {hook} | {med(0):.2f} | {med(1):.2f} | {med(2):.0f} |")
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
