@@ -167,38 +167,52 @@ def install_noop_hooks(bare):
         os.chmod(path, 0o755)
 
 
-def bench_push(base, sizes, runs):
+def bench_push(base, sizes, runs, baseline=None):
     """A one-file push to a repacked n-task repository: no hooks, two no-op shell hooks (the
-    floor of running any two hooks), taskhook's hooks. Runs interleave; medians."""
-    variants = ("none", "noop", "taskhook")
+    floor of running any two hooks), taskhook's hooks, and optionally an older taskhook binary's
+    (--baseline-bin). Runs interleave, each round in a shuffled order; medians."""
+    global BIN
+    variants = ("none", "noop", "taskhook") + (("baseline",) if baseline else ())
     rows = []
     for n in sizes:
         results = {}
         for v in variants:
-            work, bare = make_repo(base, f"push{n}{v}", n, filler_kb=1, hooks=(v == "taskhook"))
+            saved, BIN = BIN, (baseline if v == "baseline" else BIN)
+            try:
+                work, bare = make_repo(base, f"push{n}{v}", n, filler_kb=1,
+                                       hooks=(v in ("taskhook", "baseline")))
+            finally:
+                BIN = saved
             if v == "noop":
                 install_noop_hooks(bare)
             run(["git", "remote", "add", "origin", bare], work)
             results[v] = []
+        order = random.Random(n)
         for r in range(runs):
-            for v in variants:  # interleaved
+            for v in order.sample(variants, len(variants)):  # interleaved, in a shuffled order
                 work = os.path.join(base, f"push{n}{v}.work")
                 with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
                     f.write(f"# change {r}\n")
                 run(["git", "commit", "-q", "-am", f"c{r}"], work)
                 dt, _ = timed(["git", "push", "-q", "origin", "master"], work)
                 results[v].append(dt)
-        none, noop, th = (med(results[v]) for v in variants)
+        none, noop, th = (med(results[v]) for v in ("none", "noop", "taskhook"))
         # The machine's speed drifts over minutes; the three pushes of one round run within a
         # fraction of a second, so their differences drift less than the medians do.
         paired = med([t - z for t, z in zip(results["taskhook"], results["none"])])
         paired_noop = med([t - z for t, z in zip(results["noop"], results["none"])])
-        rows.append([n, f"{none*1000:.1f}", f"{noop*1000:.1f} ({noop/none:.2f}x)",
-                     f"{th*1000:.1f}", f"{th/none:.2f}x", f"{(th-none)*1000:+.1f} ms",
-                     f"{paired_noop*1000:+.1f} / {paired*1000:+.1f} ms ({1 + paired/none:.2f}x)"])
+        row = [n, f"{none*1000:.1f}", f"{noop*1000:.1f} ({noop/none:.2f}x)",
+               f"{th*1000:.1f}", f"{th/none:.2f}x", f"{(th-none)*1000:+.1f} ms",
+               f"{paired_noop*1000:+.1f} / {paired*1000:+.1f} ms ({1 + paired/none:.2f}x)"]
+        if baseline:
+            old = med(results["baseline"])
+            paired_old = med([t - z for t, z in zip(results["baseline"], results["none"])])
+            row.append(f"{old*1000:.1f} ({old/none:.2f}x; per round {1 + paired_old/none:.2f}x)")
+        rows.append(row)
     table("2. git push of a one-file change: no hooks, two no-op hooks, taskhook's hooks (ms, medians)",
           ["tasks", "no hooks", "no-op hooks (floor)", "taskhook hooks", "taskhook / no hooks", "taskhook adds",
-           "per-round difference, no-op / taskhook (median)"],
+           "per-round difference, no-op / taskhook (median)"]
+          + ([f"baseline ({baseline})"] if baseline else []),
           rows)
 
 
@@ -407,7 +421,7 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--push-runs", type=int, default=15, help="pushes are noisier: more runs")
     ap.add_argument("--baseline-bin", default=None,
-                    help="hooks: also measure this taskhook binary's hooks (e.g. an older build)")
+                    help="push, hooks: also measure this taskhook binary's hooks (e.g. an older build)")
     a = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     base = tempfile.mkdtemp(prefix="taskhook-bench-")
@@ -418,7 +432,7 @@ def main():
         if want("plan"):
             bench_plan(base, [int(x) for x in a.sizes.split(",") if x], a.runs)
         if want("push"):
-            bench_push(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs)
+            bench_push(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs, a.baseline_bin)
         if want("hooks"):
             bench_hooks(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs, a.baseline_bin)
         if a.validate and want("validate"):
