@@ -12,8 +12,9 @@
 //! before), without the library and its constructor.
 //!
 //! Nothing changes when the C compiler has no `libgcc_eh.a`, for other targets, for static
-//! builds (`crt-static` already links it), for fuzzing builds, or with `TASKHOOK_SHARED_LIBGCC=1` in the build's
-//! environment, for packagers whose rules ask for the shared library.
+//! builds (`crt-static` already links it), for fuzzing builds, or with
+//! `TASKHOOK_SHARED_LIBGCC=1` in the build's environment, for packagers whose rules ask for the
+//! shared library.
 
 use std::path::PathBuf;
 use std::process::Command;

@@ -795,6 +795,9 @@ impl Repo {
         message: &str,
         stale_lock: Duration,
     ) -> Result<(), GitError> {
+        if self.swap_loose_ref(name, expected, new) {
+            return Ok(());
+        }
         let edit = || -> Result<RefEdit, GitError> {
             Ok(RefEdit {
                 change: Change::Update {
@@ -820,9 +823,6 @@ impl Repo {
             email: "taskhook@localhost".into(),
             time: gix_date::Time::now_utc(),
         };
-        if self.swap_loose_ref(name, expected, new) {
-            return Ok(());
-        }
         let (ref_lock, packed_lock) = self.lock_timeouts;
         let apply = |edit: RefEdit| {
             let mut time_buf = Default::default();
