@@ -167,25 +167,31 @@ def install_noop_hooks(bare):
         os.chmod(path, 0o755)
 
 
+def variant_repo(base, name, n, variant, baseline):
+    """A push comparison's repository and work tree for one variant: `none` (no hooks), `noop`
+    (two no-op shell hooks), `taskhook` (this build's hooks) or `baseline` (installed by the
+    binary `baseline`)."""
+    global BIN
+    saved, BIN = BIN, (baseline if variant == "baseline" else BIN)
+    try:
+        work, bare = make_repo(base, name, n, filler_kb=1, hooks=variant in ("taskhook", "baseline"))
+    finally:
+        BIN = saved
+    if variant == "noop":
+        install_noop_hooks(bare)
+    run(["git", "remote", "add", "origin", bare], work)
+
+
 def bench_push(base, sizes, runs, baseline=None):
     """A one-file push to a repacked n-task repository: no hooks, two no-op shell hooks (the
     floor of running any two hooks), taskhook's hooks, and optionally an older taskhook binary's
     (--baseline-bin). Runs interleave, each round in a shuffled order; medians."""
-    global BIN
     variants = ("none", "noop", "taskhook") + (("baseline",) if baseline else ())
     rows = []
     for n in sizes:
         results = {}
         for v in variants:
-            saved, BIN = BIN, (baseline if v == "baseline" else BIN)
-            try:
-                work, bare = make_repo(base, f"push{n}{v}", n, filler_kb=1,
-                                       hooks=(v in ("taskhook", "baseline")))
-            finally:
-                BIN = saved
-            if v == "noop":
-                install_noop_hooks(bare)
-            run(["git", "remote", "add", "origin", bare], work)
+            variant_repo(base, f"push{n}{v}", n, v, baseline)
             results[v] = []
         order = random.Random(n)
         for r in range(runs):
@@ -242,20 +248,12 @@ def bench_hooks(base, sizes, runs, baseline=None):
     binary's (--baseline-bin, installed by that binary). Pushes interleave, in an order shuffled
     each round (seeded), since on a shared VM the push after another runs in different
     conditions; medians, and each variant's whole push."""
-    global BIN
     variants = ["noop", "taskhook"] + (["baseline"] if baseline else [])
     rows = []
     for n in sizes:
         results = {}
         for v in variants:
-            saved, BIN = BIN, (baseline if v == "baseline" else BIN)
-            try:
-                work, bare = make_repo(base, f"hooks{n}{v}", n, filler_kb=1, hooks=(v != "noop"))
-            finally:
-                BIN = saved
-            if v == "noop":
-                install_noop_hooks(bare)
-            run(["git", "remote", "add", "origin", bare], work)
+            variant_repo(base, f"hooks{n}{v}", n, v, baseline)
             results[v] = {"pre-receive": [], "post-receive": [], "push": []}
         trace = os.path.join(base, "trace2.txt")
         order = random.Random(n)
