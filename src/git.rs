@@ -58,6 +58,46 @@ pub struct Repo {
     lock_timeouts: (Fail, Fail),
 }
 
+/// A tree listed against an earlier version of it ([`Repo::tree_pair`]).
+#[derive(Debug, Default)]
+pub struct TreePair {
+    /// The new tree's entries in order, but for the subtrees found in the old tree under the
+    /// same name with the same id: name, kind, id.
+    pub changed: Vec<(String, EntryKind, ObjectId)>,
+    /// The old tree's subtrees in order, but for those same ones.
+    pub old_dirs: Vec<(String, ObjectId)>,
+    /// How many subtrees are the same in both, and their names (when asked for).
+    pub same: usize,
+    pub same_names: Vec<String>,
+    /// Whether the old tree has an entry of the name given as `keep`.
+    pub old_has_keep: bool,
+}
+
+/// The entries of tree `id`, whose data is `data`, decoded one by one.
+fn tree_entries(
+    data: &[u8],
+    id: ObjectId,
+) -> impl Iterator<Item = Result<gix_object::tree::EntryRef<'_>, GitError>> {
+    gix_object::TreeRefIter::from_bytes(data, HASH)
+        .map(move |e| e.map_err(|e| other(format!("cannot decode tree {id}"), e)))
+}
+
+/// git's order of tree entries: by name, a subtree's name compared as if it ended in `/`.
+/// Entries of one name and kind compare equal.
+fn git_order(a: (&[u8], bool), b: (&[u8], bool)) -> std::cmp::Ordering {
+    let common = a.0.len().min(b.0.len());
+    match a.0[..common].cmp(&b.0[..common]) {
+        std::cmp::Ordering::Equal => {}
+        unequal => return unequal,
+    }
+    let next = |(name, tree): (&[u8], bool)| match name.get(common) {
+        Some(&c) => c,
+        None if tree => b'/',
+        None => 0,
+    };
+    next(a).cmp(&next(b))
+}
+
 /// Blobs at least this large are hashed on another thread while their loose file is written
 /// (below it, starting a thread costs about as much as hashing).
 pub const PARALLEL_HASH_BYTES: usize = 256 * 1024;
@@ -608,6 +648,110 @@ impl Repo {
             .collect()
     }
 
+    /// Tree `new` listed against `old`, an earlier version of it, in one pass over both and
+    /// without a name allocated for the subtrees that did not change: see [`TreePair`]. `None`
+    /// when the pair is not as git writes trees, so that the caller lists both whole instead
+    /// and says what is wrong: either tree out of git's order (or listing an entry twice), a
+    /// name that is not UTF-8, a name of `new` that `name_ok` refuses, or in `new` a file and a
+    /// directory of one name. Entries named `keep` are never counted as unchanged.
+    pub fn tree_pair(
+        &self,
+        new: ObjectId,
+        old: ObjectId,
+        keep: &str,
+        same_names: bool,
+        name_ok: impl Fn(&str) -> bool,
+    ) -> Result<Option<TreePair>, GitError> {
+        let (mut new_buf, mut old_buf) = (Vec::new(), Vec::new());
+        let new_data = self.find(new, gix_object::Kind::Tree, &mut new_buf)?;
+        let old_data = self.find(old, gix_object::Kind::Tree, &mut old_buf)?;
+        let mut olds = tree_entries(old_data, old).peekable();
+        let mut pair = TreePair::default();
+        let mut files = std::collections::HashSet::new();
+        let mut last_new: Option<(&[u8], bool)> = None;
+        let mut last_old: Option<(&[u8], bool)> = None;
+        // Takes the next old entry, checking its order; `false` when out of order.
+        fn old_entry<'a>(
+            e: &gix_object::tree::EntryRef<'a>,
+            last: &mut Option<(&'a [u8], bool)>,
+            keep: &str,
+            pair: &mut TreePair,
+        ) -> bool {
+            let key = (e.filename.as_bytes(), e.mode.is_tree());
+            if last.is_some_and(|last| git_order(last, key).is_ge()) {
+                return false;
+            }
+            *last = Some(key);
+            if e.filename.as_bytes() == keep.as_bytes() {
+                pair.old_has_keep = true;
+            }
+            true
+        }
+        for e in tree_entries(new_data, new) {
+            let e = e?;
+            let key = (e.filename.as_bytes(), e.mode.is_tree());
+            if last_new.is_some_and(|last| git_order(last, key).is_ge()) {
+                return Ok(None);
+            }
+            last_new = Some(key);
+            let Ok(name) = std::str::from_utf8(e.filename) else {
+                return Ok(None);
+            };
+            if !name_ok(name) {
+                return Ok(None);
+            }
+            if !e.mode.is_tree() {
+                files.insert(e.filename.as_bytes());
+            } else if files.contains(e.filename.as_bytes()) {
+                return Ok(None);
+            }
+            // The old entries up to this one's place: those before it are gone from `new`
+            // (or are of another kind now); one at it is its earlier version.
+            let mut same = false;
+            while let Some(o) = olds.next_if(|o| {
+                o.as_ref().map_or(true, |o| {
+                    git_order((o.filename.as_bytes(), o.mode.is_tree()), key).is_le()
+                })
+            }) {
+                let o = o?;
+                if !old_entry(&o, &mut last_old, keep, &mut pair) {
+                    return Ok(None);
+                }
+                let at_key = git_order((o.filename.as_bytes(), o.mode.is_tree()), key).is_eq();
+                if at_key && o.mode.is_tree() && o.oid == e.oid && name != keep {
+                    same = true;
+                } else if o.mode.is_tree() {
+                    let Ok(old_name) = std::str::from_utf8(o.filename) else {
+                        return Ok(None);
+                    };
+                    pair.old_dirs.push((old_name.to_string(), o.oid.to_owned()));
+                }
+            }
+            if same {
+                pair.same += 1;
+                if same_names {
+                    pair.same_names.push(name.to_string());
+                }
+            } else {
+                pair.changed
+                    .push((name.to_string(), e.mode.kind(), e.oid.to_owned()));
+            }
+        }
+        for o in olds {
+            let o = o?;
+            if !old_entry(&o, &mut last_old, keep, &mut pair) {
+                return Ok(None);
+            }
+            if o.mode.is_tree() {
+                let Ok(old_name) = std::str::from_utf8(o.filename) else {
+                    return Ok(None);
+                };
+                pair.old_dirs.push((old_name.to_string(), o.oid.to_owned()));
+            }
+        }
+        Ok(Some(pair))
+    }
+
     /// The entries of a tree with names as text (a name that is not UTF-8 gets U+FFFD), in
     /// stored order, duplicates and all: what discovery walks, each made into a `T` by `entry`
     /// as it is decoded (one pass, one allocation for the list).
@@ -679,6 +823,22 @@ impl Repo {
                 .map_err(|e| other(format!("cannot write blob {id}"), e))?;
         }
         Ok(id)
+    }
+
+    /// Writes a tree object of exactly these entries (mode, name, id), in this order, as no git
+    /// tool would: for tests of trees git refuses.
+    #[cfg(test)]
+    pub fn write_raw_tree(&self, entries: &[(&str, &[u8], ObjectId)]) -> ObjectId {
+        let mut bytes = Vec::new();
+        for (mode, name, id) in entries {
+            bytes.extend_from_slice(mode.as_bytes());
+            bytes.push(b' ');
+            bytes.extend_from_slice(name);
+            bytes.push(0);
+            bytes.extend_from_slice(id.as_bytes());
+        }
+        self.write_object(gix_object::Kind::Tree, &bytes)
+            .expect("tree written")
     }
 
     /// Writes an object of `kind` whose encoded form is `bytes` as a loose object in zlib's
@@ -1168,7 +1328,7 @@ fn lock_timeout(config: &gix_config::File, key: &str, default_ms: u64) -> Fail {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn loose_file(git_dir: &Path, id: ObjectId) -> PathBuf {
@@ -1176,7 +1336,7 @@ mod tests {
     }
 
     /// A bare repository made by hand in `dir` (`r.git`), with `config` as its config file.
-    fn bare_repo(dir: &Path, config: &str) -> PathBuf {
+    pub(crate) fn bare_repo(dir: &Path, config: &str) -> PathBuf {
         let git_dir = dir.join("r.git");
         for d in ["objects", "refs/heads"] {
             std::fs::create_dir_all(git_dir.join(d)).expect("mkdir");
@@ -1184,6 +1344,99 @@ mod tests {
         std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").expect("HEAD");
         std::fs::write(git_dir.join("config"), config).expect("config");
         git_dir
+    }
+
+    #[test]
+    fn git_orders_a_directory_as_if_its_name_ended_in_a_slash() {
+        use std::cmp::Ordering::*;
+        assert_eq!(git_order((b"a", false), (b"a", true)), Less);
+        assert_eq!(git_order((b"a-b", false), (b"a", true)), Less);
+        assert_eq!(git_order((b"a", false), (b"a-b", false)), Less);
+        assert_eq!(git_order((b"a", true), (b"a0", true)), Less);
+        assert_eq!(git_order((b"ab", true), (b"ab", true)), Equal);
+        assert_eq!(git_order((b"b", false), (b"a", true)), Greater);
+    }
+
+    /// A tree listed against its earlier version: the unchanged subtrees are counted, not
+    /// listed; trees git would not write are left to a full listing.
+    #[test]
+    fn trees_are_paired_with_their_earlier_version() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git_dir = bare_repo(dir.path(), "[core]\n\tbare = true\n");
+        let repo = Repo::open(&git_dir).expect("open");
+        let blob = repo.write_blob(b"x").expect("blob");
+        let sub = |name: &str| {
+            repo.write_tree(&[(format!("{name}/runtask.yml"), blob)])
+                .expect("tree")
+        };
+        let (a, b, c, d) = (sub("a"), sub("b"), sub("c"), sub("d"));
+        let t = |entries: &[(&str, &str, ObjectId)]| {
+            let entries: Vec<(&str, &[u8], ObjectId)> = entries
+                .iter()
+                .map(|(m, n, id)| (*m, n.as_bytes(), *id))
+                .collect();
+            repo.write_raw_tree(&entries)
+        };
+        let old = t(&[
+            ("40000", "gone", a),
+            ("40000", "python-versions", b),
+            ("40000", "python", a),
+            ("100644", "runtask.yml", blob),
+            ("40000", "same", c),
+        ]);
+        // git's order: `python-versions` before `python`, a directory sorting as `python/`.
+        let new = t(&[
+            ("100644", "notes", blob),
+            ("40000", "python-versions", b),
+            ("40000", "python", d),
+            ("40000", "same", c),
+            ("40000", "zadded", a),
+        ]);
+        let ok = |_: &str| true;
+        let pair = repo
+            .tree_pair(new, old, "runtask.yml", true, ok)
+            .expect("read")
+            .expect("paired");
+        let names: Vec<&str> = pair.changed.iter().map(|(n, ..)| n.as_str()).collect();
+        assert_eq!(names, ["notes", "python", "zadded"]);
+        assert_eq!(pair.same, 2);
+        assert_eq!(pair.same_names, ["python-versions", "same"]);
+        let old_dirs: Vec<&str> = pair.old_dirs.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(old_dirs, ["gone", "python"]);
+        assert!(pair.old_has_keep);
+        // The kept name is always listed, even as an unchanged directory.
+        let kept_old = t(&[("40000", "runtask.yml", c), ("40000", "x", a)]);
+        let kept_new = t(&[("40000", "runtask.yml", c), ("40000", "x", b)]);
+        let pair = repo
+            .tree_pair(kept_new, kept_old, "runtask.yml", false, ok)
+            .expect("read")
+            .expect("paired");
+        assert_eq!(pair.changed.len(), 2);
+        assert!(pair.same_names.is_empty() && pair.same == 0 && pair.old_has_keep);
+        // Not as git writes trees: each is left to a full listing.
+        let refused = |new: ObjectId| {
+            repo.tree_pair(new, old, "runtask.yml", false, |n: &str| n != "bad")
+                .expect("read")
+                .is_none()
+        };
+        assert!(
+            refused(t(&[("40000", "b", a), ("40000", "a", a)])),
+            "out of order"
+        );
+        assert!(refused(t(&[("40000", "a", a), ("40000", "a", b)])), "twice");
+        assert!(
+            refused(t(&[
+                ("100644", "a", blob),
+                ("100644", "a-b", blob),
+                ("40000", "a", a)
+            ])),
+            "a file and a directory of one name"
+        );
+        assert!(refused(t(&[("40000", "bad", a)])), "a name refused");
+        let latin1 = repo.write_raw_tree(&[("40000", b"caf\xe9", a)]);
+        assert!(refused(latin1), "not UTF-8");
+        let fine = t(&[("40000", "python", d)]);
+        assert!(!refused(fine));
     }
 
     /// Small trees are read from disk once per process; blobs are read each time.
