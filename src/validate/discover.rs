@@ -313,17 +313,10 @@ impl<S: Source> Walk<'_, S> {
         if let Some(d) = bad_entries(&entries, &path) {
             self.diagnostics.push(d);
         }
-        let is_task = match entries.iter().find(|e| e.name == FORMULA) {
-            Some(entry) => {
-                if !self.task_here(&dir, entry, &task_path, enclosing) {
-                    return Ok(());
-                }
-                true
-            }
-            None => {
-                self.near_misses(&entries, &path)?;
-                false
-            }
+        let Some(is_task) =
+            self.task_or_near_misses(&dir, &entries, &task_path, &path, enclosing)?
+        else {
+            return Ok(());
         };
         let enclosing = if is_task {
             Some(task_path.as_str())
@@ -356,17 +349,10 @@ impl<S: Source> Walk<'_, S> {
             return Ok(());
         }
         // `list_pair` gave none of what `bad_entries` reports.
-        let is_task = match pair.changed.iter().find(|e| e.name == FORMULA) {
-            Some(entry) => {
-                if !self.task_here(&dir, entry, &task_path, enclosing) {
-                    return Ok(());
-                }
-                true
-            }
-            None => {
-                self.near_misses(&pair.changed, &path)?;
-                false
-            }
+        let Some(is_task) =
+            self.task_or_near_misses(&dir, &pair.changed, &task_path, &path, enclosing)?
+        else {
+            return Ok(());
         };
         let enclosing = if is_task {
             Some(task_path.as_str())
@@ -387,6 +373,27 @@ impl<S: Source> Walk<'_, S> {
             dirs: pair.old_dirs,
         };
         self.descend(pair.changed, old, &path, depth, enclosing)
+    }
+
+    /// Whether the directory listed as `entries` is a task (recorded), or else its near-miss
+    /// formula names (reported); `None` once over the task limit.
+    fn task_or_near_misses(
+        &mut self,
+        dir: &S::Dir,
+        entries: &[Entry<S::Dir, S::Blob>],
+        task_path: &str,
+        path: &str,
+        enclosing: Option<&str>,
+    ) -> Result<Option<bool>, SourceError> {
+        match entries.iter().find(|e| e.name == FORMULA) {
+            Some(entry) => Ok(self
+                .task_here(dir, entry, task_path, enclosing)
+                .then_some(true)),
+            None => {
+                self.near_misses(entries, path)?;
+                Ok(Some(false))
+            }
+        }
     }
 
     /// Lists the baseline's directory at a path this walk enters: a task there is replaced by
