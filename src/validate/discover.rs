@@ -889,35 +889,24 @@ mod paired {
             }
         };
         let other = blob("actions: [1]\n");
-        let mut news = vec![
-            (
-                "one formula",
-                changed(&set("tests/t150/runtask.yml", other)),
-            ),
-            (
-                "git's order",
-                changed(&set("tests/python-versions/runtask.yml", other)),
-            ),
+        let edits = [
+            ("one formula", "tests/t150/runtask.yml", other),
+            ("git's order", "tests/python-versions/runtask.yml", other),
             (
                 "beside a directory named as the formula",
-                changed(&set("tests/group/other/runtask.yml", other)),
+                "tests/group/other/runtask.yml",
+                other,
             ),
-            (
-                "in a nested task",
-                changed(&set("tests/t001/sub/runtask.yml", other)),
-            ),
-            (
-                "beside a hidden directory",
-                changed(&set("tests/t002/runtask.yml", other)),
-            ),
-            (
-                "deep down",
-                changed(&set("tests/deep/a/b/c/d/runtask.yml", other)),
-            ),
-            (
-                "the parent becomes a task",
-                changed(&set("tests/runtask.yml", formula)),
-            ),
+            ("in a nested task", "tests/t001/sub/runtask.yml", other),
+            ("beside a hidden directory", "tests/t002/runtask.yml", other),
+            ("deep down", "tests/deep/a/b/c/d/runtask.yml", other),
+            ("the parent becomes a task", "tests/runtask.yml", formula),
+        ];
+        let mut news: Vec<(&str, ObjectId)> = edits
+            .into_iter()
+            .map(|(what, path, id)| (what, changed(&set(path, id))))
+            .collect();
+        news.extend([
             (
                 "a file becomes a directory",
                 changed(&|f| {
@@ -935,7 +924,7 @@ mod paired {
                     f.push(file("tests/t150/runtask.yml", other));
                 }),
             ),
-        ];
+        ]);
         // Trees git does not write: one name twice (a file and a directory), out of order.
         let tests = repo.entry_at(old, "tests").expect("read").expect("tests").1;
         let mut entries = repo.tree_entries(tests).expect("list");
