@@ -800,7 +800,7 @@ impl Repo {
     }
 
     /// Writes a blob as a loose object, stored uncompressed (src/git/stored.rs) like every
-    /// object taskhook writes; from 256 KB on (a branch manifest of about 700 tasks), it is
+    /// object taskhook writes; from 256 KB on (a branch manifest of about 1,200 tasks), it is
     /// hashed on another thread while its file is written.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
         if bytes.len() < PARALLEL_HASH_BYTES {

@@ -89,6 +89,20 @@ fn manifests_written_by_the_hooks_fit_their_schemas() {
         let errors: Vec<String> = mv.iter_errors(&m).map(|e| e.to_string()).collect();
         assert!(errors.is_empty(), "{b}: {errors:?}");
         assert!(!m["problems"].as_array().expect("problems").is_empty());
+        // The invalid task's row carries its diagnostics; the valid one's ends before them.
+        let rows = m["tasks"].as_array().expect("rows");
+        let lengths: Vec<usize> = rows
+            .iter()
+            .filter_map(|r| r.as_array().map(Vec::len))
+            .collect();
+        assert_eq!(lengths, [13, 12], "{b}");
+        // A row one value short, or with its values out of order, does not fit.
+        let mut short = m.clone();
+        short["tasks"][1].as_array_mut().expect("row").pop();
+        assert!(!mv.is_valid(&short));
+        let mut swapped = m.clone();
+        swapped["tasks"][1].as_array_mut().expect("row").swap(3, 8);
+        assert!(!mv.is_valid(&swapped));
     }
     let mut broken = index.clone();
     broken["branches"]["master"]["sha256"] = "nope".into();

@@ -3,8 +3,11 @@
 
 use std::borrow::Cow;
 use std::collections::BTreeMap;
+use std::fmt;
 
-use serde::{Deserialize, Serialize};
+use serde::de::{self, SeqAccess, Visitor};
+use serde::ser::SerializeTuple;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::{Digest, Sha256};
 
 use crate::config::{hex, Config};
@@ -15,45 +18,122 @@ use crate::validate::diag::Diagnostic;
 /// Version 2 renamed the tasks' `on` to `item_types`; readers still accept version 1 (its `on`
 /// is read as `item_types`). Version 3 added the hooks' `state/` files beside `branches/`
 /// (branch files are unchanged; without a state file a hook checks the whole tree once).
-/// `manifest rebuild` rewrites older manifests as version 3.
-pub const SCHEMA_VERSION: u32 = 3;
+/// Version 4 writes each task as a row, an array of its values in the order of [`COLUMNS`]
+/// (which the file names in `columns`), instead of an object that names every key again, and
+/// no longer writes a task's `formula`, which is always its `runtask.yml`: the same tasks in
+/// 40% fewer bytes, which the hooks hash and write and the trigger fetches and parses on every
+/// push and event. `manifest rebuild` rewrites older manifests as version 4, and so does the
+/// first push to a branch (the hooks do not reuse an older version's state).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest version readers accept.
 pub const OLDEST_SCHEMA_VERSION: u32 = 1;
 
+/// A version 4 task row's values, in order. `diagnostics` is written only for a task that has
+/// some (a row of 12 values otherwise).
+pub const COLUMNS: [&str; 13] = [
+    "path",
+    "name",
+    "namespace",
+    "valid",
+    "run",
+    "item_types",
+    "branches",
+    "arches",
+    "formula_sha256",
+    "tree",
+    "maintainer",
+    "desc",
+    "diagnostics",
+];
+
 /// One task as scheduled on one branch. Its text borrows from the manifest's bytes where the
 /// JSON string has no escapes (a trigger reads thousands of them per event); `into_owned`
-/// detaches it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// detaches it. Serialized, it is a version 4 row ([`COLUMNS`]); read, it is a row or, from
+/// versions 1 to 3, an object.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Task<'a> {
-    #[serde(borrow, deserialize_with = "borrowed_list")]
     pub arches: Vec<Cow<'a, str>>,
-    #[serde(borrow, deserialize_with = "borrowed_list")]
     pub branches: Vec<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub desc: Option<Cow<'a, str>>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub diagnostics: Vec<Diagnostic>,
-    #[serde(borrow)]
+    /// The formula's path: `<path>/runtask.yml` (`runtask.yml` for a task at the root). Written
+    /// only by versions 1 to 3, which readers hold to the same rule.
     pub formula: Cow<'a, str>,
-    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub formula_sha256: Option<Cow<'a, str>>,
     /// The item types that trigger the task (`on` in schema version 1).
-    #[serde(alias = "on", borrow, deserialize_with = "borrowed_list")]
     pub item_types: Vec<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub maintainer: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub name: Option<Cow<'a, str>>,
-    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub namespace: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     pub path: Cow<'a, str>,
     pub run: bool,
-    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     pub tree: Option<Cow<'a, str>>,
     pub valid: bool,
+}
+
+/// The formula path of the task at `path`.
+pub fn formula_of(path: &str) -> String {
+    if path == "." {
+        "runtask.yml".to_string()
+    } else {
+        format!("{path}/runtask.yml")
+    }
+}
+
+impl Serialize for Task<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let with_diagnostics = !self.diagnostics.is_empty();
+        let mut row = s.serialize_tuple(12 + usize::from(with_diagnostics))?;
+        row.serialize_element(&self.path)?;
+        row.serialize_element(&self.name)?;
+        row.serialize_element(&self.namespace)?;
+        row.serialize_element(&self.valid)?;
+        row.serialize_element(&self.run)?;
+        row.serialize_element(&self.item_types)?;
+        row.serialize_element(&self.branches)?;
+        row.serialize_element(&self.arches)?;
+        row.serialize_element(&self.formula_sha256)?;
+        row.serialize_element(&self.tree)?;
+        row.serialize_element(&self.maintainer)?;
+        row.serialize_element(&self.desc)?;
+        if with_diagnostics {
+            row.serialize_element(&self.diagnostics)?;
+        }
+        row.end()
+    }
+}
+
+/// A task as versions 1 to 3 store it: an object with every key.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Fields<'a> {
+    #[serde(borrow, deserialize_with = "borrowed_list")]
+    arches: Vec<Cow<'a, str>>,
+    #[serde(borrow, deserialize_with = "borrowed_list")]
+    branches: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
+    desc: Option<Cow<'a, str>>,
+    #[serde(default)]
+    diagnostics: Vec<Diagnostic>,
+    #[serde(borrow)]
+    formula: Cow<'a, str>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
+    formula_sha256: Option<Cow<'a, str>>,
+    #[serde(alias = "on", borrow, deserialize_with = "borrowed_list")]
+    item_types: Vec<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
+    maintainer: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    path: Cow<'a, str>,
+    run: bool,
+    #[serde(borrow, default, deserialize_with = "borrowed_opt")]
+    tree: Option<Cow<'a, str>>,
+    valid: bool,
 }
 
 /// A string that borrows from the input where it has no escapes. serde borrows a `Cow<str>`
@@ -61,19 +141,146 @@ pub struct Task<'a> {
 #[derive(Deserialize)]
 struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
-fn borrowed_opt<'de: 'a, 'a, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Option<Cow<'a, str>>, D::Error> {
+fn borrowed_opt<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Option<Cow<'a, str>>, D::Error> {
     Ok(Option::<Text<'a>>::deserialize(d)?.map(|t| t.0))
 }
 
-fn borrowed_list<'de: 'a, 'a, D: serde::Deserializer<'de>>(
-    d: D,
-) -> Result<Vec<Cow<'a, str>>, D::Error> {
-    Ok(Vec::<Text<'a>>::deserialize(d)?
-        .into_iter()
-        .map(|t| t.0)
-        .collect())
+fn borrowed_list<'de: 'a, 'a, D: Deserializer<'de>>(d: D) -> Result<Vec<Cow<'a, str>>, D::Error> {
+    Ok(texts(Vec::<Text<'a>>::deserialize(d)?))
+}
+
+fn texts(v: Vec<Text<'_>>) -> Vec<Cow<'_, str>> {
+    v.into_iter().map(|t| t.0).collect()
+}
+
+/// How a file's tasks were stored: as rows (version 4) or as objects (versions 1 to 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Form {
+    Rows,
+    Objects,
+}
+
+/// One stored task, in either form.
+struct Entry<'a>(Task<'a>, Form);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Entry<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Entry<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a task: an array of 12 or 13 values (or an object, before version 4)")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Entry<'a>, A::Error> {
+                fn next<'de, T: Deserialize<'de>, A: SeqAccess<'de>>(
+                    seq: &mut A,
+                    i: usize,
+                ) -> Result<T, A::Error> {
+                    seq.next_element()?.ok_or_else(|| {
+                        de::Error::invalid_length(i, &"a task row of 12 or 13 values")
+                    })
+                }
+                let opt = |t: Option<Text<'a>>| t.map(|t| t.0);
+                let path: Text<'a> = next(&mut seq, 0)?;
+                let name = opt(next(&mut seq, 1)?);
+                let namespace = opt(next(&mut seq, 2)?);
+                let valid = next(&mut seq, 3)?;
+                let run = next(&mut seq, 4)?;
+                let item_types = texts(next(&mut seq, 5)?);
+                let branches = texts(next(&mut seq, 6)?);
+                let arches = texts(next(&mut seq, 7)?);
+                let formula_sha256 = opt(next(&mut seq, 8)?);
+                let tree = opt(next(&mut seq, 9)?);
+                let maintainer = opt(next(&mut seq, 10)?);
+                let desc = opt(next(&mut seq, 11)?);
+                let diagnostics = seq.next_element()?.unwrap_or_default();
+                if seq.next_element::<de::IgnoredAny>()?.is_some() {
+                    return Err(de::Error::invalid_length(
+                        14,
+                        &"a task row of 12 or 13 values",
+                    ));
+                }
+                let formula = Cow::Owned(formula_of(&path.0));
+                Ok(Entry(
+                    Task {
+                        arches,
+                        branches,
+                        desc,
+                        diagnostics,
+                        formula,
+                        formula_sha256,
+                        item_types,
+                        maintainer,
+                        name,
+                        namespace,
+                        path: path.0,
+                        run,
+                        tree,
+                        valid,
+                    },
+                    Form::Rows,
+                ))
+            }
+
+            fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Entry<'a>, A::Error> {
+                let f = Fields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Entry(
+                    Task {
+                        arches: f.arches,
+                        branches: f.branches,
+                        desc: f.desc,
+                        diagnostics: f.diagnostics,
+                        formula: f.formula,
+                        formula_sha256: f.formula_sha256,
+                        item_types: f.item_types,
+                        maintainer: f.maintainer,
+                        name: f.name,
+                        namespace: f.namespace,
+                        path: f.path,
+                        run: f.run,
+                        tree: f.tree,
+                        valid: f.valid,
+                    },
+                    Form::Objects,
+                ))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// A stored task list, and the one form its tasks share (`None` when it is empty).
+struct Listed<'a>(Vec<Task<'a>>, Option<Form>);
+
+impl<'de: 'a, 'a> Deserialize<'de> for Listed<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<'a>(std::marker::PhantomData<&'a ()>);
+        impl<'de: 'a, 'a> Visitor<'de> for V<'a> {
+            type Value = Listed<'a>;
+
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a list of tasks")
+            }
+
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listed<'a>, A::Error> {
+                let mut tasks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                let mut form = None;
+                while let Some(Entry(task, f)) = seq.next_element()? {
+                    if form.is_some_and(|known| known != f) {
+                        return Err(de::Error::custom(
+                            "tasks stored both as rows and as objects",
+                        ));
+                    }
+                    form = Some(f);
+                    tasks.push(task);
+                }
+                Ok(Listed(tasks, form))
+            }
+        }
+        d.deserialize_seq(V(std::marker::PhantomData))
+    }
 }
 
 fn owned(s: Cow<'_, str>) -> Cow<'static, str> {
@@ -122,21 +329,37 @@ pub struct State {
     pub validator: String,
 }
 
-/// `branches/<branch>.json`; its tasks may borrow from the bytes it was read from.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// `branches/<branch>.json`; its tasks may borrow from the bytes it was read from. Written by
+/// [`branch_bytes`] (and the hooks' [`report_bytes`]), read by [`parse_branch`].
+#[derive(Debug, Clone, PartialEq)]
 pub struct Branch<'a> {
     pub branch: String,
     pub commit: String,
     pub policy: String,
     /// Findings that belong to no single task (misnamed formulas, limits).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub problems: Vec<Diagnostic>,
     pub schema: u32,
-    #[serde(borrow)]
     pub tasks: Vec<Task<'a>>,
     /// Fingerprint of the rules that produced this manifest (see `Config::fingerprint`).
     pub validator: String,
+}
+
+/// A branch file as stored, of any version readers accept.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StoredBranch<'a> {
+    branch: String,
+    /// Version 4 and later: the names of a task row's values ([`COLUMNS`]).
+    #[serde(default)]
+    columns: Option<Vec<String>>,
+    commit: String,
+    policy: String,
+    #[serde(default)]
+    problems: Vec<Diagnostic>,
+    schema: u32,
+    #[serde(borrow)]
+    tasks: Listed<'a>,
+    validator: String,
 }
 
 impl Branch<'_> {
@@ -262,9 +485,10 @@ pub fn to_bytes<T: Serialize>(value: &T) -> Vec<u8> {
     bytes
 }
 
-/// The bytes of a branch manifest: like [`to_bytes`], except that each task (and each problem)
-/// is one compact line. That keeps the file small for the trigger to fetch and parse, and makes
-/// `git log -p refs/meta/tasks` show one changed line per changed task.
+/// The bytes of a branch manifest: like [`to_bytes`], except that each task (a row, see
+/// [`COLUMNS`]) and each problem is one compact line. That keeps the file small for the trigger
+/// to fetch and parse, and makes `git log -p refs/meta/tasks` show one changed line per changed
+/// task, its path first.
 pub fn branch_bytes(b: &Branch) -> Vec<u8> {
     assemble(
         &b.branch,
@@ -316,6 +540,7 @@ const TASKS_END: &[u8] = b"\n  ],\n";
 fn head(out: &mut Vec<u8>, branch: &str, commit: &str, policy: &str, problems: &[Diagnostic]) {
     out.extend_from_slice(b"{\n");
     out.extend_from_slice(format!("  \"branch\": {},\n", json(&branch)).as_bytes());
+    out.extend_from_slice(format!("  \"columns\": {},\n", json(&COLUMNS)).as_bytes());
     out.extend_from_slice(format!("  \"commit\": {},\n", json(&commit)).as_bytes());
     out.extend_from_slice(format!("  \"policy\": {},\n", json(&policy)).as_bytes());
     if !problems.is_empty() {
@@ -692,17 +917,16 @@ fn task_entry(t: &TaskReport) -> Task<'_> {
     }
 }
 
-/// The `path` of a task line as stored. The lines [`branch_bytes`] writes have sorted keys and
-/// every quote inside a string escaped, so the first `"path":"` is the key's; no other part of
-/// the line is tokenized.
+/// The `path` of a task line as stored: a row's first value. Only the first string is read,
+/// and tokenized only when it has escapes. `None` for anything else, such as a line of a
+/// version 3 file (an object), which the hooks then do not carry over.
 pub fn line_path(line: &str) -> Option<std::borrow::Cow<'_, str>> {
-    let at = line.find("\"path\":\"")? + "\"path\":".len();
-    let rest = &line[at + 1..];
+    let rest = line.strip_prefix("[\"")?;
     let end = rest.find('"')?;
     if !rest[..end].contains('\\') {
         return Some(rest[..end].into());
     }
-    serde_json::Deserializer::from_str(&line[at..])
+    serde_json::Deserializer::from_str(&line[1..])
         .into_iter::<String>()
         .next()?
         .ok()
@@ -743,7 +967,7 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch<'_>, ReadError>
     struct Probe {
         schema: u32,
     }
-    let b: Branch = match serde_json::from_slice(bytes) {
+    let stored: StoredBranch = match serde_json::from_slice(bytes) {
         Ok(b) => b,
         Err(e) => {
             // Another schema version deserves its own message rather than a shape error.
@@ -755,9 +979,43 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch<'_>, ReadError>
             });
         }
     };
-    if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&b.schema) {
-        return Err(ReadError::Version(b.schema));
+    if !(OLDEST_SCHEMA_VERSION..=SCHEMA_VERSION).contains(&stored.schema) {
+        return Err(ReadError::Version(stored.schema));
     }
+    // Version 4 names its columns and stores rows; older versions store objects.
+    let rows = stored.schema >= 4;
+    let columns_ok = match &stored.columns {
+        Some(c) => rows && c.iter().map(String::as_str).eq(COLUMNS),
+        None => !rows,
+    };
+    if !columns_ok {
+        return Err(ReadError::Inconsistent(format!(
+            "schema version {} expects {}",
+            stored.schema,
+            if rows {
+                format!("`columns` to be {}", json(&COLUMNS))
+            } else {
+                "no `columns`".to_string()
+            }
+        )));
+    }
+    let form = if rows { Form::Rows } else { Form::Objects };
+    if stored.tasks.1.is_some_and(|f| f != form) {
+        return Err(ReadError::Inconsistent(format!(
+            "schema version {} stores tasks as {}",
+            stored.schema,
+            if rows { "rows (arrays)" } else { "objects" }
+        )));
+    }
+    let b = Branch {
+        branch: stored.branch,
+        commit: stored.commit,
+        policy: stored.policy,
+        problems: stored.problems,
+        schema: stored.schema,
+        tasks: stored.tasks.0,
+        validator: stored.validator,
+    };
     if !is_hex_id(&b.commit) {
         return Err(ReadError::Inconsistent(format!(
             "`{}` is not a commit id",
@@ -935,7 +1193,7 @@ mod tests {
         // comes out in this writer's layout.
         let odd = String::from_utf8(base.clone())
             .expect("text")
-            .replacen(",\n    {", ",\n\n    {", 1)
+            .replacen(",\n    [", ",\n\n    [", 1)
             .into_bytes();
         let report = Report {
             reused_count: paths.len(),
@@ -966,56 +1224,106 @@ mod tests {
         assert_eq!(to_bytes(&index), to_bytes(&index.clone()));
     }
 
-    #[test]
-    fn struct_order_gives_sorted_keys() {
-        let d = Diagnostic::error("code", "f", "m")
+    fn sample() -> Branch<'static> {
+        let d = Diagnostic::error("code", "p/runtask.yml", "m")
             .at(1, 2)
             .help("h")
-            .task("t");
-        let task = Task {
-            arches: vec![],
-            branches: vec![],
-            desc: None,
-            diagnostics: vec![d.clone()],
-            formula: "f".into(),
+            .task("p");
+        let task = |path: &str, diagnostics: Vec<Diagnostic>| Task {
+            arches: vec!["x86_64".into()],
+            branches: vec!["f4*".into()],
+            desc: Some("d \"quoted\"".into()),
+            diagnostics,
+            formula: formula_of(path).into(),
             formula_sha256: None,
-            maintainer: None,
+            maintainer: Some("m".into()),
             name: None,
-            namespace: None,
-            item_types: vec![],
-            path: "p".into(),
+            namespace: Some("dist".into()),
+            item_types: vec!["koji_build".into()],
+            path: path.to_string().into(),
             run: true,
-            tree: None,
-            valid: false,
+            tree: Some("a".repeat(40).into()),
+            valid: path != "p",
         };
-        let branch = Branch {
+        Branch {
             branch: "b".into(),
-            commit: "c".into(),
+            commit: "c".repeat(40),
             policy: "reject".into(),
-            problems: vec![d],
+            problems: vec![d.clone()],
             schema: SCHEMA_VERSION,
-            tasks: vec![task],
+            tasks: vec![task(".", vec![]), task("p", vec![d])],
             validator: "v".into(),
-        };
-        let via_value = {
-            let v = serde_json::to_value(&branch).expect("value");
-            let mut b = serde_json::to_vec_pretty(&v).expect("bytes");
-            b.push(b'\n');
-            b
-        };
-        assert_eq!(to_bytes(&branch), via_value);
-        let reparsed: serde_json::Value =
-            serde_json::from_slice(&branch_bytes(&branch)).expect("valid json");
-        assert_eq!(reparsed, serde_json::to_value(&branch).expect("value"));
+        }
+    }
+
+    #[test]
+    fn keys_are_sorted_and_rows_follow_the_columns() {
+        let branch = sample();
         let text = String::from_utf8(branch_bytes(&branch)).expect("utf8");
+        let keys = [
+            "branch",
+            "columns",
+            "commit",
+            "policy",
+            "problems",
+            "schema",
+            "tasks",
+            "validator",
+        ];
+        let at: Vec<usize> = keys
+            .iter()
+            .map(|k| text.find(&format!("\n  \"{k}\": ")).expect(k))
+            .collect();
+        assert!(at.windows(2).all(|w| w[0] < w[1]), "{text}");
+        // Each row has its values in the order of `columns`; diagnostics only when there are some.
+        let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+        assert_eq!(v["columns"], serde_json::json!(COLUMNS));
+        assert_eq!(v["tasks"][0].as_array().map(Vec::len), Some(12));
+        assert_eq!(v["tasks"][1].as_array().map(Vec::len), Some(13));
+        let row: BTreeMap<&str, &serde_json::Value> = COLUMNS
+            .iter()
+            .copied()
+            .zip(v["tasks"][1].as_array().expect("row"))
+            .collect();
+        assert_eq!(row["path"], "p");
+        assert_eq!(row["namespace"], "dist");
+        assert_eq!(row["valid"], false);
+        assert_eq!(row["branches"], &serde_json::json!(["f4*"]));
+        assert_eq!(row["formula_sha256"], &serde_json::Value::Null);
+        assert_eq!(row["desc"], "d \"quoted\"");
+        assert_eq!(row["diagnostics"][0]["code"], "code");
         assert!(
-            text.contains("\n    {\"arches\":[],\"branches\":[],"),
+            text.contains("\n    [\"p\",null,\"dist\",false,true,[\"koji_build\"],"),
             "{text}"
+        );
+        // Read back, it is the same manifest, the formula paths included.
+        assert_eq!(
+            parse_branch(text.as_bytes(), 1 << 20).expect("valid"),
+            branch
         );
     }
 
     #[test]
-    fn tasks_borrow_plain_text_and_decode_escaped_text() {
+    fn rows_borrow_plain_text_and_decode_escaped_text() {
+        let bytes = format!(
+            r#"{{"branch":"main","columns":{},"commit":"{}","policy":"reject","schema":4,"tasks":[
+["t","t",null,true,true,["koji_build"],[],["noarch"],null,null,null,"caf\u00e9 \"quoted\""]
+],"validator":"v"}}"#,
+            json(&COLUMNS),
+            "0".repeat(40)
+        );
+        let b = parse_branch(bytes.as_bytes(), 1 << 20).expect("valid");
+        let t = &b.tasks[0];
+        assert!(matches!(t.path, Cow::Borrowed("t")));
+        assert!(matches!(t.name, Some(Cow::Borrowed("t"))));
+        assert!(matches!(t.arches[0], Cow::Borrowed("noarch")));
+        assert_eq!(t.desc.as_deref(), Some("caf\u{e9} \"quoted\""));
+        assert_eq!(t.formula, "t/runtask.yml");
+        assert_eq!(b.clone().into_owned(), b);
+    }
+
+    #[test]
+    fn reads_version_3_objects_and_writes_them_as_rows() {
         let bytes = br#"{"branch":"main","commit":"0123456789012345678901234567890123456789","policy":"reject","schema":3,"tasks":[
 {"arches":["noarch"],"branches":[],"desc":"caf\u00e9 \"quoted\"","formula":"t/runtask.yml","formula_sha256":null,"item_types":["koji_build"],"maintainer":null,"name":"t","namespace":null,"path":"t","run":true,"tree":null,"valid":true}
 ],"validator":"v"}"#;
@@ -1023,11 +1331,55 @@ mod tests {
         let t = &b.tasks[0];
         assert!(matches!(t.path, Cow::Borrowed("t")));
         assert!(matches!(t.name, Some(Cow::Borrowed("t"))));
-        assert!(matches!(t.arches[0], Cow::Borrowed("noarch")));
         assert_eq!(t.desc.as_deref(), Some("caf\u{e9} \"quoted\""));
         let owned = b.clone().into_owned();
         assert_eq!(owned, b);
-        assert_eq!(branch_bytes(&owned), branch_bytes(&b));
+        // Written again, it is version 4, and reads back as the same tasks.
+        let again = branch_bytes(&owned);
+        let reread = parse_branch(&again, 1 << 20).expect("valid");
+        assert_eq!(reread.schema, SCHEMA_VERSION);
+        assert_eq!(reread.tasks, b.tasks);
+        let lines = task_lines(&again).expect("lines");
+        assert_eq!(line_path(lines[0]).as_deref(), Some("t"));
+        // A version 3 line is not a row: the hooks do not carry it over.
+        assert_eq!(line_path(r#"{"arches":[],"path":"t"}"#), None);
+    }
+
+    #[test]
+    fn rows_and_versions_must_agree() {
+        let good = String::from_utf8(branch_bytes(&sample())).expect("utf8");
+        fn parsed(text: &str) -> Result<(), ReadError> {
+            parse_branch(text.as_bytes(), 1 << 20).map(|_| ())
+        }
+        let inconsistent = |text: &str| matches!(parsed(text), Err(ReadError::Inconsistent(_)));
+        let malformed = |text: &str| matches!(parsed(text), Err(ReadError::Malformed(_)));
+        assert!(parsed(&good).is_ok());
+        // Version 4 without its columns, or with others; an older version with them.
+        let no_columns: String = good
+            .lines()
+            .filter(|l| !l.starts_with("  \"columns\""))
+            .map(|l| format!("{l}\n"))
+            .collect();
+        assert!(inconsistent(&no_columns));
+        let swapped = good.replacen("\"name\",\"namespace\"", "\"namespace\",\"name\"", 1);
+        assert!(inconsistent(&swapped));
+        assert!(inconsistent(
+            &good.replace("\"schema\": 4", "\"schema\": 3")
+        ));
+        // Rows under an older version, an object among version 4's rows.
+        assert!(inconsistent(
+            &no_columns.replace("\"schema\": 4", "\"schema\": 3")
+        ));
+        let object = r#"{"arches":[],"branches":[],"formula":"t/runtask.yml","item_types":[],"path":"t","run":true,"valid":true}"#;
+        let first_row = good.find("\n    [").expect("row") + 5;
+        let row_end = first_row + good[first_row..].find(",\n").expect("end");
+        let mixed = format!("{}{object}{}", &good[..first_row], &good[row_end..]);
+        assert!(malformed(&mixed), "{mixed}");
+        // Rows of 11 or 14 values.
+        let desc = "\"d \\\"quoted\\\"\"]";
+        assert!(good.contains(desc), "{good}");
+        assert!(malformed(&good.replacen(&format!(",{desc}"), "]", 1)));
+        assert!(malformed(&good.replacen(desc, "\"d\",[],1]", 1)));
     }
 
     #[test]

@@ -275,6 +275,34 @@ impl Server {
 }
 
 /// Writes an executable file (a hook, a script).
+/// A branch file's tasks as objects keyed by column name, as any reader of schema version 4 sees
+/// them: each row zipped with the file's `columns` (a row leaves out `diagnostics` when it has
+/// none).
+pub fn manifest_tasks(manifest: &serde_json::Value) -> Vec<serde_json::Value> {
+    let columns: Vec<&str> = manifest["columns"]
+        .as_array()
+        .expect("columns")
+        .iter()
+        .map(|c| c.as_str().expect("a column name"))
+        .collect();
+    manifest["tasks"]
+        .as_array()
+        .expect("tasks")
+        .iter()
+        .map(|row| {
+            let values = row.as_array().expect("a row");
+            assert!(values.len() + 1 >= columns.len() && values.len() <= columns.len());
+            let mut task: serde_json::Map<String, serde_json::Value> = columns
+                .iter()
+                .zip(values)
+                .map(|(c, v)| (c.to_string(), v.clone()))
+                .collect();
+            task.entry("diagnostics").or_insert(serde_json::json!([]));
+            serde_json::Value::Object(task)
+        })
+        .collect()
+}
+
 pub fn executable(path: &Path, text: &str) {
     write(path, text);
     use std::os::unix::fs::PermissionsExt;
