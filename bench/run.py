@@ -466,7 +466,9 @@ def main():
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--push-runs", type=int, default=15, help="pushes are noisier: more runs")
     ap.add_argument("--baseline-bin", default=None,
-                    help="push, hooks: also measure this taskhook binary's hooks (e.g. an older build)")
+                    help="push, hooks: also measure this taskhook binary's hooks (e.g. an older build); "
+                         "it must write the same manifest schema version, or the push comparison, "
+                         "which swaps both binaries' hooks in one repository, times full checks")
     a = ap.parse_args()
     subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     base = tempfile.mkdtemp(prefix="taskhook-bench-")
