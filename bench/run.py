@@ -163,30 +163,6 @@ def bench_plan(base, sizes, runs):
 NOOP_HOOK = "#!/bin/sh\nexit 0\n"
 
 
-def install_noop_hooks(bare):
-    """Two no-op shell hooks: the floor of running any pre-receive and post-receive."""
-    for hook in ("pre-receive", "post-receive"):
-        path = os.path.join(bare, "hooks", hook)
-        with open(path, "w") as f:
-            f.write(NOOP_HOOK)
-        os.chmod(path, 0o755)
-
-
-def variant_repo(base, name, n, variant, baseline):
-    """A push comparison's repository and work tree for one variant: `none` (no hooks), `noop`
-    (two no-op shell hooks), `taskhook` (this build's hooks) or `baseline` (installed by the
-    binary `baseline`)."""
-    global BIN
-    saved, BIN = BIN, (baseline if variant == "baseline" else BIN)
-    try:
-        work, bare = make_repo(base, name, n, filler_kb=1, hooks=variant in ("taskhook", "baseline"))
-    finally:
-        BIN = saved
-    if variant == "noop":
-        install_noop_hooks(bare)
-    run(["git", "remote", "add", "origin", bare], work)
-
-
 def hook_set(base, n, variant, baseline):
     """The hook files of one variant of the push comparison, as {name: (bytes, mode)}: none,
     two no-op shell hooks, or the shims `taskhook install` writes for this build or for
@@ -292,29 +268,35 @@ def hook_times(trace):
 def bench_hooks(base, sizes, runs, baseline=None):
     """Each hook as git runs it during a one-file push (from git's own trace: fork, exec, the
     hook, exit): two no-op shell hooks, taskhook's hooks, and optionally an older taskhook
-    binary's (--baseline-bin, installed by that binary). Pushes interleave, in an order shuffled
-    each round (seeded), since on a shared VM the push after another runs in different
-    conditions; medians, and each variant's whole push."""
+    binary's (--baseline-bin, installed by that binary). As in bench_push, every variant pushes
+    to one repository, its hooks swapped before each push, after WARMUP rounds not counted; the
+    pushes interleave, in an order shuffled each round (seeded), since on a shared VM the push
+    after another runs in different conditions; medians, and each variant's whole push."""
     variants = ["noop", "taskhook"] + (["baseline"] if baseline else [])
     rows = []
     for n in sizes:
-        results = {}
-        for v in variants:
-            variant_repo(base, f"hooks{n}{v}", n, v, baseline)
-            results[v] = {"pre-receive": [], "post-receive": [], "push": []}
+        work, bare = make_repo(base, f"hooks{n}", n, filler_kb=1, hooks=False)
+        run(["git", "remote", "add", "origin", bare], work)
+        sets = {v: hook_set(base, n, v, baseline) for v in variants}
+        names = {name for hooks in sets.values() for name in hooks}
+        use_hooks(bare, sets["taskhook"], names)
+        run([BIN, "manifest", "rebuild", bare])
+        results = {v: {"pre-receive": [], "post-receive": [], "push": []} for v in variants}
         trace = os.path.join(base, "trace2.txt")
         order = random.Random(n)
-        for r in range(runs):
+        for r in range(-WARMUP, runs):
             for v in order.sample(variants, len(variants)):
-                work = os.path.join(base, f"hooks{n}{v}.work")
+                use_hooks(bare, sets[v], names)
                 with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
-                    f.write(f"# change {r}\n")
+                    f.write(f"# change {r} {v}\n")
                 run(["git", "commit", "-q", "-am", f"c{r}"], work)
                 if os.path.exists(trace):
                     os.remove(trace)
                 started = time.perf_counter()
                 subprocess.run(["git", "push", "-q", "origin", "master"], cwd=work, check=True,
                                capture_output=True, env=dict(ENV, GIT_TRACE2_PERF=trace))
+                if r < 0:
+                    continue
                 results[v]["push"].append(time.perf_counter() - started)
                 for hook, t in hook_times(trace).items():
                     results[v][hook].append(t)
