@@ -104,7 +104,8 @@ impl Serialize for Task<'_> {
     }
 }
 
-/// A task as versions 1 to 3 store it: an object with every key.
+/// A task's stored values: read from an object with every key (versions 1 to 3), or from a row
+/// (version 4, the formula path derived).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct Fields<'a> {
@@ -134,6 +135,27 @@ struct Fields<'a> {
     #[serde(borrow, default, deserialize_with = "borrowed_opt")]
     tree: Option<Cow<'a, str>>,
     valid: bool,
+}
+
+impl<'a> From<Fields<'a>> for Task<'a> {
+    fn from(f: Fields<'a>) -> Task<'a> {
+        Task {
+            arches: f.arches,
+            branches: f.branches,
+            desc: f.desc,
+            diagnostics: f.diagnostics,
+            formula: f.formula,
+            formula_sha256: f.formula_sha256,
+            item_types: f.item_types,
+            maintainer: f.maintainer,
+            name: f.name,
+            namespace: f.namespace,
+            path: f.path,
+            run: f.run,
+            tree: f.tree,
+            valid: f.valid,
+        }
+    }
 }
 
 /// A string that borrows from the input where it has no escapes. serde borrows a `Cow<str>`
@@ -202,49 +224,28 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entry<'a> {
                         &"a task row of 12 or 13 values",
                     ));
                 }
-                let formula = Cow::Owned(formula_of(&path.0));
-                Ok(Entry(
-                    Task {
-                        arches,
-                        branches,
-                        desc,
-                        diagnostics,
-                        formula,
-                        formula_sha256,
-                        item_types,
-                        maintainer,
-                        name,
-                        namespace,
-                        path: path.0,
-                        run,
-                        tree,
-                        valid,
-                    },
-                    Form::Rows,
-                ))
+                let fields = Fields {
+                    arches,
+                    branches,
+                    desc,
+                    diagnostics,
+                    formula: Cow::Owned(formula_of(&path.0)),
+                    formula_sha256,
+                    item_types,
+                    maintainer,
+                    name,
+                    namespace,
+                    path: path.0,
+                    run,
+                    tree,
+                    valid,
+                };
+                Ok(Entry(fields.into(), Form::Rows))
             }
 
             fn visit_map<A: de::MapAccess<'de>>(self, map: A) -> Result<Entry<'a>, A::Error> {
-                let f = Fields::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                Ok(Entry(
-                    Task {
-                        arches: f.arches,
-                        branches: f.branches,
-                        desc: f.desc,
-                        diagnostics: f.diagnostics,
-                        formula: f.formula,
-                        formula_sha256: f.formula_sha256,
-                        item_types: f.item_types,
-                        maintainer: f.maintainer,
-                        name: f.name,
-                        namespace: f.namespace,
-                        path: f.path,
-                        run: f.run,
-                        tree: f.tree,
-                        valid: f.valid,
-                    },
-                    Form::Objects,
-                ))
+                let fields = Fields::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                Ok(Entry(fields.into(), Form::Objects))
             }
         }
         d.deserialize_any(V(std::marker::PhantomData))
