@@ -163,6 +163,26 @@ def bench_plan(base, sizes, runs):
 NOOP_HOOK = "#!/bin/sh\nexit 0\n"
 
 
+def shared_repo(base, name, n, variants, baseline):
+    """The one repository and work tree every variant of a push comparison pushes to, its
+    manifest built by this build's hooks; and `swap(variant)`, which puts that variant's hooks
+    in place (hook_set)."""
+    work, bare = make_repo(base, name, n, filler_kb=1, hooks=False)
+    run(["git", "remote", "add", "origin", bare], work)
+    sets = {v: hook_set(base, n, v, baseline) for v in variants}
+    names = {hook for hooks in sets.values() for hook in hooks}
+    use_hooks(bare, sets["taskhook"], names)
+    run([BIN, "manifest", "rebuild", bare])
+    return work, lambda v: use_hooks(bare, sets[v], names)
+
+
+def commit_change(work, label):
+    """Commits a one-line change to one formula: the push every comparison times."""
+    with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
+        f.write(f"# change {label}\n")
+    run(["git", "commit", "-q", "-am", f"c{label}"], work)
+
+
 def hook_set(base, n, variant, baseline):
     """The hook files of one variant of the push comparison, as {name: (bytes, mode)}: none,
     two no-op shell hooks, or the shims `taskhook install` writes for this build or for
@@ -208,20 +228,13 @@ def bench_push(base, sizes, runs, baseline=None):
     variants = ("none", "noop", "taskhook") + (("baseline",) if baseline else ())
     rows = []
     for n in sizes:
-        work, bare = make_repo(base, f"push{n}", n, filler_kb=1, hooks=False)
-        run(["git", "remote", "add", "origin", bare], work)
-        sets = {v: hook_set(base, n, v, baseline) for v in variants}
-        names = {name for hooks in sets.values() for name in hooks}
-        use_hooks(bare, sets["taskhook"], names)
-        run([BIN, "manifest", "rebuild", bare])
+        work, swap = shared_repo(base, f"push{n}", n, variants, baseline)
         results = {v: [] for v in variants}
         order = random.Random(n)
         for r in range(-WARMUP, runs):
             for v in order.sample(variants, len(variants)):  # interleaved, in a shuffled order
-                use_hooks(bare, sets[v], names)
-                with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
-                    f.write(f"# change {r} {v}\n")
-                run(["git", "commit", "-q", "-am", f"c{r}"], work)
+                swap(v)
+                commit_change(work, f"{r} {v}")
                 dt, _ = timed(["git", "push", "-q", "origin", "master"], work)
                 if r >= 0:
                     results[v].append(dt)
@@ -275,21 +288,14 @@ def bench_hooks(base, sizes, runs, baseline=None):
     variants = ["noop", "taskhook"] + (["baseline"] if baseline else [])
     rows = []
     for n in sizes:
-        work, bare = make_repo(base, f"hooks{n}", n, filler_kb=1, hooks=False)
-        run(["git", "remote", "add", "origin", bare], work)
-        sets = {v: hook_set(base, n, v, baseline) for v in variants}
-        names = {name for hooks in sets.values() for name in hooks}
-        use_hooks(bare, sets["taskhook"], names)
-        run([BIN, "manifest", "rebuild", bare])
+        work, swap = shared_repo(base, f"hooks{n}", n, variants, baseline)
         results = {v: {"pre-receive": [], "post-receive": [], "push": []} for v in variants}
         trace = os.path.join(base, "trace2.txt")
         order = random.Random(n)
         for r in range(-WARMUP, runs):
             for v in order.sample(variants, len(variants)):
-                use_hooks(bare, sets[v], names)
-                with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
-                    f.write(f"# change {r} {v}\n")
-                run(["git", "commit", "-q", "-am", f"c{r}"], work)
+                swap(v)
+                commit_change(work, f"{r} {v}")
                 if os.path.exists(trace):
                     os.remove(trace)
                 started = time.perf_counter()
@@ -326,9 +332,7 @@ def bench_startup(base, runs=51):
     run(["git", "remote", "add", "origin", bare], work)
     steps = {}
     for r in range(15):
-        with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
-            f.write(f"# change {r}\n")
-        run(["git", "commit", "-q", "-am", f"c{r}"], work)
+        commit_change(work, r)
         p = subprocess.run(["git", "push", "origin", "master"], cwd=work, capture_output=True,
                            env=dict(ENV, TASKHOOK_TRACE="1"))
         hook = ""
