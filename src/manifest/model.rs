@@ -1286,13 +1286,22 @@ mod tests {
             .copied()
             .zip(v["tasks"][1].as_array().expect("row"))
             .collect();
-        assert_eq!(row["path"], "p");
-        assert_eq!(row["namespace"], "dist");
-        assert_eq!(row["valid"], false);
-        assert_eq!(row["branches"], &serde_json::json!(["f4*"]));
-        assert_eq!(row["formula_sha256"], &serde_json::Value::Null);
-        assert_eq!(row["desc"], "d \"quoted\"");
-        assert_eq!(row["diagnostics"][0]["code"], "code");
+        let expected = serde_json::json!({
+            "path": "p",
+            "name": null,
+            "namespace": "dist",
+            "valid": false,
+            "run": true,
+            "item_types": ["koji_build"],
+            "branches": ["f4*"],
+            "arches": ["x86_64"],
+            "formula_sha256": null,
+            "tree": "a".repeat(40),
+            "maintainer": "m",
+            "desc": "d \"quoted\"",
+            "diagnostics": [branch.problems[0]],
+        });
+        assert_eq!(serde_json::json!(row), expected);
         assert!(
             text.contains("\n    [\"p\",null,\"dist\",false,true,[\"koji_build\"],"),
             "{text}"
