@@ -997,7 +997,7 @@ impl Repo {
             Err(e) => {
                 // A lock left by a killed process: the ref's own, or packed-refs' (which gix
                 // takes to update a packed ref), once older than `stale_lock`.
-                let lock = self.git_dir().join(format!("{name}.lock"));
+                let lock = lock_path(&self.loose_ref_path(name));
                 let packed = self.common_dir.join("packed-refs.lock");
                 let stale: Vec<&Path> = [lock.as_path(), packed.as_path()]
                     .into_iter()
@@ -1031,19 +1031,15 @@ impl Repo {
             .config
             .string("extensions.refStorage")
             .is_none_or(|v| v.eq_ignore_ascii_case(b"files"));
-        let path = self.common_dir.join(name);
+        let path = self.loose_ref_path(name);
         if !files_backend
             || !name.starts_with("refs/")
             || self.refs.write_reflog == gix_ref::store::WriteReflog::Always
-            || self.common_dir.join("logs").join(name).exists()
+            || self.ref_dir(name).join("logs").join(name).exists()
         {
             return false;
         }
-        let lock = {
-            let mut p = path.clone().into_os_string();
-            p.push(".lock");
-            PathBuf::from(p)
-        };
+        let lock = lock_path(&path);
         let Ok(mut file) = std::fs::OpenOptions::new()
             .write(true)
             .create_new(true)
@@ -1071,8 +1067,28 @@ impl Repo {
     /// Whether a lock file for ref `name`, or for packed-refs, exists (someone is, or was,
     /// writing it).
     pub fn ref_locked(&self, name: &str) -> bool {
-        self.git_dir().join(format!("{name}.lock")).exists()
+        lock_path(&self.loose_ref_path(name)).exists()
             || self.common_dir.join("packed-refs.lock").exists()
+    }
+
+    /// The directory that holds ref `name`'s loose file and reflog, as git and gitoxide keep
+    /// them: in a linked worktree, `HEAD`-like refs and those under `refs/worktree/`,
+    /// `refs/bisect/` and `refs/rewritten/` in its own git directory, every other ref in the
+    /// common one.
+    fn ref_dir(&self, name: &str) -> &Path {
+        let per_worktree = !name.starts_with("refs/")
+            || ["refs/worktree/", "refs/bisect/", "refs/rewritten/"]
+                .iter()
+                .any(|p| name.starts_with(p));
+        if per_worktree {
+            &self.git_dir
+        } else {
+            &self.common_dir
+        }
+    }
+
+    fn loose_ref_path(&self, name: &str) -> PathBuf {
+        self.ref_dir(name).join(name)
     }
 
     fn classify_ref_error(
@@ -1091,6 +1107,13 @@ impl Repo {
             other(format!("cannot update {name}"), e)
         }
     }
+}
+
+/// The lock file git takes to change `path`: `<path>.lock`.
+fn lock_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".lock");
+    PathBuf::from(p)
 }
 
 fn is_stale(lock: &Path, age: Duration) -> bool {
@@ -1460,6 +1483,52 @@ pub(crate) mod tests {
             .expect("open")
             .tree_entries(tree)
             .is_err());
+    }
+
+    /// In a linked worktree, refs/meta/tasks lives in the common directory, as every ref outside
+    /// `refs/worktree/`, `refs/bisect/` and `refs/rewritten/` does: that is where its lock is
+    /// looked for, reported and, once stale, removed.
+    #[test]
+    fn a_linked_worktree_finds_the_lock_of_a_shared_ref_in_the_common_directory() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git = |args: &[&str]| {
+            let mut cmd = std::process::Command::new("git");
+            for (k, _) in std::env::vars_os() {
+                if k.to_string_lossy().starts_with("GIT_") {
+                    cmd.env_remove(k);
+                }
+            }
+            let ok = cmd
+                .env("GIT_CONFIG_NOSYSTEM", "1")
+                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+                .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
+                .args(args)
+                .current_dir(dir.path())
+                .output()
+                .expect("git");
+            assert!(
+                ok.status.success(),
+                "{}",
+                String::from_utf8_lossy(&ok.stderr)
+            );
+        };
+        git(&["init", "-q", "main"]);
+        git(&["-C", "main", "commit", "-q", "--allow-empty", "-m", "c"]);
+        git(&["-C", "main", "worktree", "add", "-q", "../wt"]);
+        let repo = Repo::open(&dir.path().join("wt")).expect("open");
+        assert_ne!(repo.git_dir, repo.common_dir);
+        let name = "refs/meta/tasks";
+        let a = repo.write_blob(b"a").expect("blob");
+        let lock = repo.common_dir.join("refs/meta/tasks.lock");
+        std::fs::create_dir_all(lock.parent().expect("parent")).expect("mkdir");
+        std::fs::write(&lock, "").expect("a lock left behind");
+        assert!(repo.ref_locked(name));
+        repo.compare_and_swap(name, None, a, "m", Duration::ZERO)
+            .expect("the stale lock is removed");
+        assert!(!lock.exists());
+        assert_eq!(repo.ref_target(name).expect("read"), Some(a));
+        assert!(repo.common_dir.join(name).is_file());
+        assert!(!repo.ref_locked(name));
     }
 
     /// What taskhook writes is stored uncompressed, read back by git as any loose object, and
