@@ -1358,6 +1358,20 @@ pub(crate) mod tests {
         loose_path(&git_dir.join("objects"), id)
     }
 
+    /// `git`, whatever git environment and config the caller has: no `GIT_*` variable, no
+    /// system or global config.
+    fn hermetic_git() -> std::process::Command {
+        let mut cmd = std::process::Command::new("git");
+        for (k, _) in std::env::vars_os() {
+            if k.to_string_lossy().starts_with("GIT_") {
+                cmd.env_remove(k);
+            }
+        }
+        cmd.env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null");
+        cmd
+    }
+
     /// A bare repository made by hand in `dir` (`r.git`), with `config` as its config file.
     pub(crate) fn bare_repo(dir: &Path, config: &str) -> PathBuf {
         let git_dir = dir.join("r.git");
@@ -1492,15 +1506,7 @@ pub(crate) mod tests {
     fn a_linked_worktree_finds_the_lock_of_a_shared_ref_in_the_common_directory() {
         let dir = tempfile::tempdir().expect("tmp");
         let git = |args: &[&str]| {
-            let mut cmd = std::process::Command::new("git");
-            for (k, _) in std::env::vars_os() {
-                if k.to_string_lossy().starts_with("GIT_") {
-                    cmd.env_remove(k);
-                }
-            }
-            let ok = cmd
-                .env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            let ok = hermetic_git()
                 .args(["-c", "user.name=t", "-c", "user.email=t@example.org"])
                 .args(args)
                 .current_dir(dir.path())
@@ -1538,18 +1544,8 @@ pub(crate) mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let git_dir = dir.path().join("r.git");
         let git = |args: &[&str], input: Option<&[u8]>| {
-            let mut cmd = std::process::Command::new("git");
-            // Whatever git environment and config the caller has.
-            for (k, _) in std::env::vars_os() {
-                if k.to_string_lossy().starts_with("GIT_") {
-                    cmd.env_remove(k);
-                }
-            }
-            cmd.env("GIT_CONFIG_NOSYSTEM", "1")
-                .env("GIT_CONFIG_GLOBAL", "/dev/null")
-                .arg("--git-dir")
-                .arg(&git_dir)
-                .args(args);
+            let mut cmd = hermetic_git();
+            cmd.arg("--git-dir").arg(&git_dir).args(args);
             cmd.stdin(std::process::Stdio::piped());
             cmd.stdout(std::process::Stdio::piped());
             let mut child = cmd.spawn().expect("git");
