@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{hex, Config};
 use crate::validate::check::{Report, TaskReport};
 use crate::validate::diag::Diagnostic;
+use crate::validate::discover::FORMULA;
 
 /// Bumped when the layout changes incompatibly; readers refuse versions they do not know.
 /// Version 2 renamed the tasks' `on` to `item_types`; readers still accept version 1 (its `on`
@@ -75,9 +76,22 @@ pub struct Task<'a> {
 /// The formula path of the task at `path`.
 pub fn formula_of(path: &str) -> String {
     if path == "." {
-        "runtask.yml".to_string()
+        FORMULA.to_string()
     } else {
-        format!("{path}/runtask.yml")
+        format!("{path}/{FORMULA}")
+    }
+}
+
+/// Whether `formula` is the formula path of the task at `path` ([`formula_of`], without
+/// making it).
+fn is_formula_of(formula: &str, path: &str) -> bool {
+    if path == "." {
+        formula == FORMULA
+    } else {
+        formula
+            .strip_suffix(FORMULA)
+            .and_then(|f| f.strip_suffix('/'))
+            == Some(path)
     }
 }
 
@@ -1027,11 +1041,7 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch<'_>, ReadError>
     // own `runtask.yml`, every digest and id has its shape, and no task is listed twice.
     let mut seen = std::collections::HashSet::new();
     for t in &b.tasks {
-        let own_formula = if t.path == "." {
-            t.formula == "runtask.yml"
-        } else {
-            t.formula.strip_suffix("/runtask.yml") == Some(&*t.path)
-        };
+        let own_formula = is_formula_of(&t.formula, &t.path);
         let plain_path = t.path == "."
             || t.path
                 .split('/')
@@ -1351,6 +1361,25 @@ mod tests {
         assert_eq!(reread.tasks, b.tasks);
         let lines = task_lines(&again).expect("lines");
         assert_eq!(line_path(lines[0]).as_deref(), Some("t"));
+        // A stored formula path must be the task's own `runtask.yml`.
+        let text = std::str::from_utf8(bytes).expect("utf8");
+        for other in [
+            "u/runtask.yml",
+            "xt/runtask.yml",
+            "t/runtask.yaml",
+            "truntask.yml",
+        ] {
+            let moved = text.replace("\"t/runtask.yml\"", &format!("\"{other}\""));
+            assert!(
+                matches!(
+                    parse_branch(moved.as_bytes(), 1 << 20),
+                    Err(ReadError::Inconsistent(_))
+                ),
+                "{other}"
+            );
+        }
+        assert!(is_formula_of("runtask.yml", "."));
+        assert!(!is_formula_of("./runtask.yml", "."));
         // A version 3 line is not a row: the hooks do not carry it over.
         assert_eq!(line_path(r#"{"arches":[],"path":"t"}"#), None);
     }
