@@ -80,10 +80,80 @@ fn the_binary_does_not_load_libgcc_s() {
     if !has_archive || std::env::var_os("TASKHOOK_SHARED_LIBGCC").is_some() {
         return; // build.rs keeps the shared library then
     }
-    let binary = std::fs::read(env!("CARGO_BIN_EXE_taskhook")).expect("read the binary");
-    let needed = b"libgcc_s.so.1";
+    for path in [
+        env!("CARGO_BIN_EXE_taskhook"),
+        env!("CARGO_BIN_EXE_taskhook-hook"),
+    ] {
+        let binary = std::fs::read(path).expect("read the binary");
+        assert!(
+            !names(&binary, "libgcc_s.so.1"),
+            "{path} names libgcc_s.so.1: build.rs did not link libgcc_eh.a"
+        );
+    }
+}
+
+fn names(binary: &[u8], library: &str) -> bool {
+    binary
+        .windows(library.len())
+        .any(|w| w == library.as_bytes())
+}
+
+/// `taskhook-hook` is the hooks without the rest: the bus service's runtime is what makes
+/// `taskhook` load `libm`, so a hooks binary that needs it has pulled that in again.
+#[test]
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn the_hooks_binary_leaves_the_rest_out() {
+    let hooks = std::fs::read(env!("CARGO_BIN_EXE_taskhook-hook")).expect("read");
+    let full = std::fs::read(env!("CARGO_BIN_EXE_taskhook")).expect("read");
+    assert!(hooks.len() < full.len());
+    if names(&full, "libm.so.6") {
+        assert!(!names(&hooks, "libm.so.6"), "taskhook-hook links libm");
+    }
+}
+
+fn hooks_binary(args: &[&str]) -> std::process::Output {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_taskhook-hook"));
+    hermetic(&mut cmd)
+        .args(args)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run taskhook-hook")
+}
+
+#[test]
+fn the_hooks_binary_explains_itself_and_refuses_anything_else() {
+    for help in [&["--help"][..], &["-h"], &["help"]] {
+        let out = hooks_binary(help);
+        assert_eq!(out.status.code(), Some(0));
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("taskhook-hook hook pre-receive"), "{text}");
+        assert!(text.contains("taskhook --help"), "{text}");
+    }
+    let out = hooks_binary(&["--version"]);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("taskhook-hook {}", env!("CARGO_PKG_VERSION"))
+    );
+    for wrong in [
+        &[][..],
+        &["check", "."],
+        &["hook"],
+        &["hook", "pre-receive", "extra"],
+        &["hook", "update", "refs/heads/a"],
+        &["--help", "extra"],
+    ] {
+        let out = hooks_binary(wrong);
+        assert_eq!(out.status.code(), Some(2), "{wrong:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("not a hook command line"), "{wrong:?}: {err}");
+        assert!(err.contains("Usage:"), "{err}");
+    }
+    // A shim's marker argument without a shim is the kernel's business, and says so by name.
+    let out = hooks_binary(&["hook-shim"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        !binary.windows(needed.len()).any(|w| w == needed),
-        "the binary names libgcc_s.so.1: build.rs did not link libgcc_eh.a"
+        err.contains("`taskhook-hook hook-shim` is run by the kernel"),
+        "{err}"
     );
 }

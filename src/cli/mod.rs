@@ -14,6 +14,7 @@ mod manifest;
 mod plan;
 
 pub use crate::error::{exit, CmdResult, Failure};
+use crate::server::entry::finish;
 
 /// Reads FILE (`-`: stdin) up to `max` bytes; `what` names it when it is larger.
 fn read_input(file: &str, max: u64, what: &str) -> Result<Vec<u8>, Failure> {
@@ -107,8 +108,9 @@ pagure   hooks/<hook> is a symlink to pagure's hookrunner: hooks/<hook>.taskhook
 With core.hooksPath set (repository, global or system config) install refuses and names the \
 path, unless --hooks-path DIR says to install there. A hook taskhook cannot chain into \
 (gitolite, a hand-written dispatcher) is left alone and the exact line to add is printed.\n\
-The shims call --bin (default: the taskhook found on PATH, else the path this was run as), \
-symlinks kept, so swapping a symlink upgrades every repository.\n\
+The shims call taskhook-hook, the hooks-only binary, from --bin's directory (default: the \
+taskhook found on PATH, else the path this was run as), or --bin itself when it is not there; \
+symlinks are kept, so swapping a symlink upgrades every repository.\n\
 After installing on repositories that already have branches, run `taskhook manifest rebuild`.\n\
 Exit codes: 0 installed everywhere, 1 some hooks need the printed manual step, 2 a path is not a bare repository.")]
     Install {
@@ -121,7 +123,7 @@ Exit codes: 0 installed everywhere, 1 some hooks need the printed manual step, 2
         /// Where to install: detected per repository by default.
         #[arg(long, value_enum, default_value_t = LayoutArg::Auto)]
         layout: LayoutArg,
-        /// The taskhook binary the shims call (kept as given: a symlink stays a symlink).
+        /// The taskhook binary; the shims call `taskhook-hook` beside it, else it (a symlink stays a symlink).
         #[arg(long, value_name = "PATH")]
         bin: Option<PathBuf>,
         /// Install into this core.hooksPath directory (shared by every repository using it).
@@ -407,7 +409,8 @@ pub fn main() -> ExitCode {
     crate::error::trace::start();
     // git runs a hook on every push: its exact argument lists skip building the whole command
     // line parser. Anything else (help, a typo) goes through clap as usual.
-    if let Some(result) = hook_fast_path() {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
+    if let Some(result) = crate::server::entry::run_hook(&args) {
         return finish(result);
     }
     let cli = match Cli::try_parse() {
@@ -422,82 +425,6 @@ pub fn main() -> ExitCode {
         }
     };
     finish(run(cli))
-}
-
-fn finish(result: CmdResult) -> ExitCode {
-    match result {
-        Ok(code) => ExitCode::from(code),
-        Err(f) => {
-            eprintln!("taskhook: error: {}", f.message);
-            ExitCode::from(f.code)
-        }
-    }
-}
-
-/// `taskhook hook pre-receive`, `hook post-receive` and `hook update REF OLD NEW`, exactly, and
-/// `taskhook hook-shim SHIM [ARGS]`, which is how the kernel starts the binary from a shim whose
-/// `#!` line names it: the shim says which hook it is and where the system git config is.
-fn hook_fast_path() -> Option<CmdResult> {
-    let args: Vec<std::ffi::OsString> = std::env::args_os().skip(1).collect();
-    if args
-        .first()
-        .is_some_and(|a| a == crate::server::install::SHIM_ARG)
-    {
-        return Some(from_shim(&args[1..]));
-    }
-    let args: Vec<&str> = args.iter().map(|a| a.to_str()).collect::<Option<_>>()?;
-    hook_by_name(&args)
-}
-
-fn hook_by_name(args: &[&str]) -> Option<CmdResult> {
-    match args {
-        ["hook", "pre-receive"] => Some(crate::server::hooks::pre_receive()),
-        ["hook", "post-receive"] => Some(crate::server::hooks::post_receive()),
-        ["hook", "update", r, old, new] if !r.starts_with('-') => {
-            Some(crate::server::hooks::update(&[
-                r.to_string(),
-                old.to_string(),
-                new.to_string(),
-            ]))
-        }
-        _ => None,
-    }
-}
-
-/// Runs the hook a shim stands for; `args` are the shim's path and git's arguments.
-fn from_shim(args: &[std::ffi::OsString]) -> CmdResult {
-    // Only the kernel runs this, with a path; `--help` or nothing at all gets the usage hint.
-    let Some(shim) = args
-        .first()
-        .filter(|a| !a.to_string_lossy().starts_with('-'))
-    else {
-        return Err(Failure::usage(format!(
-            "`taskhook {}` is run by the kernel from a hook shim's `#!` line, with the \
-             shim's path; to run a hook by hand use `taskhook hook <HOOK>`",
-            crate::server::install::SHIM_ARG
-        )));
-    };
-    let (hook, system) =
-        crate::server::install::read_shim(std::path::Path::new(shim)).map_err(Failure::usage)?;
-    if let Some(system) = system {
-        crate::git::use_system_config(system.into());
-    }
-    let rest: Vec<&str> = args[1..]
-        .iter()
-        .map(|a| a.to_str())
-        .collect::<Option<_>>()
-        .ok_or_else(|| Failure::usage("hook arguments are not UTF-8"))?;
-    let mut line = vec!["hook", hook.as_str()];
-    line.extend(rest);
-    hook_by_name(&line).ok_or_else(|| {
-        Failure::usage(format!(
-            "the shim {} runs `taskhook hook {}` with {} argument(s), which is not a hook \
-             taskhook runs; reinstall with `taskhook install`",
-            std::path::Path::new(shim).display(),
-            hook,
-            line.len() - 2
-        ))
-    })?
 }
 
 pub fn run(cli: Cli) -> CmdResult {
