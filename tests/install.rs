@@ -83,7 +83,7 @@ fn forgejo_d_directories() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("pre-receive: installed ("), "{stdout}");
     assert!(
-        stdout.contains("hooks/pre-receive.d/taskhook, layout d-dir)"),
+        stdout.contains("hooks/pre-receive.d/taskhook, layout d-dir, runs "),
         "{stdout}"
     );
     assert!(hooks.join("post-receive.d/taskhook").exists());
@@ -462,7 +462,7 @@ fn shims_carry_the_system_config_path() {
     assert!(shim.contains(&line), "{shim}");
     let first = shim.lines().next().unwrap_or_default();
     assert!(
-        first.starts_with("#!/") && first.ends_with("taskhook hook-shim"),
+        first.starts_with("#!/") && first.ends_with("taskhook-hook hook-shim"),
         "the shim starts the binary without a shell: {shim}"
     );
     // Point the shim at a file of our own, as if git's system config said `policy = warn`:
@@ -513,4 +513,80 @@ fn a_broken_shim_says_what_to_do() {
         assert_eq!(out.status.code(), Some(2));
         assert!(String::from_utf8_lossy(&out.stderr).contains("taskhook hook <HOOK>"));
     }
+}
+
+#[test]
+fn the_shims_call_the_hooks_binary_beside_taskhook_and_doctor_checks_its_release() {
+    // Installed from the build directory, where both binaries are: the shims call the hooks one.
+    let s = Server::new();
+    let hooks_bin = env!("CARGO_BIN_EXE_taskhook-hook");
+    for hook in ["pre-receive", "post-receive"] {
+        let shim = std::fs::read_to_string(s.bare().join("hooks").join(hook)).expect("shim");
+        assert!(
+            shim.contains(&format!("exec '{hooks_bin}' hook {hook}")),
+            "{shim}"
+        );
+    }
+    s.commit_file("rpmlint/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    s.assert_manifest_is_exact("master");
+    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(0), "{text}");
+    assert!(text.contains(&format!("runs {hooks_bin}")), "{text}");
+
+    // `taskhook` alone in a directory: the shims call it, and it runs the hooks itself.
+    let alone = s.dir.path().join("alone");
+    std::fs::create_dir_all(&alone).expect("mkdir");
+    std::os::unix::fs::symlink(bin(), alone.join("taskhook")).expect("symlink");
+    let out = install(
+        &s,
+        &["--bin", alone.join("taskhook").to_str().expect("utf-8")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(&format!("runs {}", alone.join("taskhook").display())),
+        "{stdout}"
+    );
+    s.commit_file("rpmlint/runtask.yml", &GOOD.replace("desc:", "desc: again"));
+    assert!(s.push("master").status.success());
+    s.assert_manifest_is_exact("master");
+
+    // A hooks binary left behind by an upgrade of `taskhook` alone: doctor names both versions.
+    let mixed = s.dir.path().join("mixed");
+    std::fs::create_dir_all(&mixed).expect("mkdir");
+    std::os::unix::fs::symlink(bin(), mixed.join("taskhook")).expect("symlink");
+    executable(
+        &mixed.join("taskhook-hook"),
+        "#!/bin/sh\necho 'taskhook-hook 0.0.1'\n",
+    );
+    let out = install(
+        &s,
+        &["--bin", mixed.join("taskhook").to_str().expect("utf-8")],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let shim = std::fs::read_to_string(s.bare().join("hooks/pre-receive")).expect("shim");
+    assert!(
+        shim.contains(&mixed.join("taskhook-hook").display().to_string()),
+        "{shim}"
+    );
+    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!(
+            "which is version 0.0.1, not {} like this taskhook",
+            env!("CARGO_PKG_VERSION")
+        )),
+        "{text}"
+    );
 }

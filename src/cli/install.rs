@@ -8,8 +8,8 @@ use crate::config::{Config, Policy};
 use crate::error::{exit, CmdResult};
 use crate::git::Repo;
 use crate::server::install::{
-    self, binary_path, detect, hooks_path, install_hook, is_bare_repo, is_executable, shim_binary,
-    uninstall_hook, Layout, Outcome,
+    self, binary_path, detect, hook_binary, hooks_path, install_hook, is_bare_repo, is_executable,
+    shim_binary, uninstall_hook, Layout, Outcome,
 };
 
 /// What `install` was asked to do.
@@ -67,7 +67,8 @@ That directory is shared by every repository that uses it; to install there anyw
 }
 
 pub fn run_install(args: &InstallArgs) -> CmdResult {
-    let exe = binary_path(args.bin)?;
+    // The shims call `taskhook-hook` when it sits beside the binary (it starts sooner).
+    let exe = hook_binary(&binary_path(args.bin)?);
     let mut manual = false;
     let mut failed = false;
     for repo in args.repos {
@@ -95,7 +96,12 @@ pub fn run_install(args: &InstallArgs) -> CmdResult {
             };
             let outcome = install_hook(repo, &layout, hook, &exe)?;
             let place = |verb: &str, p: &Path| {
-                format!("{verb} ({}, layout {})", p.display(), layout.name())
+                format!(
+                    "{verb} ({}, layout {}, runs {})",
+                    p.display(),
+                    layout.name(),
+                    exe.display()
+                )
             };
             let (state, path, human) = match &outcome {
                 Outcome::Installed(p) => ("installed", Some(p), place("installed", p)),
@@ -114,6 +120,7 @@ pub fn run_install(args: &InstallArgs) -> CmdResult {
                     "layout": layout.name(),
                     "state": state,
                     "path": path.map(|p| p.display().to_string()),
+                    "binary": path.map(|_| exe.display().to_string()),
                     "why": match &outcome { Outcome::Manual(w) => Some(w.clone()), _ => None },
                 }),
                 format!("{hook}: {human}"),
@@ -291,6 +298,35 @@ fn diagnose(repo: &Path) -> Vec<Finding> {
     out
 }
 
+/// Whether `bin` (what a shim calls: `taskhook` or `taskhook-hook`) is this release: its
+/// `--version` line must end in this binary's version. A hooks binary left behind when
+/// `taskhook` was upgraded would otherwise judge pushes by the old rules unnoticed.
+fn same_version(bin: &Path) -> Result<(), String> {
+    let ours = env!("CARGO_PKG_VERSION");
+    let out = std::process::Command::new(bin)
+        .arg("--version")
+        .stdin(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .output()
+        .map_err(|e| format!("which does not start ({e})"))?;
+    let line = String::from_utf8_lossy(&out.stdout);
+    let line = line.trim();
+    match line.rsplit_once(' ') {
+        Some((name, version)) if out.status.success() && name.starts_with("taskhook") => {
+            if version == ours {
+                Ok(())
+            } else {
+                Err(format!(
+                    "which is version {version}, not {ours} like this taskhook"
+                ))
+            }
+        }
+        _ => Err(format!(
+            "whose `--version` says {line:?}, not `taskhook {ours}` or `taskhook-hook {ours}`"
+        )),
+    }
+}
+
 /// Whether git (through the repository's layout) runs taskhook's `hook`, and how we know.
 fn hook_runs(repo: &Path, hook: &str, hooks_dir: Option<&Path>) -> (bool, String) {
     let hook_file = match hooks_dir {
@@ -305,7 +341,17 @@ fn hook_runs(repo: &Path, hook: &str, hooks_dir: Option<&Path>) -> (bool, String
             );
         }
         match shim_binary(shim) {
-            Some(bin) if is_executable(&bin) => (true, format!("{hook}: {} runs {}", shim.display(), bin.display())),
+            Some(bin) if is_executable(&bin) => match same_version(&bin) {
+                Ok(()) => (true, format!("{hook}: {} runs {}", shim.display(), bin.display())),
+                Err(why) => (
+                    false,
+                    format!(
+                        "{hook}: {} runs {}, {why}: install both binaries of one release side by side and run `taskhook install` again",
+                        shim.display(),
+                        bin.display()
+                    ),
+                ),
+            },
             Some(bin) => (
                 false,
                 format!(

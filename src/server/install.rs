@@ -398,6 +398,21 @@ pub fn binary_path(given: Option<&Path>) -> Result<PathBuf, Failure> {
     Ok(abs)
 }
 
+/// The binary that only runs the hooks (`src/bin/taskhook-hook.rs`, [`crate::server::entry`]).
+pub const HOOK_BINARY: &str = "taskhook-hook";
+
+/// What the shims call, given the `taskhook` binary `exe`: [`HOOK_BINARY`] in the same
+/// directory when it is there (the same hooks in a smaller binary that starts sooner), else
+/// `exe` itself, which runs them too. The directory is that of the path as given, not of a
+/// symlink's target: an admin who links both binaries into one directory upgrades both by
+/// swapping the links.
+pub fn hook_binary(exe: &Path) -> PathBuf {
+    exe.parent()
+        .map(|dir| dir.join(HOOK_BINARY))
+        .filter(|p| is_executable(p))
+        .unwrap_or_else(|| exe.to_path_buf())
+}
+
 /// `path` made absolute against `cwd` without touching the file system (no symlink resolution).
 fn absolute(cwd: &Path, path: &Path) -> PathBuf {
     let joined = if path.is_absolute() {
@@ -491,6 +506,25 @@ mod tests {
         assert!(read_shim(&p)
             .expect_err("no marker")
             .contains("not a taskhook shim"));
+    }
+
+    #[test]
+    fn the_hooks_binary_is_taken_from_beside_the_one_given() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let exe = dir.path().join("taskhook");
+        fs::write(&exe, "").expect("write");
+        assert_eq!(hook_binary(&exe), exe, "alone: the binary itself");
+        let hooks = dir.path().join(HOOK_BINARY);
+        fs::write(&hooks, "").expect("write");
+        assert_eq!(hook_binary(&exe), exe, "not executable: not taken");
+        use std::os::unix::fs::PermissionsExt;
+        fs::set_permissions(&hooks, fs::Permissions::from_mode(0o755)).expect("chmod");
+        assert_eq!(hook_binary(&exe), hooks);
+        // Beside the path as given: a symlink elsewhere does not follow its target.
+        let other = tempfile::tempdir().expect("tmp");
+        let link = other.path().join("taskhook");
+        std::os::unix::fs::symlink(&exe, &link).expect("symlink");
+        assert_eq!(hook_binary(&link), link);
     }
 
     #[test]
