@@ -4,8 +4,8 @@
 //! it does any work counts on every push. `taskhook-hook` (`src/bin/taskhook-hook.rs`) is a
 //! second, smaller binary of the same crate that only runs the hooks: linked without the
 //! command line parser, the bus service and its TLS and async runtime, it is about half the
-//! size, needs about 6,000 fewer relocations at load and no `libm`, and starts about 0.1 ms
-//! sooner (docs/BENCHMARKS.md, "tenth round"). `taskhook install` points the shims at it
+//! size, needs about 6,000 fewer relocations at load and no `libm`, and a hook in it takes
+//! about 0.2 ms less (docs/BENCHMARKS.md, "tenth round"). `taskhook install` points the shims at it
 //! when it sits beside `taskhook` ([`crate::server::install::hook_binary`]); `taskhook`
 //! itself still takes the same command lines, for shims written before it existed and for
 //! hook dispatchers that call `taskhook hook <HOOK>`.
