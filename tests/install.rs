@@ -556,6 +556,15 @@ fn the_shims_call_the_hooks_binary_beside_taskhook_and_doctor_checks_its_release
     s.commit_file("rpmlint/runtask.yml", &GOOD.replace("desc:", "desc: again"));
     assert!(s.push("master").status.success());
     s.assert_manifest_is_exact("master");
+    // The hooks binary put beside it afterwards: doctor says how to start using it.
+    std::os::unix::fs::symlink(hooks_bin, alone.join("taskhook-hook")).expect("symlink");
+    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(0), "{text}");
+    assert!(
+        text.contains("`taskhook install` again would have it call taskhook-hook"),
+        "{text}"
+    );
 
     // A hooks binary left behind by an upgrade of `taskhook` alone: doctor names both versions.
     let mixed = s.dir.path().join("mixed");

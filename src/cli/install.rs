@@ -342,6 +342,15 @@ fn hook_runs(repo: &Path, hook: &str, hooks_dir: Option<&Path>) -> (bool, String
         }
         match shim_binary(shim) {
             Some(bin) if is_executable(&bin) => match same_version(&bin) {
+                Ok(()) if hook_binary(&bin) != bin => (
+                    true,
+                    format!(
+                        "{hook}: {} runs {}; `taskhook install` again would have it call {} beside it, in which each hook starts sooner",
+                        shim.display(),
+                        bin.display(),
+                        install::HOOK_BINARY
+                    ),
+                ),
                 Ok(()) => (true, format!("{hook}: {} runs {}", shim.display(), bin.display())),
                 Err(why) => (
                     false,
