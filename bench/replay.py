@@ -11,7 +11,9 @@ on that push's ref update, directly, `--runs` times in turn (the manifest ref se
 parent before each round, so every post-receive writes the same manifest commit's ref anew).
 Prints the medians. Pre-receive runs without git's quarantine here (the pushed objects are
 already in the repository). All binaries must write one manifest schema version: each must
-carry over the manifest the first one wrote, which is checked before timing.
+carry over the manifest the first one wrote, which is checked before timing. A
+`taskhook-hook` is replayed like any other; when it comes first, the `taskhook` beside it
+installs the repository's hooks.
 """
 import argparse, os, shutil, statistics, subprocess, tempfile
 
@@ -44,7 +46,15 @@ def main():
     binaries = [os.path.abspath(b) for b in a.binaries]
     base = tempfile.mkdtemp(prefix="taskhook-replay-")
     try:
-        bench.BIN = binaries[0]
+        # The repository's hooks are installed by the first binary; a `taskhook-hook` cannot
+        # install, so its `taskhook` (beside it) does.
+        first = binaries[0]
+        if os.path.basename(first).startswith("taskhook-hook"):
+            first = os.path.join(os.path.dirname(first), "taskhook")
+            if not os.access(first, os.X_OK):
+                raise SystemExit(f"{binaries[0]} cannot install hooks and has no taskhook beside "
+                                 "it: name a taskhook binary first")
+        bench.BIN = first
         work, bare = bench.make_repo(base, "replay", a.tasks, filler_kb=1, hooks=True)
         git = lambda *args: bench.run(["git", "-C", bare, *args]).stdout.decode().strip()
         bench.run(["git", "remote", "add", "origin", bare], work)

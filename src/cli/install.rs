@@ -300,19 +300,63 @@ fn diagnose(repo: &Path) -> Vec<Finding> {
 
 /// Whether `bin` (what a shim calls: `taskhook` or `taskhook-hook`) is this release: its
 /// `--version` line must end in this binary's version. A hooks binary left behind when
-/// `taskhook` was upgraded would otherwise judge pushes by the old rules unnoticed.
+/// `taskhook` was upgraded would otherwise judge pushes by the old rules unnoticed. Each
+/// binary is asked once per `doctor` run, and given [`VERSION_WAIT`] to answer.
 fn same_version(bin: &Path) -> Result<(), String> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    static ASKED: OnceLock<Mutex<HashMap<PathBuf, Result<(), String>>>> = OnceLock::new();
+    let asked = ASKED.get_or_init(Default::default);
+    if let Some(known) = asked.lock().ok().and_then(|m| m.get(bin).cloned()) {
+        return known;
+    }
+    let answer = ask_version(bin);
+    if let Ok(mut m) = asked.lock() {
+        m.insert(bin.to_path_buf(), answer.clone());
+    }
+    answer
+}
+
+/// How long `doctor` waits for a binary's `--version`.
+const VERSION_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
+fn ask_version(bin: &Path) -> Result<(), String> {
+    use std::io::Read as _;
+    use std::process::{Command, Stdio};
     let ours = env!("CARGO_PKG_VERSION");
-    let out = std::process::Command::new(bin)
+    let mut child = Command::new(bin)
         .arg("--version")
-        .stdin(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .output()
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
         .map_err(|e| format!("which does not start ({e})"))?;
-    let line = String::from_utf8_lossy(&out.stdout);
+    let deadline = std::time::Instant::now() + VERSION_WAIT;
+    let status = loop {
+        match child.try_wait() {
+            Ok(Some(status)) => break status,
+            Ok(None) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(5))
+            }
+            _ => {
+                let _ = child.kill();
+                let _ = child.wait();
+                return Err(format!(
+                    "which did not answer `--version` within {} s",
+                    VERSION_WAIT.as_secs()
+                ));
+            }
+        }
+    };
+    // A version line is short; whatever a foreign binary printed beyond that is not read.
+    let mut printed = Vec::new();
+    if let Some(out) = child.stdout.take() {
+        let _ = out.take(256).read_to_end(&mut printed);
+    }
+    let line = String::from_utf8_lossy(&printed);
     let line = line.trim();
     match line.rsplit_once(' ') {
-        Some((name, version)) if out.status.success() && name.starts_with("taskhook") => {
+        Some((name, version)) if status.success() && name.starts_with("taskhook") => {
             if version == ours {
                 Ok(())
             } else {
