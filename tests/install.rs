@@ -515,6 +515,34 @@ fn a_broken_shim_says_what_to_do() {
     }
 }
 
+/// A directory `name` with `taskhook` in it (a link to this build's), as an admin's install.
+fn bin_dir(s: &Server, name: &str) -> std::path::PathBuf {
+    let dir = s.dir.path().join(name);
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    std::os::unix::fs::symlink(bin(), dir.join("taskhook")).expect("symlink");
+    dir
+}
+
+/// `taskhook install --bin DIR/taskhook`, which must succeed; its stdout.
+fn install_from(s: &Server, dir: &Path) -> String {
+    let out = install(s, &["--bin", dir.join("taskhook").to_str().expect("utf-8")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// `taskhook doctor` on the server: its exit code and stdout.
+fn doctor(s: &Server) -> (Option<i32>, String) {
+    let out = taskhook(&["doctor", "srv.git"], s.dir.path());
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 #[test]
 fn the_shims_call_the_hooks_binary_beside_taskhook_and_doctor_checks_its_release() {
     // Installed from the build directory, where both binaries are: the shims call the hooks one.
@@ -530,25 +558,13 @@ fn the_shims_call_the_hooks_binary_beside_taskhook_and_doctor_checks_its_release
     s.commit_file("rpmlint/runtask.yml", GOOD);
     assert!(s.push("master").status.success());
     s.assert_manifest_is_exact("master");
-    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
-    let text = String::from_utf8_lossy(&doctor.stdout);
-    assert_eq!(doctor.status.code(), Some(0), "{text}");
+    let (code, text) = doctor(&s);
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains(&format!("runs {hooks_bin}")), "{text}");
 
     // `taskhook` alone in a directory: the shims call it, and it runs the hooks itself.
-    let alone = s.dir.path().join("alone");
-    std::fs::create_dir_all(&alone).expect("mkdir");
-    std::os::unix::fs::symlink(bin(), alone.join("taskhook")).expect("symlink");
-    let out = install(
-        &s,
-        &["--bin", alone.join("taskhook").to_str().expect("utf-8")],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8_lossy(&out.stdout);
+    let alone = bin_dir(&s, "alone");
+    let stdout = install_from(&s, &alone);
     assert!(
         stdout.contains(&format!("runs {}", alone.join("taskhook").display())),
         "{stdout}"
@@ -558,39 +574,27 @@ fn the_shims_call_the_hooks_binary_beside_taskhook_and_doctor_checks_its_release
     s.assert_manifest_is_exact("master");
     // The hooks binary put beside it afterwards: doctor says how to start using it.
     std::os::unix::fs::symlink(hooks_bin, alone.join("taskhook-hook")).expect("symlink");
-    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
-    let text = String::from_utf8_lossy(&doctor.stdout);
-    assert_eq!(doctor.status.code(), Some(0), "{text}");
+    let (code, text) = doctor(&s);
+    assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("`taskhook install` again would have it call taskhook-hook"),
         "{text}"
     );
 
     // A hooks binary left behind by an upgrade of `taskhook` alone: doctor names both versions.
-    let mixed = s.dir.path().join("mixed");
-    std::fs::create_dir_all(&mixed).expect("mkdir");
-    std::os::unix::fs::symlink(bin(), mixed.join("taskhook")).expect("symlink");
+    let mixed = bin_dir(&s, "mixed");
     executable(
         &mixed.join("taskhook-hook"),
         "#!/bin/sh\necho 'taskhook-hook 0.0.1'\n",
     );
-    let out = install(
-        &s,
-        &["--bin", mixed.join("taskhook").to_str().expect("utf-8")],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    install_from(&s, &mixed);
     let shim = std::fs::read_to_string(s.bare().join("hooks/pre-receive")).expect("shim");
     assert!(
         shim.contains(&mixed.join("taskhook-hook").display().to_string()),
         "{shim}"
     );
-    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
-    let text = String::from_utf8_lossy(&doctor.stdout);
-    assert_eq!(doctor.status.code(), Some(1), "{text}");
+    let (code, text) = doctor(&s);
+    assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains(&format!(
             "which is version 0.0.1, not {} like this taskhook",
