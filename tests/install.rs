@@ -581,18 +581,33 @@ fn the_shims_call_the_hooks_binary_beside_taskhook_and_doctor_checks_its_release
         "{text}"
     );
 
-    // A hooks binary left behind by an upgrade of `taskhook` alone: doctor names both versions.
+    // A hooks binary of another release beside taskhook: install refuses to point shims at it.
     let mixed = bin_dir(&s, "mixed");
-    executable(
-        &mixed.join("taskhook-hook"),
-        "#!/bin/sh\necho 'taskhook-hook 0.0.1'\n",
+    let stale = "#!/bin/sh\necho 'taskhook-hook 0.0.1'\n";
+    executable(&mixed.join("taskhook-hook"), stale);
+    let out = install(
+        &s,
+        &["--bin", mixed.join("taskhook").to_str().expect("utf-8")],
     );
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("which is version 0.0.1"), "{err}");
+    let shim = std::fs::read_to_string(s.bare().join("hooks/pre-receive")).expect("shim");
+    assert!(
+        !shim.contains("mixed"),
+        "the shims stay as they were: {shim}"
+    );
+    // One left behind when `taskhook` was upgraded alone: doctor names both versions.
+    std::fs::remove_file(mixed.join("taskhook-hook")).expect("rm");
+    std::os::unix::fs::symlink(hooks_bin, mixed.join("taskhook-hook")).expect("symlink");
     install_from(&s, &mixed);
     let shim = std::fs::read_to_string(s.bare().join("hooks/pre-receive")).expect("shim");
     assert!(
         shim.contains(&mixed.join("taskhook-hook").display().to_string()),
         "{shim}"
     );
+    std::fs::remove_file(mixed.join("taskhook-hook")).expect("rm");
+    executable(&mixed.join("taskhook-hook"), stale);
     let (code, text) = doctor(&s);
     assert_eq!(code, Some(1), "{text}");
     assert!(

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use super::{Format, LayoutArg};
 use crate::config::{Config, Policy};
-use crate::error::{exit, CmdResult};
+use crate::error::{exit, CmdResult, Failure};
 use crate::git::Repo;
 use crate::server::install::{
     self, binary_path, detect, hook_binary, hooks_path, install_hook, is_bare_repo, is_executable,
@@ -67,8 +67,16 @@ That directory is shared by every repository that uses it; to install there anyw
 }
 
 pub fn run_install(args: &InstallArgs) -> CmdResult {
-    // The shims call `taskhook-hook` when it sits beside the binary (it starts sooner).
+    // The shims call `taskhook-hook` when it sits beside the binary (it starts sooner); what
+    // they call must be this release, or pushes would be judged by another one's rules.
     let exe = hook_binary(&binary_path(args.bin)?);
+    same_version(&exe).map_err(|why| {
+        Failure::usage(format!(
+            "the hooks would run {}, {why}: put the binaries of one build side by side (or \
+             name another with --bin), then install again",
+            exe.display()
+        ))
+    })?;
     let mut manual = false;
     let mut failed = false;
     for repo in args.repos {

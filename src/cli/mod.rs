@@ -112,7 +112,8 @@ The shims call taskhook-hook, the hooks-only binary, from --bin's directory (def
 taskhook found on PATH, else the path this was run as), or --bin itself when it is not there; \
 symlinks are kept, so swapping a symlink upgrades every repository.\n\
 After installing on repositories that already have branches, run `taskhook manifest rebuild`.\n\
-Exit codes: 0 installed everywhere, 1 some hooks need the printed manual step, 2 a path is not a bare repository.")]
+Exit codes: 0 installed everywhere, 1 some hooks need the printed manual step, 2 a path is not a bare repository \
+or the binary the shims would call is another release.")]
     Install {
         /// Set `taskhook.policy` in each repository's config.
         #[arg(long, value_enum)]
