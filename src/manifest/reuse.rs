@@ -16,8 +16,11 @@ use crate::validate::source::{CommitTree, SourceError};
 /// A stored branch manifest usable as a baseline, known from its small state file: the branch
 /// file itself is read only when a new one is written ([`Prior::branch_bytes`]).
 pub struct Prior {
-    /// The root tree of the commit the manifest describes.
-    pub tree: ObjectId,
+    /// The commit the manifest describes.
+    commit: ObjectId,
+    /// Its root tree, read when a verdict is computed against it: post-receive, given the
+    /// verdict by pre-receive, never needs it (and then often opens no pack at all).
+    tree: std::cell::OnceCell<Option<ObjectId>>,
     state: State,
     /// The manifest tree and the branch file's path in it.
     snapshot_tree: ObjectId,
@@ -68,9 +71,9 @@ impl Prior {
             return None;
         }
         let commit = ObjectId::from_hex(state.commit.as_bytes()).ok()?;
-        let tree = repo.commit_tree(commit).ok()?;
         Some(Prior {
-            tree,
+            commit,
+            tree: std::cell::OnceCell::new(),
             state,
             snapshot_tree,
             manifest: manifest.to_string(),
@@ -78,9 +81,15 @@ impl Prior {
     }
 
     /// What names this baseline exactly: the manifest tree it was read from and the branch
-    /// file's path there (which fix its state file), and the tree it describes.
+    /// file's path there (which fix its state file), and the commit it describes.
     pub fn identity(&self) -> String {
-        format!("{} {} {}", self.snapshot_tree, self.manifest, self.tree)
+        format!("{} {} {}", self.snapshot_tree, self.manifest, self.commit)
+    }
+
+    /// The root tree of the commit the manifest describes; `None` when that commit cannot be
+    /// read (then it serves as no baseline).
+    pub fn tree(&self, repo: &Repo) -> Option<ObjectId> {
+        *self.tree.get_or_init(|| repo.commit_tree(self.commit).ok())
     }
 
     /// The blob of the stored branch file this baseline describes (for carrying its lines
@@ -165,9 +174,9 @@ pub fn verdict(
         context: format!("cannot read commit {commit}"),
         message: e.to_string(),
     };
-    if let Some(p) = prior {
+    if let Some((p, root)) = prior.and_then(|p| Some((p, p.tree(repo)?))) {
         let baseline = Baseline {
-            root: p.tree,
+            root,
             // Only findings are carried over by path.
             reused_paths: !p.state.problems.is_empty(),
         };

@@ -104,14 +104,14 @@ fn bad_entries<D, B>(entries: &[super::source::Entry<D, B>], path: &str) -> Opti
 
 /// A name git refuses in a tree: empty, `.`, `..`, `.git` in any case, with `/` or NUL, or not
 /// UTF-8 (U+FFFD in its text).
+///
+/// Called for every entry of every directory a push changed (2,000 times for a one-task change
+/// in a directory of 2,000 tasks): one pass over the bytes.
 fn bad_name(name: &str) -> bool {
-    name.is_empty()
-        || name == "."
-        || name == ".."
+    matches!(name, "" | "." | "..")
         || name.eq_ignore_ascii_case(".git")
-        || name.contains('/')
-        || name.contains('\0')
-        || name.contains('\u{fffd}')
+        || name.bytes().any(|b| b == b'/' || b == 0)
+        || (!name.is_ascii() && name.contains('\u{fffd}'))
 }
 
 /// Names that look like an attempt at `runtask.yml`.
