@@ -2,18 +2,20 @@
 //!
 //! Both hooks need the verdict on each pushed branch: pre-receive to accept or refuse the push,
 //! post-receive to write the branch's manifest. A verdict is a pure function of the branch, its
-//! new commit, the stored state it starts from, and the rules (the config's fingerprint, which
-//! includes taskhook's version). So pre-receive, once it accepts a push, leaves each verdict it
-//! gave in `$GIT_DIR/taskhook/handover/`, named by a digest of all of those; post-receive
-//! computes the same name from what it reads itself and takes the file instead of walking the
-//! tree again. A name for other inputs is simply not found: a branch whose stored state moved
-//! in between (another push wrote the manifest ref), a verdict cut short by the time budget
-//! (never handed over), a file that is missing, damaged or too large. post-receive then
-//! computes the verdict itself, as it always can.
+//! new commit, the stored manifest it starts from, and the rules (the config's fingerprint,
+//! which includes taskhook's version). So pre-receive, once it accepts a push, leaves each
+//! verdict it gave in `$GIT_DIR/taskhook/handover/`, named by a digest of all of those (the
+//! stored manifest named by the manifest ref's commit), together with what it read of that
+//! manifest: its tree and `index.json`, and the blob of the branch file its verdict was
+//! computed against. post-receive reads the manifest ref, computes the same name and takes the
+//! file instead of reading the manifest and walking the tree again. A name for other inputs is
+//! simply not found: a manifest ref that moved in between (another push wrote it), a verdict
+//! cut short by the time budget (never handed over), a file that is missing, damaged or too
+//! large. post-receive then reads and computes everything itself, as it always can.
 //!
 //! Nothing here can fail a push: files that cannot be written or read are skipped. Files a
-//! push leaves behind (one refused by a later hook, say) are removed by a later push once older
-//! than ten minutes.
+//! push leaves behind (one refused by a later hook, say) are removed once older than ten
+//! minutes, by one push in sixteen (picked by the names it writes).
 
 use std::io::Read as _;
 use std::path::PathBuf;
@@ -21,7 +23,8 @@ use std::time::{Duration, SystemTime};
 
 use crate::config::Config;
 use crate::git::{ObjectId, Repo};
-use crate::manifest::reuse::Prior;
+use crate::manifest::store::Snapshot;
+use crate::manifest::Index;
 use crate::validate::check::Report;
 
 /// Where handed-over verdicts wait, in the repository's git directory.
@@ -31,25 +34,66 @@ const STALE: Duration = Duration::from_secs(600);
 /// Larger verdicts (tens of thousands of findings) are not handed over.
 const MAX_BYTES: usize = 32 << 20;
 
+/// A verdict as post-receive takes it over.
 #[derive(serde::Deserialize)]
-struct Handed {
+pub struct Handed {
     key: String,
-    report: Report,
+    /// The manifest's tree and index, as pre-receive read them at the commit the key names.
+    tree: Option<String>,
+    index: Index,
+    /// The stored branch file the verdict was computed against (its lines are carried over).
+    prior_blob: Option<String>,
+    pub report: Report,
+}
+
+impl Handed {
+    /// The stored manifest pre-receive read, at `commit` (the manifest ref's commit, which the
+    /// key names): the same objects post-receive would read.
+    pub fn snapshot(&self, commit: Option<ObjectId>) -> Snapshot {
+        Snapshot {
+            commit,
+            tree: id(self.tree.as_deref()),
+            index: self.index.clone(),
+        }
+    }
+
+    /// The stored branch file the verdict was computed against, if there was one.
+    pub fn prior_blob(&self) -> Option<ObjectId> {
+        id(self.prior_blob.as_deref())
+    }
+
+    /// Whether `other` was read from the same stored manifest.
+    pub fn same_snapshot(&self, other: &Handed) -> bool {
+        self.tree == other.tree && self.index == other.index
+    }
 }
 
 #[derive(serde::Serialize)]
 struct Handing<'a> {
     key: &'a str,
+    tree: Option<String>,
+    index: &'a Index,
+    prior_blob: Option<String>,
     report: &'a Report,
 }
 
-/// The name of the verdict on `branch` at `commit` starting from `prior` under `config`.
-pub fn key(config: &Config, branch: &str, commit: &ObjectId, prior: Option<&Prior>) -> String {
+fn id(hex: Option<&str>) -> Option<ObjectId> {
+    ObjectId::from_hex(hex?.as_bytes()).ok()
+}
+
+/// The name of the verdict on `branch` at `commit`, starting from the stored manifest at
+/// `manifest` (the manifest ref's commit; `None` before the first), under `config`.
+pub fn key(
+    config: &Config,
+    branch: &str,
+    commit: &ObjectId,
+    manifest: Option<&ObjectId>,
+) -> String {
     use sha2::{Digest, Sha256};
     let text = format!(
-        "taskhook handover 1\0{}\0{branch}\0{commit}\0{}",
+        "taskhook handover 2\0{}\0{branch}\0{commit}\0{}",
         config.fingerprint(),
-        prior.map(Prior::identity).unwrap_or_default()
+        manifest.map(ObjectId::to_string).unwrap_or_default()
     );
     crate::config::hex(&Sha256::digest(text.as_bytes()))
 }
@@ -57,7 +101,14 @@ pub fn key(config: &Config, branch: &str, commit: &ObjectId, prior: Option<&Prio
 /// A verdict ready to hand over, or `None` when it must not be (cut short by the time budget),
 /// is too large, or is not worth it: a tree without tasks or findings (most dist-git
 /// repositories) costs post-receive next to nothing, and leaves no file behind this way.
-pub fn prepare(key: &str, report: &Report) -> Option<(String, Vec<u8>)> {
+/// `snap` is the stored manifest the verdict started from, `prior_blob` finds the branch file
+/// in it that the verdict was computed against.
+pub fn prepare(
+    key: &str,
+    report: &Report,
+    snap: &Snapshot,
+    prior_blob: impl FnOnce() -> Option<ObjectId>,
+) -> Option<(String, Vec<u8>)> {
     if report.task_count() == 0 && report.diagnostics.is_empty() {
         return None;
     }
@@ -70,7 +121,14 @@ pub fn prepare(key: &str, report: &Report) -> Option<(String, Vec<u8>)> {
     if cut_short {
         return None;
     }
-    let bytes = serde_json::to_vec(&Handing { key, report }).ok()?;
+    let handing = Handing {
+        key,
+        tree: snap.tree.map(|t| t.to_string()),
+        index: &snap.index,
+        prior_blob: prior_blob().map(|b| b.to_string()),
+        report,
+    };
+    let bytes = serde_json::to_vec(&handing).ok()?;
     (bytes.len() <= MAX_BYTES).then(|| (key.to_string(), bytes))
 }
 
@@ -95,12 +153,15 @@ pub fn give(repo: &Repo, prepared: &[(String, Vec<u8>)]) {
             return;
         }
     }
-    // Normally empty: post-receive removes what it takes.
-    remove_stale(&dir);
+    // Normally empty (post-receive removes what it takes), so looked through by one push in
+    // sixteen: the names are digests, and one starting with `0` picks that push.
+    if prepared.iter().any(|(key, _)| key.starts_with('0')) {
+        remove_stale(&dir);
+    }
 }
 
 /// The verdict pre-receive left under `key`, removing it; `None` when there is none to trust.
-pub fn take(repo: &Repo, key: &str) -> Option<Report> {
+pub fn take(repo: &Repo, key: &str) -> Option<Handed> {
     let path = dir(repo).join(format!("{key}.json"));
     let file = std::fs::File::open(&path).ok()?;
     let mut bytes = Vec::new();
@@ -113,7 +174,7 @@ pub fn take(repo: &Repo, key: &str) -> Option<Report> {
         return None;
     }
     let handed: Handed = serde_json::from_slice(&bytes).ok()?;
-    (handed.key == key).then_some(handed.report)
+    (handed.key == key).then_some(handed)
 }
 
 fn dir(repo: &Repo) -> PathBuf {
@@ -165,9 +226,47 @@ mod tests {
         assert_eq!(base, key(&config, "main", &a, None));
         assert_ne!(base, key(&config, "main", &b, None));
         assert_ne!(base, key(&config, "rawhide", &a, None));
+        assert_ne!(base, key(&config, "main", &a, Some(&b)));
+        assert_ne!(
+            key(&config, "main", &a, Some(&a)),
+            key(&config, "main", &a, Some(&b))
+        );
         let mut other = config.clone();
         other.rules.limits.max_bytes += 1;
         assert_ne!(base, key(&other, "main", &a, None));
+    }
+
+    fn empty() -> Snapshot {
+        Snapshot {
+            commit: None,
+            tree: None,
+            index: Index::default(),
+        }
+    }
+
+    #[test]
+    fn the_stored_manifest_read_is_handed_over_with_the_verdict() {
+        let report = Report {
+            reused_count: 3,
+            ..Report::default()
+        };
+        let tree = ObjectId::from_hex(b"3333333333333333333333333333333333333333").expect("id");
+        let blob = ObjectId::from_hex(b"4444444444444444444444444444444444444444").expect("id");
+        let mut snap = empty();
+        snap.tree = Some(tree);
+        snap.index.schema = 4;
+        let (_, bytes) = prepare("k", &report, &snap, || Some(blob)).expect("handed over");
+        let back: Handed = serde_json::from_slice(&bytes).expect("parses");
+        assert_eq!(back.prior_blob(), Some(blob));
+        let taken = back.snapshot(Some(blob));
+        assert_eq!(
+            (taken.commit, taken.tree, taken.index),
+            (Some(blob), Some(tree), snap.index.clone())
+        );
+        let (_, other) = prepare("k", &report, &empty(), || None).expect("handed over");
+        let other: Handed = serde_json::from_slice(&other).expect("parses");
+        assert!(back.same_snapshot(&back) && !back.same_snapshot(&other));
+        assert_eq!(other.prior_blob(), None);
     }
 
     #[test]
@@ -176,7 +275,7 @@ mod tests {
             reused_count: 3,
             ..Report::default()
         };
-        let (name, bytes) = prepare("k", &report).expect("handed over");
+        let (name, bytes) = prepare("k", &report, &empty(), || None).expect("handed over");
         assert_eq!(name, "k");
         let back: Handed = serde_json::from_slice(&bytes).expect("parses");
         assert_eq!(back.key, "k");
@@ -188,11 +287,11 @@ mod tests {
                 "not checked",
             )],
         );
-        assert!(prepare("k", &report).is_none());
+        assert!(prepare("k", &report, &empty(), || None).is_none());
     }
 
     #[test]
     fn a_tree_without_tasks_is_not_handed_over() {
-        assert!(prepare("k", &Report::default()).is_none());
+        assert!(prepare("k", &Report::default(), &empty(), || None).is_none());
     }
 }

@@ -208,8 +208,11 @@ fn validate_updates(
         trace::step("baseline state read");
         let mut report = reuse::verdict(repo, config, commit, prior.as_ref(), Some(deadline))?;
         trace::step("verdict");
-        let key = handover::key(config, branch, &commit, prior.as_ref());
-        handing.extend(handover::prepare(&key, &report));
+        if let Some(snap) = &snap {
+            let key = handover::key(config, branch, &commit, snap.commit.as_ref());
+            let blob = || prior.as_ref().and_then(|p| p.branch_blob(repo));
+            handing.extend(handover::prepare(&key, &report, snap, blob));
+        }
         let diags = report.all_diagnostics();
         errors_total += diags.iter().filter(|d| d.is_error()).count();
         budget_ran_out |= diags.iter().any(|d| d.code == "time-budget");
@@ -278,21 +281,24 @@ pub fn branch_manifest(
     prior: Option<&Prior>,
     branch: &str,
     commit: ObjectId,
-    handed: Option<Report>,
+    handed: Option<handover::Handed>,
     deadline: Option<Instant>,
 ) -> Result<Stored, Failure> {
-    let stored = prior
-        .and_then(|p| p.branch_blob(repo))
-        .map(|id| (repo.object_dirs(), id));
+    // A handed-over verdict was computed against the branch file pre-receive names.
+    let stored = match &handed {
+        Some(h) => h.prior_blob(),
+        None => prior.and_then(|p| p.branch_blob(repo)),
+    }
+    .map(|id| (repo.object_dirs(), id));
     let read = |(dirs, id): (crate::git::ObjectDirs, ObjectId)| {
         dirs.read_previous(id, crate::manifest::MAX_MANIFEST_BYTES as u64)
     };
     let (report, previous) = match handed {
         // pre-receive's verdict on this very commit and baseline (see `handover`).
-        Some(report) => {
-            trace::step("verdict taken over from pre-receive");
-            (Ok(report), stored.and_then(|s| read(s).ok().flatten()))
-        }
+        Some(handed) => (
+            Ok(handed.report),
+            stored.and_then(|s| read(s).ok().flatten()),
+        ),
         // The stored branch file (hundreds of KB for thousands of tasks) is read on another
         // thread while this one walks the tree.
         None => std::thread::scope(|s| {
@@ -376,21 +382,56 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     // budget of its own, so a slower moment here never turns a task pre-receive accepted into
     // an unchecked one. Its work stays bounded by the walk's and the YAML reader's limits.
     let deadline: Option<Instant> = None;
-    let snap = store::snapshot(&repo, &config)?;
-    trace::step("manifest index read");
-    let mut changes = Vec::new();
+    // The verdicts pre-receive handed over, for the stored manifest the ref names now.
+    let manifest = repo.ref_target(&config.manifest_ref).ok();
+    let mut pushed = Vec::new();
     for u in &branches {
         let branch = u.branch().unwrap_or_default().to_string();
         if u.is_delete() {
-            changes.push((branch, None));
+            pushed.push((branch, None));
             continue;
         }
         let commit = ObjectId::from_hex(u.new.as_bytes())
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
-        let prior = reuse::prior_for(&repo, &config, &snap, &branch, &u.new);
-        trace::step("baseline state read");
-        let key = handover::key(&config, &branch, &commit, prior.as_ref());
-        let handed = handover::take(&repo, &key);
+        let handed = manifest.as_ref().and_then(|m| {
+            handover::take(&repo, &handover::key(&config, &branch, &commit, m.as_ref()))
+        });
+        pushed.push((branch, Some((u, commit, handed))));
+    }
+    if pushed
+        .iter()
+        .any(|(_, p)| p.as_ref().is_some_and(|p| p.2.is_some()))
+    {
+        trace::step("verdict taken over from pre-receive");
+    }
+    // The stored manifest as pre-receive read it, when every pushed branch's verdict came from
+    // the same one; else read again.
+    let mut handed = pushed
+        .iter()
+        .filter_map(|(_, p)| p.as_ref().map(|p| p.2.as_ref()));
+    let snap = match (handed.next(), manifest) {
+        (Some(Some(first)), Some(commit))
+            if handed.all(|h| h.is_some_and(|h| h.same_snapshot(first))) =>
+        {
+            first.snapshot(commit)
+        }
+        _ => store::snapshot(&repo, &config)?,
+    };
+    trace::step("manifest index read");
+    let mut changes = Vec::new();
+    for (branch, p) in pushed {
+        let Some((u, commit, handed)) = p else {
+            changes.push((branch, None));
+            continue;
+        };
+        let prior = match handed {
+            Some(_) => None,
+            None => {
+                let prior = reuse::prior_for(&repo, &config, &snap, &branch, &u.new);
+                trace::step("baseline state read");
+                prior
+            }
+        };
         let m = branch_manifest(
             &repo,
             &config,
