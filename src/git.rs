@@ -98,12 +98,12 @@ fn git_order(a: (&[u8], bool), b: (&[u8], bool)) -> std::cmp::Ordering {
     next(a).cmp(&next(b))
 }
 
-/// Blobs at least this large are hashed on another thread while their loose file is written.
-/// Below it one thread does it all sooner: on the 2-core VMs measured, a new thread starts
-/// running 0.2-0.4 ms after it is made (the idle core has to be woken), about as long as
-/// hashing 400 KB takes. Replayed post-receive at 2,000 tasks (a 442 KB branch file), three threads
-/// took 0.35 ms longer than one; at 10,000 tasks (3.8 MB), 0.5 ms less.
-pub const PARALLEL_HASH_BYTES: usize = 2 << 20;
+/// Blobs at least this large are hashed on another thread while their loose file is written
+/// (below it, starting a thread costs about as much as hashing). A thread starts running
+/// 0.2-0.4 ms after it is made on the 2-core VMs measured, and still, at 2,000 tasks (a 442 KB
+/// branch file), post-receive took 0.4-0.5 ms less with the two hashes on two threads than
+/// with one thread doing it all (docs/BENCHMARKS.md, eleventh round).
+pub const PARALLEL_HASH_BYTES: usize = 256 * 1024;
 
 /// A repository's object directories in lookup order, to read from another thread.
 #[derive(Debug, Clone)]
@@ -803,7 +803,7 @@ impl Repo {
     }
 
     /// Writes a blob as a loose object, stored uncompressed (src/git/stored.rs) like every
-    /// object taskhook writes; from 2 MB on (a branch manifest of about 9,000 tasks), it is
+    /// object taskhook writes; from 256 KB on (a branch manifest of about 1,200 tasks), it is
     /// hashed on another thread while its file is written.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
         if bytes.len() < PARALLEL_HASH_BYTES {
