@@ -806,17 +806,39 @@ impl Repo {
     /// object taskhook writes; from 256 KB on (a branch manifest of about 1,200 tasks), it is
     /// hashed on another thread while its file is written.
     pub fn write_blob(&self, bytes: &[u8]) -> Result<ObjectId, GitError> {
+        self.write_blob_and(bytes, || ()).0
+    }
+
+    /// [`Repo::write_blob`], running `also` on this thread once the blob's file is written:
+    /// while a large blob's id is still being computed on the other thread, rather than after.
+    pub fn write_blob_and<T>(
+        &self,
+        bytes: &[u8],
+        also: impl FnOnce() -> T,
+    ) -> (Result<ObjectId, GitError>, T) {
         if bytes.len() < PARALLEL_HASH_BYTES {
-            return self.write_object(gix_object::Kind::Blob, bytes);
+            let id = self.write_object(gix_object::Kind::Blob, bytes);
+            return (id, also());
         }
         let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
         let objects = self.objects.dirs.last().map(PathBuf::as_path);
         let write = || write_loose_file(objects, |f| stored::write(f, &header, bytes));
-        let (id, written) = std::thread::scope(|s| {
+        let (id, written, also) = std::thread::scope(|s| {
             let hashing = s.spawn(|| blob_id(bytes));
             let written = write();
-            (hashing.join(), written)
+            let also = also();
+            (hashing.join(), written, also)
         });
+        (self.persist_blob(objects, id, written), also)
+    }
+
+    /// The end of [`Repo::write_blob_and`]: the written file moved to where its id says.
+    fn persist_blob(
+        &self,
+        objects: Option<&Path>,
+        id: std::thread::Result<ObjectId>,
+        written: std::io::Result<tempfile::NamedTempFile>,
+    ) -> Result<ObjectId, GitError> {
         let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
         let written = written.map_err(|e| other("cannot write blob", e))?;
         crate::error::trace::step("large blob stored");

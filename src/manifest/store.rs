@@ -274,28 +274,32 @@ fn apply_with(
                 let state = manifest::state_file_of(&file);
                 within_limit(&file, bytes)?;
                 within_limit(&state, &m.state)?;
-                let (id, sha256) = match &written[i] {
-                    Some(done) => done.clone(),
+                let (id, sha256, state_id) = match &written[i] {
+                    Some((id, sha256)) => (*id, sha256.clone(), repo.write_blob(&m.state)?),
                     None => {
                         // The index's digest of a large file is computed on another thread
-                        // while the blob is written.
-                        let (id, sha256) = if bytes.len() < crate::git::PARALLEL_HASH_BYTES {
-                            (repo.write_blob(bytes), Ok(manifest::sha256(bytes)))
-                        } else {
-                            std::thread::scope(|s| {
-                                let digest = s.spawn(|| manifest::sha256(bytes));
-                                (repo.write_blob(bytes), digest.join())
-                            })
-                        };
-                        let id = id?;
+                        // while the blob is written, and the state file written while both
+                        // digests are still being computed.
+                        let write_state = || repo.write_blob(&m.state);
+                        let ((id, state_id), sha256) =
+                            if bytes.len() < crate::git::PARALLEL_HASH_BYTES {
+                                let id = repo.write_blob_and(bytes, write_state);
+                                (id, Ok(manifest::sha256(bytes)))
+                            } else {
+                                std::thread::scope(|s| {
+                                    let digest = s.spawn(|| manifest::sha256(bytes));
+                                    (repo.write_blob_and(bytes, write_state), digest.join())
+                                })
+                            };
+                        let (id, state_id) = (id?, state_id?);
                         crate::error::trace::step("branch file written");
                         let sha256 = sha256.unwrap_or_else(|_| manifest::sha256(bytes));
                         written[i] = Some((id, sha256.clone()));
-                        (id, sha256)
+                        (id, sha256, state_id)
                     }
                 };
                 files.insert(file.clone(), id);
-                files.insert(state, repo.write_blob(&m.state)?);
+                files.insert(state, state_id);
                 index.branches.insert(
                     branch.clone(),
                     IndexEntry {
