@@ -829,25 +829,7 @@ impl Repo {
             let also = also();
             (hashing.join(), written, also)
         });
-        (self.persist_blob(objects, id, written), also)
-    }
-
-    /// The end of [`Repo::write_blob_and`]: the written file moved to where its id says.
-    fn persist_blob(
-        &self,
-        objects: Option<&Path>,
-        id: std::thread::Result<ObjectId>,
-        written: std::io::Result<tempfile::NamedTempFile>,
-    ) -> Result<ObjectId, GitError> {
-        let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
-        let written = written.map_err(|e| other("cannot write blob", e))?;
-        crate::error::trace::step("large blob stored");
-        // Already there (the same manifest written before): the temporary file is dropped.
-        if !objects.is_some_and(|o| loose_path(o, id).exists()) {
-            persist_loose(objects, id, written)
-                .map_err(|e| other(format!("cannot write blob {id}"), e))?;
-        }
-        Ok(id)
+        (persist_blob(objects, id, written), also)
     }
 
     /// Writes a tree object of exactly these entries (mode, name, id), in this order, as no git
@@ -1335,6 +1317,23 @@ fn write_loose_file(
     let mut file = builder.tempfile_in(objects)?;
     write(file.as_file_mut())?;
     Ok(file)
+}
+
+/// The end of [`Repo::write_blob_and`]: the written file moved to where its id says.
+fn persist_blob(
+    objects: Option<&Path>,
+    id: std::thread::Result<ObjectId>,
+    written: std::io::Result<tempfile::NamedTempFile>,
+) -> Result<ObjectId, GitError> {
+    let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
+    let written = written.map_err(|e| other("cannot write blob", e))?;
+    crate::error::trace::step("large blob stored");
+    // Already there (the same manifest written before): the temporary file is dropped.
+    if !objects.is_some_and(|o| loose_path(o, id).exists()) {
+        persist_loose(objects, id, written)
+            .map_err(|e| other(format!("cannot write blob {id}"), e))?;
+    }
+    Ok(id)
 }
 
 /// Moves a loose object's file written by [`write_loose_file`] to where object `id` belongs

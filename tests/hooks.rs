@@ -179,6 +179,42 @@ for f in \"$GIT_DIR\"/taskhook/handover/*.json; do [ -f \"$f\" ] && printf '{\"k
     s.assert_manifest_is_exact("master");
 }
 
+/// A verdict handed over for one stored manifest is not taken when the manifest ref has moved
+/// to another commit between the hooks: post-receive reads the manifest and computes the
+/// verdict itself, and the manifest is what a full build gives.
+#[test]
+fn a_handover_for_a_manifest_commit_since_replaced_is_not_taken() {
+    let s = Server::new();
+    s.commit_file("a/runtask.yml", GOOD);
+    s.commit_file("b/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    // Between the hooks, once: the manifest ref moves to a new commit of the same tree.
+    let hook = s.bare().join("hooks/reference-transaction");
+    let marker = s.bare().join("moved-once");
+    executable(
+        &hook,
+        &format!(
+            "#!/bin/sh\n[ -e '{m}' ] && exit 0\ntouch '{m}'\n\
+             export GIT_AUTHOR_NAME=t GIT_AUTHOR_EMAIL=t@x GIT_COMMITTER_NAME=t GIT_COMMITTER_EMAIL=t@x\n\
+             c=$(git commit-tree -p refs/meta/tasks -m moved 'refs/meta/tasks^{{tree}}') || exit 1\n\
+             git update-ref refs/meta/tasks \"$c\"\n",
+            m = marker.display()
+        ),
+    );
+    s.commit_file("b/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-b"));
+    let before = git(&s.bare(), &["rev-parse", "refs/meta/tasks"]);
+    let out = s.push_with_env("master", "TASKHOOK_TRACE", "1");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert!(marker.exists(), "the hook ran: {err}");
+    // post-receive wrote on top of the moved commit, not of the one pre-receive read.
+    assert_ne!(git(&s.bare(), &["rev-parse", "refs/meta/tasks^"]), before);
+    assert!(!err.contains("verdict taken over"), "{err}");
+    assert!(err.contains("post-receive: input read"), "{err}");
+    assert_eq!(err.matches("trace: verdict at").count(), 2, "{err}");
+    s.assert_manifest_is_exact("master");
+}
+
 /// A refused push hands nothing over.
 #[test]
 fn a_refused_push_hands_nothing_over() {

@@ -283,8 +283,8 @@ fn apply_with(
                         let write_state = || repo.write_blob(&m.state);
                         let ((id, state_id), sha256) =
                             if bytes.len() < crate::git::PARALLEL_HASH_BYTES {
-                                let id = repo.write_blob_and(bytes, write_state);
-                                (id, Ok(manifest::sha256(bytes)))
+                                let both = repo.write_blob_and(bytes, write_state);
+                                (both, Ok(manifest::sha256(bytes)))
                             } else {
                                 std::thread::scope(|s| {
                                     let digest = s.spawn(|| manifest::sha256(bytes));
