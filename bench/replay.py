@@ -18,7 +18,7 @@ carry over the manifest the first one wrote, which is checked before timing. A
 `taskhook-hook` is replayed like any other; when it comes first, the `taskhook` beside it
 installs the repository's hooks.
 """
-import argparse, os, shutil, statistics, subprocess, tempfile
+import os, shutil, statistics, subprocess, tempfile
 
 import run as bench
 
@@ -56,12 +56,7 @@ def forget_written(bare, git, meta_parent):
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", type=int, default=2000)
-    ap.add_argument("--runs", type=int, default=61)
-    ap.add_argument("binaries", nargs="+")
-    a = ap.parse_args()
-    binaries = [os.path.abspath(b) for b in a.binaries]
+    a, binaries = bench.comparison_args(__doc__, "runs", 61)
     base = tempfile.mkdtemp(prefix="taskhook-replay-")
     try:
         # The repository's hooks are installed by the first binary; a `taskhook-hook` cannot

@@ -57,6 +57,17 @@ def timed(cmd, cwd=None):
     return dt, p
 
 
+def comparison_args(doc, rounds, default):
+    """The command line of a binary-against-binary comparison (bench/replay.py,
+    bench/traced.py): `--tasks`, `--<rounds>`, then the binaries, returned as absolute paths."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
+    ap.add_argument("--tasks", type=int, default=2000)
+    ap.add_argument(f"--{rounds}", type=int, default=default)
+    ap.add_argument("binaries", nargs="+")
+    a = ap.parse_args()
+    return a, [os.path.abspath(b) for b in a.binaries]
+
+
 def make_repo(base, name, tasks, filler_kb=50, hooks=True):
     """A bare repo with `tasks` task directories (formula + filler_kb of other files each)."""
     work = os.path.join(base, name + ".work")

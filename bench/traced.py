@@ -10,7 +10,7 @@ change to one formula and pushes it over the local transport with `TASKHOOK_TRAC
 per binary, the median time of each step after `main` (pre-receive's verdict, post-receive's
 branch file...) and their sum per hook. All binaries must write one manifest schema version.
 """
-import argparse, collections, os, re, shutil, statistics, subprocess, tempfile
+import collections, re, shutil, statistics, subprocess, tempfile
 
 import run as bench
 
@@ -18,12 +18,7 @@ STEP = re.compile(r"remote: taskhook: trace: (.*) at ([\d.]+) ms")
 
 
 def main():
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tasks", type=int, default=2000)
-    ap.add_argument("--rounds", type=int, default=15)
-    ap.add_argument("binaries", nargs="+")
-    a = ap.parse_args()
-    binaries = [os.path.abspath(b) for b in a.binaries]
+    a, binaries = bench.comparison_args(__doc__, "rounds", 15)
     base = tempfile.mkdtemp(prefix="taskhook-traced-")
     try:
         bench.BIN = binaries[0]
