@@ -48,13 +48,19 @@ pub struct Handed {
 
 impl Handed {
     /// The stored manifest pre-receive read, at `commit` (the manifest ref's commit, which the
-    /// key names): the same objects post-receive would read.
-    pub fn snapshot(&self, commit: Option<ObjectId>) -> Snapshot {
-        Snapshot {
+    /// key names): the same objects post-receive would read. `None` when what was handed over
+    /// does not fit (a tree without a commit, or the other way round): a manifest written from
+    /// it could lose other branches' files.
+    pub fn snapshot(&self, commit: Option<ObjectId>) -> Option<Snapshot> {
+        let tree = match &self.tree {
+            Some(hex) => Some(id(Some(hex))?),
+            None => None,
+        };
+        (tree.is_some() == commit.is_some()).then(|| Snapshot {
             commit,
-            tree: id(self.tree.as_deref()),
+            tree,
             index: self.index.clone(),
-        }
+        })
     }
 
     /// The stored branch file the verdict was computed against, if there was one.
@@ -258,15 +264,25 @@ mod tests {
         let (_, bytes) = prepare("k", &report, &snap, || Some(blob)).expect("handed over");
         let back: Handed = serde_json::from_slice(&bytes).expect("parses");
         assert_eq!(back.prior_blob(), Some(blob));
-        let taken = back.snapshot(Some(blob));
+        let taken = back.snapshot(Some(blob)).expect("a snapshot");
         assert_eq!(
             (taken.commit, taken.tree, taken.index),
             (Some(blob), Some(tree), snap.index.clone())
         );
+        // A tree needs a commit, and a commit a tree.
+        assert!(back.snapshot(None).is_none());
         let (_, other) = prepare("k", &report, &empty(), || None).expect("handed over");
         let other: Handed = serde_json::from_slice(&other).expect("parses");
         assert!(back.same_snapshot(&back) && !back.same_snapshot(&other));
         assert_eq!(other.prior_blob(), None);
+        assert!(other.snapshot(Some(blob)).is_none());
+        assert!(other.snapshot(None).is_some());
+        // A damaged tree id is no snapshot at all.
+        let damaged = String::from_utf8(bytes)
+            .expect("utf-8")
+            .replace(&tree.to_string(), "not-hex");
+        let damaged: Handed = serde_json::from_slice(damaged.as_bytes()).expect("parses");
+        assert!(damaged.snapshot(Some(blob)).is_none());
     }
 
     #[test]

@@ -409,13 +409,17 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     let mut handed = pushed
         .iter()
         .filter_map(|(_, p)| p.as_ref().map(|p| p.2.as_ref()));
-    let snap = match (handed.next(), manifest) {
+    let handed_snap = match (handed.next(), manifest) {
         (Some(Some(first)), Some(commit))
             if handed.all(|h| h.is_some_and(|h| h.same_snapshot(first))) =>
         {
             first.snapshot(commit)
         }
-        _ => store::snapshot(&repo, &config)?,
+        _ => None,
+    };
+    let snap = match handed_snap {
+        Some(snap) => snap,
+        None => store::snapshot(&repo, &config)?,
     };
     trace::step("manifest index read");
     let mut changes = Vec::new();
