@@ -101,7 +101,7 @@ fn git_order(a: (&[u8], bool), b: (&[u8], bool)) -> std::cmp::Ordering {
 /// Blobs at least this large are hashed on another thread while their loose file is written
 /// (below it, starting a thread costs about as much as hashing). A thread starts running
 /// 0.2-0.4 ms after it is made on the 2-core VMs measured, and still, at 2,000 tasks (a 442 KB
-/// branch file), post-receive took 0.4-0.5 ms less with the two hashes on two threads than
+/// branch file), post-receive took 0.4-0.55 ms less with the two hashes on two threads than
 /// with one thread doing it all (docs/BENCHMARKS.md, eleventh round).
 pub const PARALLEL_HASH_BYTES: usize = 256 * 1024;
 
