@@ -140,7 +140,10 @@ pub fn prepare(
 
 /// Leaves prepared verdicts for post-receive (pre-receive, once it accepts the push). Each is
 /// written straight to its name: a reader that catches one half written finds JSON that does
-/// not parse, and two pushes that write the same name write the same bytes.
+/// not parse. Two pushes that write the same name push one commit to one branch from one
+/// stored manifest, so they write the same verdict (the baseline of a new branch, the default
+/// branch's, could differ if `HEAD` moved in between: each file still holds a verdict and the
+/// branch file it was computed against, which is all post-receive takes together).
 pub fn give(repo: &Repo, prepared: &[(String, Vec<u8>)]) {
     if prepared.is_empty() {
         return;
