@@ -80,12 +80,6 @@ impl Prior {
         })
     }
 
-    /// What names this baseline exactly: the manifest tree it was read from and the branch
-    /// file's path there (which fix its state file), and the commit it describes.
-    pub fn identity(&self) -> String {
-        format!("{} {} {}", self.snapshot_tree, self.manifest, self.commit)
-    }
-
     /// The root tree of the commit the manifest describes; `None` when that commit cannot be
     /// read (then it serves as no baseline).
     pub fn tree(&self, repo: &Repo) -> Option<ObjectId> {

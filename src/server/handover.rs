@@ -52,8 +52,8 @@ impl Handed {
     /// does not fit (a tree without a commit, or the other way round): a manifest written from
     /// it could lose other branches' files.
     pub fn snapshot(&self, commit: Option<ObjectId>) -> Option<Snapshot> {
-        let tree = match &self.tree {
-            Some(hex) => Some(id(Some(hex))?),
+        let tree = match self.tree.as_deref() {
+            Some(hex) => Some(id(hex)?),
             None => None,
         };
         (tree.is_some() == commit.is_some()).then(|| Snapshot {
@@ -65,7 +65,7 @@ impl Handed {
 
     /// The stored branch file the verdict was computed against, if there was one.
     pub fn prior_blob(&self) -> Option<ObjectId> {
-        id(self.prior_blob.as_deref())
+        self.prior_blob.as_deref().and_then(id)
     }
 
     /// Whether `other` was read from the same stored manifest.
@@ -83,8 +83,8 @@ struct Handing<'a> {
     report: &'a Report,
 }
 
-fn id(hex: Option<&str>) -> Option<ObjectId> {
-    ObjectId::from_hex(hex?.as_bytes()).ok()
+fn id(hex: &str) -> Option<ObjectId> {
+    ObjectId::from_hex(hex.as_bytes()).ok()
 }
 
 /// The name of the verdict on `branch` at `commit`, starting from the stored manifest at

@@ -714,6 +714,34 @@ mod tests {
     use super::*;
 
     #[test]
+    fn names_git_refuses_in_a_tree() {
+        for bad in [
+            "",
+            ".",
+            "..",
+            ".git",
+            ".GIT",
+            ".Git",
+            "a/b",
+            "a\0b",
+            "x\u{fffd}y",
+        ] {
+            assert!(bad_name(bad), "{bad:?}");
+        }
+        for fine in [
+            "a",
+            "...",
+            ".gitignore",
+            "git",
+            "ünï",
+            "tests",
+            "runtask.yml",
+        ] {
+            assert!(!bad_name(fine), "{fine:?}");
+        }
+    }
+
+    #[test]
     fn component_rules() {
         assert!(valid_component("rpmlint"));
         assert!(valid_component("abi-check_2.0+x"));
