@@ -141,6 +141,83 @@ fn post_receive_takes_over_the_verdict_pre_receive_gave() {
     assert!(left.is_empty(), "left behind: {left:?}");
 }
 
+/// The state file does not name the commit (the index does): a push that changes a formula
+/// but no finding and no task count leaves `state/<branch>.json`, and so the `state/` tree, the
+/// objects they were, and post-receive writes neither again. A push that adds a finding does
+/// change it.
+#[test]
+fn a_push_that_changes_no_finding_leaves_the_state_file_as_it_was() {
+    let s = Server::with_policy(Some("warn"));
+    s.commit_file("a/runtask.yml", GOOD);
+    s.commit_file("b/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let ids = || {
+        (
+            git(
+                &s.bare(),
+                &["rev-parse", "refs/meta/tasks:state/master.json"],
+            ),
+            git(&s.bare(), &["rev-parse", "refs/meta/tasks:state"]),
+            git(
+                &s.bare(),
+                &["rev-parse", "refs/meta/tasks:branches/master.json"],
+            ),
+        )
+    };
+    let before = ids();
+    s.commit_file("b/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-b"));
+    assert!(s.push("master").status.success());
+    let after = ids();
+    assert_eq!(
+        (&before.0, &before.1),
+        (&after.0, &after.1),
+        "state file or tree rewritten"
+    );
+    assert_ne!(before.2, after.2, "the branch file pins the new commit");
+    s.assert_manifest_is_exact("master");
+    // An invalid formula is a finding: the state file changes with it.
+    s.commit_file("b/runtask.yml", "name: [broken\n");
+    assert!(s.push("master").status.success());
+    assert_ne!(ids().0, after.0, "a new finding must change the state file");
+    s.assert_manifest_is_exact("master");
+}
+
+/// A state file in the layout before the one above names its commit. Where that commit is the
+/// one the index names, the next push still reuses it; where it is not (edited by hand), the
+/// push checks every task instead of trusting it.
+#[test]
+fn a_state_file_naming_another_commit_than_the_index_is_not_trusted() {
+    let s = Server::new();
+    s.commit_file("a/runtask.yml", GOOD);
+    s.commit_file("b/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let head = git(&s.bare(), &["rev-parse", "master"]);
+    let stored = s.show("state/master.json");
+    let naming =
+        |commit: &str| stored.replacen('{', &format!("{{\n  \"commit\": \"{commit}\","), 1);
+    for (commit, checked) in [
+        (head.trim().to_string(), "1 checked"),
+        ("1".repeat(40), "2 checked"),
+    ] {
+        let state = naming(&commit);
+        edit_ref_tree(
+            &s.bare(),
+            "refs/meta/tasks",
+            &[("state/master.json", Some(state.as_bytes()))],
+            s.dir.path(),
+        );
+        s.commit_file(
+            "b/runtask.yml",
+            &GOOD.replace("rpmlint", &format!("rpmlint-{checked}")),
+        );
+        let out = s.push("master");
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(err.contains(&format!("2 tasks ok ({checked},")), "{err}");
+        s.assert_manifest_is_exact("master");
+    }
+}
+
 /// A handed-over verdict that is damaged, or that a push left behind long ago, is not used:
 /// post-receive computes the verdict itself, and the manifest is what a full build gives.
 #[test]

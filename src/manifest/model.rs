@@ -330,11 +330,17 @@ impl Task<'_> {
 
 /// `state/<branch>.json`: what the hooks keep beside a branch manifest so that the next push is
 /// checked against it without reading the branch file: the task count and every finding. Only
-/// the hooks read it; the trigger never fetches it.
+/// the hooks read it; the trigger never fetches it. It describes the commit the branch's entry
+/// in `index.json` names, and does not name it itself: a push that changes no finding and no
+/// task count leaves the file as it was, so post-receive writes neither it nor the `state/`
+/// tree again.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct State {
-    pub commit: String,
+    /// The commit the file describes, which state files written by earlier builds named:
+    /// read only to refuse such a file when it disagrees with the index; never written.
+    #[serde(default, skip_serializing, rename = "commit")]
+    pub named_commit: Option<String>,
     /// Each task's findings, by task path (tasks without findings are not listed).
     pub findings: BTreeMap<String, Vec<Diagnostic>>,
     /// Findings that belong to no single task, as in the branch file.
@@ -890,7 +896,7 @@ fn rfind(haystack: &[u8], needle: &[u8]) -> Option<usize> {
 }
 
 /// The hooks' [`State`] for a verdict.
-pub fn report_state(commit: &str, report: &Report, config: &Config) -> State {
+pub fn report_state(report: &Report, config: &Config) -> State {
     let mut findings = report.reused_findings.clone();
     for t in &report.tasks {
         if !t.diagnostics.is_empty() {
@@ -900,7 +906,7 @@ pub fn report_state(commit: &str, report: &Report, config: &Config) -> State {
     let mut problems = report.diagnostics.clone();
     crate::validate::diag::sort(&mut problems);
     State {
-        commit: commit.to_string(),
+        named_commit: None,
         findings,
         problems,
         schema: SCHEMA_VERSION,

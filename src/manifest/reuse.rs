@@ -43,7 +43,7 @@ impl Prior {
         let state = manifest::parse_state(&bytes)?;
         if state.schema != manifest::SCHEMA_VERSION
             || state.validator != config.fingerprint()
-            || state.commit != commit
+            || state.named_commit.as_deref().is_some_and(|c| c != commit)
         {
             return None;
         }
@@ -70,7 +70,7 @@ impl Prior {
         {
             return None;
         }
-        let commit = ObjectId::from_hex(state.commit.as_bytes()).ok()?;
+        let commit = ObjectId::from_hex(commit.as_bytes()).ok()?;
         Some(Prior {
             commit,
             tree: std::cell::OnceCell::new(),

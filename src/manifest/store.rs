@@ -131,7 +131,7 @@ impl Stored {
         let hex = commit.to_string();
         Some(Stored {
             bytes: manifest::report_bytes(branch, &hex, report, config, base)?,
-            state: manifest::to_bytes(&manifest::report_state(&hex, report, config)),
+            state: manifest::to_bytes(&manifest::report_state(report, config)),
             commit: hex,
             empty: report.task_count() == 0 && report.all_diagnostics().is_empty(),
         })
@@ -152,7 +152,7 @@ impl Stored {
         let hex = commit.to_string();
         Some(Stored {
             bytes: manifest::report_bytes_in(branch, &hex, report, config, stored, from)?,
-            state: manifest::to_bytes(&manifest::report_state(&hex, report, config)),
+            state: manifest::to_bytes(&manifest::report_state(report, config)),
             commit: hex,
             empty: report.task_count() == 0 && report.all_diagnostics().is_empty(),
         })
