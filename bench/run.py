@@ -119,6 +119,12 @@ def med(xs):
     return statistics.median(xs)
 
 
+def middle_half(xs):
+    """The first and third quartiles of `xs`: where the middle half of the rounds fell."""
+    q = statistics.quantiles(xs, n=4)
+    return q[0], q[2]
+
+
 def table(title, header, rows):
     print(f"\n### {title}\n")
     print("| " + " | ".join(header) + " |")
@@ -228,6 +234,13 @@ def use_hooks(bare, hooks, all_names):
         os.chmod(path, mode)
 
 
+def spread(hooked, bare):
+    """Each round's push with hooks over that round's push without: the middle half of those
+    ratios, which says how far one run's medians can be trusted."""
+    low, high = middle_half([t / z for t, z in zip(hooked, bare)])
+    return f"{low:.2f}x-{high:.2f}x"
+
+
 def bench_push(base, sizes, runs, baseline=None):
     """A one-file push to a repacked n-task repository: no hooks, two no-op shell hooks (the
     floor of running any two hooks), taskhook's hooks, and optionally an older taskhook binary's
@@ -256,15 +269,17 @@ def bench_push(base, sizes, runs, baseline=None):
         paired_noop = med([t - z for t, z in zip(results["noop"], results["none"])])
         row = [n, f"{none*1000:.1f}", f"{noop*1000:.1f} ({noop/none:.2f}x)",
                f"{th*1000:.1f}", f"{th/none:.2f}x", f"{(th-none)*1000:+.1f} ms",
-               f"{paired_noop*1000:+.1f} / {paired*1000:+.1f} ms ({1 + paired/none:.2f}x)"]
+               f"{paired_noop*1000:+.1f} / {paired*1000:+.1f} ms ({1 + paired/none:.2f}x)",
+               spread(results["taskhook"], results["none"])]
         if baseline:
             old = med(results["baseline"])
             paired_old = med([t - z for t, z in zip(results["baseline"], results["none"])])
-            row.append(f"{old*1000:.1f} ({old/none:.2f}x; per round {1 + paired_old/none:.2f}x)")
+            row.append(f"{old*1000:.1f} ({old/none:.2f}x; per round {1 + paired_old/none:.2f}x;"
+                       f" {spread(results['baseline'], results['none'])})")
         rows.append(row)
     table("2. git push of a one-file change to one repository: no hooks, two no-op hooks, taskhook's hooks (ms, medians)",
           ["tasks", "no hooks", "no-op hooks (floor)", "taskhook hooks", "taskhook / no hooks", "taskhook adds",
-           "per-round difference, no-op / taskhook (median)"]
+           "per-round difference, no-op / taskhook (median)", "taskhook / no hooks, middle half of rounds"]
           + ([f"baseline ({baseline})"] if baseline else []),
           rows)
 
