@@ -231,7 +231,17 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entry<'a> {
                 let tree = opt(next(&mut seq, 9)?);
                 let maintainer = opt(next(&mut seq, 10)?);
                 let desc = opt(next(&mut seq, 11)?);
-                let diagnostics = seq.next_element()?.unwrap_or_default();
+                // Written only for a task that has some: an empty list is not a row this
+                // writer makes, nor one the schema allows.
+                let diagnostics: Vec<Diagnostic> = match seq.next_element()? {
+                    Some(d) if Vec::is_empty(&d) => {
+                        return Err(de::Error::invalid_length(
+                            0,
+                            &"a row's diagnostics, when present, to be at least one",
+                        ))
+                    }
+                    d => d.unwrap_or_default(),
+                };
                 if seq.next_element::<de::IgnoredAny>()?.is_some() {
                     return Err(de::Error::invalid_length(
                         14,
@@ -1425,6 +1435,8 @@ mod tests {
         assert!(good.contains(desc), "{good}");
         assert!(malformed(&good.replacen(&format!(",{desc}"), "]", 1)));
         assert!(malformed(&good.replacen(desc, "\"d\",[],1]", 1)));
+        // A 13th value that is an empty list: the writer leaves it out, the schema refuses it.
+        assert!(malformed(&good.replacen(desc, "\"d\",[]]", 1)));
     }
 
     #[test]
