@@ -617,4 +617,19 @@ fn the_shims_call_the_hooks_binary_beside_taskhook_and_doctor_checks_its_release
         )),
         "{text}"
     );
+    // One that never answers `--version`: doctor waits five seconds for it, not for ever.
+    std::fs::remove_file(mixed.join("taskhook-hook")).expect("rm");
+    executable(&mixed.join("taskhook-hook"), "#!/bin/sh\nexec sleep 60\n");
+    let started = std::time::Instant::now();
+    let (code, text) = doctor(&s);
+    let took = started.elapsed();
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("which did not answer `--version` within 5 s"),
+        "{text}"
+    );
+    assert!(
+        took < std::time::Duration::from_secs(30),
+        "doctor took {took:?}"
+    );
 }
