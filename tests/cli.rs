@@ -46,6 +46,10 @@ fn extras_installs_man_pages_completions_and_schemas() {
     let man =
         std::fs::read_to_string(share.join("man/man1/taskhook-checkout.1")).expect("man page");
     assert!(man.contains(".TH taskhook-checkout"), "{man}");
+    // `man taskhook-hook` finds the page of `taskhook hook`, which says it is the hooks-only
+    // binary's manual too.
+    let hook = std::fs::read_to_string(share.join("man/man1/taskhook-hook.1")).expect("man page");
+    assert!(hook.contains("hooks\\-only binary"), "{hook}");
     let bash =
         std::fs::read_to_string(share.join("bash-completion/completions/taskhook")).expect("bash");
     assert!(bash.contains("listen") && bash.contains("checkout"));

@@ -22,7 +22,8 @@ It takes exactly these command lines of `taskhook` and runs the same code; it is
 binary so that the two processes git starts on every push start sooner. Keep it beside
 `taskhook` (the same directory, the same version): `taskhook install` then points the shims
 at it, and at `taskhook` itself when it is not there. Everything else (installing, checking,
-planning, the bus service): `taskhook --help`.
+planning, the bus service): `taskhook --help`. Manual: `man taskhook-hook` (the page of
+`taskhook hook`, which `taskhook extras` installs).
 ";
 
 fn main() -> ExitCode {

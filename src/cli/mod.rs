@@ -88,7 +88,10 @@ Exit codes: 0 valid (warnings allowed), 1 errors found, 2 usage or internal erro
     #[command(
         after_help = "git runs these with the repository as the current directory and the \
 ref updates on stdin (pre-receive, post-receive) or as arguments (update). Output goes to stderr, \
-which git shows the pusher as `remote:` lines."
+which git shows the pusher as `remote:` lines.\n\n\
+`taskhook-hook`, the hooks-only binary installed beside `taskhook`, takes exactly these command \
+lines (`taskhook-hook hook pre-receive`, ...) and runs the same code; it starts sooner, so \
+`taskhook install` points the shims at it when it is there. This page is its manual too."
     )]
     Hook {
         #[arg(value_enum)]
