@@ -121,6 +121,8 @@ def med(xs):
 
 def middle_half(xs):
     """The first and third quartiles of `xs`: where the middle half of the rounds fell."""
+    if len(xs) < 2:
+        return xs[0], xs[0]
     q = statistics.quantiles(xs, n=4)
     return q[0], q[2]
 

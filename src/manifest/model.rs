@@ -233,11 +233,11 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entry<'a> {
                 let desc = opt(next(&mut seq, 11)?);
                 // Written only for a task that has some: an empty list is not a row this
                 // writer makes, nor one the schema allows.
-                let diagnostics: Vec<Diagnostic> = match seq.next_element()? {
-                    Some(d) if Vec::is_empty(&d) => {
+                let diagnostics = match seq.next_element::<Vec<Diagnostic>>()? {
+                    Some(d) if d.is_empty() => {
                         return Err(de::Error::invalid_length(
                             0,
-                            &"a row's diagnostics, when present, to be at least one",
+                            &"at least one diagnostic in a row's 13th value",
                         ))
                     }
                     d => d.unwrap_or_default(),
