@@ -375,6 +375,76 @@ fn http_remote_uses_a_depth_one_fetch() {
     assert!(cache.read_dir().expect("cache").next().is_some());
 }
 
+/// Over http(s), what each fetch of a new manifest version brings is kept as a pack, never as
+/// loose objects: the cache, whose files the disk bound looks at on every fetch, keeps few
+/// files however many versions it has fetched.
+#[test]
+fn http_fetches_keep_the_cache_in_packs() {
+    let Ok(py) = which("python3") else {
+        eprintln!("python3 not available: skipping the smart-HTTP test");
+        return;
+    };
+    let (s, _d) = served("foo");
+    let dir = s.dir.path();
+    let http = HttpBackend::serve(dir, &py);
+    let url = http.url("foo.git");
+    let cache = dir.join("cache");
+    std::fs::create_dir_all(&cache).expect("cache");
+    let remote = taskhook::trigger::fetch::Remote {
+        url: &url,
+        manifest_ref: "refs/meta/tasks",
+        timeout: std::time::Duration::from_secs(30),
+        max_bytes: taskhook::manifest::MAX_MANIFEST_BYTES,
+        cache_dir: &cache,
+    };
+    for version in 0..4 {
+        if version > 0 {
+            s.commit_file(
+                "build/runtask.yml",
+                &format!("{}# version {version}\n", formula("koji_build", "")),
+            );
+            // `served` moved the server repository to foo.git, away from `origin`.
+            let bare = dir.join("foo.git");
+            let out = git_output(
+                &s.work(),
+                &["push", bare.to_str().expect("utf-8"), "HEAD:f22"],
+            );
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        let bytes = taskhook::trigger::fetch::fetch_file(&remote, "branches/f22.json")
+            .expect("fetch")
+            .expect("the branch file");
+        let head = git(&dir.join("foo.git"), &["rev-parse", "f22"]);
+        let fetched = taskhook::manifest::parse_branch(&bytes, 1 << 20).expect("a manifest");
+        assert_eq!(fetched.commit, head.trim(), "version {version}");
+    }
+    let repo = cache
+        .read_dir()
+        .expect("cache")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.join("HEAD").is_file())
+        .expect("a cache repository");
+    let loose: Vec<_> = std::fs::read_dir(repo.join("objects"))
+        .expect("objects")
+        .flatten()
+        .filter(|e| e.file_name().len() == 2)
+        .flat_map(|e| std::fs::read_dir(e.path()).expect("fan-out").flatten())
+        .map(|e| e.path())
+        .collect();
+    assert!(loose.is_empty(), "loose objects in the cache: {loose:?}");
+    let packs = std::fs::read_dir(repo.join("objects/pack"))
+        .expect("packs")
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+        .count();
+    assert!(packs >= 4, "{packs} packs for four fetches");
+}
+
 fn which(cmd: &str) -> Result<String, ()> {
     let out = Command::new("sh")
         .arg("-c")

@@ -334,6 +334,16 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
     let fetch = || {
         run_git_bounded(
             &[
+                // What a fetch brings is kept as one pack, never unpacked into loose objects: a
+                // manifest commit is a handful of objects, which git would otherwise write as
+                // loose files, one more set per manifest version, and the disk bound below
+                // walks the cache's files on every fetch. git's automatic gc, run by the fetch,
+                // joins the packs once there are many, and drops the manifests no ref reaches
+                // any more after an hour rather than two weeks.
+                "-c",
+                "fetch.unpackLimit=1",
+                "-c",
+                "gc.pruneExpire=1.hour.ago",
                 "fetch",
                 "--quiet",
                 "--depth=1",
