@@ -356,14 +356,10 @@ fn git_stdin(cwd: &Path, args: &[&str], input: &str) -> String {
 /// ref instead. `git http-backend` behind a tiny loopback CGI server (python3) serves it.
 #[test]
 fn http_remote_uses_a_depth_one_fetch() {
-    let Ok(py) = which("python3") else {
-        eprintln!("python3 not available: skipping the smart-HTTP test");
+    let Some((s, _d, _http, url)) = served_over_http("foo") else {
         return;
     };
-    let (s, _d) = served("foo");
     let dir = s.dir.path();
-    let http = HttpBackend::serve(dir, &py);
-    let url = http.url("foo.git");
     let cache = dir.join("cache");
     let cache_arg = cache.to_str().expect("utf8");
     let (code, jobs, err) = plan_build(dir, &url, "x", "f22", &["--cache-dir", cache_arg]);
@@ -380,23 +376,12 @@ fn http_remote_uses_a_depth_one_fetch() {
 /// files however many versions it has fetched.
 #[test]
 fn http_fetches_keep_the_cache_in_packs() {
-    let Ok(py) = which("python3") else {
-        eprintln!("python3 not available: skipping the smart-HTTP test");
+    let Some((s, _d, _http, url)) = served_over_http("foo") else {
         return;
     };
-    let (s, _d) = served("foo");
     let dir = s.dir.path();
-    let http = HttpBackend::serve(dir, &py);
-    let url = http.url("foo.git");
     let cache = dir.join("cache");
-    std::fs::create_dir_all(&cache).expect("cache");
-    let remote = taskhook::trigger::fetch::Remote {
-        url: &url,
-        manifest_ref: "refs/meta/tasks",
-        timeout: std::time::Duration::from_secs(30),
-        max_bytes: taskhook::manifest::MAX_MANIFEST_BYTES,
-        cache_dir: &cache,
-    };
+    let remote = http_remote(&url, &cache, taskhook::manifest::MAX_MANIFEST_BYTES);
     for version in 0..4 {
         if version > 0 {
             s.commit_file(
@@ -443,6 +428,36 @@ fn http_fetches_keep_the_cache_in_packs() {
         .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
         .count();
     assert!(packs >= 4, "{packs} packs for four fetches");
+}
+
+/// `served(name)`'s repositories behind `git http-backend` (a loopback CGI server in python3),
+/// and the URL of `<name>.git` there; `None`, said on stderr, where python3 is missing.
+fn served_over_http(name: &str) -> Option<(Server, Daemon, HttpBackend, String)> {
+    let Ok(py) = which("python3") else {
+        eprintln!("python3 not available: skipping the smart-HTTP test");
+        return None;
+    };
+    let (s, daemon) = served(name);
+    let http = HttpBackend::serve(s.dir.path(), &py);
+    let url = http.url(&format!("{name}.git"));
+    Some((s, daemon, http, url))
+}
+
+/// The remote `fetch_file` reads the manifest ref of `url` from, into the cache `cache` (made
+/// here), with at most `max_bytes` per file.
+fn http_remote<'a>(
+    url: &'a str,
+    cache: &'a Path,
+    max_bytes: usize,
+) -> taskhook::trigger::fetch::Remote<'a> {
+    std::fs::create_dir_all(cache).expect("cache");
+    taskhook::trigger::fetch::Remote {
+        url,
+        manifest_ref: "refs/meta/tasks",
+        timeout: std::time::Duration::from_secs(30),
+        max_bytes,
+        cache_dir: cache,
+    }
 }
 
 fn which(cmd: &str) -> Result<String, ()> {
@@ -689,11 +704,9 @@ fn every_modern_corpus_message() {
 /// refused, whether git is stopped mid-transfer or finished before the disk was looked at.
 #[test]
 fn an_http_manifest_ref_carrying_too_much_is_refused() {
-    let Ok(py) = which("python3") else {
-        eprintln!("python3 not available: skipping the smart-HTTP test");
+    let Some((s, _d, _http, url)) = served_over_http("foo") else {
         return;
     };
-    let (s, _d) = served("foo");
     let dir = s.dir.path();
     let bare = dir.join("foo.git");
     // 3 MiB that no compression shrinks, added to the manifest ref's tree.
@@ -712,18 +725,8 @@ fn an_http_manifest_ref_carrying_too_much_is_refused() {
         &[("junk.bin", Some(junk.as_slice()))],
         dir,
     );
-
-    let http = HttpBackend::serve(dir, &py);
-    let url = http.url("foo.git");
     let cache = dir.join("cache");
-    std::fs::create_dir_all(&cache).expect("cache");
-    let remote = taskhook::trigger::fetch::Remote {
-        url: &url,
-        manifest_ref: "refs/meta/tasks",
-        timeout: std::time::Duration::from_secs(30),
-        max_bytes: 64 * 1024,
-        cache_dir: &cache,
-    };
+    let remote = http_remote(&url, &cache, 64 * 1024);
     let result = taskhook::trigger::fetch::fetch_file(&remote, "branches/f22.json");
     assert!(
         matches!(
