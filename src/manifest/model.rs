@@ -1440,6 +1440,28 @@ mod tests {
     }
 
     #[test]
+    fn a_task_listed_twice_is_refused_in_any_order() {
+        let mut b = sample();
+        let mut other = b.tasks[0].clone();
+        other.path = "zz/last".into();
+        other.formula = "zz/last/runtask.yml".into();
+        b.tasks.push(other);
+        let text = String::from_utf8(branch_bytes(&b)).expect("utf8");
+        assert!(parse_branch(text.as_bytes(), 1 << 20).is_ok(), "{text}");
+        let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("    [")).collect();
+        assert!(rows.len() >= 2, "{text}");
+        let first = rows[0].trim_end_matches(',');
+        // The first task again, right after itself (sorted order) and at the end (unsorted).
+        let next_to_it = text.replacen(rows[0], &format!("{first},\n{}", rows[0]), 1);
+        let last = rows[rows.len() - 1];
+        let at_the_end = text.replacen(last, &format!("{last},\n{first}"), 1);
+        for twice in [next_to_it, at_the_end] {
+            let e = parse_branch(twice.as_bytes(), 1 << 20).expect_err("listed twice");
+            assert!(e.to_string().contains("is listed twice"), "{e}\n{twice}");
+        }
+    }
+
+    #[test]
     fn rejects_other_schema_versions() {
         let e = parse_branch(br#"{"schema": 7}"#, 1000).expect_err("version");
         assert!(matches!(e, ReadError::Version(7)));
