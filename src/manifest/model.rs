@@ -276,6 +276,16 @@ impl<'de: 'a, 'a> Deserialize<'de> for Entry<'a> {
     }
 }
 
+thread_local! {
+    /// How many tasks [`parse_branch`] expects the file it reads to list (one per line, as
+    /// written), so that the list is made once at its size instead of grown and copied.
+    static ROWS_HINT: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// The most tasks a list is made room for before its rows are read (a hint from untrusted
+/// bytes only sizes the first allocation; more rows still grow it).
+const MAX_ROWS_HINT: usize = 100_000;
+
 /// A stored task list, and the one form its tasks share (`None` when it is empty).
 struct Listed<'a>(Vec<Task<'a>>, Option<Form>);
 
@@ -290,7 +300,8 @@ impl<'de: 'a, 'a> Deserialize<'de> for Listed<'a> {
             }
 
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Listed<'a>, A::Error> {
-                let mut tasks = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(4096));
+                let hint = seq.size_hint().unwrap_or_else(|| ROWS_HINT.get());
+                let mut tasks = Vec::with_capacity(hint.min(MAX_ROWS_HINT));
                 let mut form = None;
                 while let Some(Entry(task, f)) = seq.next_element()? {
                     if form.is_some_and(|known| known != f) {
@@ -998,7 +1009,17 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch<'_>, ReadError>
     struct Probe {
         schema: u32,
     }
-    let stored: StoredBranch = match serde_json::from_slice(bytes) {
+    // Every row has at least 40 bytes (`["x",null,...]`), and the writer puts one per line.
+    let lines = bytes.iter().filter(|&&b| b == b'\n').count();
+    ROWS_HINT.set(lines.min(bytes.len() / 40));
+    // Valid UTF-8 as a whole is checked once, much faster than string by string; a file that
+    // is not gets serde_json's own message, which says where.
+    let parsed = match std::str::from_utf8(bytes) {
+        Ok(text) => serde_json::from_str(text),
+        Err(_) => serde_json::from_slice(bytes),
+    };
+    ROWS_HINT.set(0);
+    let stored: StoredBranch = match parsed {
         Ok(b) => b,
         Err(e) => {
             // Another schema version deserves its own message rather than a shape error.
@@ -1055,7 +1076,7 @@ pub fn parse_branch(bytes: &[u8], limit: usize) -> Result<Branch<'_>, ReadError>
     }
     // A served manifest is untrusted: every path is a plain task path whose formula is its
     // own `runtask.yml`, every digest and id has its shape, and no task is listed twice.
-    let mut seen = std::collections::HashSet::new();
+    let mut seen = std::collections::HashSet::with_capacity(b.tasks.len());
     for t in &b.tasks {
         let own_formula = is_formula_of(&t.formula, &t.path);
         let plain_path = t.path == "."
@@ -1280,6 +1301,24 @@ mod tests {
             schema: SCHEMA_VERSION,
             tasks: vec![task(".", vec![]), task("p", vec![d])],
             validator: "v".into(),
+        }
+    }
+
+    /// The whole file is checked as UTF-8 at once; one that is not still says where it breaks.
+    #[test]
+    fn a_branch_file_that_is_not_utf8_is_refused_with_its_place() {
+        let bytes = branch_bytes(&sample());
+        assert_eq!(
+            parse_branch(&bytes, MAX_MANIFEST_BYTES).ok(),
+            Some(sample())
+        );
+        let text = String::from_utf8(bytes).expect("utf8");
+        let at = text.find("\"p\"").expect("task p") + 1;
+        let mut bad = text.into_bytes();
+        bad[at] = 0xff;
+        match parse_branch(&bad, MAX_MANIFEST_BYTES) {
+            Err(ReadError::Malformed(m)) => assert!(m.contains("line"), "{m}"),
+            other => panic!("{other:?}"),
         }
     }
 
