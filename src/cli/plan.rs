@@ -39,17 +39,26 @@ pub fn run(args: PlanArgs) -> CmdResult {
         eprintln!("taskhook: {n} job{}", if n == 1 { "" } else { "s" });
     }
     // Jobs are about 450 bytes each and an event can have thousands: write in large pieces.
-    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let mut out = std::io::stdout().lock();
+    let mut buf = Vec::with_capacity(64 * 1024);
     for job in &outcome.jobs {
-        let _ = match args.format {
-            PlanFormat::Json => serde_json::to_writer(&mut out, job)
-                .map_err(std::io::Error::from)
-                .and_then(|()| out.write_all(b"\n")),
-            PlanFormat::Runtask => writeln!(out, "{}", job.runtask_line()),
-        };
+        match args.format {
+            PlanFormat::Json => job.write_json_line(&mut buf),
+            PlanFormat::Runtask => {
+                buf.extend_from_slice(job.runtask_line().as_bytes());
+                buf.push(b'\n');
+            }
+        }
+        if buf.len() >= 60 * 1024 {
+            let _ = out.write_all(&buf);
+            buf.clear();
+        }
     }
+    let _ = out.write_all(&buf);
     let _ = out.flush();
     crate::error::trace::step("jobs written");
+    // The process ends next: freeing thousands of jobs one string at a time would only delay it.
+    std::mem::forget(outcome);
     Ok(exit::OK)
 }
 

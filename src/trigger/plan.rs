@@ -55,6 +55,82 @@ impl Job {
     }
 }
 
+impl Job {
+    /// Appends the job as one line of JSON, the bytes `serde_json::to_writer` and a newline
+    /// give (fields in the struct's order, the same escapes), without going through serde:
+    /// `plan` writes thousands of them per event.
+    pub fn write_json_line(&self, out: &mut Vec<u8>) {
+        let fields: [(&str, &str); 12] = [
+            ("id", &self.id),
+            ("taskname", &self.taskname),
+            ("item", &self.item),
+            ("item_type", &self.item_type),
+            ("arch", &self.arch),
+            ("git_repo", &self.git_repo),
+            ("git_branch", &self.git_branch),
+            ("git_commit", &self.git_commit),
+            ("task_path", &self.task_path),
+            ("formula", &self.formula),
+            ("formula_sha256", &self.formula_sha256),
+            ("tree", &self.tree),
+        ];
+        let mut sep = b'{';
+        for (key, value) in fields {
+            out.push(sep);
+            sep = b',';
+            out.push(b'"');
+            out.extend_from_slice(key.as_bytes());
+            out.extend_from_slice(b"\":");
+            json_string(value, out);
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// Appends `s` as a JSON string, escaped as serde_json escapes: `"`, `\\`, and control
+/// characters below U+0020 (`\b \f \n \r \t` by name, the others as `\u00xx`).
+fn json_string(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    // Most values need no escape: one pass without branches says so (and vectorizes).
+    let plain = bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (b >= 0x20) & (b != b'"') & (b != b'\\'));
+    if plain {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    let mut start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let named = match b {
+            b'"' => b'"',
+            b'\\' => b'\\',
+            0x08 => b'b',
+            0x0c => b'f',
+            b'\n' => b'n',
+            b'\r' => b'r',
+            b'\t' => b't',
+            0..=0x1f => b'u',
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[start..i]);
+        out.extend_from_slice(&[b'\\', named]);
+        if named == b'u' {
+            out.extend_from_slice(&[
+                b'0',
+                b'0',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 0xf)],
+            ]);
+        }
+        start = i + 1;
+    }
+    out.extend_from_slice(&bytes[start..]);
+    out.push(b'"');
+}
+
 /// The id of the job that runs `task_path` on `arch` for `item_type` `item` from commit `commit`
 /// of `repo`: a UUID (RFC 9562 version 8) made of the SHA-256 of those fields.
 pub fn job_id(
@@ -65,8 +141,23 @@ pub fn job_id(
     task_path: &str,
     arch: &str,
 ) -> String {
+    job_id_after(&id_prefix(item_type, item, repo, commit), task_path, arch)
+}
+
+/// The hash of the fields every job of one event and manifest shares, for [`job_id_after`].
+fn id_prefix(item_type: &str, item: &str, repo: &str, commit: &str) -> Sha256 {
     let mut h = Sha256::new();
-    for field in [item_type, item, repo, commit, task_path, arch] {
+    for field in [item_type, item, repo, commit] {
+        h.update(field.as_bytes());
+        h.update([0]);
+    }
+    h
+}
+
+/// [`job_id`] from the hash of its first four fields ([`id_prefix`]).
+fn job_id_after(prefix: &Sha256, task_path: &str, arch: &str) -> String {
+    let mut h = prefix.clone();
+    for field in [task_path, arch] {
         h.update(field.as_bytes());
         h.update([0]);
     }
@@ -116,6 +207,7 @@ pub fn plan(
     explain: bool,
 ) -> Plan {
     let mut p = Plan::default();
+    let prefix = id_prefix(&event.item_type, &event.item, repo_url, &manifest.commit);
     for task in &manifest.tasks {
         let label: &str = task.name.as_deref().unwrap_or(&task.path);
         match skip_reason(task, event, event_branch) {
@@ -134,16 +226,13 @@ pub fn plan(
                         task.arches.join(", ")
                     ));
                 }
-                for arch in &task.arches {
+                for (i, arch) in task.arches.iter().enumerate() {
+                    // A served manifest is untrusted: an arch listed twice is one job.
+                    if task.arches[..i].contains(arch) {
+                        continue;
+                    }
                     p.jobs.push(Job {
-                        id: job_id(
-                            &event.item_type,
-                            &event.item,
-                            repo_url,
-                            &manifest.commit,
-                            &task.path,
-                            arch,
-                        ),
+                        id: job_id_after(&prefix, &task.path, arch),
                         taskname: label.to_string(),
                         item: event.item.clone(),
                         item_type: event.item_type.clone(),
@@ -298,5 +387,85 @@ mod tests {
         assert!(!glob_match("f[!4]?", "f40"));
         assert!(glob_match("epel?", "epel9"));
         assert!(glob_match("*", ""));
+    }
+
+    /// Every character class serde_json escapes (and some it does not), in every field.
+    #[test]
+    fn json_lines_are_what_serde_json_writes() {
+        let mut awkward: String = (0u8..0x80).map(char::from).collect();
+        awkward.push_str("é ☃ \u{2028} \u{85} 𝄞 \\\"");
+        let plain = "foo-1.0-1.fc40";
+        for (i, text) in [awkward.as_str(), plain, ""].into_iter().enumerate() {
+            let mut values: Vec<String> = (0..12).map(|f| format!("{f}{text}")).collect();
+            values[i] = text.to_string();
+            let job = Job {
+                id: values[0].clone(),
+                taskname: values[1].clone(),
+                item: values[2].clone(),
+                item_type: values[3].clone(),
+                arch: values[4].clone(),
+                git_repo: values[5].clone(),
+                git_branch: values[6].clone(),
+                git_commit: values[7].clone(),
+                task_path: values[8].clone(),
+                formula: values[9].clone(),
+                formula_sha256: values[10].clone(),
+                tree: values[11].clone(),
+            };
+            let mut ours = Vec::new();
+            job.write_json_line(&mut ours);
+            let mut theirs = serde_json::to_vec(&job).expect("serializable");
+            theirs.push(b'\n');
+            assert_eq!(
+                String::from_utf8(ours).expect("UTF-8"),
+                String::from_utf8(theirs).expect("UTF-8")
+            );
+        }
+    }
+
+    /// A served manifest is untrusted: a task listing an arch twice still gives one job per
+    /// arch (callers no longer compare the ids of one event's jobs).
+    #[test]
+    fn an_arch_listed_twice_is_one_job() {
+        let text = format!(
+            r#"{{"branch":"master","columns":["path","name","namespace","valid","run","item_types","branches","arches","formula_sha256","tree","maintainer","desc","diagnostics"],"commit":"{c}","policy":"reject","schema":4,"tasks":[["t","t","dist",true,true,["koji_build"],[],["x86_64","aarch64","x86_64"],"{d}","{c}","m","d"]],"validator":"v"}}"#,
+            c = "a".repeat(40),
+            d = "b".repeat(64)
+        );
+        let manifest = crate::manifest::parse_branch(text.as_bytes(), 1 << 20).expect("manifest");
+        let event = Event {
+            topic: "t".into(),
+            item_type: "koji_build".into(),
+            item: "foo-1-1.fc40".into(),
+            name: None,
+            namespace: None,
+            branch: Some("master".into()),
+            commit: None,
+        };
+        let p = plan(&event, &manifest, "git://h/r", "master", false);
+        let arches: Vec<&str> = p.jobs.iter().map(|j| j.arch.as_str()).collect();
+        assert_eq!(arches, ["x86_64", "aarch64"]);
+    }
+
+    #[test]
+    fn job_ids_from_a_shared_prefix_are_the_ids_of_all_fields() {
+        let prefix = id_prefix("koji_build", "foo-1-1.fc40", "git://h/r", "ab12");
+        assert_eq!(
+            job_id_after(&prefix, "tests/a", "x86_64"),
+            job_id(
+                "koji_build",
+                "foo-1-1.fc40",
+                "git://h/r",
+                "ab12",
+                "tests/a",
+                "x86_64"
+            )
+        );
+        // Ids never change between releases (consumers deduplicate on them): this one is the
+        // SHA-256 of the six fields, each ended by a NUL, as Python's hashlib computes it.
+        assert_eq!(
+            job_id_after(&prefix, "tests/a", "x86_64"),
+            "626d7ecf-b467-8f57-b152-7c6143045439"
+        );
     }
 }

@@ -84,12 +84,17 @@ pub fn jobs_for_events(events: &[Event], opts: &Options) -> Result<Outcome, RunE
         if key.0.is_some() && !seen.insert(key) {
             continue;
         }
-        let one = jobs_for_event(event, opts)?;
+        let mut one = jobs_for_event(event, opts)?;
         out.explain.extend(one.explain);
-        for job in one.jobs {
-            if ids.insert(job.id.clone()) {
-                out.jobs.push(job);
-            }
+        // One event's jobs are distinct already (a task path and an arch each, both listed
+        // once): only jobs of several events need their ids compared.
+        if events.len() > 1 {
+            one.jobs.retain(|job| ids.insert(job.id.clone()));
+        }
+        if out.jobs.is_empty() {
+            out.jobs = one.jobs;
+        } else {
+            out.jobs.append(&mut one.jobs);
         }
     }
     Ok(out)
