@@ -53,9 +53,7 @@ impl Job {
             shell_quote(&formula)
         )
     }
-}
 
-impl Job {
     /// Appends the job as one line of JSON, the bytes `serde_json::to_writer` and a newline
     /// give (fields in the struct's order, the same escapes), without going through serde:
     /// `plan` writes thousands of them per event.
