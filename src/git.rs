@@ -824,7 +824,7 @@ impl Repo {
         let objects = self.objects.dirs.last().map(PathBuf::as_path);
         let write = || write_loose_file(objects, |f| stored::write(f, &header, bytes));
         let (id, written, also) = std::thread::scope(|s| {
-            let hashing = s.spawn(|| own_blob_id(bytes));
+            let hashing = s.spawn(|| blob_id(bytes));
             let written = write();
             let also = also();
             (hashing.join(), written, also)
@@ -1137,23 +1137,6 @@ pub fn blob_id(data: &[u8]) -> ObjectId {
         .unwrap_or_else(|_| ObjectId::null(HASH))
 }
 
-/// The id of a blob whose bytes taskhook wrote itself (a branch file), by plain SHA-1, which
-/// is 40% faster here than [`blob_id`]'s: gitoxide, like git, hashes with SHA-1 collision
-/// detection, which is what checks a blob someone else made (the runner's verified checkout)
-/// need. A branch file is taskhook's own JSON, whose strings are escaped, and the index pins
-/// it by SHA-256 besides; 0.55 against 0.34 ms for the 442 KB of a 2,000-task branch
-/// (docs/BENCHMARKS.md, fourteenth round).
-fn own_blob_id(data: &[u8]) -> ObjectId {
-    use sha1::Digest as _;
-    let mut hasher = sha1::Sha1::new();
-    hasher.update(gix_object::encode::loose_header(
-        gix_object::Kind::Blob,
-        data.len() as u64,
-    ));
-    hasher.update(data);
-    ObjectId::Sha1(hasher.finalize().into())
-}
-
 /// The id git gives the tree holding `files` (paths relative to it, `/`-separated, with their
 /// mode and blob id), computed without writing anything.
 pub fn tree_id_of(files: &[(String, EntryKind, ObjectId)]) -> ObjectId {
@@ -1422,22 +1405,6 @@ pub(crate) mod tests {
         std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").expect("HEAD");
         std::fs::write(git_dir.join("config"), config).expect("config");
         git_dir
-    }
-
-    #[test]
-    fn a_blob_of_our_own_gets_the_id_git_gives_it() {
-        // Lengths around SHA-1's 64-byte blocks (the header shifts them) and a large one.
-        let lengths = [
-            0, 1, 43, 44, 55, 56, 63, 64, 65, 119, 120, 128, 4096, 300_001,
-        ];
-        for len in lengths {
-            let data: Vec<u8> = (0..len).map(|i| (i * 31 % 251) as u8).collect();
-            assert_eq!(own_blob_id(&data), blob_id(&data), "{len} bytes");
-        }
-        assert_eq!(
-            own_blob_id(b"").to_string(),
-            "e69de29bb2d1d6434b8b29ae775ad8c2e48c5391"
-        );
     }
 
     #[test]
