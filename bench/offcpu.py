@@ -76,10 +76,13 @@ def timehist(data):
 def one_push(work, data):
     """Pushes under `perf sched record`; per process group, ms on a CPU, runnable, and blocked
     by cause."""
-    subprocess.run(["perf", "sched", "record", "-g", "-o", data, "--",
-                    "git", "push", "-q", "origin", "master"],
-                   cwd=work, env=bench.ENV, check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    p = subprocess.run(["perf", "sched", "record", "-g", "-o", data, "--",
+                        "git", "push", "-q", "origin", "master"],
+                       cwd=work, env=bench.ENV, stdout=subprocess.DEVNULL,
+                       stderr=subprocess.PIPE, text=True)
+    if p.returncode != 0:
+        raise SystemExit("perf sched record, or the push under it, failed (recording scheduler "
+                         "events needs root or kernel.perf_event_paranoid=-1):\n" + p.stderr[-2000:])
     rows = timehist(data)
     hooks = {pid: name for name, pid, tid, *_ in rows if name in GROUPS and pid == tid}
     totals = collections.defaultdict(float)
