@@ -630,3 +630,84 @@ fn metrics_count_what_the_listener_did() {
     }
     assert_eq!(l.terminate().0, Some(0));
 }
+
+/// Fedora's broker takes the client's TLS certificate as its identity (amqps, RabbitMQ's
+/// EXTERNAL mechanism): the listener logs in with the `[tls]` files of its config alone, and
+/// without a certificate the broker turns it away.
+#[test]
+fn a_client_certificate_is_the_identity_over_amqps() {
+    let (broker, cert) = Broker::start_tls();
+    let (s, d) = served();
+    let dir = s.dir.path();
+    let amqps = format!(
+        "amqps://127.0.0.1:{}/%2F",
+        broker.tls_port.expect("TLS port")
+    );
+    let plain = config(dir, &broker, &d.url("{name}.git"), "");
+    let text = std::fs::read_to_string(&plain)
+        .expect("config")
+        .replace(&broker.url(), &amqps);
+    let with_cert = dir.join("tls.toml");
+    write(
+        &with_cert,
+        &format!(
+            "{text}\n[tls]\nca_cert = \"{}\"\ncertfile = \"{}\"\nkeyfile = \"{}\"\n",
+            cert.ca.display(),
+            cert.cert.display(),
+            cert.key.display()
+        ),
+    );
+    let rt = runtime();
+    let url = broker.url();
+    rt.block_on(declare_jobs_queue(&url, "jobs"));
+    let mut l = Listener::start(&with_cert, dir.join("tls.log"));
+    let connections = broker.ctl(&["list_connections", "-q", "user", "auth_mechanism", "ssl"]);
+    assert!(
+        connections
+            .lines()
+            .any(|c| c.split_whitespace().collect::<Vec<_>>() == [&cert.user, "EXTERNAL", "true"]),
+        "no EXTERNAL login over TLS as {}:\n{connections}",
+        cert.user
+    );
+    rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("1"))]));
+    let mut ids: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    let start = Instant::now();
+    while ids.is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no job over TLS:\n{}",
+            l.log()
+        );
+        collect(&rt, &url, &mut ids);
+    }
+    assert_eq!(l.terminate().0, Some(0));
+
+    // The CA alone: TLS, but no certificate to show.
+    let without_cert = dir.join("no-cert.toml");
+    write(
+        &without_cert,
+        &format!("{text}\n[tls]\nca_cert = \"{}\"\n", cert.ca.display()),
+    );
+    let file = std::fs::File::create(dir.join("no-cert.log")).expect("log");
+    let mut child = taskhook_cmd()
+        .args(["listen", "--config"])
+        .arg(&without_cert)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(file)
+        .spawn()
+        .expect("taskhook listen");
+    let log = || std::fs::read_to_string(dir.join("no-cert.log")).unwrap_or_default();
+    let start = Instant::now();
+    while !log().contains("reconnecting") {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no refused connection reported:\n{}",
+            log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(!log().contains("connected; consuming"), "{}", log());
+}

@@ -25,6 +25,17 @@ pub struct Broker {
     dist_port: u16,
     epmd_port: u16,
     server: Option<Child>,
+    /// The TLS listener's port, when the node has one (`start_tls`).
+    pub tls_port: Option<u16>,
+}
+
+/// What a client needs to log in over the TLS listener of `Broker::start_tls`: the CA that
+/// signed the broker's certificate, and a client certificate whose common name is `user`.
+pub struct ClientCert {
+    pub ca: PathBuf,
+    pub cert: PathBuf,
+    pub key: PathBuf,
+    pub user: String,
 }
 
 impl Broker {
@@ -34,6 +45,123 @@ impl Broker {
     }
 
     pub fn start() -> Broker {
+        let mut b = Self::prepared();
+        b.launch();
+        b
+    }
+
+    /// A node that also listens for AMQP over TLS on `tls_port`, where it asks every client for
+    /// a certificate signed by its test CA and takes the certificate's common name as the user
+    /// (RabbitMQ's EXTERNAL mechanism, as Fedora's broker does). The user of the returned
+    /// certificate exists, with every permission on `/`. Needs `openssl`.
+    pub fn start_tls() -> (Broker, ClientCert) {
+        let mut b = Self::prepared();
+        let d = b.dir.path().join("tls");
+        std::fs::create_dir_all(&d).expect("mkdir");
+        let user = "taskhook-listen".to_string();
+        openssl(
+            &d,
+            &[
+                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+            ],
+            &[
+                "-keyout",
+                "ca.key",
+                "-out",
+                "ca.pem",
+                "-subj",
+                "/CN=taskhook test CA",
+            ],
+        );
+        for (name, cn, ext) in [
+            (
+                "server",
+                "localhost",
+                "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n",
+            ),
+            ("client", user.as_str(), "extendedKeyUsage=clientAuth\n"),
+        ] {
+            std::fs::write(d.join(format!("{name}.ext")), ext).expect("ext");
+            openssl(
+                &d,
+                &["req", "-newkey", "rsa:2048", "-nodes"],
+                &[
+                    "-keyout",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    &format!("/CN={cn}"),
+                ],
+            );
+            openssl(
+                &d,
+                &["x509", "-req", "-days", "2", "-CAcreateserial"],
+                &[
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    "ca.pem",
+                    "-CAkey",
+                    "ca.key",
+                    "-extfile",
+                    &format!("{name}.ext"),
+                    "-out",
+                    &format!("{name}.pem"),
+                ],
+            );
+        }
+        let tls_port = free_port();
+        let path = |f: &str| d.join(f).display().to_string();
+        std::fs::write(
+            b.dir.path().join("rabbitmq.conf"),
+            format!(
+                "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+                 ssl_options.cacertfile = {}\n\
+                 ssl_options.certfile = {}\n\
+                 ssl_options.keyfile = {}\n\
+                 ssl_options.verify = verify_peer\n\
+                 ssl_options.fail_if_no_peer_cert = true\n\
+                 ssl_cert_login_from = common_name\n\
+                 auth_mechanisms.1 = PLAIN\n\
+                 auth_mechanisms.2 = AMQPLAIN\n\
+                 auth_mechanisms.3 = EXTERNAL\n",
+                path("ca.pem"),
+                path("server.pem"),
+                path("server.key"),
+            ),
+        )
+        .expect("rabbitmq.conf");
+        std::fs::write(
+            b.dir.path().join("enabled_plugins"),
+            "[rabbitmq_auth_mechanism_ssl].\n",
+        )
+        .expect("plugins");
+        b.tls_port = Some(tls_port);
+        b.launch();
+        let start = Instant::now();
+        while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "RabbitMQ did not open its TLS port; see {}",
+                b.dir.path().join("server.out").display()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // With EXTERNAL the password is never asked for; the user must exist all the same.
+        b.ctl(&["add_user", &user, "not-used-with-a-certificate"]);
+        b.ctl(&["set_permissions", "-p", "/", &user, ".*", ".*", ".*"]);
+        let cert = ClientCert {
+            ca: d.join("ca.pem"),
+            cert: d.join("client.pem"),
+            key: d.join("client.key"),
+            user,
+        };
+        (b, cert)
+    }
+
+    /// A node's directories and ports, not started.
+    fn prepared() -> Broker {
         assert!(
             Self::available(),
             "RabbitMQ is not installed: run .ci/run, or apt-get install rabbitmq-server"
@@ -45,16 +173,15 @@ impl Broker {
         std::fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("plugins");
         std::fs::write(dir.path().join("env.conf"), "").expect("env");
         let port = free_port();
-        let mut b = Broker {
+        Broker {
             node: format!("taskhook-test-{port}@localhost"),
             port,
             dist_port: free_port(),
             epmd_port: free_port(),
             server: None,
+            tls_port: None,
             dir,
-        };
-        b.launch();
-        b
+        }
     }
 
     fn env(&self, cmd: &mut Command) {
@@ -71,6 +198,9 @@ impl Broker {
             .env("RABBITMQ_CONF_ENV_FILE", d.join("env.conf"))
             .env("ERL_EPMD_ADDRESS", "127.0.0.1")
             .env("ERL_EPMD_PORT", self.epmd_port.to_string());
+        if self.tls_port.is_some() {
+            cmd.env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"));
+        }
     }
 
     /// Starts (or restarts) the node on the same port and data, and waits until it serves.
@@ -154,6 +284,22 @@ impl Broker {
     pub fn dir(&self) -> PathBuf {
         self.dir.path().to_path_buf()
     }
+}
+
+/// Runs `openssl ARGS FILES` in `dir`, failing the test with its output if it fails.
+fn openssl(dir: &Path, args: &[&str], files: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .args(files)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("openssl (apt-get install openssl)");
+    assert!(
+        out.status.success(),
+        "openssl {args:?} {files:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn kill_group(child: &mut Child) {
