@@ -61,17 +61,8 @@ impl Broker {
         let user = "taskhook-listen".to_string();
         openssl(
             &d,
-            &[
-                "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-            ],
-            &[
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-                "-subj",
-                "/CN=taskhook test CA",
-            ],
+            "req -x509 -newkey rsa:2048 -nodes -days 2 -keyout ca.key -out ca.pem \
+             -subj /CN=taskhook-test-CA",
         );
         for (name, cn, ext) in [
             (
@@ -84,31 +75,16 @@ impl Broker {
             std::fs::write(d.join(format!("{name}.ext")), ext).expect("ext");
             openssl(
                 &d,
-                &["req", "-newkey", "rsa:2048", "-nodes"],
-                &[
-                    "-keyout",
-                    &format!("{name}.key"),
-                    "-out",
-                    &format!("{name}.csr"),
-                    "-subj",
-                    &format!("/CN={cn}"),
-                ],
+                &format!(
+                    "req -newkey rsa:2048 -nodes -keyout {name}.key -out {name}.csr -subj /CN={cn}"
+                ),
             );
             openssl(
                 &d,
-                &["x509", "-req", "-days", "2", "-CAcreateserial"],
-                &[
-                    "-in",
-                    &format!("{name}.csr"),
-                    "-CA",
-                    "ca.pem",
-                    "-CAkey",
-                    "ca.key",
-                    "-extfile",
-                    &format!("{name}.ext"),
-                    "-out",
-                    &format!("{name}.pem"),
-                ],
+                &format!(
+                    "x509 -req -days 2 -CAcreateserial -in {name}.csr -CA ca.pem -CAkey ca.key \
+                     -extfile {name}.ext -out {name}.pem"
+                ),
             );
         }
         let tls_port = free_port();
@@ -286,18 +262,18 @@ impl Broker {
     }
 }
 
-/// Runs `openssl ARGS FILES` in `dir`, failing the test with its output if it fails.
-fn openssl(dir: &Path, args: &[&str], files: &[&str]) {
+/// Runs `openssl` with `args` (split at spaces) in `dir`, failing the test with its output if
+/// it fails.
+fn openssl(dir: &Path, args: &str) {
     let out = Command::new("openssl")
-        .args(args)
-        .args(files)
+        .args(args.split_whitespace())
         .current_dir(dir)
         .stdin(Stdio::null())
         .output()
         .expect("openssl (apt-get install openssl)");
     assert!(
         out.status.success(),
-        "openssl {args:?} {files:?}: {}",
+        "openssl {args}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
 }
