@@ -688,26 +688,29 @@ fn a_client_certificate_is_the_identity_over_amqps() {
         &without_cert,
         &format!("{text}\n[tls]\nca_cert = \"{}\"\n", cert.ca.display()),
     );
-    let file = std::fs::File::create(dir.join("no-cert.log")).expect("log");
-    let mut child = taskhook_cmd()
-        .args(["listen", "--config"])
-        .arg(&without_cert)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(file)
-        .spawn()
-        .expect("taskhook listen");
-    let log = || std::fs::read_to_string(dir.join("no-cert.log")).unwrap_or_default();
+    let log = dir.join("no-cert.log");
+    let file = std::fs::File::create(&log).expect("log");
+    // A Listener is killed when dropped, so a failed assertion leaves no process retrying.
+    let refused = Listener {
+        child: taskhook_cmd()
+            .args(["listen", "--config"])
+            .arg(&without_cert)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("taskhook listen"),
+        log,
+    };
     let start = Instant::now();
-    while !log().contains("reconnecting") {
+    while !refused.log().contains("reconnecting") {
         assert!(
             start.elapsed() < Duration::from_secs(30),
             "no refused connection reported:\n{}",
-            log()
+            refused.log()
         );
         std::thread::sleep(Duration::from_millis(50));
     }
-    let _ = child.kill();
-    let _ = child.wait();
-    assert!(!log().contains("connected; consuming"), "{}", log());
+    let log = refused.log();
+    assert!(!log.contains("connected; consuming"), "{log}");
 }
