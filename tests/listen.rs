@@ -87,7 +87,8 @@ impl Listener {
         Self::start_with(config, log, &[])
     }
 
-    fn start_with(config: &Path, log: PathBuf, extra: &[&str]) -> Listener {
+    /// `taskhook listen --config CONFIG EXTRA...`, its stderr in `log`, not waited for.
+    fn spawn(config: &Path, log: PathBuf, extra: &[&str]) -> Listener {
         let file = std::fs::File::create(&log).expect("log");
         let child = taskhook_cmd()
             .args(["listen", "--config"])
@@ -98,7 +99,11 @@ impl Listener {
             .stderr(file)
             .spawn()
             .expect("taskhook listen");
-        let mut l = Listener { child, log };
+        Listener { child, log }
+    }
+
+    fn start_with(config: &Path, log: PathBuf, extra: &[&str]) -> Listener {
+        let mut l = Self::spawn(config, log, extra);
         // Consuming means the queue and its bindings exist: nothing published after is lost.
         let start = Instant::now();
         while !l.log().contains("connected; consuming") {
@@ -688,20 +693,8 @@ fn a_client_certificate_is_the_identity_over_amqps() {
         &without_cert,
         &format!("{text}\n[tls]\nca_cert = \"{}\"\n", cert.ca.display()),
     );
-    let log = dir.join("no-cert.log");
-    let file = std::fs::File::create(&log).expect("log");
     // A Listener is killed when dropped, so a failed assertion leaves no process retrying.
-    let refused = Listener {
-        child: taskhook_cmd()
-            .args(["listen", "--config"])
-            .arg(&without_cert)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("taskhook listen"),
-        log,
-    };
+    let refused = Listener::spawn(&without_cert, dir.join("no-cert.log"), &[]);
     let start = Instant::now();
     while !refused.log().contains("reconnecting") {
         assert!(
