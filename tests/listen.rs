@@ -707,3 +707,121 @@ fn a_client_certificate_is_the_identity_over_amqps() {
     let log = refused.log();
     assert!(!log.contains("connected; consuming"), "{log}");
 }
+
+#[test]
+fn tls_and_login_mistakes_are_named_with_their_fix() {
+    let (broker, cert) = Broker::start_tls();
+    let (s, d) = served();
+    let dir = s.dir.path();
+    let plain_url = broker.url();
+    let tls_url = format!(
+        "amqps://127.0.0.1:{}/%2F",
+        broker.tls_port.expect("TLS port")
+    );
+    let plain = config(dir, &broker, &d.url("{name}.git"), "");
+    let text = std::fs::read_to_string(&plain).expect("config");
+    let amqps = text.replace(&plain_url, &tls_url);
+    let tls = |ca: Option<&Path>, pair: Option<(&Path, &Path)>| {
+        let mut t = "\n[tls]\n".to_string();
+        if let Some(ca) = ca {
+            t += &format!("ca_cert = \"{}\"\n", ca.display());
+        }
+        if let Some((c, k)) = pair {
+            t += &format!(
+                "certfile = \"{}\"\nkeyfile = \"{}\"\n",
+                c.display(),
+                k.display()
+            );
+        }
+        t
+    };
+    let own = Some((cert.cert.as_path(), cert.key.as_path()));
+    // A client certificate signed by no CA the broker knows, for the user the broker has.
+    util::broker::openssl(
+        dir,
+        &format!(
+            "req -x509 -newkey rsa:2048 -nodes -subj /CN={} -days 2 -keyout stranger-rsa.key \
+             -out stranger.pem",
+            cert.user
+        ),
+    );
+    util::broker::openssl(
+        dir,
+        "pkcs8 -topk8 -nocrypt -in stranger-rsa.key -out stranger.key",
+    );
+    let (stranger, stranger_key) = (dir.join("stranger.pem"), dir.join("stranger.key"));
+    let cases = [
+        (
+            "no-client-certificate",
+            format!("{amqps}{}", tls(Some(&cert.ca), None)),
+            "set tls.certfile and tls.keyfile",
+        ),
+        (
+            "system-cas-only",
+            format!("{amqps}{}", tls(None, own)),
+            "not signed by a CA this system trusts: set tls.ca_cert",
+        ),
+        (
+            "wrong-ca",
+            format!("{amqps}{}", tls(Some(&cert.cert), own)),
+            &format!(
+                "not signed by the CA in tls.ca_cert ({})",
+                cert.cert.display()
+            ),
+        ),
+        (
+            "unknown-client-certificate",
+            format!(
+                "{amqps}{}",
+                tls(Some(&cert.ca), Some((&stranger, &stranger_key)))
+            ),
+            "the broker refused the client certificate in tls.certfile",
+        ),
+        (
+            "amqps-to-the-plain-port",
+            format!(
+                "{}{}",
+                text.replace("amqp://", "amqps://"),
+                tls(Some(&cert.ca), None)
+            ),
+            "the port does not speak TLS",
+        ),
+        (
+            "amqp-to-the-tls-port",
+            amqps.replace("amqps://", "amqp://"),
+            "the URL must start with amqps://",
+        ),
+        (
+            "wrong-password",
+            text.replace("guest:guest@", "guest:not-the-password@"),
+            "check the user and password in amqp_url",
+        ),
+    ];
+    // All at once (each is killed when dropped, however the test ends), then each log read.
+    let listeners: Vec<_> = cases
+        .iter()
+        .map(|(name, body, _)| {
+            let path = dir.join(format!("{name}.toml"));
+            write(&path, body);
+            Listener::spawn(&path, dir.join(format!("{name}.log")), &[])
+        })
+        .collect();
+    for ((name, _, hint), l) in cases.iter().zip(&listeners) {
+        let start = Instant::now();
+        while !l.log().contains("reconnecting") {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "{name}: no refused connection reported:\n{}",
+                l.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let log = l.log();
+        let line = log
+            .lines()
+            .find(|l| l.contains("reconnecting"))
+            .unwrap_or_default();
+        assert!(line.contains(hint), "{name}: no `{hint}` in:\n{log}");
+        assert!(!log.contains("connected; consuming"), "{name}: {log}");
+    }
+}

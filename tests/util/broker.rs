@@ -264,7 +264,7 @@ impl Broker {
 
 /// Runs `openssl` with `args` (split at spaces) in `dir`, failing the test with its output if
 /// it fails.
-fn openssl(dir: &Path, args: &str) {
+pub fn openssl(dir: &Path, args: &str) {
     let out = Command::new("openssl")
         .args(args.split_whitespace())
         .current_dir(dir)

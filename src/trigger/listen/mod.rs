@@ -128,8 +128,11 @@ async fn reconnecting(
                 if started.elapsed() > Duration::from_secs(60) {
                     backoff = Duration::from_secs(1);
                 }
+                let hint = connection_hint(&ctx.config, &e)
+                    .map(|h| format!("; {h}"))
+                    .unwrap_or_default();
                 eprintln!(
-                    "taskhook listen: broker connection lost or refused ({e}); reconnecting in {} s",
+                    "taskhook listen: broker connection lost or refused ({e}){hint}; reconnecting in {} s",
                     backoff.as_secs()
                 );
             }
@@ -141,6 +144,63 @@ async fn reconnecting(
         }
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// What to check when a connection fails in a way the configuration can cause: the error
+/// itself comes from the TLS or AMQP layer and names neither the setting nor the fix.
+fn connection_hint(c: &ListenConfig, error: &str) -> Option<String> {
+    let tls = c.amqp_url.starts_with("amqps://");
+    let has = |needle: &str| error.contains(needle);
+    let hint = if has("CertificateRequired") {
+        "the broker asks for a client certificate: set tls.certfile and tls.keyfile (PEM, the \
+         key in PKCS#8)"
+            .to_string()
+    } else if has("alert: HandshakeFailure") && c.tls.certfile.is_none() {
+        // What a broker speaking TLS 1.2 says for want of a client certificate, among others.
+        "the TLS handshake failed: if the broker requires a client certificate (as Fedora's \
+         does), set tls.certfile and tls.keyfile"
+            .to_string()
+    } else if has("UnknownIssuer") || has("BadSignature") {
+        match &c.tls.ca_cert {
+            Some(ca) => format!(
+                "the broker's certificate is not signed by the CA in tls.ca_cert ({}): set it \
+                 to the CA certificate that signed the broker's",
+                ca.display()
+            ),
+            None => "the broker's certificate is not signed by a CA this system trusts: set \
+                     tls.ca_cert to the CA certificate that signed it"
+                .to_string(),
+        }
+    } else if has("alert: UnknownCA")
+        || has("alert: BadCertificate")
+        || has("alert: CertificateUnknown")
+        || has("alert: AccessDenied")
+    {
+        "the broker refused the client certificate in tls.certfile: is it signed by a CA the \
+         broker trusts, and is tls.keyfile its key?"
+            .to_string()
+    } else if tls && (has("InvalidContentType") || has("CorruptMessage")) {
+        "the port does not speak TLS: use the broker's TLS port (5671 by default) with \
+         amqps://, or amqp:// for a plain port"
+            .to_string()
+    } else if !tls && has("failed to parse") {
+        "the broker did not answer in AMQP: if the port is a TLS listener (5671 by default), \
+         the URL must start with amqps://"
+            .to_string()
+    } else if has("ACCESS_REFUSED") || has("access refused") {
+        match &c.tls.certfile {
+            Some(_) => "the broker refused the login: with a client certificate the user is the \
+                        one the certificate names (RabbitMQ: rabbitmq_auth_mechanism_ssl and \
+                        ssl_cert_login_from), and it must exist on the broker"
+                .to_string(),
+            None => {
+                "the broker refused the login: check the user and password in amqp_url".to_string()
+            }
+        }
+    } else {
+        return None;
+    };
+    Some(hint)
 }
 
 /// The line that says what the listener consumes and where jobs go.
@@ -626,6 +686,26 @@ async fn attempt_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_login_is_explained_by_how_the_listener_logs_in() {
+        let text = "amqp_url = \"amqps://broker.example:5671/%2F\"\n\
+                    [queues.q]\n\
+                    [consumer_config]\nremote = \"git://git.example/{name}.git\"\n";
+        let (mut c, _) = ListenConfig::parse(text, "c.toml").expect("valid");
+        let refused = "protocol error: AMQP soft error: ACCESS-REFUSED: ACCESS_REFUSED - Login \
+                       was refused using authentication mechanism EXTERNAL.";
+        let hint = connection_hint(&c, refused).expect("a hint");
+        assert!(hint.contains("user and password in amqp_url"), "{hint}");
+        c.tls.certfile = Some("/etc/pki/taskhook.pem".into());
+        let hint = connection_hint(&c, refused).expect("a hint");
+        assert!(hint.contains("the one the certificate names"), "{hint}");
+        // Errors the configuration does not explain get no hint.
+        assert_eq!(
+            connection_hint(&c, "IO error: Connection reset by peer"),
+            None
+        );
+    }
 
     #[test]
     fn passwords_stay_out_of_logs() {
