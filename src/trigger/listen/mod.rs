@@ -179,7 +179,7 @@ fn connection_hint(c: &ListenConfig, error: &str) -> Option<String> {
         "the broker refused the client certificate in tls.certfile: is it signed by a CA the \
          broker trusts, and is tls.keyfile its key?"
             .to_string()
-    } else if tls && (has("InvalidContentType") || has("CorruptMessage")) {
+    } else if tls && has("InvalidContentType") {
         "the port does not speak TLS: use the broker's TLS port (5671 by default) with \
          amqps://, or amqp:// for a plain port"
             .to_string()
@@ -187,7 +187,7 @@ fn connection_hint(c: &ListenConfig, error: &str) -> Option<String> {
         "the broker did not answer in AMQP: if the port is a TLS listener (5671 by default), \
          the URL must start with amqps://"
             .to_string()
-    } else if has("ACCESS_REFUSED") || has("access refused") {
+    } else if has("ACCESS_REFUSED") {
         match &c.tls.certfile {
             Some(_) => "the broker refused the login: with a client certificate the user is the \
                         one the certificate names (RabbitMQ: rabbitmq_auth_mechanism_ssl and \
