@@ -122,16 +122,27 @@ impl Listener {
     fn start_with(config: &Path, log: PathBuf, extra: &[&str]) -> Listener {
         let mut l = Self::spawn(config, log, extra);
         // Consuming means the queue and its bindings exist: nothing published after is lost.
+        l.wait_for("the listener did not start", |log| {
+            log.contains("connected; consuming")
+        });
+        l
+    }
+
+    /// Waits until the log is `done`, failing the test with `what` and the log when the
+    /// listener exits or 30 s pass first.
+    fn wait_for(&mut self, what: &str, done: impl Fn(&str) -> bool) {
         let start = Instant::now();
-        while !l.log().contains("connected; consuming") {
+        loop {
+            let log = self.log();
+            if done(&log) {
+                return;
+            }
             assert!(
-                l.alive() && start.elapsed() < Duration::from_secs(30),
-                "the listener did not start:\n{}",
-                l.log()
+                self.alive() && start.elapsed() < Duration::from_secs(30),
+                "{what}:\n{log}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        l
     }
 
     fn log(&self) -> String {
@@ -721,15 +732,10 @@ fn a_client_certificate_is_the_identity_over_amqps() {
         &[],
         &[("SSL_CERT_FILE", Some(&cert.ca)), ("SSL_CERT_DIR", None)],
     );
-    let start = Instant::now();
-    while !trusting.log().contains("connected; consuming") {
-        assert!(
-            trusting.alive() && start.elapsed() < Duration::from_secs(30),
-            "no connection with the broker's CA as the system's:\n{}",
-            trusting.log()
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    trusting.wait_for(
+        "no connection with the broker's CA as the system's",
+        |log| log.contains("connected; consuming"),
+    );
     assert_eq!(trusting.terminate().0, Some(0));
 
     // The CA alone: TLS, but no certificate to show.
@@ -739,16 +745,10 @@ fn a_client_certificate_is_the_identity_over_amqps() {
         &format!("{text}\n[tls]\nca_cert = \"{}\"\n", cert.ca.display()),
     );
     // A Listener is killed when dropped, so a failed assertion leaves no process retrying.
-    let refused = Listener::spawn(&without_cert, dir.join("no-cert.log"), &[]);
-    let start = Instant::now();
-    while !refused.log().contains("reconnecting") {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "no refused connection reported:\n{}",
-            refused.log()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut refused = Listener::spawn(&without_cert, dir.join("no-cert.log"), &[]);
+    refused.wait_for("no refused connection reported", |log| {
+        log.contains("reconnecting")
+    });
     let log = refused.log();
     assert!(!log.contains("connected; consuming"), "{log}");
 }
@@ -843,7 +843,7 @@ fn tls_and_login_mistakes_are_named_with_their_fix() {
         ),
     ];
     // All at once (each is killed when dropped, however the test ends), then each log read.
-    let listeners: Vec<_> = cases
+    let mut listeners: Vec<_> = cases
         .iter()
         .map(|(name, body, _)| {
             let path = dir.join(format!("{name}.toml"));
@@ -853,22 +853,16 @@ fn tls_and_login_mistakes_are_named_with_their_fix() {
             Listener::spawn_env(&path, dir.join(format!("{name}.log")), &[], &system)
         })
         .collect();
-    for ((name, _, hint), l) in cases.iter().zip(&listeners) {
+    for ((name, _, hint), l) in cases.iter().zip(&mut listeners) {
         // Some attempt says it: under load the broker can close the socket before its TLS
         // alert is read, and that attempt ends in `Connection reset by peer`.
-        let start = Instant::now();
-        let hinted = |log: &str| {
-            log.lines()
-                .any(|line| line.contains("reconnecting") && line.contains(hint))
-        };
-        while !hinted(&l.log()) {
-            assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "{name}: no refused connection with `{hint}` reported:\n{}",
-                l.log()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
+        l.wait_for(
+            &format!("{name}: no refused connection with `{hint}` reported"),
+            |log| {
+                log.lines()
+                    .any(|line| line.contains("reconnecting") && line.contains(hint))
+            },
+        );
         let log = l.log();
         assert!(!log.contains("connected; consuming"), "{name}: {log}");
     }
