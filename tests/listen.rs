@@ -664,6 +664,23 @@ fn metrics_count_what_the_listener_did() {
     assert_eq!(l.terminate().0, Some(0));
 }
 
+/// A listener configuration's `[tls]` table: the CA to check the broker with, and the client
+/// certificate and key.
+fn tls_section(ca: Option<&Path>, pair: Option<(&Path, &Path)>) -> String {
+    let mut t = "\n[tls]\n".to_string();
+    if let Some(ca) = ca {
+        t += &format!("ca_cert = \"{}\"\n", ca.display());
+    }
+    if let Some((cert, key)) = pair {
+        t += &format!(
+            "certfile = \"{}\"\nkeyfile = \"{}\"\n",
+            cert.display(),
+            key.display()
+        );
+    }
+    t
+}
+
 /// Fedora's broker takes the client's TLS certificate as its identity (amqps, RabbitMQ's
 /// EXTERNAL mechanism): the listener logs in with the `[tls]` files of its config alone, and
 /// without a certificate the broker turns it away.
@@ -681,14 +698,10 @@ fn a_client_certificate_is_the_identity_over_amqps() {
         .expect("config")
         .replace(&broker.url(), &amqps);
     let with_cert = dir.join("tls.toml");
+    let own = Some((cert.cert.as_path(), cert.key.as_path()));
     write(
         &with_cert,
-        &format!(
-            "{text}\n[tls]\nca_cert = \"{}\"\ncertfile = \"{}\"\nkeyfile = \"{}\"\n",
-            cert.ca.display(),
-            cert.cert.display(),
-            cert.key.display()
-        ),
+        &format!("{text}{}", tls_section(Some(&cert.ca), own)),
     );
     let rt = runtime();
     let url = broker.url();
@@ -718,14 +731,7 @@ fn a_client_certificate_is_the_identity_over_amqps() {
     // Without tls.ca_cert the broker's certificate is checked against the system's CAs, here
     // its CA alone (SSL_CERT_FILE stands for the system's store, as OpenSSL's does).
     let system_cas = dir.join("system-cas.toml");
-    write(
-        &system_cas,
-        &format!(
-            "{text}\n[tls]\ncertfile = \"{}\"\nkeyfile = \"{}\"\n",
-            cert.cert.display(),
-            cert.key.display()
-        ),
-    );
+    write(&system_cas, &format!("{text}{}", tls_section(None, own)));
     let mut trusting = Listener::spawn_env(
         &system_cas,
         dir.join("system-cas.log"),
@@ -742,7 +748,7 @@ fn a_client_certificate_is_the_identity_over_amqps() {
     let without_cert = dir.join("no-cert.toml");
     write(
         &without_cert,
-        &format!("{text}\n[tls]\nca_cert = \"{}\"\n", cert.ca.display()),
+        &format!("{text}{}", tls_section(Some(&cert.ca), None)),
     );
     // A Listener is killed when dropped, so a failed assertion leaves no process retrying.
     let mut refused = Listener::spawn(&without_cert, dir.join("no-cert.log"), &[]);
@@ -766,20 +772,6 @@ fn tls_and_login_mistakes_are_named_with_their_fix() {
     let plain = config(dir, &broker, &d.url("{name}.git"), "");
     let text = std::fs::read_to_string(&plain).expect("config");
     let amqps = text.replace(&plain_url, &tls_url);
-    let tls = |ca: Option<&Path>, pair: Option<(&Path, &Path)>| {
-        let mut t = "\n[tls]\n".to_string();
-        if let Some(ca) = ca {
-            t += &format!("ca_cert = \"{}\"\n", ca.display());
-        }
-        if let Some((c, k)) = pair {
-            t += &format!(
-                "certfile = \"{}\"\nkeyfile = \"{}\"\n",
-                c.display(),
-                k.display()
-            );
-        }
-        t
-    };
     let own = Some((cert.cert.as_path(), cert.key.as_path()));
     // A client certificate signed by no CA the broker knows, for the user the broker has.
     util::broker::openssl(
@@ -798,17 +790,17 @@ fn tls_and_login_mistakes_are_named_with_their_fix() {
     let cases = [
         (
             "no-client-certificate",
-            format!("{amqps}{}", tls(Some(&cert.ca), None)),
+            format!("{amqps}{}", tls_section(Some(&cert.ca), None)),
             "set tls.certfile and tls.keyfile",
         ),
         (
             "system-cas-only",
-            format!("{amqps}{}", tls(None, own)),
+            format!("{amqps}{}", tls_section(None, own)),
             "not signed by a CA this system trusts: set tls.ca_cert",
         ),
         (
             "wrong-ca",
-            format!("{amqps}{}", tls(Some(&cert.cert), own)),
+            format!("{amqps}{}", tls_section(Some(&cert.cert), own)),
             &format!(
                 "not signed by the CA in tls.ca_cert ({})",
                 cert.cert.display()
@@ -818,7 +810,7 @@ fn tls_and_login_mistakes_are_named_with_their_fix() {
             "unknown-client-certificate",
             format!(
                 "{amqps}{}",
-                tls(Some(&cert.ca), Some((&stranger, &stranger_key)))
+                tls_section(Some(&cert.ca), Some((&stranger, &stranger_key)))
             ),
             "the broker refused the client certificate in tls.certfile",
         ),
@@ -827,7 +819,7 @@ fn tls_and_login_mistakes_are_named_with_their_fix() {
             format!(
                 "{}{}",
                 text.replace("amqp://", "amqps://"),
-                tls(Some(&cert.ca), None)
+                tls_section(Some(&cert.ca), None)
             ),
             "the port does not speak TLS",
         ),
