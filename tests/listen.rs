@@ -777,14 +777,10 @@ fn tls_and_login_mistakes_are_named_with_their_fix() {
     util::broker::openssl(
         dir,
         &format!(
-            "req -x509 -newkey rsa:2048 -nodes -subj /CN={} -days 2 -keyout stranger-rsa.key \
+            "req -x509 -newkey rsa:2048 -nodes -subj /CN={} -days 2 -keyout stranger.key \
              -out stranger.pem",
             cert.user
         ),
-    );
-    util::broker::openssl(
-        dir,
-        "pkcs8 -topk8 -nocrypt -in stranger-rsa.key -out stranger.key",
     );
     let (stranger, stranger_key) = (dir.join("stranger.pem"), dir.join("stranger.key"));
     let cases = [

@@ -152,8 +152,7 @@ fn connection_hint(c: &ListenConfig, error: &str) -> Option<String> {
     let tls = c.amqp_url.starts_with("amqps://");
     let has = |needle: &str| error.contains(needle);
     let hint = if has("CertificateRequired") {
-        "the broker asks for a client certificate: set tls.certfile and tls.keyfile (PEM, the \
-         key in PKCS#8)"
+        "the broker asks for a client certificate: set tls.certfile and tls.keyfile (PEM files)"
             .to_string()
     } else if has("alert: HandshakeFailure") && c.tls.certfile.is_none() {
         // What a broker speaking TLS 1.2 says for want of a client certificate, among others.
