@@ -148,7 +148,17 @@ impl Broker {
         }
         std::fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("plugins");
         std::fs::write(dir.path().join("env.conf"), "").expect("env");
+        // The Erlang cookie, made before anything starts: else the node and a rabbitmqctl started
+        // beside it may both make it, one of them finds it before its mode is 0400, and stops.
         let port = free_port();
+        let cookie = dir.path().join("home/.erlang.cookie");
+        std::fs::write(&cookie, format!("TASKHOOKTEST{port}")).expect("cookie");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&cookie, std::fs::Permissions::from_mode(0o400))
+                .expect("cookie mode");
+        }
         Broker {
             node: format!("taskhook-test-{port}@localhost"),
             port,
@@ -173,7 +183,10 @@ impl Broker {
             .env("RABBITMQ_PID_FILE", d.join("pid"))
             .env("RABBITMQ_CONF_ENV_FILE", d.join("env.conf"))
             .env("ERL_EPMD_ADDRESS", "127.0.0.1")
-            .env("ERL_EPMD_PORT", self.epmd_port.to_string());
+            .env("ERL_EPMD_PORT", self.epmd_port.to_string())
+            // A crash dump goes with the node's files, not into the directory tests run in.
+            .env("ERL_CRASH_DUMP", d.join("erl_crash.dump"))
+            .current_dir(d);
         if self.tls_port.is_some() {
             cmd.env("RABBITMQ_CONFIG_FILE", d.join("rabbitmq.conf"));
         }
