@@ -191,3 +191,32 @@ fn the_hooks_binary_uses_only_what_the_hooks_need() {
         "taskhook-hook uses {used:?}; only {allowed:?} keep it lean"
     );
 }
+
+/// lapin reaches TLS through tcp-stream, whose `rustls` feature pulls in a PKCS#12 parser and
+/// about forty crates under it (X.509, CMS, ASN.1, big integers, legacy ciphers): a tenth of the
+/// release build, for a format taskhook never reads (its client identity is PEM). The patched
+/// copy in vendor/tcp-stream leaves them out; this fails if a lapin update or a feature brings
+/// them back, or if the patch stops applying.
+#[test]
+fn the_bus_service_builds_no_pkcs12_parser() {
+    let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
+        .expect("read Cargo.lock");
+    let packages: Vec<&str> = lock.split("[[package]]").skip(1).collect();
+    let named = |name: &str| {
+        packages
+            .iter()
+            .find(|p| p.contains(&format!("\nname = \"{name}\"\n")))
+            .copied()
+    };
+    for unwanted in ["p12-keystore", "x509-parser", "cms"] {
+        assert!(
+            named(unwanted).is_none(),
+            "Cargo.lock has {unwanted}: see vendor/tcp-stream/TASKHOOK.md"
+        );
+    }
+    let tcp_stream = named("tcp-stream").expect("lapin's transport is in Cargo.lock");
+    assert!(
+        !tcp_stream.contains("source = "),
+        "tcp-stream comes from a registry, not vendor/tcp-stream (the patch no longer applies?):\n{tcp_stream}"
+    );
+}
