@@ -193,8 +193,8 @@ fn the_hooks_binary_uses_only_what_the_hooks_need() {
 }
 
 /// lapin reaches TLS through tcp-stream, whose `rustls` feature pulls in a PKCS#12 parser and
-/// about forty crates under it (X.509, CMS, ASN.1, big integers, legacy ciphers): a tenth of the
-/// release build, for a format taskhook never reads (its client identity is PEM). The patched
+/// about forty crates under it (X.509, CMS, ASN.1, big integers, legacy ciphers): a sixth of the
+/// release build's CPU time, for a format taskhook never reads (its client identity is PEM). The patched
 /// copy in vendor/tcp-stream leaves them out; this fails if a lapin update or a feature brings
 /// them back, or if the patch stops applying.
 #[test]
