@@ -194,9 +194,9 @@ fn the_hooks_binary_uses_only_what_the_hooks_need() {
 
 /// lapin reaches TLS through tcp-stream, whose `rustls` feature pulls in a PKCS#12 parser and
 /// about forty crates under it (X.509, CMS, ASN.1, big integers, legacy ciphers): a sixth of the
-/// release build's CPU time, for a format taskhook never reads (its client identity is PEM). The patched
-/// copy in vendor/tcp-stream leaves them out; this fails if a lapin update or a feature brings
-/// them back, or if the patch stops applying.
+/// release build's CPU time, for a format taskhook never reads (its client identity is PEM).
+/// The patched copy in vendor/tcp-stream leaves them out; this fails if a lapin update or a
+/// feature brings them back, or if the patch stops applying.
 #[test]
 fn the_bus_service_builds_no_pkcs12_parser() {
     let lock = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.lock"))
