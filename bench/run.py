@@ -5,8 +5,8 @@ Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
                             [--validate 10000] [--branching 2000] [--checkout 200]
                             [--runs 7] [--push-runs 15]
                             [--only plan,push,hooks,validate,branching,checkout,startup]
-                            [--baseline-bin OLD_TASKHOOK]
-Builds the release binary, generates synthetic task repositories in a temp dir, serves them with
+                            [--baseline-bin OLD_TASKHOOK] [--bin TASKHOOK]
+Builds the release binary (or takes `--bin`, a `taskhook` with its `taskhook-hook` beside it), generates synthetic task repositories in a temp dir, serves them with
 git daemon on 127.0.0.1, and prints one table per comparison. Nothing is left running.
 """
 import argparse, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time
@@ -487,8 +487,16 @@ def main():
                     help="push, hooks: also measure this taskhook binary's hooks (e.g. an older build); "
                          "it must write the same manifest schema version, or the push comparison, "
                          "which swaps both binaries' hooks in one repository, times full checks")
+    ap.add_argument("--bin", default=None,
+                    help="measure this taskhook binary (and the taskhook-hook beside it) instead of "
+                         "building target/release; to compare builds that keep state between "
+                         "pushes, which --baseline-bin's shared repository would mix, run each alone")
     a = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    global BIN
+    if a.bin:
+        BIN = os.path.abspath(a.bin)
+    else:
+        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
     base = tempfile.mkdtemp(prefix="taskhook-bench-")
     try:
         print(f"machine: {os.cpu_count()} cores; git {run(['git', '--version']).stdout.decode().split()[-1]}; runs={a.runs}")
