@@ -135,10 +135,77 @@ fn post_receive_takes_over_the_verdict_pre_receive_gave() {
     assert!(out.status.success(), "{err}");
     assert!(err.contains("verdict taken over from pre-receive"), "{err}");
     s.assert_manifest_is_exact("master");
-    let left: Vec<_> = std::fs::read_dir(s.bare().join("taskhook/handover"))
-        .expect("the handover directory")
+    // One file for the branch, written over by each push to it.
+    let slots = || -> Vec<String> {
+        std::fs::read_dir(s.bare().join("taskhook/handover"))
+            .expect("the handover directory")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect()
+    };
+    let first = slots();
+    assert!(
+        first.len() == 1 && first[0].starts_with("slot-"),
+        "{first:?}"
+    );
+    s.commit_file("a/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-a"));
+    let out = s.push_with_env("master", "TASKHOOK_TRACE", "1");
+    assert!(stderr(&out).contains("verdict taken over from pre-receive"));
+    s.assert_manifest_is_exact("master");
+    assert_eq!(slots(), first);
+}
+
+/// A directory of hundreds of tasks is a large tree, which git stores compressed. pre-receive
+/// hands the pushed one on; the next push to the branch compares its own with it without
+/// inflating it again, once the data hashes to the tree's id, and never otherwise.
+#[test]
+fn a_large_tree_is_carried_to_the_next_push_only_as_it_is() {
+    let s = Server::new();
+    for i in 0..600 {
+        write(&s.work().join(format!("tasks/t{i:04}/runtask.yml")), GOOD);
+    }
+    git(&s.work(), &["add", "-A"]);
+    git(&s.work(), &["commit", "-q", "-m", "many"]);
+    assert!(s.push("master").status.success());
+    let push = |name: &str| {
+        s.commit_file("tasks/t0100/runtask.yml", &GOOD.replace("rpmlint", name));
+        let out = s.push_with_env("master", "TASKHOOK_TRACE", "1");
+        let err = stderr(&out);
+        assert!(out.status.success(), "{err}");
+        assert!(
+            err.contains("600 tasks ok (1 checked, 599 unchanged)"),
+            "{err}"
+        );
+        s.assert_manifest_is_exact("master");
+        err
+    };
+    // The first push wrote no manifest before it, so handed nothing over; the second is
+    // handed the first's tree.
+    push("rpmlint-1");
+    let err = push("rpmlint-2");
+    assert!(err.contains("earlier tree taken over"), "{err}");
+    // The tree's bytes in the branch's slot damaged: refused, and read from the store.
+    let dir = s.bare().join("taskhook/handover");
+    let slot = std::fs::read_dir(&dir)
+        .expect("handover directory")
+        .map(|e| e.expect("entry").path())
+        .find(|p| p.to_string_lossy().contains("slot-"))
+        .expect("the branch's slot");
+    let mut bytes = std::fs::read(&slot).expect("read");
+    // `taskhook handover 3 <verdict's length> <trees' length> <digest>`: a byte in the middle
+    // of the trees (the file may run on past them, from a longer slot written before).
+    let header = bytes.iter().position(|&b| b == b'\n').expect("a header") + 1;
+    let fields: Vec<usize> = String::from_utf8_lossy(&bytes[..header])
+        .split(' ')
+        .skip(3)
+        .take(2)
+        .map(|n| n.parse().expect("a length"))
         .collect();
-    assert!(left.is_empty(), "left behind: {left:?}");
+    let at = header + fields[0] + fields[1] / 2;
+    bytes[at] ^= 1;
+    std::fs::write(&slot, &bytes).expect("write");
+    let err = push("rpmlint-3");
+    assert!(err.contains("earlier tree refused"), "{err}");
+    assert!(!err.contains("earlier tree taken over"), "{err}");
 }
 
 /// The state file does not name the commit (the index does): a push that changes a formula
@@ -231,7 +298,7 @@ fn a_damaged_or_stale_handover_is_not_trusted() {
     executable(
         &hook,
         "#!/bin/sh
-for f in \"$GIT_DIR\"/taskhook/handover/*.json; do [ -f \"$f\" ] && printf '{\"key\":' > \"$f\"; done\nexit 0\n",
+for f in \"$GIT_DIR\"/taskhook/handover/slot-*; do [ -f \"$f\" ] && printf 'taskhook handover 3 7 0 00\\n{\"key\":' > \"$f\"; done\nexit 0\n",
     );
     s.commit_file("a/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-a"));
     let out = s.push_with_env("master", "TASKHOOK_TRACE", "1");

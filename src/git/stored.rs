@@ -270,6 +270,26 @@ pub fn read_object(
     Ok(kind)
 }
 
+/// The kind and size of a loose object from the first bytes of its file (256 are plenty: the
+/// header takes at most 32 bytes of the stream, which compresses them little), without
+/// inflating the rest.
+pub fn read_header(
+    start: &[u8],
+    inflater: &mut Decompress,
+) -> io::Result<(gix_object::Kind, usize)> {
+    if start.len() < 2 || !zlib_header_ok(start[0], start[1]) {
+        return Err(io::Error::other("not a zlib stream"));
+    }
+    inflater.reset(true);
+    let mut first = [0u8; 64];
+    inflater
+        .decompress(start, &mut first, FlushDecompress::None)
+        .map_err(io::Error::other)?;
+    let produced = inflater.total_out() as usize;
+    let (kind, size, _) = parse_header(&first[..produced])?;
+    Ok((kind, size))
+}
+
 /// A loose object's header, `<kind> <size>\0`, at the start of `stream`: the kind, the size,
 /// and the header's length.
 fn parse_header(stream: &[u8]) -> io::Result<(gix_object::Kind, usize, usize)> {

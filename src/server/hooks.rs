@@ -205,13 +205,18 @@ fn validate_updates(
         let prior = snap
             .as_ref()
             .and_then(|s| reuse::prior_for(repo, config, s, branch, &u.new));
+        if prior.is_some() {
+            // The large trees the last push to the branch read: most are this one's baseline.
+            repo.offer_trees(handover::trees(repo, branch));
+        }
         trace::step("baseline state read");
         let mut report = reuse::verdict(repo, config, commit, prior.as_ref(), Some(deadline))?;
         trace::step("verdict");
+        let trees = repo.take_read_trees();
         if let Some(snap) = &snap {
             let key = handover::key(config, branch, &commit, snap.commit.as_ref());
             let blob = || prior.as_ref().and_then(|p| p.branch_blob(repo));
-            handing.extend(handover::prepare(&key, &report, snap, blob));
+            handing.extend(handover::prepare(branch, &key, &report, snap, blob, trees));
         }
         let diags = report.all_diagnostics();
         errors_total += diags.iter().filter(|d| d.is_error()).count();
@@ -394,7 +399,11 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
         let commit = ObjectId::from_hex(u.new.as_bytes())
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
         let handed = manifest.as_ref().and_then(|m| {
-            handover::take(&repo, &handover::key(&config, &branch, &commit, m.as_ref()))
+            handover::take(
+                &repo,
+                &branch,
+                &handover::key(&config, &branch, &commit, m.as_ref()),
+            )
         });
         pushed.push((branch, Some((u, commit, handed))));
     }
