@@ -822,15 +822,17 @@ fn pair_entries(
         let mut files = std::collections::HashSet::new();
         let mut last_new: Option<(&[u8], bool)> = None;
         let mut last_old: Option<(&[u8], bool)> = None;
-        // Takes the next old entry, checking its order; `false` when out of order.
+        // Takes the next old entry, checking its order unless `known_in_order`; `false` when
+        // out of order.
         fn old_entry<'a>(
             e: &gix_object::tree::EntryRef<'a>,
             last: &mut Option<(&'a [u8], bool)>,
             keep: &str,
             pair: &mut TreePair,
+            known_in_order: bool,
         ) -> bool {
             let key = (e.filename.as_bytes(), e.mode.is_tree());
-            if last.is_some_and(|last| git_order(last, key).is_ge()) {
+            if !known_in_order && last.is_some_and(|last| git_order(last, key).is_ge()) {
                 return false;
             }
             *last = Some(key);
@@ -854,23 +856,37 @@ fn pair_entries(
             }
             if !e.mode.is_tree() {
                 files.insert(e.filename.as_bytes());
-            } else if files.contains(e.filename.as_bytes()) {
+            } else if !files.is_empty() && files.contains(e.filename.as_bytes()) {
                 return Ok(None);
             }
             // The old entries up to this one's place: those before it are gone from `new`
             // (or are of another kind now); one at it is its earlier version.
             let mut same = false;
-            while let Some(o) = olds.next_if(|o| {
-                o.as_ref().map_or(true, |o| {
-                    git_order((o.filename.as_bytes(), o.mode.is_tree()), key).is_le()
-                })
-            }) {
+            let mut taken = 0;
+            loop {
+                // Each old entry is compared with this one once.
+                let at = match olds.peek() {
+                    None => break,
+                    Some(Ok(o)) => git_order((o.filename.as_bytes(), o.mode.is_tree()), key),
+                    // Taken, to say what is wrong.
+                    Some(Err(_)) => std::cmp::Ordering::Less,
+                };
+                if at.is_gt() {
+                    break;
+                }
+                let Some(o) = olds.next() else {
+                    break;
+                };
                 let o = o?;
-                if !old_entry(&o, &mut last_old, keep, &mut pair) {
+                // The old entries taken before this new one each sort at or before an earlier
+                // new one, so strictly before this one: the first old entry equal to it comes
+                // after them in order, without comparing it with the last of them.
+                let known_in_order = at.is_eq() && taken == 0;
+                taken += 1;
+                if !old_entry(&o, &mut last_old, keep, &mut pair, known_in_order) {
                     return Ok(None);
                 }
-                let at_key = git_order((o.filename.as_bytes(), o.mode.is_tree()), key).is_eq();
-                if at_key && o.mode.is_tree() && o.oid == e.oid && name != keep {
+                if at.is_eq() && o.mode.is_tree() && o.oid == e.oid && name != keep {
                     same = true;
                 } else if o.mode.is_tree() {
                     let Ok(old_name) = std::str::from_utf8(o.filename) else {
@@ -891,7 +907,7 @@ fn pair_entries(
         }
         for o in olds {
             let o = o?;
-            if !old_entry(&o, &mut last_old, keep, &mut pair) {
+            if !old_entry(&o, &mut last_old, keep, &mut pair, false) {
                 return Ok(None);
             }
             if o.mode.is_tree() {
@@ -1649,6 +1665,19 @@ pub(crate) mod tests {
         assert!(refused(latin1), "not UTF-8");
         let fine = t(&[("40000", "python", d)]);
         assert!(!refused(fine));
+        // The old tree out of order, or listing an entry twice, where the new one has the
+        // same entries in order.
+        let in_order = t(&[("40000", "a", a), ("40000", "b", b), ("40000", "c", c)]);
+        for old in [
+            t(&[("40000", "b", b), ("40000", "a", a), ("40000", "c", c)]),
+            t(&[("40000", "a", a), ("40000", "c", c), ("40000", "b", b)]),
+            t(&[("40000", "a", a), ("40000", "a", a), ("40000", "c", c)]),
+        ] {
+            let pair = repo.tree_pair(in_order, old, "runtask.yml", false, ok);
+            assert!(pair.expect("read").is_none());
+        }
+        let pair = repo.tree_pair(in_order, in_order, "runtask.yml", false, ok);
+        assert_eq!(pair.expect("read").expect("paired").same, 3);
     }
 
     /// A large tree read as the newer side of a pair is kept; offered to another process, it
