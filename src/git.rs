@@ -816,109 +816,107 @@ fn pair_entries(
     same_names: bool,
     name_ok: impl Fn(&str) -> bool,
 ) -> Result<Option<TreePair>, GitError> {
-    {
-        let mut olds = tree_entries(old_data, old).peekable();
-        let mut pair = TreePair::default();
-        let mut files = std::collections::HashSet::new();
-        let mut last_new: Option<(&[u8], bool)> = None;
-        let mut last_old: Option<(&[u8], bool)> = None;
-        // Takes the next old entry, checking its order unless `known_in_order`; `false` when
-        // out of order.
-        fn old_entry<'a>(
-            e: &gix_object::tree::EntryRef<'a>,
-            last: &mut Option<(&'a [u8], bool)>,
-            keep: &str,
-            pair: &mut TreePair,
-            known_in_order: bool,
-        ) -> bool {
-            let key = (e.filename.as_bytes(), e.mode.is_tree());
-            if !known_in_order && last.is_some_and(|last| git_order(last, key).is_ge()) {
-                return false;
-            }
-            *last = Some(key);
-            if e.filename.as_bytes() == keep.as_bytes() {
-                pair.old_has_keep = true;
-            }
-            true
+    let mut olds = tree_entries(old_data, old).peekable();
+    let mut pair = TreePair::default();
+    let mut files = std::collections::HashSet::new();
+    let mut last_new: Option<(&[u8], bool)> = None;
+    let mut last_old: Option<(&[u8], bool)> = None;
+    // Takes the next old entry, checking its order unless `known_in_order`; `false` when
+    // out of order.
+    fn old_entry<'a>(
+        e: &gix_object::tree::EntryRef<'a>,
+        last: &mut Option<(&'a [u8], bool)>,
+        keep: &str,
+        pair: &mut TreePair,
+        known_in_order: bool,
+    ) -> bool {
+        let key = (e.filename.as_bytes(), e.mode.is_tree());
+        if !known_in_order && last.is_some_and(|last| git_order(last, key).is_ge()) {
+            return false;
         }
-        for e in tree_entries(new_data, new) {
-            let e = e?;
-            let key = (e.filename.as_bytes(), e.mode.is_tree());
-            if last_new.is_some_and(|last| git_order(last, key).is_ge()) {
-                return Ok(None);
-            }
-            last_new = Some(key);
-            let Ok(name) = std::str::from_utf8(e.filename) else {
-                return Ok(None);
+        *last = Some(key);
+        if e.filename.as_bytes() == keep.as_bytes() {
+            pair.old_has_keep = true;
+        }
+        true
+    }
+    for e in tree_entries(new_data, new) {
+        let e = e?;
+        let key = (e.filename.as_bytes(), e.mode.is_tree());
+        if last_new.is_some_and(|last| git_order(last, key).is_ge()) {
+            return Ok(None);
+        }
+        last_new = Some(key);
+        let Ok(name) = std::str::from_utf8(e.filename) else {
+            return Ok(None);
+        };
+        if !name_ok(name) {
+            return Ok(None);
+        }
+        if !e.mode.is_tree() {
+            files.insert(e.filename.as_bytes());
+        } else if files.contains(e.filename.as_bytes()) {
+            return Ok(None);
+        }
+        // The old entries up to this one's place: those before it are gone from `new`
+        // (or are of another kind now); one at it is its earlier version.
+        let mut same = false;
+        let mut taken = 0;
+        loop {
+            // Each old entry is compared with this one once.
+            let at = match olds.peek() {
+                None => break,
+                Some(Ok(o)) => git_order((o.filename.as_bytes(), o.mode.is_tree()), key),
+                // Taken, to say what is wrong.
+                Some(Err(_)) => std::cmp::Ordering::Less,
             };
-            if !name_ok(name) {
-                return Ok(None);
+            if at.is_gt() {
+                break;
             }
-            if !e.mode.is_tree() {
-                files.insert(e.filename.as_bytes());
-            } else if !files.is_empty() && files.contains(e.filename.as_bytes()) {
-                return Ok(None);
-            }
-            // The old entries up to this one's place: those before it are gone from `new`
-            // (or are of another kind now); one at it is its earlier version.
-            let mut same = false;
-            let mut taken = 0;
-            loop {
-                // Each old entry is compared with this one once.
-                let at = match olds.peek() {
-                    None => break,
-                    Some(Ok(o)) => git_order((o.filename.as_bytes(), o.mode.is_tree()), key),
-                    // Taken, to say what is wrong.
-                    Some(Err(_)) => std::cmp::Ordering::Less,
-                };
-                if at.is_gt() {
-                    break;
-                }
-                let Some(o) = olds.next() else {
-                    break;
-                };
-                let o = o?;
-                // The old entries taken before this new one each sort at or before an earlier
-                // new one, so strictly before this one: the first old entry equal to it comes
-                // after them in order, without comparing it with the last of them.
-                let known_in_order = at.is_eq() && taken == 0;
-                taken += 1;
-                if !old_entry(&o, &mut last_old, keep, &mut pair, known_in_order) {
-                    return Ok(None);
-                }
-                if at.is_eq() && o.mode.is_tree() && o.oid == e.oid && name != keep {
-                    same = true;
-                } else if o.mode.is_tree() {
-                    let Ok(old_name) = std::str::from_utf8(o.filename) else {
-                        return Ok(None);
-                    };
-                    pair.old_dirs.push((old_name.to_string(), o.oid.to_owned()));
-                }
-            }
-            if same {
-                pair.same += 1;
-                if same_names {
-                    pair.same_names.push(name.to_string());
-                }
-            } else {
-                pair.changed
-                    .push((name.to_string(), e.mode.kind(), e.oid.to_owned()));
-            }
-        }
-        for o in olds {
+            let Some(o) = olds.next() else {
+                break;
+            };
             let o = o?;
-            if !old_entry(&o, &mut last_old, keep, &mut pair, false) {
+            // The old entries taken before this new one each sort at or before an earlier
+            // new one, so strictly before this one: the first old entry equal to it comes
+            // after them in order, without comparing it with the last of them.
+            let known_in_order = at.is_eq() && taken == 0;
+            taken += 1;
+            if !old_entry(&o, &mut last_old, keep, &mut pair, known_in_order) {
                 return Ok(None);
             }
-            if o.mode.is_tree() {
+            if at.is_eq() && o.mode.is_tree() && o.oid == e.oid && name != keep {
+                same = true;
+            } else if o.mode.is_tree() {
                 let Ok(old_name) = std::str::from_utf8(o.filename) else {
                     return Ok(None);
                 };
                 pair.old_dirs.push((old_name.to_string(), o.oid.to_owned()));
             }
         }
-        Ok(Some(pair))
+        if same {
+            pair.same += 1;
+            if same_names {
+                pair.same_names.push(name.to_string());
+            }
+        } else {
+            pair.changed
+                .push((name.to_string(), e.mode.kind(), e.oid.to_owned()));
+        }
     }
+    for o in olds {
+        let o = o?;
+        if !old_entry(&o, &mut last_old, keep, &mut pair, false) {
+            return Ok(None);
+        }
+        if o.mode.is_tree() {
+            let Ok(old_name) = std::str::from_utf8(o.filename) else {
+                return Ok(None);
+            };
+            pair.old_dirs.push((old_name.to_string(), o.oid.to_owned()));
+        }
+    }
+    Ok(Some(pair))
 }
 
 impl Repo {

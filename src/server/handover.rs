@@ -52,6 +52,7 @@ const STALE_SLOT: Duration = Duration::from_secs(7 * 24 * 3600);
 /// Larger verdicts (tens of thousands of findings) are not handed over.
 const MAX_BYTES: usize = 32 << 20;
 
+/// A verdict as post-receive takes it over.
 #[derive(serde::Deserialize)]
 pub struct Handed {
     key: String,
