@@ -125,6 +125,35 @@ fn git_order(a: (&[u8], bool), b: (&[u8], bool)) -> std::cmp::Ordering {
 /// with one thread doing it all (docs/BENCHMARKS.md, eleventh round).
 pub const PARALLEL_HASH_BYTES: usize = 256 * 1024;
 
+/// A large blob being written by [`Repo::write_blob_later`].
+pub struct PendingBlob<'scope> {
+    objects: Option<PathBuf>,
+    hashing: Option<std::thread::ScopedJoinHandle<'scope, ObjectId>>,
+    id: Option<ObjectId>,
+    writing: std::thread::ScopedJoinHandle<'scope, std::io::Result<tempfile::NamedTempFile>>,
+}
+
+impl PendingBlob<'_> {
+    /// The blob's id, once computed.
+    pub fn id(&mut self) -> Result<ObjectId, GitError> {
+        if let Some(hashing) = self.hashing.take() {
+            self.id = hashing.join().ok();
+        }
+        self.id
+            .ok_or_else(|| other("cannot write blob", "hashing it failed"))
+    }
+
+    /// Waits for the blob's file to be written, and moves it to where its id says.
+    pub fn finish(mut self) -> Result<ObjectId, GitError> {
+        let id = self.id().ok();
+        let written = self
+            .writing
+            .join()
+            .unwrap_or_else(|_| Err(std::io::Error::other("writing it failed")));
+        persist_blob(self.objects.as_deref(), id, written)
+    }
+}
+
 /// A repository's object directories in lookup order, to read from another thread.
 #[derive(Debug, Clone)]
 pub struct ObjectDirs(Vec<PathBuf>);
@@ -994,7 +1023,30 @@ impl Repo {
             let also = also();
             (hashing.join(), written, also)
         });
-        (persist_blob(objects, id, written), also)
+        (persist_blob(objects, id.ok(), written), also)
+    }
+
+    /// Starts writing a large blob on two threads of `s`, one computing its id and one writing
+    /// its loose file, while the caller goes on (computing the blob's SHA-256, say).
+    /// [`PendingBlob::id`] waits for the id; [`PendingBlob::finish`] for the file, which it then
+    /// moves into place: call it before another process can see anything that names the blob.
+    pub fn write_blob_later<'scope>(
+        &self,
+        s: &'scope std::thread::Scope<'scope, '_>,
+        bytes: &'scope [u8],
+    ) -> PendingBlob<'scope> {
+        let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
+        let objects = self.objects.dirs.last().cloned();
+        let dir = objects.clone();
+        let writing =
+            s.spawn(move || write_loose_file(dir.as_deref(), |f| stored::write(f, &header, bytes)));
+        let hashing = s.spawn(move || blob_id(bytes));
+        PendingBlob {
+            objects,
+            hashing: Some(hashing),
+            id: None,
+            writing,
+        }
     }
 
     /// Writes a tree object of exactly these entries (mode, name, id), in this order, as no git
@@ -1487,10 +1539,10 @@ fn write_loose_file(
 /// The end of [`Repo::write_blob_and`]: the written file moved to where its id says.
 fn persist_blob(
     objects: Option<&Path>,
-    id: std::thread::Result<ObjectId>,
+    id: Option<ObjectId>,
     written: std::io::Result<tempfile::NamedTempFile>,
 ) -> Result<ObjectId, GitError> {
-    let id = id.map_err(|_| other("cannot write blob", "hashing it failed"))?;
+    let id = id.ok_or_else(|| other("cannot write blob", "hashing it failed"))?;
     let written = written.map_err(|e| other("cannot write blob", e))?;
     crate::error::trace::step("large blob stored");
     // Already there (the same manifest written before): the temporary file is dropped.

@@ -229,6 +229,20 @@ fn apply_with(
     changes: &[Change],
     message: &str,
     read: impl Fn(&Repo, &Config) -> Result<Snapshot, StoreError>,
+    first: Option<Snapshot>,
+) -> Result<Applied, StoreError> {
+    // A large branch file is written on threads of this scope (`Repo::write_blob_later`).
+    std::thread::scope(|s| attempts(s, repo, config, changes, message, read, first))
+}
+
+/// [`apply_with`], with `s` for the threads that write large branch files.
+fn attempts<'scope, 'env>(
+    s: &'scope std::thread::Scope<'scope, 'env>,
+    repo: &Repo,
+    config: &Config,
+    changes: &'env [Change],
+    message: &str,
+    read: impl Fn(&Repo, &Config) -> Result<Snapshot, StoreError>,
     mut first: Option<Snapshot>,
 ) -> Result<Applied, StoreError> {
     const ATTEMPTS: usize = 200;
@@ -239,6 +253,8 @@ fn apply_with(
     // Each branch file's blob id and sha256, kept from the first attempt: a retry after a lost
     // race writes the same bytes, so neither is computed (nor the file written) again.
     let mut written: Vec<Option<(ObjectId, String)>> = vec![None; changes.len()];
+    // Large branch files still being written: in place before the ref names them.
+    let mut pending = Vec::new();
     for attempt in 0..ATTEMPTS {
         let snap = match first.take() {
             Some(snap) => snap,
@@ -277,23 +293,24 @@ fn apply_with(
                 let (id, sha256, state_id) = match &written[i] {
                     Some((id, sha256)) => (*id, sha256.clone(), repo.write_blob(&m.state)?),
                     None => {
-                        // The index's digest of a large file is computed on another thread
-                        // while the blob is written, and the state file written while both
-                        // digests are still being computed.
-                        let write_state = || repo.write_blob(&m.state);
-                        let ((id, state_id), sha256) =
-                            if bytes.len() < crate::git::PARALLEL_HASH_BYTES {
-                                let both = repo.write_blob_and(bytes, write_state);
-                                (both, Ok(manifest::sha256(bytes)))
+                        // A large file's id is computed and its file written on two other
+                        // threads while this one computes the index's digest of it, writes the
+                        // state file, and then (once the id is known) the manifest's other
+                        // objects; the file is moved into place before the ref update.
+                        let (id, sha256, state_id) =
+                            if bytes.len() >= crate::git::PARALLEL_HASH_BYTES {
+                                let mut blob = repo.write_blob_later(s, bytes);
+                                let sha256 = manifest::sha256(bytes);
+                                let state_id = repo.write_blob(&m.state)?;
+                                let id = blob.id()?;
+                                pending.push(blob);
+                                (id, sha256, state_id)
                             } else {
-                                std::thread::scope(|s| {
-                                    let digest = s.spawn(|| manifest::sha256(bytes));
-                                    (repo.write_blob_and(bytes, write_state), digest.join())
-                                })
+                                let (id, state_id) =
+                                    repo.write_blob_and(bytes, || repo.write_blob(&m.state));
+                                (id?, manifest::sha256(bytes), state_id?)
                             };
-                        let (id, state_id) = (id?, state_id?);
-                        crate::error::trace::step("branch file written");
-                        let sha256 = sha256.unwrap_or_else(|_| manifest::sha256(bytes));
+                        crate::error::trace::step("branch file hashed");
                         written[i] = Some((id, sha256.clone()));
                         (id, sha256, state_id)
                     }
@@ -321,6 +338,9 @@ fn apply_with(
         }
         let commit = repo.write_commit(tree, snap.commit, message)?;
         crate::error::trace::step("index, trees and commit written");
+        for blob in pending.drain(..) {
+            blob.finish()?;
+        }
         match repo.compare_and_swap(
             &config.manifest_ref,
             snap.commit,
