@@ -334,6 +334,9 @@ fn attempts<'scope, 'env>(
         all.push(("index.json".to_string(), index_id));
         let tree = repo.write_tree(&all)?;
         if Some(tree) == snap.tree {
+            for blob in pending.drain(..) {
+                blob.finish()?;
+            }
             return Ok(Applied::Unchanged);
         }
         let commit = repo.write_commit(tree, snap.commit, message)?;
