@@ -216,7 +216,9 @@ const MAX_SHIM_BYTES: u64 = 16 * 1024;
 /// marker and `# system-config:` lines, for a shim the kernel started the binary from.
 pub fn read_shim(path: &Path) -> Result<(String, Option<String>), String> {
     use std::io::Read;
-    let mut text = String::new();
+    // Room for a whole shim (about 900 bytes), so it is read in one call and not in the small
+    // growing reads `read_to_string` makes into an empty string: every push runs this twice.
+    let mut text = String::with_capacity(4096);
     fs::File::open(path)
         .and_then(|f| f.take(MAX_SHIM_BYTES).read_to_string(&mut text))
         .map_err(|e| format!("cannot read the hook shim {}: {e}", path.display()))?;
