@@ -75,7 +75,6 @@ struct CarriedTrees {
     offered: Vec<(ObjectId, Vec<u8>)>,
     /// Read as the newer side of a pair, to offer to the next push.
     read: Vec<(ObjectId, Vec<u8>)>,
-    read_bytes: usize,
 }
 
 /// A tree listed against an earlier version of it ([`Repo::tree_pair`]).
@@ -796,8 +795,8 @@ impl Repo {
         if pair.is_some() && len >= CARRIED_TREE_BYTES && new_buf.as_ptr() as usize == at {
             new_buf.truncate(len);
             let mut carried = self.trees.borrow_mut();
-            if carried.read_bytes + len <= MAX_CARRIED_BYTES {
-                carried.read_bytes += len;
+            let kept: usize = carried.read.iter().map(|(_, data)| data.len()).sum();
+            if kept + len <= MAX_CARRIED_BYTES {
                 carried.read.push((new, new_buf));
             }
         }
@@ -814,9 +813,7 @@ impl Repo {
     /// The large trees [`Repo::tree_pair`] read as the newer side since the last call, for the
     /// next push to offer.
     pub fn take_read_trees(&self) -> Vec<(ObjectId, Vec<u8>)> {
-        let mut carried = self.trees.borrow_mut();
-        carried.read_bytes = 0;
-        std::mem::take(&mut carried.read)
+        std::mem::take(&mut self.trees.borrow_mut().read)
     }
 
     /// The data of tree `id` if it was offered and hashes to `id`.
@@ -1003,8 +1000,8 @@ impl Repo {
         self.write_blob_and(bytes, || ()).0
     }
 
-    /// [`Repo::write_blob`], running `also` on this thread once the blob's file is written:
-    /// while a large blob's id is still being computed on the other thread, rather than after.
+    /// [`Repo::write_blob`], running `also` on this thread meanwhile: while a large blob's id
+    /// is computed and its file written on other threads ([`Repo::write_blob_later`]).
     pub fn write_blob_and<T>(
         &self,
         bytes: &[u8],
@@ -1014,16 +1011,11 @@ impl Repo {
             let id = self.write_object(gix_object::Kind::Blob, bytes);
             return (id, also());
         }
-        let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
-        let objects = self.objects.dirs.last().map(PathBuf::as_path);
-        let write = || write_loose_file(objects, |f| stored::write(f, &header, bytes));
-        let (id, written, also) = std::thread::scope(|s| {
-            let hashing = s.spawn(|| blob_id(bytes));
-            let written = write();
+        std::thread::scope(|s| {
+            let blob = self.write_blob_later(s, bytes);
             let also = also();
-            (hashing.join(), written, also)
-        });
-        (persist_blob(objects, id.ok(), written), also)
+            (blob.finish(), also)
+        })
     }
 
     /// Starts writing a large blob on two threads of `s`, one computing its id and one writing
@@ -1536,7 +1528,7 @@ fn write_loose_file(
     Ok(file)
 }
 
-/// The end of [`Repo::write_blob_and`]: the written file moved to where its id says.
+/// The end of [`PendingBlob::finish`]: the written file moved to where its id says.
 fn persist_blob(
     objects: Option<&Path>,
     id: Option<ObjectId>,
