@@ -18,7 +18,9 @@ use gix_ref::file::ReferenceExt as _;
 use gix_ref::transaction::{Change, LogChange, PreviousValue, RefEdit, RefLog};
 use gix_ref::Target;
 
+mod reffile;
 pub mod stored;
+pub use reffile::SPARE as SPARE_REF;
 pub use stored::Previous;
 
 const HASH: gix_hash::Kind = gix_hash::Kind::Sha1;
@@ -1234,7 +1236,9 @@ impl Repo {
 
     /// [`Repo::compare_and_swap`] as git itself updates a loose ref: take `<name>.lock`, read
     /// the ref under it (its loose file, else packed-refs), write the new value to the lock
-    /// and rename it over the ref. gitoxide's transaction also takes and removes
+    /// and put it in place of the ref; the lock is the ref's previous file, kept as a spare,
+    /// where it can be (`reffile`: no block freed, so no wait for the disk). gitoxide's
+    /// transaction also takes and removes
     /// `packed-refs.lock` to read an expected value: two file operations more on every
     /// manifest write, and a wait whenever `git pack-refs` holds that lock.
     ///
@@ -1256,11 +1260,8 @@ impl Repo {
             return false;
         }
         let lock = lock_path(&path);
-        let Ok(mut file) = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&lock)
-        else {
+        let spare = self.common_dir.join(reffile::SPARE);
+        let Some(file) = reffile::take_lock(&lock, &spare) else {
             return false;
         };
         let done = (|| {
@@ -1270,12 +1271,12 @@ impl Repo {
                 None => None,
             };
             (current == expected).then_some(())?;
-            std::io::Write::write_all(&mut file, format!("{new}\n").as_bytes()).ok()?;
+            reffile::write(&file, format!("{new}\n").as_bytes()).ok()?;
             drop(file);
-            std::fs::rename(&lock, &path).ok()
+            reffile::commit(&lock, &path, &spare).ok()
         })();
         if done.is_none() {
-            let _ = std::fs::remove_file(&lock);
+            reffile::release(&lock, &spare);
         }
         done.is_some()
     }
@@ -2005,5 +2006,120 @@ pub(crate) mod tests {
         swap(&repo, Some(a), b).expect("update");
         let log = std::fs::read_to_string(git_dir.join("logs").join(name)).expect("reflog");
         assert_eq!(log.lines().count(), 2, "{log}");
+    }
+
+    /// Where `taskhook/` exists, the ref's previous file is kept and written over by the next
+    /// update: the ref and the spare trade files, and no file is made or removed. A spare that
+    /// is a symbolic link or has a second name is not written through; a held lock keeps the
+    /// spare where it is. Without `taskhook/` nothing is kept.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn the_refs_previous_file_is_written_over_by_the_next_update() {
+        use std::os::unix::fs::MetadataExt as _;
+        let dir = tempfile::tempdir().expect("tmp");
+        let git_dir = bare_repo(dir.path(), "[core]\n\tbare = true\n");
+        let repo = Repo::open(&git_dir).expect("open");
+        let ids: Vec<ObjectId> = (0..6)
+            .map(|i| repo.write_blob(format!("{i}").as_bytes()).expect("blob"))
+            .collect();
+        let name = "refs/meta/tasks";
+        let (path, spare) = (git_dir.join(name), git_dir.join(SPARE_REF));
+        let lock = lock_path(&path);
+        let swap = |expected, new| {
+            repo.compare_and_swap(name, expected, new, "m", Duration::from_secs(600))
+        };
+        let swap_named = |repo: &Repo, name: &str, expected, new| {
+            repo.compare_and_swap(name, expected, new, "m", Duration::from_secs(600))
+        };
+        let is_plain_file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
+        let inode = |p: &Path| std::fs::symlink_metadata(p).expect("file").ino();
+        let read = |p: &Path| std::fs::read_to_string(p).expect("read");
+
+        swap(None, ids[0]).expect("create");
+        swap(Some(ids[0]), ids[1]).expect("update");
+        assert!(!spare.exists(), "no taskhook/ directory, no spare");
+
+        std::fs::create_dir(git_dir.join("taskhook")).expect("mkdir");
+        swap(Some(ids[1]), ids[2]).expect("update");
+        assert_eq!(
+            read(&spare),
+            format!("{}\n", ids[1]),
+            "the previous file kept"
+        );
+        let (was_ref, was_spare) = (inode(&path), inode(&spare));
+        swap(Some(ids[2]), ids[3]).expect("update");
+        assert_eq!(
+            (inode(&path), inode(&spare)),
+            (was_spare, was_ref),
+            "files traded"
+        );
+        assert_eq!(read(&path), format!("{}\n", ids[3]));
+        assert_eq!(repo.ref_target(name).expect("read"), Some(ids[3]));
+        assert!(!lock.exists());
+
+        // A race leaves the spare where it was, and the ref as it was.
+        assert!(matches!(
+            swap(Some(ids[0]), ids[4]),
+            Err(GitError::Race { .. })
+        ));
+        assert_eq!((inode(&path), inode(&spare)), (was_spare, was_ref));
+        assert_eq!(repo.ref_target(name).expect("read"), Some(ids[3]));
+
+        // A held lock: the spare stays, and the update waits for the lock (here: fails).
+        std::fs::write(&lock, "").expect("held lock");
+        let mut impatient = Repo::open(&git_dir).expect("open");
+        impatient.lock_timeouts = (Fail::Immediately, Fail::Immediately);
+        assert!(impatient
+            .compare_and_swap(name, Some(ids[3]), ids[4], "m", Duration::from_secs(600))
+            .is_err());
+        assert_eq!(inode(&spare), was_ref);
+        std::fs::remove_file(&lock).expect("release");
+
+        // A spare with a second name, then one that is a symbolic link: neither written
+        // through; the update makes a lock file of its own.
+        let other = dir.path().join("other");
+        std::fs::hard_link(&spare, &other).expect("second name");
+        let before = read(&other);
+        swap(Some(ids[3]), ids[4]).expect("update");
+        assert_eq!(read(&other), before, "the other name is untouched");
+        assert_eq!(read(&path), format!("{}\n", ids[4]));
+        std::fs::remove_file(&spare).expect("rm");
+        std::fs::write(&other, "precious\n").expect("target");
+        std::os::unix::fs::symlink(&other, &spare).expect("symlink");
+        swap(Some(ids[4]), ids[5]).expect("update");
+        assert_eq!(read(&other), "precious\n", "the link's target is untouched");
+        assert!(!std::fs::symlink_metadata(&path).expect("ref").is_symlink());
+        assert_eq!(repo.ref_target(name).expect("read"), Some(ids[5]));
+        assert_eq!(read(&spare), format!("{}\n", ids[4]), "a plain spare again");
+        assert!(!lock.exists());
+
+        // Refs below the ref's name (a directory where its file would be): not traded away,
+        // the update fails as git's rename does, and they stay.
+        let moved = "refs/meta/moved";
+        swap_named(&repo, moved, None, ids[0]).expect("create");
+        std::fs::remove_file(git_dir.join(moved)).expect("rm");
+        std::fs::create_dir_all(git_dir.join(moved)).expect("mkdir");
+        std::fs::write(git_dir.join(moved).join("x"), format!("{}\n", ids[1])).expect("x");
+        assert!(swap_named(&repo, moved, None, ids[2]).is_err());
+        assert_eq!(
+            repo.ref_target(&format!("{moved}/x")).expect("read"),
+            Some(ids[1])
+        );
+        assert!(is_plain_file(&spare));
+        assert!(!lock_path(&git_dir.join(moved)).exists());
+
+        // git reads the ref and takes its lock as before.
+        let out = hermetic_git()
+            .arg("--git-dir")
+            .arg(&git_dir)
+            .args(["update-ref", name, &ids[0].to_string(), &ids[5].to_string()])
+            .output()
+            .expect("git");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(repo.ref_target(name).expect("read"), Some(ids[0]));
     }
 }

@@ -100,8 +100,12 @@ fn forgejo_d_directories() {
             .count()
             >= 3
     );
-    // Uninstall removes exactly what install added, and the hooks' handover directory.
+    // Uninstall removes exactly what install added, and the hooks' own directory (handover
+    // slots, the manifest ref's spare file).
+    s.commit_file("t/more.txt", "x");
+    assert!(s.push("master").status.success());
     assert!(s.bare().join("taskhook/handover").is_dir());
+    assert!(s.bare().join("taskhook/spare-ref").is_file());
     let out = taskhook(&["uninstall", "srv.git"], s.dir.path());
     assert!(out.status.success());
     assert!(!s.bare().join("taskhook").exists());

@@ -173,7 +173,21 @@ pub fn run_uninstall(repos: &[PathBuf], hooks_dir: Option<&Path>, format: Format
         for hook in install::ALL_HOOKS {
             removed.extend(uninstall_hook(repo, hook, hooks_dir)?);
         }
-        // The verdicts pre-receive hands to post-receive (normally none are waiting).
+        // The manifest ref's spare file (src/git/reffile.rs), then the verdicts pre-receive
+        // hands to post-receive (normally none are waiting) and the directory of both.
+        let spare = repo.join(crate::git::SPARE_REF);
+        match std::fs::remove_file(&spare) {
+            Ok(()) => removed.push(spare),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                failed = true;
+                eprintln!(
+                    "taskhook: {}: cannot remove {}: {e}",
+                    repo.display(),
+                    spare.display()
+                );
+            }
+        }
         match crate::server::handover::remove_all(repo) {
             Ok(dir) => removed.extend(dir),
             Err(e) => {

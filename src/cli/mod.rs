@@ -142,8 +142,9 @@ or the binary the shims would call is another release.")]
     /// Remove exactly the files `taskhook install` added, from every layout's place.
     #[command(
         after_help = "Examples:\n  taskhook uninstall /srv/git/tasks/*.git\n\n\
-Only files carrying taskhook's shim marker are removed, with the hooks' own taskhook/handover/ \
-directory (where pre-receive leaves its verdicts for post-receive); the forge's hooks, \
+Only files carrying taskhook's shim marker are removed, with the hooks' own taskhook/ \
+directory (where pre-receive leaves its verdicts for post-receive, and the manifest ref's spare \
+file); the forge's hooks, \
 refs/meta/tasks and taskhook.* settings stay."
     )]
     Uninstall {

@@ -342,15 +342,17 @@ fn dir(repo: &Repo) -> PathBuf {
 /// empty): for `taskhook uninstall`. The removed directory, if there was one.
 pub fn remove_all(git_dir: &std::path::Path) -> std::io::Result<Option<PathBuf>> {
     let dir = git_dir.join(DIR);
-    if !dir.exists() {
-        return Ok(None);
-    }
-    std::fs::remove_dir_all(&dir)?;
+    let removed = if dir.exists() {
+        std::fs::remove_dir_all(&dir)?;
+        Some(dir.clone())
+    } else {
+        None
+    };
     if let Some(parent) = dir.parent() {
         // Left in place if anything else is in it.
         let _ = std::fs::remove_dir(parent);
     }
-    Ok(Some(dir))
+    Ok(removed)
 }
 
 fn remove_stale(dir: &std::path::Path) {
