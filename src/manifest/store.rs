@@ -255,6 +255,9 @@ fn attempts<'scope, 'env>(
     let mut written: Vec<Option<(ObjectId, String)>> = vec![None; changes.len()];
     // Large branch files still being written: in place before the ref names them.
     let mut pending = Vec::new();
+    // Those of them whose id is still being computed: the change's index, the branch file,
+    // its index in `pending`, and its sha256.
+    let mut hashing: Vec<(usize, String, usize, String)> = Vec::new();
     for attempt in 0..ATTEMPTS {
         let snap = match first.take() {
             Some(snap) => snap,
@@ -291,31 +294,29 @@ fn attempts<'scope, 'env>(
                 within_limit(&file, bytes)?;
                 within_limit(&state, &m.state)?;
                 let (id, sha256, state_id) = match &written[i] {
-                    Some((id, sha256)) => (*id, sha256.clone(), repo.write_blob(&m.state)?),
+                    Some((id, sha256)) => (Some(*id), sha256.clone(), repo.write_blob(&m.state)?),
+                    // A large file's id is computed and its file written on two other threads
+                    // while this one computes the index's digest of it, writes the state file
+                    // and `index.json`, and then (once the id is known) the trees and the
+                    // commit; the file is moved into place before the ref update.
+                    None if bytes.len() >= crate::git::PARALLEL_HASH_BYTES => {
+                        pending.push(repo.write_blob_later(s, bytes));
+                        let sha256 = manifest::sha256(bytes);
+                        let state_id = repo.write_blob(&m.state)?;
+                        hashing.push((i, file.clone(), pending.len() - 1, sha256.clone()));
+                        (None, sha256, state_id)
+                    }
                     None => {
-                        // A large file's id is computed and its file written on two other
-                        // threads while this one computes the index's digest of it, writes the
-                        // state file, and then (once the id is known) the manifest's other
-                        // objects; the file is moved into place before the ref update.
-                        let (id, sha256, state_id) =
-                            if bytes.len() >= crate::git::PARALLEL_HASH_BYTES {
-                                let mut blob = repo.write_blob_later(s, bytes);
-                                let sha256 = manifest::sha256(bytes);
-                                let state_id = repo.write_blob(&m.state)?;
-                                let id = blob.id()?;
-                                pending.push(blob);
-                                (id, sha256, state_id)
-                            } else {
-                                let (id, state_id) =
-                                    repo.write_blob_and(bytes, || repo.write_blob(&m.state));
-                                (id?, manifest::sha256(bytes), state_id?)
-                            };
-                        crate::error::trace::step("branch file hashed");
+                        let (id, state_id) =
+                            repo.write_blob_and(bytes, || repo.write_blob(&m.state));
+                        let (id, sha256) = (id?, manifest::sha256(bytes));
                         written[i] = Some((id, sha256.clone()));
-                        (id, sha256, state_id)
+                        (Some(id), sha256, state_id?)
                     }
                 };
-                files.insert(file.clone(), id);
+                if let Some(id) = id {
+                    files.insert(file.clone(), id);
+                }
                 files.insert(state, state_id);
                 index.branches.insert(
                     branch.clone(),
@@ -330,6 +331,12 @@ fn attempts<'scope, 'env>(
         let index_bytes = manifest::to_bytes(&index);
         within_limit("index.json", &index_bytes)?;
         let index_id = repo.write_blob(&index_bytes)?;
+        for (i, file, p, sha256) in hashing.drain(..) {
+            let id = pending[p].id()?;
+            written[i] = Some((id, sha256));
+            files.insert(file, id);
+        }
+        crate::error::trace::step("branch file hashed");
         let mut all: Vec<(String, ObjectId)> = files.into_iter().collect();
         all.push(("index.json".to_string(), index_id));
         let tree = repo.write_tree(&all)?;
