@@ -2025,12 +2025,10 @@ pub(crate) mod tests {
         let name = "refs/meta/tasks";
         let (path, spare) = (git_dir.join(name), git_dir.join(SPARE_REF));
         let lock = lock_path(&path);
-        let swap = |expected, new| {
-            repo.compare_and_swap(name, expected, new, "m", Duration::from_secs(600))
-        };
         let swap_named = |repo: &Repo, name: &str, expected, new| {
             repo.compare_and_swap(name, expected, new, "m", Duration::from_secs(600))
         };
+        let swap = |expected, new| swap_named(&repo, name, expected, new);
         let is_plain_file = |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.is_file());
         let inode = |p: &Path| std::fs::symlink_metadata(p).expect("file").ino();
         let read = |p: &Path| std::fs::read_to_string(p).expect("read");
