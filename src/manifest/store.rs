@@ -255,10 +255,10 @@ fn attempts<'scope, 'env>(
     let mut written: Vec<Option<(ObjectId, String)>> = vec![None; changes.len()];
     // Large branch files still being written: in place before the ref names them.
     let mut pending = Vec::new();
-    // Those of them whose id is still being computed: the change's index, the branch file,
-    // its index in `pending`, and its sha256.
-    let mut hashing: Vec<(usize, String, usize, String)> = Vec::new();
     for attempt in 0..ATTEMPTS {
+        // Large branch files whose id is still being computed: the change's index, the branch
+        // file, its index in `pending`, and its sha256.
+        let mut hashing: Vec<(usize, String, usize, String)> = Vec::new();
         let snap = match first.take() {
             Some(snap) => snap,
             None => read(repo, config)?,
@@ -331,7 +331,7 @@ fn attempts<'scope, 'env>(
         let index_bytes = manifest::to_bytes(&index);
         within_limit("index.json", &index_bytes)?;
         let index_id = repo.write_blob(&index_bytes)?;
-        for (i, file, p, sha256) in hashing.drain(..) {
+        for (i, file, p, sha256) in hashing {
             let id = pending[p].id()?;
             written[i] = Some((id, sha256));
             files.insert(file, id);
