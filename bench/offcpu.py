@@ -110,6 +110,7 @@ def main():
     if not shutil.which("perf"):
         raise SystemExit("offcpu.py needs perf (linux-perf)")
     bench.BIN = os.path.abspath(a.bin)
+    bench.from_disk(bench.BIN)
     base = tempfile.mkdtemp(prefix="taskhook-offcpu-")
     try:
         variants = ["none", "noop", "taskhook"]
