@@ -73,7 +73,10 @@ def from_disk(*binaries):
                 continue
             try:
                 os.fsync(fd)  # only written-back pages can be dropped
-                os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+                if hasattr(os, "posix_fadvise"):
+                    os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+            except OSError:
+                pass  # a binary that cannot be dropped is measured as it is
             finally:
                 os.close(fd)
 
