@@ -80,7 +80,7 @@ struct CarriedTrees {
 }
 
 /// A tree listed against an earlier version of it ([`Repo::tree_pair`]).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub struct TreePair {
     /// The new tree's entries in order, but for the subtrees found in the old tree under the
     /// same name with the same id: name, kind, id.
@@ -835,6 +835,11 @@ impl Repo {
 }
 
 /// [`Repo::tree_pair`]'s walk over the entries of `new` (`new_data`) and `old` (`old_data`).
+///
+/// Where the two trees hold the same bytes at the start, and again at the end, their entries
+/// there pair one with one: the old side of those is not decoded nor compared, only the new
+/// side checked as everywhere else. A push that changes one task of 2,000 leaves all but one
+/// entry of their directory in those two runs.
 fn pair_entries(
     new: ObjectId,
     new_data: &[u8],
@@ -844,11 +849,21 @@ fn pair_entries(
     same_names: bool,
     name_ok: impl Fn(&str) -> bool,
 ) -> Result<Option<TreePair>, GitError> {
-    let mut olds = tree_entries(old_data, old).peekable();
+    let prefix = common_prefix(new_data, old_data);
+    let suffix = common_suffix(&new_data[prefix..], &old_data[prefix..]);
     let mut pair = TreePair::default();
     let mut files = std::collections::HashSet::new();
     let mut last_new: Option<(&[u8], bool)> = None;
     let mut last_old: Option<(&[u8], bool)> = None;
+    // The old entries from `old_pos` on, decoded once the new side has left the common start;
+    // `old_pos` is where the next old entry not taken yet starts.
+    let mut olds = None;
+    let mut old_pos = 0;
+    // Where the next new entry starts; whether the two positions are known (every entry found
+    // where its data says), and whether the rest of both trees is the same bytes.
+    let mut new_pos = 0;
+    let mut known = true;
+    let mut same_rest = false;
     // Takes the next old entry, checking its order unless `known_in_order`; `false` when
     // out of order.
     fn old_entry<'a>(
@@ -870,6 +885,11 @@ fn pair_entries(
     }
     for e in tree_entries(new_data, new) {
         let e = e?;
+        let start = new_pos;
+        match entry_end(new_data, &e) {
+            Some(end) => new_pos = end,
+            None => known = false,
+        }
         let key = (e.filename.as_bytes(), e.mode.is_tree());
         if last_new.is_some_and(|last| git_order(last, key).is_ge()) {
             return Ok(None);
@@ -883,9 +903,41 @@ fn pair_entries(
         }
         if !e.mode.is_tree() {
             files.insert(e.filename.as_bytes());
-        } else if files.contains(e.filename.as_bytes()) {
+        } else if !files.is_empty() && files.contains(e.filename.as_bytes()) {
             return Ok(None);
         }
+        // From here to the end both trees hold the same bytes, the old side taken up to here.
+        same_rest = same_rest
+            || (known
+                && olds.is_some()
+                && new_data.len() - start <= suffix
+                && old_data.len() - old_pos == new_data.len() - start);
+        if same_rest || (known && olds.is_none() && new_pos <= prefix) {
+            // The old tree has this very entry here, which the loop below would take alone
+            // (equal, so known to be in order): what it would find, without decoding it.
+            if name == keep {
+                pair.old_has_keep = true;
+            }
+            last_old = Some(key);
+            if e.mode.is_tree() && name != keep {
+                pair.same += 1;
+                if same_names {
+                    pair.same_names.push(name.to_string());
+                }
+            } else {
+                if e.mode.is_tree() {
+                    pair.old_dirs.push((name.to_string(), e.oid.to_owned()));
+                }
+                pair.changed
+                    .push((name.to_string(), e.mode.kind(), e.oid.to_owned()));
+            }
+            // Past the common start, `old_pos` is not used again.
+            old_pos = new_pos;
+            continue;
+        }
+        let olds = olds.get_or_insert_with(|| {
+            tree_entries(old_data.get(old_pos..).unwrap_or_default(), old).peekable()
+        });
         // The old entries up to this one's place: those before it are gone from `new`
         // (or are of another kind now); one at it is its earlier version.
         let mut same = false;
@@ -905,6 +957,12 @@ fn pair_entries(
                 break;
             };
             let o = o?;
+            #[cfg(test)]
+            OLD_ENTRIES_DECODED.with(|n| n.set(n.get() + 1));
+            match entry_end(old_data, &o) {
+                Some(end) => old_pos = end,
+                None => known = false,
+            }
             // The old entries taken before this new one each sort at or before an earlier
             // new one, so strictly before this one: the first old entry equal to it comes
             // after them in order, without comparing it with the last of them.
@@ -932,8 +990,16 @@ fn pair_entries(
                 .push((name.to_string(), e.mode.kind(), e.oid.to_owned()));
         }
     }
+    if same_rest {
+        return Ok(Some(pair));
+    }
+    let olds = olds.unwrap_or_else(|| {
+        tree_entries(old_data.get(old_pos..).unwrap_or_default(), old).peekable()
+    });
     for o in olds {
         let o = o?;
+        #[cfg(test)]
+        OLD_ENTRIES_DECODED.with(|n| n.set(n.get() + 1));
         if !old_entry(&o, &mut last_old, keep, &mut pair, false) {
             return Ok(None);
         }
@@ -945,6 +1011,50 @@ fn pair_entries(
         }
     }
     Ok(Some(pair))
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many old entries [`pair_entries`] decoded on this thread, for tests.
+    static OLD_ENTRIES_DECODED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Where entry `e` of the tree whose data is `data` ends (after its name, the NUL and the id),
+/// if that is within `data`, as it is for every entry decoded from it.
+fn entry_end(data: &[u8], e: &gix_object::tree::EntryRef<'_>) -> Option<usize> {
+    let name_at = (e.filename.as_ptr() as usize).checked_sub(data.as_ptr() as usize)?;
+    let end = name_at.checked_add(e.filename.len() + 1 + HASH.len_in_bytes())?;
+    (end <= data.len()).then_some(end)
+}
+
+/// How many bytes `a` and `b` share at their start.
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    // In blocks first: a comparison of equal blocks is a memcmp.
+    const BLOCK: usize = 64;
+    let n = a.len().min(b.len());
+    let mut i = 0;
+    while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
+        i += BLOCK;
+    }
+    while i < n && a[i] == b[i] {
+        i += 1;
+    }
+    i
+}
+
+/// How many bytes `a` and `b` share at their end.
+fn common_suffix(a: &[u8], b: &[u8]) -> usize {
+    const BLOCK: usize = 64;
+    let n = a.len().min(b.len());
+    let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
+    let mut i = 0;
+    while i + BLOCK <= n && a[n - i - BLOCK..n - i] == b[n - i - BLOCK..n - i] {
+        i += BLOCK;
+    }
+    while i < n && a[n - i - 1] == b[n - i - 1] {
+        i += 1;
+    }
+    i
 }
 
 impl Repo {
@@ -1721,6 +1831,273 @@ pub(crate) mod tests {
         }
         let pair = repo.tree_pair(in_order, in_order, "runtask.yml", false, ok);
         assert_eq!(pair.expect("read").expect("paired").same, 3);
+    }
+
+    /// [`pair_entries`] as it was before it took the runs of equal bytes at both ends without
+    /// decoding their old side: what it must still give, for every pair of trees.
+    #[allow(clippy::too_many_arguments)]
+    fn pair_entries_reference(
+        new: ObjectId,
+        new_data: &[u8],
+        old: ObjectId,
+        old_data: &[u8],
+        keep: &str,
+        same_names: bool,
+        name_ok: impl Fn(&str) -> bool,
+    ) -> Result<Option<TreePair>, GitError> {
+        let mut olds = tree_entries(old_data, old).peekable();
+        let mut pair = TreePair::default();
+        let mut files = std::collections::HashSet::new();
+        let mut last_new: Option<(&[u8], bool)> = None;
+        let mut last_old: Option<(&[u8], bool)> = None;
+        // Takes the next old entry, checking its order unless `known_in_order`; `false` when
+        // out of order.
+        fn old_entry<'a>(
+            e: &gix_object::tree::EntryRef<'a>,
+            last: &mut Option<(&'a [u8], bool)>,
+            keep: &str,
+            pair: &mut TreePair,
+            known_in_order: bool,
+        ) -> bool {
+            let key = (e.filename.as_bytes(), e.mode.is_tree());
+            if !known_in_order && last.is_some_and(|last| git_order(last, key).is_ge()) {
+                return false;
+            }
+            *last = Some(key);
+            if e.filename.as_bytes() == keep.as_bytes() {
+                pair.old_has_keep = true;
+            }
+            true
+        }
+        for e in tree_entries(new_data, new) {
+            let e = e?;
+            let key = (e.filename.as_bytes(), e.mode.is_tree());
+            if last_new.is_some_and(|last| git_order(last, key).is_ge()) {
+                return Ok(None);
+            }
+            last_new = Some(key);
+            let Ok(name) = std::str::from_utf8(e.filename) else {
+                return Ok(None);
+            };
+            if !name_ok(name) {
+                return Ok(None);
+            }
+            if !e.mode.is_tree() {
+                files.insert(e.filename.as_bytes());
+            } else if files.contains(e.filename.as_bytes()) {
+                return Ok(None);
+            }
+            // The old entries up to this one's place: those before it are gone from `new`
+            // (or are of another kind now); one at it is its earlier version.
+            let mut same = false;
+            let mut taken = 0;
+            loop {
+                // Each old entry is compared with this one once.
+                let at = match olds.peek() {
+                    None => break,
+                    Some(Ok(o)) => git_order((o.filename.as_bytes(), o.mode.is_tree()), key),
+                    // Taken, to say what is wrong.
+                    Some(Err(_)) => std::cmp::Ordering::Less,
+                };
+                if at.is_gt() {
+                    break;
+                }
+                let Some(o) = olds.next() else {
+                    break;
+                };
+                let o = o?;
+                // The old entries taken before this new one each sort at or before an earlier
+                // new one, so strictly before this one: the first old entry equal to it comes
+                // after them in order, without comparing it with the last of them.
+                let known_in_order = at.is_eq() && taken == 0;
+                taken += 1;
+                if !old_entry(&o, &mut last_old, keep, &mut pair, known_in_order) {
+                    return Ok(None);
+                }
+                if at.is_eq() && o.mode.is_tree() && o.oid == e.oid && name != keep {
+                    same = true;
+                } else if o.mode.is_tree() {
+                    let Ok(old_name) = std::str::from_utf8(o.filename) else {
+                        return Ok(None);
+                    };
+                    pair.old_dirs.push((old_name.to_string(), o.oid.to_owned()));
+                }
+            }
+            if same {
+                pair.same += 1;
+                if same_names {
+                    pair.same_names.push(name.to_string());
+                }
+            } else {
+                pair.changed
+                    .push((name.to_string(), e.mode.kind(), e.oid.to_owned()));
+            }
+        }
+        for o in olds {
+            let o = o?;
+            if !old_entry(&o, &mut last_old, keep, &mut pair, false) {
+                return Ok(None);
+            }
+            if o.mode.is_tree() {
+                let Ok(old_name) = std::str::from_utf8(o.filename) else {
+                    return Ok(None);
+                };
+                pair.old_dirs.push((old_name.to_string(), o.oid.to_owned()));
+            }
+        }
+        Ok(Some(pair))
+    }
+
+    /// Raw tree data from (mode, name, id byte) entries, in the order given.
+    fn raw_tree(entries: &[(&str, Vec<u8>, u8)]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (mode, name, id) in entries {
+            out.extend_from_slice(mode.as_bytes());
+            out.push(b' ');
+            out.extend_from_slice(name);
+            out.push(0);
+            out.extend_from_slice(&[*id; 20]);
+        }
+        out
+    }
+
+    /// Trees of a few hundred kinds, in git's order or not, with names git refuses, the kept
+    /// name, files and directories of one name, changed ids, entries added and removed, and
+    /// damaged data at either end: the pairing with its equal runs skipped gives what pairing
+    /// every entry gave.
+    #[test]
+    fn pairing_skips_equal_runs_without_changing_what_it_finds() {
+        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let names: [&[u8]; 12] = [
+            b"a",
+            b"a-b",
+            b"a.b",
+            b"ab",
+            b"b",
+            b"bad",
+            b"runtask.yml",
+            b"t1",
+            b"t2",
+            b"t3",
+            b"caf\xe9",
+            b"z",
+        ];
+        let modes = ["40000", "100644", "100755", "120000", "160000"];
+        let ok = |n: &str| n != "bad";
+        let (new_id, old_id) = (ObjectId::null(HASH), ObjectId::empty_tree(HASH));
+        let mut checked = 0;
+        for round in 0..4000 {
+            let len = 1 + next(if round % 4 == 0 { 40 } else { 8 });
+            let mut old: Vec<(&str, Vec<u8>, u8)> = (0..len)
+                .map(|i| {
+                    let kinds = if next(4) == 0 { 5 } else { 2 };
+                    let mode = modes[next(kinds)];
+                    let name = if next(3) == 0 {
+                        names[next(names.len())].to_vec()
+                    } else {
+                        format!("task{i:03}").into_bytes()
+                    };
+                    (mode, name, next(3) as u8)
+                })
+                .collect();
+            if next(4) != 0 {
+                old.sort_by(|a, b| git_order((&a.1, a.0 == "40000"), (&b.1, b.0 == "40000")));
+            }
+            let mut new = old.clone();
+            for _ in 0..1 + next(3) {
+                if new.is_empty() {
+                    break;
+                }
+                let at = next(new.len());
+                match next(6) {
+                    0 => {
+                        new.remove(at);
+                    }
+                    1 => new.insert(at, ("40000", names[next(names.len())].to_vec(), 7)),
+                    2 => {
+                        let other = next(new.len());
+                        new.swap(at, other);
+                    }
+                    3 => new[at].0 = modes[next(modes.len())],
+                    _ => new[at].2 = 9,
+                }
+            }
+            let (mut new_data, mut old_data) = (raw_tree(&new), raw_tree(&old));
+            match next(12) {
+                0 => new_data.truncate(new_data.len().saturating_sub(1 + next(30))),
+                1 => old_data.truncate(old_data.len().saturating_sub(1 + next(30))),
+                2 => new_data.extend_from_slice(b"100644 x"),
+                _ => {}
+            }
+            for same_names in [false, true] {
+                let got = pair_entries(
+                    new_id,
+                    &new_data,
+                    old_id,
+                    &old_data,
+                    "runtask.yml",
+                    same_names,
+                    ok,
+                );
+                let want = pair_entries_reference(
+                    new_id,
+                    &new_data,
+                    old_id,
+                    &old_data,
+                    "runtask.yml",
+                    same_names,
+                    ok,
+                );
+                let damaged = |data: &[u8]| tree_entries(data, new_id).any(|e| e.is_err());
+                if damaged(&new_data) || damaged(&old_data) {
+                    // Which of the two trees' faults is met first depends on how far each
+                    // is read: either way the pair is refused (the caller then lists both
+                    // whole, and says what is wrong) or fails, and is never paired.
+                    assert!(!matches!(got, Ok(Some(_))), "{new:?}\n{old:?}");
+                    assert!(!matches!(want, Ok(Some(_))), "{new:?}\n{old:?}");
+                } else {
+                    checked += usize::from(matches!(want, Ok(Some(_))));
+                    assert_eq!(got.ok(), want.ok(), "{new:?}\n{old:?}");
+                }
+            }
+        }
+        assert!(checked > 1000, "most pairs are paired: {checked}");
+    }
+
+    /// One changed entry of 2,000: the old side of the others is never decoded.
+    #[test]
+    fn pairing_decodes_only_the_old_entries_between_the_equal_runs() {
+        let tasks = |changed: usize| {
+            let entries: Vec<(&str, Vec<u8>, u8)> = (0..2000)
+                .map(|i| {
+                    let id = if i == changed { 2 } else { 1 };
+                    ("40000", format!("task{i:05}").into_bytes(), id)
+                })
+                .collect();
+            raw_tree(&entries)
+        };
+        let (old, new) = (tasks(usize::MAX), tasks(1234));
+        let id = ObjectId::null(HASH);
+        let decoded = || OLD_ENTRIES_DECODED.with(|n| n.get());
+        let before = decoded();
+        let pair = pair_entries(id, &new, id, &old, "runtask.yml", false, |_: &str| true)
+            .expect("decoded")
+            .expect("paired");
+        assert_eq!(
+            (pair.same, pair.changed.len(), pair.old_dirs.len()),
+            (1999, 1, 1)
+        );
+        assert!(
+            decoded() - before <= 2,
+            "{} old entries decoded",
+            decoded() - before
+        );
     }
 
     /// A large tree read as the newer side of a pair is kept; offered to another process, it
