@@ -1835,7 +1835,6 @@ pub(crate) mod tests {
 
     /// [`pair_entries`] as it was before it took the runs of equal bytes at both ends without
     /// decoding their old side: what it must still give, for every pair of trees.
-    #[allow(clippy::too_many_arguments)]
     fn pair_entries_reference(
         new: ObjectId,
         new_data: &[u8],
