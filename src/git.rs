@@ -862,7 +862,7 @@ fn pair_entries(
     // Where the next new entry starts; whether the two positions are known (every entry found
     // where its data says), and whether the rest of both trees is the same bytes.
     let mut new_pos = 0;
-    let mut known = true;
+    let mut known = skip_equal_runs();
     let mut same_rest = false;
     // Takes the next old entry, checking its order unless `known_in_order`; `false` when
     // out of order.
@@ -1017,6 +1017,18 @@ fn pair_entries(
 thread_local! {
     /// How many old entries [`pair_entries`] decoded on this thread, for tests.
     static OLD_ENTRIES_DECODED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+    /// Whether [`pair_entries`] skips the equal runs on this thread: tests compare it with
+    /// itself pairing every entry.
+    static SKIP_EQUAL_RUNS: std::cell::Cell<bool> = const { std::cell::Cell::new(true) };
+}
+
+/// Whether [`pair_entries`] pairs the runs of equal bytes without decoding their old side
+/// (always, but where a test turns it off).
+fn skip_equal_runs() -> bool {
+    #[cfg(test)]
+    return SKIP_EQUAL_RUNS.with(|s| s.get());
+    #[cfg(not(test))]
+    true
 }
 
 /// Where entry `e` of the tree whose data is `data` ends (after its name, the NUL and the id),
@@ -1833,120 +1845,6 @@ pub(crate) mod tests {
         assert_eq!(pair.expect("read").expect("paired").same, 3);
     }
 
-    /// [`pair_entries`] as it was before it took the runs of equal bytes at both ends without
-    /// decoding their old side: what it must still give, for every pair of trees.
-    fn pair_entries_reference(
-        new: ObjectId,
-        new_data: &[u8],
-        old: ObjectId,
-        old_data: &[u8],
-        keep: &str,
-        same_names: bool,
-        name_ok: impl Fn(&str) -> bool,
-    ) -> Result<Option<TreePair>, GitError> {
-        let mut olds = tree_entries(old_data, old).peekable();
-        let mut pair = TreePair::default();
-        let mut files = std::collections::HashSet::new();
-        let mut last_new: Option<(&[u8], bool)> = None;
-        let mut last_old: Option<(&[u8], bool)> = None;
-        // Takes the next old entry, checking its order unless `known_in_order`; `false` when
-        // out of order.
-        fn old_entry<'a>(
-            e: &gix_object::tree::EntryRef<'a>,
-            last: &mut Option<(&'a [u8], bool)>,
-            keep: &str,
-            pair: &mut TreePair,
-            known_in_order: bool,
-        ) -> bool {
-            let key = (e.filename.as_bytes(), e.mode.is_tree());
-            if !known_in_order && last.is_some_and(|last| git_order(last, key).is_ge()) {
-                return false;
-            }
-            *last = Some(key);
-            if e.filename.as_bytes() == keep.as_bytes() {
-                pair.old_has_keep = true;
-            }
-            true
-        }
-        for e in tree_entries(new_data, new) {
-            let e = e?;
-            let key = (e.filename.as_bytes(), e.mode.is_tree());
-            if last_new.is_some_and(|last| git_order(last, key).is_ge()) {
-                return Ok(None);
-            }
-            last_new = Some(key);
-            let Ok(name) = std::str::from_utf8(e.filename) else {
-                return Ok(None);
-            };
-            if !name_ok(name) {
-                return Ok(None);
-            }
-            if !e.mode.is_tree() {
-                files.insert(e.filename.as_bytes());
-            } else if files.contains(e.filename.as_bytes()) {
-                return Ok(None);
-            }
-            // The old entries up to this one's place: those before it are gone from `new`
-            // (or are of another kind now); one at it is its earlier version.
-            let mut same = false;
-            let mut taken = 0;
-            loop {
-                // Each old entry is compared with this one once.
-                let at = match olds.peek() {
-                    None => break,
-                    Some(Ok(o)) => git_order((o.filename.as_bytes(), o.mode.is_tree()), key),
-                    // Taken, to say what is wrong.
-                    Some(Err(_)) => std::cmp::Ordering::Less,
-                };
-                if at.is_gt() {
-                    break;
-                }
-                let Some(o) = olds.next() else {
-                    break;
-                };
-                let o = o?;
-                // The old entries taken before this new one each sort at or before an earlier
-                // new one, so strictly before this one: the first old entry equal to it comes
-                // after them in order, without comparing it with the last of them.
-                let known_in_order = at.is_eq() && taken == 0;
-                taken += 1;
-                if !old_entry(&o, &mut last_old, keep, &mut pair, known_in_order) {
-                    return Ok(None);
-                }
-                if at.is_eq() && o.mode.is_tree() && o.oid == e.oid && name != keep {
-                    same = true;
-                } else if o.mode.is_tree() {
-                    let Ok(old_name) = std::str::from_utf8(o.filename) else {
-                        return Ok(None);
-                    };
-                    pair.old_dirs.push((old_name.to_string(), o.oid.to_owned()));
-                }
-            }
-            if same {
-                pair.same += 1;
-                if same_names {
-                    pair.same_names.push(name.to_string());
-                }
-            } else {
-                pair.changed
-                    .push((name.to_string(), e.mode.kind(), e.oid.to_owned()));
-            }
-        }
-        for o in olds {
-            let o = o?;
-            if !old_entry(&o, &mut last_old, keep, &mut pair, false) {
-                return Ok(None);
-            }
-            if o.mode.is_tree() {
-                let Ok(old_name) = std::str::from_utf8(o.filename) else {
-                    return Ok(None);
-                };
-                pair.old_dirs.push((old_name.to_string(), o.oid.to_owned()));
-            }
-        }
-        Ok(Some(pair))
-    }
-
     /// Raw tree data from (mode, name, id byte) entries, in the order given.
     fn raw_tree(entries: &[(&str, Vec<u8>, u8)]) -> Vec<u8> {
         let mut out = Vec::new();
@@ -1963,7 +1861,7 @@ pub(crate) mod tests {
     /// Trees of a few hundred kinds, in git's order or not, with names git refuses, the kept
     /// name, files and directories of one name, changed ids, entries added and removed, and
     /// damaged data at either end: the pairing with its equal runs skipped gives what pairing
-    /// every entry gave.
+    /// every entry (as before it skipped them) gives.
     #[test]
     fn pairing_skips_equal_runs_without_changing_what_it_finds() {
         let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
@@ -2044,7 +1942,8 @@ pub(crate) mod tests {
                     same_names,
                     ok,
                 );
-                let want = pair_entries_reference(
+                SKIP_EQUAL_RUNS.with(|s| s.set(false));
+                let want = pair_entries(
                     new_id,
                     &new_data,
                     old_id,
@@ -2053,6 +1952,7 @@ pub(crate) mod tests {
                     same_names,
                     ok,
                 );
+                SKIP_EQUAL_RUNS.with(|s| s.set(true));
                 let damaged = |data: &[u8]| tree_entries(data, new_id).any(|e| e.is_err());
                 if damaged(&new_data) || damaged(&old_data) {
                     // Which of the two trees' faults is met first depends on how far each
