@@ -1864,13 +1864,7 @@ pub(crate) mod tests {
     /// every entry (as before it skipped them) gives.
     #[test]
     fn pairing_skips_equal_runs_without_changing_what_it_finds() {
-        let mut seed = 0x9e37_79b9_7f4a_7c15_u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::testing::random(0x9e37_79b9_7f4a_7c15);
         let names: [&[u8]; 12] = [
             b"a",
             b"a-b",
@@ -1933,26 +1927,21 @@ pub(crate) mod tests {
                 _ => {}
             }
             for same_names in [false, true] {
-                let got = pair_entries(
-                    new_id,
-                    &new_data,
-                    old_id,
-                    &old_data,
-                    "runtask.yml",
-                    same_names,
-                    ok,
-                );
-                SKIP_EQUAL_RUNS.with(|s| s.set(false));
-                let want = pair_entries(
-                    new_id,
-                    &new_data,
-                    old_id,
-                    &old_data,
-                    "runtask.yml",
-                    same_names,
-                    ok,
-                );
-                SKIP_EQUAL_RUNS.with(|s| s.set(true));
+                let pairing = |skip: bool| {
+                    SKIP_EQUAL_RUNS.with(|s| s.set(skip));
+                    let pair = pair_entries(
+                        new_id,
+                        &new_data,
+                        old_id,
+                        &old_data,
+                        "runtask.yml",
+                        same_names,
+                        ok,
+                    );
+                    SKIP_EQUAL_RUNS.with(|s| s.set(true));
+                    pair
+                };
+                let (got, want) = (pairing(true), pairing(false));
                 let damaged = |data: &[u8]| tree_entries(data, new_id).any(|e| e.is_err());
                 if damaged(&new_data) || damaged(&old_data) {
                     // Which of the two trees' faults is met first depends on how far each

@@ -35,3 +35,18 @@ pub mod server;
 pub mod suggest;
 pub mod trigger;
 pub mod validate;
+
+/// What unit tests across the modules share.
+#[cfg(test)]
+pub(crate) mod testing {
+    /// A small deterministic random source for tests that generate many cases: each call
+    /// gives a number below `n` (xorshift, from `seed`).
+    pub fn random(mut seed: u64) -> impl FnMut(usize) -> usize {
+        move |n| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        }
+    }
+}

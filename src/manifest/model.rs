@@ -1161,13 +1161,7 @@ mod tests {
     #[test]
     fn editing_in_place_gives_what_copying_gives() {
         let config = Config::default();
-        let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-        let mut next = move |n: usize| {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            (seed % n as u64) as usize
-        };
+        let mut next = crate::testing::random(0x9e37_79b9_7f4a_7c15);
         let mut paths: Vec<String> = (0..40).map(|i| format!("t{:03}", i * 2)).collect();
         let full = Report {
             tasks: paths.iter().map(|p| task(p, 0)).collect(),
