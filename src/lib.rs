@@ -22,6 +22,8 @@
 //! 7. [`runner`]: a job in, exactly the task it pins out, verified (`taskhook checkout`).
 //! 8. [`demo`] and [`cli`]: the quick start; argument parsing, dispatch, output.
 //!
+//! Below them all, for unit tests only, `testing`: what tests across the stages share.
+//!
 //! `docs/ARCHITECTURE.md` says where new work goes.
 
 pub mod cli;
