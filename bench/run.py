@@ -81,12 +81,17 @@ def from_disk(*binaries):
                 os.close(fd)
 
 
-def comparison_args(doc, rounds, default):
+def comparison_args(doc, rounds, default, spread=False):
     """The command line of a binary-against-binary comparison (bench/replay.py,
-    bench/traced.py): `--tasks`, `--<rounds>`, then the binaries, returned as absolute paths."""
+    bench/traced.py): `--tasks`, `--<rounds>`, `--spread` where asked for, then the binaries,
+    returned as absolute paths."""
     ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--tasks", type=int, default=2000)
     ap.add_argument(f"--{rounds}", type=int, default=default)
+    if spread:
+        ap.add_argument("--spread", action="store_true",
+                        help="each push changes another task, last changed before the repository "
+                             "was repacked (as most pushes to a server do), instead of the same one")
     ap.add_argument("binaries", nargs="+")
     a = ap.parse_args()
     binaries = [os.path.abspath(b) for b in a.binaries]
@@ -221,9 +226,10 @@ def shared_repo(base, name, n, variants, baseline):
     return work, lambda v: use_hooks(bare, sets[v], names)
 
 
-def commit_change(work, label):
-    """Commits a one-line change to one formula: the push every comparison times."""
-    with open(os.path.join(work, "tests/task00000/runtask.yml"), "a") as f:
+def commit_change(work, label, task=0):
+    """Commits a one-line change to one formula (task 0's unless told): the push every
+    comparison times."""
+    with open(os.path.join(work, f"tests/task{task:05d}/runtask.yml"), "a") as f:
         f.write(f"# change {label}\n")
     run(["git", "commit", "-q", "-am", f"c{label}"], work)
 

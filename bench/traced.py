@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Real pushes, binary against binary, each hook's steps as `TASKHOOK_TRACE=1` reports them.
 
-    python3 bench/traced.py [--tasks 2000] [--rounds 15] TASKHOOK [TASKHOOK...]
+    python3 bench/traced.py [--tasks 2000] [--rounds 15] [--spread] TASKHOOK [TASKHOOK...]
 
 bench/replay.py runs the hooks without git; this keeps git: it makes a packed repository of
 `--tasks` tasks, then for each round and each binary (a `taskhook`; its shims call the
 `taskhook-hook` beside it when there is one) installs that binary's hooks, commits a one-line
-change to one formula and pushes it over the local transport with `TASKHOOK_TRACE=1`. Prints,
+change to one formula and pushes it over the local transport with `TASKHOOK_TRACE=1` (with
+`--spread`, each push changes another task, last changed before the repository was repacked,
+as most pushes to a real server do; by default the same task each time). Prints,
 per binary, the median time of each step after `main` (pre-receive's verdict, post-receive's
 branch file...) and their sum per hook. All binaries must write one manifest schema version.
 """
@@ -18,12 +20,16 @@ STEP = re.compile(r"remote: taskhook: trace: (.*) at ([\d.]+) ms")
 
 
 def main():
-    a, binaries = bench.comparison_args(__doc__, "rounds", 15)
+    a, binaries = bench.comparison_args(__doc__, "rounds", 15, spread=True)
+    if a.spread and a.rounds * len(binaries) >= a.tasks:
+        raise SystemExit("--spread changes each task once: ask for fewer rounds or more tasks")
     base = tempfile.mkdtemp(prefix="taskhook-traced-")
     try:
         bench.BIN = binaries[0]
         work, bare = bench.make_repo(base, "traced", a.tasks, filler_kb=1, hooks=True)
         bench.run(["git", "remote", "add", "origin", bare], work)
+        if a.spread:
+            bench.run(["git", "repack", "-adq"], bare)
         env = dict(bench.ENV, TASKHOOK_TRACE="1")
         # (binary, hook, step) -> durations; the order steps were first seen in, for printing.
         steps = collections.defaultdict(list)
@@ -31,7 +37,9 @@ def main():
         for r in range(a.rounds):
             for b in binaries:
                 bench.run([b, "install", bare])
-                bench.commit_change(work, f"{r}-{binaries.index(b)}")
+                i = binaries.index(b)
+                task = 1 + r * len(binaries) + i if a.spread else 0
+                bench.commit_change(work, f"{r}-{i}", task)
                 p = subprocess.run(["git", "push", "-q", "origin", "master"], cwd=work, env=env,
                                    capture_output=True)
                 if p.returncode != 0:
