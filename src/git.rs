@@ -257,7 +257,8 @@ impl Store {
     /// Whether the store may have an object that is not a loose file in its directory. A push
     /// of fewer objects than `transfer.unpackLimit` (100) leaves its quarantine with loose files
     /// only: the loose reads have looked there already, and opening the store for a lookup
-    /// that then misses it (every object read from the main store's packs) took 0.08-0.15 ms.
+    /// that then misses it (every object read from the main store's packs) took 22 of
+    /// pre-receive's system calls (docs/BENCHMARKS.md, twentieth round).
     fn beyond_loose(&self) -> bool {
         !self.quarantine
             || *self.beyond_loose.get_or_init(|| {
