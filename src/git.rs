@@ -1062,6 +1062,21 @@ fn skip_equal_runs() -> bool {
     true
 }
 
+/// Tree data of exactly these entries (mode, name, id bytes), in this order, as no git tool
+/// would write them: for tests of trees git refuses.
+#[cfg(test)]
+fn raw_tree_data<'a>(entries: impl Iterator<Item = (&'a str, &'a [u8], &'a [u8])>) -> Vec<u8> {
+    let mut bytes = Vec::new();
+    for (mode, name, id) in entries {
+        bytes.extend_from_slice(mode.as_bytes());
+        bytes.push(b' ');
+        bytes.extend_from_slice(name);
+        bytes.push(0);
+        bytes.extend_from_slice(id);
+    }
+    bytes
+}
+
 /// Where entry `e` of the tree whose data is `data` ends (after its name, the NUL and the id),
 /// if that is within `data`, as it is for every entry decoded from it.
 fn entry_end(data: &[u8], e: &gix_object::tree::EntryRef<'_>) -> Option<usize> {
@@ -1200,14 +1215,7 @@ impl Repo {
     /// tool would: for tests of trees git refuses.
     #[cfg(test)]
     pub fn write_raw_tree(&self, entries: &[(&str, &[u8], ObjectId)]) -> ObjectId {
-        let mut bytes = Vec::new();
-        for (mode, name, id) in entries {
-            bytes.extend_from_slice(mode.as_bytes());
-            bytes.push(b' ');
-            bytes.extend_from_slice(name);
-            bytes.push(0);
-            bytes.extend_from_slice(id.as_bytes());
-        }
+        let bytes = raw_tree_data(entries.iter().map(|(m, n, id)| (*m, *n, id.as_bytes())));
         self.write_object(gix_object::Kind::Tree, &bytes)
             .expect("tree written")
     }
@@ -1878,15 +1886,13 @@ pub(crate) mod tests {
 
     /// Raw tree data from (mode, name, id byte) entries, in the order given.
     fn raw_tree(entries: &[(&str, Vec<u8>, u8)]) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (mode, name, id) in entries {
-            out.extend_from_slice(mode.as_bytes());
-            out.push(b' ');
-            out.extend_from_slice(name);
-            out.push(0);
-            out.extend_from_slice(&[*id; 20]);
-        }
-        out
+        let ids: Vec<[u8; 20]> = entries.iter().map(|(.., id)| [*id; 20]).collect();
+        raw_tree_data(
+            entries
+                .iter()
+                .zip(&ids)
+                .map(|((m, n, _), id)| (*m, n.as_slice(), id.as_slice())),
+        )
     }
 
     /// Trees of a few hundred kinds, in git's order or not, with names git refuses, the kept
