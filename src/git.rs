@@ -123,20 +123,36 @@ fn git_order(a: (&[u8], bool), b: (&[u8], bool)) -> std::cmp::Ordering {
 /// (below it, starting a thread costs about as much as hashing). A thread starts running
 /// 0.2-0.4 ms after it is made on the 2-core VMs measured, and still, at 2,000 tasks (a 442 KB
 /// branch file), post-receive took 0.4-0.55 ms less with the two hashes on two threads than
-/// with one thread doing it all (docs/BENCHMARKS.md, eleventh round).
+/// with one thread doing it all (docs/BENCHMARKS.md, eleventh round). The file is written by
+/// the thread that asked, not a third one: made last, a third thread waited for a core while
+/// the id, the longest piece, did not start (twenty-first round).
 pub const PARALLEL_HASH_BYTES: usize = 256 * 1024;
 
 /// A large blob being written by [`Repo::write_blob_later`].
 pub struct PendingBlob<'scope> {
     objects: Option<PathBuf>,
+    bytes: &'scope [u8],
     hashing: Option<std::thread::ScopedJoinHandle<'scope, ObjectId>>,
     id: Option<ObjectId>,
-    writing: std::thread::ScopedJoinHandle<'scope, std::io::Result<tempfile::NamedTempFile>>,
+    written: Option<std::io::Result<tempfile::NamedTempFile>>,
 }
 
 impl PendingBlob<'_> {
-    /// The blob's id, once computed.
+    /// Writes the blob's file on this thread, unless it is written already.
+    fn write(&mut self) {
+        if self.written.is_none() {
+            let header =
+                gix_object::encode::loose_header(gix_object::Kind::Blob, self.bytes.len() as u64);
+            let bytes = self.bytes;
+            self.written = Some(write_loose_file(self.objects.as_deref(), |f| {
+                stored::write(f, &header, bytes)
+            }));
+        }
+    }
+
+    /// The blob's id, once computed; its file is written on this thread meanwhile.
     pub fn id(&mut self) -> Result<ObjectId, GitError> {
+        self.write();
         if let Some(hashing) = self.hashing.take() {
             self.id = hashing.join().ok();
         }
@@ -144,13 +160,13 @@ impl PendingBlob<'_> {
             .ok_or_else(|| other("cannot write blob", "hashing it failed"))
     }
 
-    /// Waits for the blob's file to be written, and moves it to where its id says.
+    /// Moves the blob's file to where its id says.
     pub fn finish(mut self) -> Result<ObjectId, GitError> {
         let id = self.id().ok();
         let written = self
-            .writing
-            .join()
-            .unwrap_or_else(|_| Err(std::io::Error::other("writing it failed")));
+            .written
+            .take()
+            .unwrap_or_else(|| Err(std::io::Error::other("writing it failed")));
         persist_blob(self.objects.as_deref(), id, written)
     }
 }
@@ -1170,8 +1186,9 @@ impl Repo {
         self.write_blob_and(bytes, || ()).0
     }
 
-    /// [`Repo::write_blob`], running `also` on this thread meanwhile: while a large blob's id
-    /// is computed and its file written on other threads ([`Repo::write_blob_later`]).
+    /// [`Repo::write_blob`], running `also` on this thread first: while a large blob's id is
+    /// computed on another thread ([`Repo::write_blob_later`]), before this one writes its
+    /// file.
     pub fn write_blob_and<T>(
         &self,
         bytes: &[u8],
@@ -1188,26 +1205,22 @@ impl Repo {
         })
     }
 
-    /// Starts writing a large blob on two threads of `s`, one computing its id and one writing
-    /// its loose file, while the caller goes on (computing the blob's SHA-256, say).
-    /// [`PendingBlob::id`] waits for the id; [`PendingBlob::finish`] for the file, which it then
-    /// moves into place: call it before another process can see anything that names the blob.
+    /// Starts writing a large blob: its id is computed on a thread of `s` while the caller goes
+    /// on (computing the blob's SHA-256, say). [`PendingBlob::id`] writes the loose file on the
+    /// calling thread, then waits for the id; [`PendingBlob::finish`] moves the file into
+    /// place: call it before another process can see anything that names the blob.
     pub fn write_blob_later<'scope>(
         &self,
         s: &'scope std::thread::Scope<'scope, '_>,
         bytes: &'scope [u8],
     ) -> PendingBlob<'scope> {
-        let header = gix_object::encode::loose_header(gix_object::Kind::Blob, bytes.len() as u64);
-        let objects = self.objects.dirs.last().cloned();
-        let dir = objects.clone();
-        let writing =
-            s.spawn(move || write_loose_file(dir.as_deref(), |f| stored::write(f, &header, bytes)));
         let hashing = s.spawn(move || blob_id(bytes));
         PendingBlob {
-            objects,
+            objects: self.objects.dirs.last().cloned(),
+            bytes,
             hashing: Some(hashing),
             id: None,
-            writing,
+            written: None,
         }
     }
 

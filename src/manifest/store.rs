@@ -295,10 +295,10 @@ fn attempts<'scope, 'env>(
                 within_limit(&state, &m.state)?;
                 let (id, sha256, state_id) = match &written[i] {
                     Some((id, sha256)) => (Some(*id), sha256.clone(), repo.write_blob(&m.state)?),
-                    // A large file's id is computed and its file written on two other threads
-                    // while this one computes the index's digest of it, writes the state file
-                    // and `index.json`, and then (once the id is known) the trees and the
-                    // commit; the file is moved into place before the ref update.
+                    // A large file's id is computed on another thread while this one computes
+                    // the index's digest of it, writes the state file, `index.json` and the
+                    // file itself, and then (once the id is known) the trees and the commit;
+                    // the file is moved into place before the ref update.
                     None if bytes.len() >= crate::git::PARALLEL_HASH_BYTES => {
                         pending.push(repo.write_blob_later(s, bytes));
                         let sha256 = manifest::sha256(bytes);
