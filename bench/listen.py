@@ -13,7 +13,8 @@ Prints, side by side:
   * publish-to-job latency (p50, p99) at a steady --latency-rate;
   * the listener's RSS after --rss-events events (sampled along the way).
 Needs RabbitMQ (/usr/lib/rabbitmq/bin, installed by .ci/run) and makes a venv with pika in
-target/bench-venv. Builds the release binary. Nothing is left running.
+target/bench-venv. Builds the binary a server installs (`cargo build --profile dist`). Nothing
+is left running.
 """
 import argparse, json, os, shutil, signal, socket, statistics, subprocess, sys, tempfile, threading, time
 from concurrent.futures import ThreadPoolExecutor
@@ -156,7 +157,7 @@ def main():
     ap.add_argument("--latency-seconds", type=float, default=20)
     ap.add_argument("--rss-events", type=int, default=100000)
     a = ap.parse_args()
-    subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+    subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=ROOT, check=True)
     py = pika_python()
     base = tempfile.mkdtemp(prefix="taskhook-bench-listen-")
     broker = daemon = listener = None

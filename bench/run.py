@@ -6,14 +6,14 @@ Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
                             [--runs 7] [--push-runs 15]
                             [--only plan,push,hooks,validate,branching,checkout,startup]
                             [--baseline-bin OLD_TASKHOOK] [--bin TASKHOOK]
-Builds the release binary (or takes `--bin`, a `taskhook` with its `taskhook-hook` beside it),
-generates synthetic task repositories in a temp dir, serves them with git daemon on 127.0.0.1,
+Builds the binaries a server installs (`cargo build --profile dist`, into target/dist), or
+takes `--bin`, a `taskhook` with its `taskhook-hook` beside it; generates synthetic task repositories in a temp dir, serves them with git daemon on 127.0.0.1,
 and prints one table per comparison. Nothing is left running.
 """
 import argparse, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "taskhook")
+BIN = os.path.join(ROOT, "target", "dist", "taskhook")
 # Rounds of pushes made and not counted before the push comparison (see bench_push).
 WARMUP = 10
 ENV = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b",
@@ -521,14 +521,14 @@ def main():
                          "which swaps both binaries' hooks in one repository, times full checks")
     ap.add_argument("--bin", default=None,
                     help="measure this taskhook binary (and the taskhook-hook beside it) instead of "
-                         "building target/release; to compare builds that keep state between "
+                         "building target/dist; to compare builds that keep state between "
                          "pushes, which --baseline-bin's shared repository would mix, run each alone")
     a = ap.parse_args()
     global BIN
     if a.bin:
         BIN = os.path.abspath(a.bin)
     else:
-        subprocess.run(["cargo", "build", "--release", "--quiet"], cwd=ROOT, check=True)
+        subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=ROOT, check=True)
     from_disk(BIN, *([os.path.abspath(a.baseline_bin)] if a.baseline_bin else []))
     base = tempfile.mkdtemp(prefix="taskhook-bench-")
     try:
