@@ -7,8 +7,9 @@ Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
                             [--only plan,push,hooks,validate,branching,checkout,startup]
                             [--baseline-bin OLD_TASKHOOK] [--bin TASKHOOK]
 Builds the binaries a server installs (`cargo build --profile dist`, into target/dist), or
-takes `--bin`, a `taskhook` with its `taskhook-hook` beside it; generates synthetic task repositories in a temp dir, serves them with git daemon on 127.0.0.1,
-and prints one table per comparison. Nothing is left running.
+takes `--bin`, a `taskhook` with its `taskhook-hook` beside it; generates synthetic task
+repositories in a temp dir, serves them with git daemon on 127.0.0.1, and prints one table per
+comparison. Nothing is left running.
 """
 import argparse, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time
 

@@ -150,7 +150,8 @@ impl PendingBlob<'_> {
         }
     }
 
-    /// The blob's id, once computed; its file is written on this thread meanwhile.
+    /// The blob's id, once computed; first, while the other thread computes it, the blob's
+    /// file is written on this one (unless it is written already).
     pub fn id(&mut self) -> Result<ObjectId, GitError> {
         self.write();
         if let Some(hashing) = self.hashing.take() {
