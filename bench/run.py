@@ -147,6 +147,34 @@ class Daemon:
         self.p.kill(); self.p.wait()
 
 
+def disk_note(path):
+    """What the machine line says about the file system holding `path`. On ext4 without a
+    journal, a new file skips every inode of its block group freed in the last 30 s, reading
+    each one's deletion time, so every file git or a hook makes costs more while anything
+    nearby is being removed (docs/BENCHMARKS.md, twenty-first round)."""
+    try:
+        found = subprocess.run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "-T", path],
+                               capture_output=True).stdout.decode().splitlines()
+    except OSError:
+        return ""
+    found = found[0].split() if found else []
+    if len(found) != 2:
+        return ""
+    source, fstype = found
+    if fstype != "ext4":
+        return f"; temp dir on {fstype}"
+    # Each ext4 journal in use has a directory /proc/fs/jbd2/<device>-<inode>.
+    dev = os.path.basename(os.path.realpath(source))
+    try:
+        journalled = any(e.startswith(dev + "-") for e in os.listdir("/proc/fs/jbd2"))
+    except OSError:
+        return "; temp dir on ext4"
+    if journalled:
+        return "; temp dir on ext4"
+    return ("; temp dir on ext4 without a journal (each file made scans the inodes freed there "
+            "in the last 30 s: wait that long after large removals)")
+
+
 def med(xs):
     return statistics.median(xs)
 
@@ -533,7 +561,8 @@ def main():
     from_disk(BIN, *([os.path.abspath(a.baseline_bin)] if a.baseline_bin else []))
     base = tempfile.mkdtemp(prefix="taskhook-bench-")
     try:
-        print(f"machine: {os.cpu_count()} cores; git {run(['git', '--version']).stdout.decode().split()[-1]}; runs={a.runs}")
+        print(f"machine: {os.cpu_count()} cores; git {run(['git', '--version']).stdout.decode().split()[-1]}; runs={a.runs}"
+              f"{disk_note(base)}")
         only = set(filter(None, a.only.split(",")))
         want = lambda name: not only or name in only
         if want("plan"):
