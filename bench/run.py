@@ -125,7 +125,19 @@ def make_repo(base, name, tasks, filler_kb=50, hooks=True):
     if hooks:
         run([BIN, "install", bare])
         run([BIN, "manifest", "rebuild", bare])
+    settle()
     return work, bare
+
+
+def settle():
+    """Writes back what the set-up changed (and earlier runs removed) before anything is timed.
+    The repack above removes thousands of loose objects; on an ext4 without a journal, a new
+    file skips each inode of its group freed in the last seconds whose inode table block is not
+    yet written back (up to 30 s, the kernel's writeback delay): a second after the set-up, a
+    file in the repository's object directory took 0.42 ms to make, right after a sync 0.07,
+    for git and hooks alike (docs/BENCHMARKS.md, twenty-second round). Once written back, only
+    the removals of the timed pushes themselves count, as they would on a server."""
+    os.sync()
 
 
 class Daemon:
@@ -149,9 +161,9 @@ class Daemon:
 
 def disk_note(path):
     """What the machine line says about the file system holding `path`. On ext4 without a
-    journal, a new file skips every inode of its block group freed in the last 30 s, reading
-    each one's deletion time, so every file git or a hook makes costs more while anything
-    nearby is being removed (docs/BENCHMARKS.md, twenty-first round)."""
+    journal, a new file skips every inode of its block group freed and not yet written back
+    (up to 30 s), reading each one's deletion time, so every file git or a hook makes costs
+    more while anything nearby is being removed (docs/BENCHMARKS.md, twenty-first round)."""
     try:
         found = subprocess.run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "-T", path],
                                capture_output=True).stdout.decode().splitlines()
@@ -172,7 +184,7 @@ def disk_note(path):
     if journalled:
         return "; temp dir on ext4"
     return ("; temp dir on ext4 without a journal (each file made scans the inodes freed there "
-            "in the last 30 s: wait that long after large removals)")
+            "and not yet written back: the set-up syncs before timing)")
 
 
 def med(xs):
@@ -252,6 +264,7 @@ def shared_repo(base, name, n, variants, baseline):
     names = {hook for hooks in sets.values() for hook in hooks}
     use_hooks(bare, sets["taskhook"], names)
     run([BIN, "manifest", "rebuild", bare])
+    settle()
     return work, lambda v: use_hooks(bare, sets[v], names)
 
 

@@ -30,6 +30,7 @@ def main():
         bench.run(["git", "remote", "add", "origin", bare], work)
         if a.spread:
             bench.run(["git", "repack", "-adq"], bare)
+            bench.settle()
         env = dict(bench.ENV, TASKHOOK_TRACE="1")
         # (binary, hook, step) -> durations; the order steps were first seen in, for printing.
         steps = collections.defaultdict(list)
