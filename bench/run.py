@@ -317,6 +317,15 @@ def spread(hooked, bare):
     return f"{low:.2f}x-{high:.2f}x"
 
 
+def median_interval(xs, seed, draws=2000):
+    """A 95% interval for the median of `xs` (a bootstrap: the median of `draws` resamples of
+    `xs`, each as many values drawn with replacement, their 2.5th and 97.5th percentiles),
+    seeded so that a run prints the same interval for the same figures."""
+    rnd = random.Random(seed)
+    meds = sorted(med(rnd.choices(xs, k=len(xs))) for _ in range(draws))
+    return meds[int(draws * 0.025)], meds[int(draws * 0.975) - 1]
+
+
 def bench_push(base, sizes, runs, baseline=None):
     """A one-file push to a repacked n-task repository: no hooks, two no-op shell hooks (the
     floor of running any two hooks), taskhook's hooks, and optionally an older taskhook binary's
@@ -341,11 +350,16 @@ def bench_push(base, sizes, runs, baseline=None):
         none, noop, th = (med(results[v]) for v in ("none", "noop", "taskhook"))
         # The machine's speed drifts over minutes; the pushes of one round run within a
         # fraction of a second, so their differences drift less than the medians do.
-        paired = med([t - z for t, z in zip(results["taskhook"], results["none"])])
+        diffs = [t - z for t, z in zip(results["taskhook"], results["none"])]
+        paired = med(diffs)
+        # How far that median can be trusted: the same comparison run again on the same
+        # machine moved by a few hundredths (docs/BENCHMARKS.md, twenty-second round).
+        low, high = median_interval(diffs, n)
         paired_noop = med([t - z for t, z in zip(results["noop"], results["none"])])
         row = [n, f"{none*1000:.1f}", f"{noop*1000:.1f} ({noop/none:.2f}x)",
                f"{th*1000:.1f}", f"{th/none:.2f}x", f"{(th-none)*1000:+.1f} ms",
                f"{paired_noop*1000:+.1f} / {paired*1000:+.1f} ms ({1 + paired/none:.2f}x)",
+               f"{1 + low/none:.2f}x-{1 + high/none:.2f}x",
                spread(results["taskhook"], results["none"])]
         if baseline:
             old = med(results["baseline"])
@@ -355,7 +369,8 @@ def bench_push(base, sizes, runs, baseline=None):
         rows.append(row)
     table("2. git push of a one-file change to one repository: no hooks, two no-op hooks, taskhook's hooks (ms, medians)",
           ["tasks", "no hooks", "no-op hooks (floor)", "taskhook hooks", "taskhook / no hooks", "taskhook adds",
-           "per-round difference, no-op / taskhook (median)", "taskhook / no hooks, middle half of rounds"]
+           "per-round difference, no-op / taskhook (median)",
+           "taskhook per round, 95% interval of that median", "taskhook / no hooks, middle half of rounds"]
           + ([f"baseline ({baseline})"] if baseline else []),
           rows)
 
