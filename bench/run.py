@@ -264,7 +264,6 @@ def shared_repo(base, name, n, variants, baseline):
     names = {hook for hooks in sets.values() for hook in hooks}
     use_hooks(bare, sets["taskhook"], names)
     run([BIN, "manifest", "rebuild", bare])
-    settle()
     return work, lambda v: use_hooks(bare, sets[v], names)
 
 
@@ -352,8 +351,8 @@ def bench_push(base, sizes, runs, baseline=None):
         # fraction of a second, so their differences drift less than the medians do.
         diffs = [t - z for t, z in zip(results["taskhook"], results["none"])]
         paired = med(diffs)
-        # How far that median can be trusted: the same comparison run again on the same
-        # machine moved by a few hundredths (docs/BENCHMARKS.md, twenty-second round).
+        # How far that median can be trusted within this run (runs minutes apart can move by
+        # more: docs/BENCHMARKS.md, twenty-second round).
         low, high = median_interval(diffs, n)
         paired_noop = med([t - z for t, z in zip(results["noop"], results["none"])])
         row = [n, f"{none*1000:.1f}", f"{noop*1000:.1f} ({noop/none:.2f}x)",
