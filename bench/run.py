@@ -131,12 +131,11 @@ def make_repo(base, name, tasks, filler_kb=50, hooks=True):
 
 def settle():
     """Writes back what the set-up changed (and earlier runs removed) before anything is timed.
-    The repack above removes thousands of loose objects; on an ext4 without a journal, a new
-    file skips each inode of its group freed in the last seconds whose inode table block is not
-    yet written back (up to 30 s, the kernel's writeback delay): a second after the set-up, a
-    file in the repository's object directory took 0.42 ms to make, right after a sync 0.07,
-    for git and hooks alike (docs/BENCHMARKS.md, twenty-second round). Once written back, only
-    the removals of the timed pushes themselves count, as they would on a server."""
+    The repack above removes thousands of loose objects, and on an ext4 without a journal a new
+    file avoids the inodes freed recently: a second after the set-up, a file in the
+    repository's object directory took 0.42 ms to make, right after a sync 0.07, for git and
+    hooks alike (docs/BENCHMARKS.md, twenty-second round). What is left is the timed pushes' own
+    removals, as a server has them."""
     os.sync()
 
 
@@ -161,8 +160,8 @@ class Daemon:
 
 def disk_note(path):
     """What the machine line says about the file system holding `path`. On ext4 without a
-    journal, a new file skips every inode of its block group freed and not yet written back
-    (up to 30 s), reading each one's deletion time, so every file git or a hook makes costs
+    journal, a new file skips every inode of its block group freed recently (for tens of
+    seconds), reading each one's deletion time, so every file git or a hook makes costs
     more while anything nearby is being removed (docs/BENCHMARKS.md, twenty-first round)."""
     try:
         found = subprocess.run(["findmnt", "-n", "-o", "SOURCE,FSTYPE", "-T", path],
@@ -184,7 +183,7 @@ def disk_note(path):
     if journalled:
         return "; temp dir on ext4"
     return ("; temp dir on ext4 without a journal (each file made scans the inodes freed there "
-            "and not yet written back: the set-up syncs before timing)")
+            "recently: the set-up syncs before timing)")
 
 
 def med(xs):
