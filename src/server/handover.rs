@@ -122,12 +122,28 @@ pub fn key(
     crate::config::hex(&Sha256::digest(text.as_bytes()))
 }
 
-/// What pre-receive leaves for one branch: its slot's name and content.
+/// What pre-receive leaves for one branch: its slot's name and content, in pieces written as
+/// they are (copying the trees into one buffer first touched as many fresh pages again).
 #[derive(Debug)]
 pub struct Slot {
     name: String,
     key: String,
-    bytes: Vec<u8>,
+    /// The header line, then the verdict.
+    header: Vec<u8>,
+    verdict: Vec<u8>,
+    /// The trees, each with its `<id> <length>` line; empty when they are not handed over.
+    trees: Vec<(Vec<u8>, Vec<u8>)>,
+}
+
+impl Slot {
+    /// The slot's content, piece by piece, in order.
+    fn pieces(&self) -> impl Iterator<Item = &[u8]> {
+        [&self.header[..], &self.verdict[..]].into_iter().chain(
+            self.trees
+                .iter()
+                .flat_map(|(line, data)| [&line[..], &data[..]]),
+        )
+    }
 }
 
 /// A verdict on `branch` ready to hand over with `trees` (the large trees its walk read in the
@@ -167,30 +183,31 @@ pub fn prepare(
     if verdict.len() > MAX_BYTES {
         return None;
     }
-    let mut listed = Vec::new();
-    for (id, data) in &trees {
-        listed.extend_from_slice(format!("{id} {}\n", data.len()).as_bytes());
-        listed.extend_from_slice(data);
+    let mut listed: Vec<(Vec<u8>, Vec<u8>)> = trees
+        .into_iter()
+        .map(|(id, data)| (format!("{id} {}\n", data.len()).into_bytes(), data))
+        .collect();
+    let mut listed_len: usize = listed
+        .iter()
+        .map(|(line, data)| line.len() + data.len())
+        .sum();
+    if listed_len > crate::git::MAX_CARRIED_BYTES * 2 {
+        listed.clear();
+        listed_len = 0;
     }
-    let listed = if listed.len() <= crate::git::MAX_CARRIED_BYTES * 2 {
-        listed
-    } else {
-        Vec::new()
-    };
-    let mut bytes = format!(
+    let header = format!(
         "{MAGIC} {} {} {}\n",
         verdict.len(),
-        listed.len(),
+        listed_len,
         crate::manifest::sha256(&verdict)
     )
     .into_bytes();
-    bytes.reserve(verdict.len() + listed.len());
-    bytes.extend_from_slice(&verdict);
-    bytes.extend_from_slice(&listed);
     Some(Slot {
         name: slot_name(branch),
         key: key.to_string(),
-        bytes,
+        header,
+        verdict,
+        trees: listed,
     })
 }
 
@@ -227,7 +244,7 @@ fn give_in(dir: &std::path::Path, prepared: &[Slot]) {
             std::fs::create_dir_all(dir)?;
             open()
         });
-        if file.and_then(|mut f| f.write_all(&slot.bytes)).is_err() {
+        if file.and_then(|mut f| write_pieces(&mut f, slot)).is_err() {
             return;
         }
     }
@@ -236,6 +253,22 @@ fn give_in(dir: &std::path::Path, prepared: &[Slot]) {
     if prepared.iter().any(|slot| slot.key.starts_with('0')) {
         remove_stale(dir);
     }
+}
+
+/// Writes `slot`'s pieces in as few calls as the file takes.
+fn write_pieces(file: &mut std::fs::File, slot: &Slot) -> std::io::Result<()> {
+    let mut slices: Vec<std::io::IoSlice<'_>> = slot.pieces().map(std::io::IoSlice::new).collect();
+    let mut left = &mut slices[..];
+    std::io::IoSlice::advance_slices(&mut left, 0);
+    while !left.is_empty() {
+        match file.write_vectored(left) {
+            Ok(0) => return Err(std::io::ErrorKind::WriteZero.into()),
+            Ok(n) => std::io::IoSlice::advance_slices(&mut left, n),
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
 }
 
 /// A slot's header: where the verdict starts, its length, the trees' length, its SHA-256.
