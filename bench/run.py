@@ -131,7 +131,7 @@ def make_repo(base, name, tasks, filler_kb=50, hooks=True):
 
 def settle():
     """Writes back what the set-up changed (and earlier runs removed) before anything is timed.
-    The repack above removes thousands of loose objects, and on an ext4 without a journal a new
+    make_repo's repack removes thousands of loose objects, and on an ext4 without a journal a new
     file avoids the inodes freed recently: a second after the set-up, a file in the
     repository's object directory took 0.42 ms to make, right after a sync 0.07, for git and
     hooks alike (docs/BENCHMARKS.md, twenty-second round). What is left is the timed pushes' own
