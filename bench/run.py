@@ -256,14 +256,27 @@ NOOP_HOOK = "#!/bin/sh\nexit 0\n"
 def shared_repo(base, name, n, variants, baseline):
     """The one repository and work tree every variant of a push comparison pushes to, its
     manifest built by this build's hooks; and `swap(variant)`, which puts that variant's hooks
-    in place (hook_set)."""
+    (hook_set) in place."""
     work, bare = make_repo(base, name, n, filler_kb=1, hooks=False)
     run(["git", "remote", "add", "origin", bare], work)
-    sets = {v: hook_set(base, n, v, baseline) for v in variants}
-    names = {hook for hooks in sets.values() for hook in hooks}
-    use_hooks(bare, sets["taskhook"], names)
+    # Each variant's hooks in a directory of their own, made once; a swap renames directories.
+    for v in variants:
+        write_hooks(os.path.join(bare, f"hooks.{v}"), hook_set(base, n, v, baseline))
+    os.rename(os.path.join(bare, "hooks"), os.path.join(bare, "hooks.samples"))
+    os.rename(os.path.join(bare, "hooks.taskhook"), os.path.join(bare, "hooks"))
+    current = ["taskhook"]
     run([BIN, "manifest", "rebuild", bare])
-    return work, lambda v: use_hooks(bare, sets[v], names)
+
+    def swap(v):
+        """Renames `v`'s directory to `hooks`, and the one there back to its own name. Nothing
+        is removed or made: on ext4 without a journal each file removed makes every file made
+        after it cost more for a while, git's and the hooks' alike (see `settle`), and a server
+        does not remove its hooks between pushes."""
+        if v != current[0]:
+            os.rename(os.path.join(bare, "hooks"), os.path.join(bare, f"hooks.{current[0]}"))
+            os.rename(os.path.join(bare, f"hooks.{v}"), os.path.join(bare, "hooks"))
+            current[0] = v
+    return work, swap
 
 
 def commit_change(work, label, task=0):
@@ -295,14 +308,11 @@ def hook_set(base, n, variant, baseline):
     return hooks
 
 
-def use_hooks(bare, hooks, all_names):
-    """Puts exactly `hooks` in place in `bare` (the others of `all_names` removed)."""
-    for name in all_names:
-        path = os.path.join(bare, "hooks", name)
-        if os.path.exists(path):
-            os.remove(path)
+def write_hooks(folder, hooks):
+    """Makes the directory `folder` holding `hooks` ({name: (bytes, mode)})."""
+    os.makedirs(folder)
     for name, (data, mode) in hooks.items():
-        path = os.path.join(bare, "hooks", name)
+        path = os.path.join(folder, name)
         with open(path, "wb") as f:
             f.write(data)
         os.chmod(path, mode)
