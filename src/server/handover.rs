@@ -585,4 +585,31 @@ mod tests {
         std::fs::write(&path, damaged).expect("write");
         assert_eq!(trees_in(dir.path(), "main"), two[..1]);
     }
+
+    #[test]
+    fn a_slot_of_more_pieces_than_one_write_takes_is_written_whole() {
+        // Linux takes at most 1,024 slices per `writev`: 2 + 2 * 700 pieces need two calls.
+        let trees: Vec<(Vec<u8>, Vec<u8>)> = (0..700)
+            .map(|i| {
+                (
+                    format!("tree {i}\n").into_bytes(),
+                    vec![b'a' + (i % 26) as u8; 3],
+                )
+            })
+            .collect();
+        let slot = Slot {
+            name: "main".into(),
+            key: "k".into(),
+            header: b"header\n".to_vec(),
+            verdict: b"{}".to_vec(),
+            trees,
+        };
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("slot");
+        let mut file = std::fs::File::create(&path).expect("create");
+        write_pieces(&mut file, &slot).expect("written");
+        drop(file);
+        let whole: Vec<u8> = slot.pieces().flatten().copied().collect();
+        assert_eq!(std::fs::read(&path).expect("read"), whole);
+    }
 }
