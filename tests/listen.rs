@@ -519,6 +519,43 @@ fn a_bad_configuration_names_the_key() {
     );
 }
 
+/// A broker that takes the connection and never answers (one caught starting, or a wrong port
+/// held by something else) costs the listener one attempt, not its life: the set-up's deadline
+/// counts it as lost and the listener tries again.
+#[test]
+fn a_broker_that_never_answers_is_given_up_on_and_retried() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = silent.local_addr().expect("address").port();
+    // Accepts every connection and holds it, silent, until the test ends.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in silent.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("c.toml");
+    write(
+        &cfg,
+        &format!(
+            "amqp_url = \"amqp://guest:guest@127.0.0.1:{port}/%2F\"\n[queues.q]\n[[bindings]]\nqueue = \"q\"\nrouting_keys = [\"#\"]\n[consumer_config]\nremote = \"git://127.0.0.1:1/{{name}}\"\n"
+        ),
+    );
+    let mut l = Listener::spawn(&cfg, dir.path().join("l.log"), &[]);
+    let start = Instant::now();
+    let given_up =
+        "(the broker did not finish connecting and setting up within 20 s); reconnecting in 1 s";
+    while !l.log().contains(given_up) {
+        assert!(
+            l.alive() && start.elapsed() < Duration::from_secs(60),
+            "no attempt given up on:\n{}",
+            l.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(l.alive(), "{}", l.log());
+}
+
 /// Publishes a koji message with the fedora-messaging CLI and reads the job back with
 /// fedora-messaging's own `get_message`.
 #[test]

@@ -48,6 +48,8 @@ use super::run::{self, Options, RunError};
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long in-flight messages get to finish after a shutdown request.
 const DRAIN: Duration = Duration::from_secs(10);
+/// How long connecting and declaring may take before the attempt counts as lost.
+const SETUP: Duration = Duration::from_secs(20);
 
 /// Why the service could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -301,28 +303,45 @@ async fn session(
     if *stop.borrow() {
         return Ok(());
     }
-    let conn = connect(&ctx.config, tls).await?;
-    ctx.metrics.connections.inc();
-    let consume = conn.create_channel().await?;
-    consume
-        .basic_qos(ctx.config.prefetch_count, BasicQosOptions::default())
-        .await?;
-    declare(&consume, &ctx.config).await?;
-    let sink = Arc::new(Sink::open(&ctx.config.jobs, &conn).await?);
+    // A broker that accepts the connection but never finishes a step (one caught starting or
+    // stopping) would hold the listener here for good: the whole set-up has a deadline, and
+    // missing it is a lost connection like any other.
+    let setup = async {
+        let conn = connect(&ctx.config, tls).await?;
+        ctx.metrics.connections.inc();
+        let consume = conn.create_channel().await?;
+        consume
+            .basic_qos(ctx.config.prefetch_count, BasicQosOptions::default())
+            .await?;
+        declare(&consume, &ctx.config).await?;
+        let sink = Arc::new(Sink::open(&ctx.config.jobs, &conn).await?);
+        let mut consumers = Vec::new();
+        for q in &ctx.config.queues {
+            let tag = format!("taskhook-{}-{}", std::process::id(), q.name);
+            let consumer = consume
+                .basic_consume(
+                    q.name.as_str().into(),
+                    tag.as_str().into(),
+                    BasicConsumeOptions::default(),
+                    FieldTable::default(),
+                )
+                .await?;
+            consumers.push((tag, consumer));
+        }
+        Ok::<_, SessionError>((conn, consume, sink, consumers))
+    };
+    let (conn, consume, sink, consumers) =
+        tokio::time::timeout(SETUP, setup).await.map_err(|_| {
+            SessionError::Lost(format!(
+                "the broker did not finish connecting and setting up within {} s",
+                SETUP.as_secs()
+            ))
+        })??;
     // Every queue's consumer feeds one channel, so one loop sees all deliveries.
     let (tx, mut rx) = mpsc::channel::<Result<Delivery, lapin::Error>>(1);
     let mut tags = Vec::new();
     let mut forwarders = JoinSet::new();
-    for q in &ctx.config.queues {
-        let tag = format!("taskhook-{}-{}", std::process::id(), q.name);
-        let mut consumer = consume
-            .basic_consume(
-                q.name.as_str().into(),
-                tag.as_str().into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
+    for (tag, mut consumer) in consumers {
         tags.push(tag);
         let tx = tx.clone();
         forwarders.spawn(async move {
