@@ -48,7 +48,8 @@ use super::run::{self, Options, RunError};
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// How long in-flight messages get to finish after a shutdown request.
 const DRAIN: Duration = Duration::from_secs(10);
-/// How long connecting and declaring may take before the attempt counts as lost.
+/// How long connecting, declaring and starting to consume may take before the attempt counts
+/// as lost.
 const SETUP: Duration = Duration::from_secs(20);
 
 /// Why the service could not run at all.
