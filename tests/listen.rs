@@ -521,16 +521,26 @@ fn a_bad_configuration_names_the_key() {
 
 /// A broker that takes the connection and never answers (one caught starting, or a wrong port
 /// held by something else) costs the listener one attempt, not its life: the set-up's deadline
-/// counts it as lost and the listener tries again.
+/// counts it as lost, closes its socket (lapin's thread for it ends) and the listener tries
+/// again.
 #[test]
 fn a_broker_that_never_answers_is_given_up_on_and_retried() {
+    use std::io::Read;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = silent.local_addr().expect("address").port();
-    // Accepts every connection and holds it, silent, until the test ends.
+    // Accepts every connection and holds it, silent, counting those the listener closes.
+    let closed = Arc::new(AtomicUsize::new(0));
+    let counted = closed.clone();
     std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in silent.incoming().flatten() {
-            held.push(stream);
+        for mut stream in silent.incoming().flatten() {
+            let counted = counted.clone();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while matches!(stream.read(&mut buf), Ok(n) if n > 0) {}
+                counted.fetch_add(1, Ordering::SeqCst);
+            });
         }
     });
     let dir = tempfile::tempdir().expect("tmp");
@@ -554,6 +564,16 @@ fn a_broker_that_never_answers_is_given_up_on_and_retried() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(l.alive(), "{}", l.log());
+    // The attempt given up on is closed, not left open on a thread waiting for the broker.
+    let given_up_at = Instant::now();
+    while closed.load(Ordering::SeqCst) == 0 {
+        assert!(
+            given_up_at.elapsed() < Duration::from_secs(5),
+            "the connection given up on is still open:\n{}",
+            l.log()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
 
 /// Publishes a koji message with the fedora-messaging CLI and reads the job back with

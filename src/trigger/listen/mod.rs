@@ -307,8 +307,9 @@ async fn session(
     // A broker that accepts the connection but never finishes a step (one caught starting or
     // stopping) would hold the listener here for good: the whole set-up has a deadline, and
     // missing it is a lost connection like any other.
+    let socket = Socket::default();
     let setup = async {
-        let conn = connect(&ctx.config, tls).await?;
+        let conn = connect(&ctx.config, tls, &socket).await?;
         ctx.metrics.connections.inc();
         let consume = conn.create_channel().await?;
         consume
@@ -333,11 +334,16 @@ async fn session(
     };
     let (conn, consume, sink, consumers) =
         tokio::time::timeout(SETUP, setup).await.map_err(|_| {
+            // lapin's connection lives on its own thread, which waits for the broker as long as
+            // the socket stays open: shut the socket, and the thread ends.
+            socket.shut();
             SessionError::Lost(format!(
                 "the broker did not finish connecting and setting up within {} s",
                 SETUP.as_secs()
             ))
         })??;
+    // Set up: the socket is the connection's alone from here.
+    drop(socket);
     // Every queue's consumer feeds one channel, so one loop sees all deliveries.
     let (tx, mut rx) = mpsc::channel::<Result<Delivery, lapin::Error>>(1);
     let mut tags = Vec::new();
@@ -404,7 +410,34 @@ async fn session(
     outcome
 }
 
-async fn connect(c: &ListenConfig, tls: OwnedTLSConfig) -> Result<Connection, SessionError> {
+/// The socket of a connection being made, kept (a duplicate of its descriptor) so that an
+/// attempt given up on can be shut down: lapin offers no way to abandon a connection before
+/// its handshake ends, and its thread would wait on a silent broker for good.
+#[derive(Default, Clone)]
+struct Socket(Arc<std::sync::Mutex<Option<std::os::fd::OwnedFd>>>);
+
+impl Socket {
+    fn keep(&self, stream: &tokio::net::TcpStream) {
+        use std::os::fd::AsFd;
+        if let (Ok(fd), Ok(mut slot)) = (stream.as_fd().try_clone_to_owned(), self.0.lock()) {
+            *slot = Some(fd);
+        }
+    }
+
+    /// Shuts the socket down both ways (so that whoever reads it sees its end) and lets go.
+    fn shut(&self) {
+        let fd = self.0.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(fd) = fd {
+            let _ = std::net::TcpStream::from(fd).shutdown(std::net::Shutdown::Both);
+        }
+    }
+}
+
+async fn connect(
+    c: &ListenConfig,
+    tls: OwnedTLSConfig,
+    socket: &Socket,
+) -> Result<Connection, SessionError> {
     let mut uri: lapin::uri::AMQPUri = c
         .amqp_url
         .parse()
@@ -420,7 +453,22 @@ async fn connect(c: &ListenConfig, tls: OwnedTLSConfig) -> Result<Connection, Se
             props.with_client_property(ShortString::from(k.as_str()), LongString::from(v.as_str()));
     }
     let runtime = lapin::runtime::default_runtime()?;
-    Ok(Connection::connect_uri_with_config(uri, props, tls, runtime).await?)
+    // What `Connection::connect_uri_with_config` does, keeping the socket (see `Socket`).
+    let socket = socket.clone();
+    let open = async move |uri: lapin::uri::AMQPUri, runtime: async_rs::TokioRuntime| {
+        let addrs = runtime.to_socket_addrs((uri.authority.host.clone(), uri.authority.port));
+        let stream = lapin::tcp::AsyncTcpStream::connect(&runtime, addrs).await?;
+        if let lapin::tcp::AsyncTcpStream::Plain(plain) = &stream {
+            socket.keep(plain.get_ref());
+        }
+        Ok(match uri.scheme {
+            lapin::uri::AMQPScheme::AMQP => stream,
+            lapin::uri::AMQPScheme::AMQPS => {
+                stream.into_tls(&uri.authority.host, tls.as_ref()).await?
+            }
+        })
+    };
+    Ok(Connection::connector(uri, runtime, open, props).await?)
 }
 
 /// Declares the configured exchanges, queues and bindings (again after every reconnection).
