@@ -229,7 +229,37 @@ pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchE
 }
 
 /// `git archive --remote=URL ARGS...`: in process for `git://`, else by running git.
+///
+/// Asked once more, within the same time limit, when the server's answer is a failure that
+/// lost its reason: git's `upload-archive` stops relaying its archiver's messages once the
+/// archiver has exited, so now and then (about one time in 200 here) a missing repository, ref
+/// or path comes back as only "archiver died with error". Without the reason a missing
+/// manifest path would read as an unreachable server.
 pub fn archive(
+    url: &str,
+    args: &[&str],
+    timeout: Duration,
+    max: usize,
+) -> Result<upload_archive::Archive, FetchError> {
+    let deadline = std::time::Instant::now() + timeout;
+    let out = archive_once(url, args, timeout, max)?;
+    if out.ok || !reason_lost(&out.message) {
+        return Ok(out);
+    }
+    match deadline.checked_duration_since(std::time::Instant::now()) {
+        Some(left) if !left.is_zero() => archive_once(url, args, left, max),
+        _ => Ok(out),
+    }
+}
+
+/// Whether a failed archive's messages say only that git's archiver died, not why.
+fn reason_lost(message: &str) -> bool {
+    let mut lines = message.lines().map(str::trim).filter(|l| !l.is_empty());
+    let died = |l: &str| l.contains("archiver died with error");
+    lines.next().is_some_and(died) && lines.all(died)
+}
+
+fn archive_once(
     url: &str,
     args: &[&str],
     timeout: Duration,
@@ -529,6 +559,92 @@ pub fn expand_remote(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Serves the git protocol on 127.0.0.1 with one canned answer per connection, in turn;
+    /// returns the URL and a handle that yields how many requests came.
+    fn canned_daemon(answers: Vec<&'static [u8]>) -> (String, std::thread::JoinHandle<usize>) {
+        use std::io::Write;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let handle = std::thread::spawn(move || {
+            listener.set_nonblocking(true).expect("nonblocking");
+            let mut served = 0;
+            let until = std::time::Instant::now() + Duration::from_secs(10);
+            while served < answers.len() && std::time::Instant::now() < until {
+                let Ok((mut conn, _)) = listener.accept() else {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                };
+                conn.set_nonblocking(false).expect("blocking");
+                // The request, the arguments and their flush; then the canned answer.
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                while !request.ends_with(b"0000") {
+                    match conn.read(&mut buf) {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => request.extend_from_slice(&buf[..n]),
+                    }
+                }
+                conn.write_all(answers[served]).expect("answer");
+                served += 1;
+            }
+            // Anyone asking after the last answer is counted, not served.
+            std::thread::sleep(Duration::from_millis(300));
+            while listener.accept().is_ok() {
+                served += 1;
+            }
+            served
+        });
+        (format!("git://127.0.0.1:{port}/t.git"), handle)
+    }
+
+    const DIED: &[u8] = b"0008ACK\n00000032\x03git upload-archive: archiver died with error\n0000";
+    const NO_PATH: &[u8] =
+        b"0008ACK\n00000031\x02fatal: pathspec 'x' did not match any files\n0000";
+
+    #[test]
+    fn an_answer_that_lost_its_reason_is_asked_again() {
+        let (url, served) = canned_daemon(vec![DIED, NO_PATH]);
+        let out = archive(&url, &["HEAD", "x"], Duration::from_secs(5), 1024).expect("answer");
+        assert!(!out.ok);
+        assert!(
+            out.message.contains("did not match any files"),
+            "{}",
+            out.message
+        );
+        assert_eq!(served.join().expect("daemon"), 2);
+
+        // A reason is taken as it comes; so is a second answer without one.
+        let (url, served) = canned_daemon(vec![NO_PATH]);
+        let out = archive(&url, &["HEAD", "x"], Duration::from_secs(5), 1024).expect("answer");
+        assert!(out.message.contains("pathspec"), "{}", out.message);
+        assert_eq!(served.join().expect("daemon"), 1);
+        let (url, served) = canned_daemon(vec![DIED, DIED]);
+        let out = archive(&url, &["HEAD", "x"], Duration::from_secs(5), 1024).expect("answer");
+        assert!(
+            !out.ok && out.message.contains("archiver died"),
+            "{}",
+            out.message
+        );
+        assert_eq!(served.join().expect("daemon"), 2);
+    }
+
+    #[test]
+    fn a_lost_reason_is_told_from_a_reason() {
+        assert!(reason_lost(
+            "fatal: sent error to the client: git upload-archive: archiver died with error\n\
+             remote: git upload-archive: archiver died with error\n"
+        ));
+        assert!(reason_lost("git upload-archive: archiver died with error"));
+        for kept in [
+            "",
+            "remote: fatal: '/x' does not appear to be a git repository\n\
+             remote: git upload-archive: archiver died with error",
+            "fatal: no such ref",
+        ] {
+            assert!(!reason_lost(kept), "{kept}");
+        }
+    }
 
     #[test]
     fn templates() {
