@@ -118,6 +118,77 @@ fn refs_in_the_way_of_the_manifest_ref() {
     assert!(t.meta().is_some());
 }
 
+/// A replace ref makes git serve another object's content under a validated object's id: to
+/// `git archive --remote` (the runner's checkout, the trigger's manifest fetch) among others.
+/// Pushing one is refused; deleting one (an admin made it on the server) is not.
+#[test]
+fn replace_refs_are_not_accepted_from_pushers() {
+    let s = Server::new();
+    s.commit_file("t/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let meta = s.meta();
+    let good = git(&s.work(), &["rev-parse", "HEAD:t/runtask.yml"]);
+    let evil = blob(&s, &GOOD.replace("rpmlint", "evil"));
+    git(&s.work(), &["replace", &good, &evil]);
+    let replace = format!("refs/replace/{good}");
+    let out = s.push(&replace);
+    assert!(!out.status.success(), "accepted: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{replace}: replace refs are not accepted")),
+        "{}",
+        stderr(&out)
+    );
+    // Nor beside a branch, nor under the update hook's per-ref verdicts.
+    s.commit_file("t/more.txt", "x");
+    let out = git_output(&s.work(), &["push", "origin", "master", &replace]);
+    assert!(!out.status.success(), "accepted: {}", stderr(&out));
+    git(&s.bare(), &["config", "taskhook.verdictHook", "update"]);
+    let out = s.push(&replace);
+    assert!(!out.status.success(), "accepted: {}", stderr(&out));
+    assert_eq!(meta, s.meta());
+    assert!(git(&s.bare(), &["for-each-ref", "refs/replace/"]).is_empty());
+    let served = git_output(
+        &s.dir.path().join("work"),
+        &[
+            "archive",
+            "--remote=../srv.git",
+            "refs/heads/master",
+            "t/runtask.yml",
+        ],
+    );
+    assert!(served.status.success(), "{}", stderr(&served));
+    assert!(!String::from_utf8_lossy(&served.stdout).contains("evil"));
+
+    // One the admin made on the server can be deleted by a push.
+    let evil_there = run_with_stdin(
+        "git",
+        &["hash-object", "-w", "--stdin"],
+        &s.bare(),
+        GOOD.replace("rpmlint", "evil").as_bytes(),
+    );
+    assert!(evil_there.status.success());
+    git(&s.bare(), &["update-ref", &replace, &evil]);
+    // doctor points it out.
+    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains(&format!("1 replace ref ({replace})"))
+            && text.contains(&format!("git update-ref -d {replace}")),
+        "{text}"
+    );
+    let out = s.push(&format!(":{replace}"));
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(git(&s.bare(), &["for-each-ref", "refs/replace/"]).is_empty());
+    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
+    assert_eq!(
+        doctor.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
+}
+
 #[test]
 fn colliding_branch_names_keep_the_manifest_tree_valid() {
     let s = Server::new();

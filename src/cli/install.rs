@@ -299,6 +299,30 @@ fn diagnose(repo: &Path) -> Vec<Finding> {
                     c.time_budget.as_millis()
                 ),
             );
+            let replacing: Vec<String> = r
+                .ref_names()
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|n| crate::server::hooks::replaces(n))
+                .collect();
+            if !replacing.is_empty() {
+                say(
+                    false,
+                    format!(
+                        "{} replace ref{} ({}): git serves the replacement in place of the object the hooks validated (to `git archive`, to the trigger's manifest fetch); unless one is really meant, delete {}: {}",
+                        replacing.len(),
+                        if replacing.len() == 1 { "" } else { "s" },
+                        replacing.iter().take(3).cloned().collect::<Vec<_>>().join(", "),
+                        if replacing.len() == 1 { "it" } else { "them" },
+                        replacing
+                            .iter()
+                            .take(3)
+                            .map(|n| format!("git update-ref -d {n}"))
+                            .collect::<Vec<_>>()
+                            .join("; ")
+                    ),
+                );
+            }
             let has_manifest = r.ref_target(&c.manifest_ref).ok().flatten().is_some();
             let has_branches = r.branches().map(|b| !b.is_empty()).unwrap_or(false);
             if has_branches && !has_manifest {

@@ -173,6 +173,17 @@ fn validate_updates(
     }
     for u in updates
         .iter()
+        .filter(|u| !u.is_delete() && replaces(&u.name))
+    {
+        let _ = writeln!(
+            out,
+            "taskhook: {}: replace refs are not accepted: git would serve the replacement (to `git archive`, to clones that honour them) in place of the object the hooks validated, a formula or a manifest; a server admin can create one on the server if it is really needed",
+            u.name.escape_debug()
+        );
+        rejected = true;
+    }
+    for u in updates
+        .iter()
         .filter(|u| u.branch().is_some() && u.name.contains('\u{fffd}'))
     {
         let _ = writeln!(
@@ -509,6 +520,25 @@ pub fn collides(name: &str, manifest_ref: &str) -> bool {
         || manifest_ref.starts_with(&format!("{name}/"))
 }
 
+/// Whether ref `name` is a replace ref: one under `refs/replace/`, or under the base
+/// `GIT_REPLACE_REF_BASE` names for the git serving this repository. git reads an object through
+/// its replacement wherever replacements are on (they are by default): `upload-archive` serves
+/// the replacement's content under the original's id, so a pushed replace ref could change the
+/// formula a runner gets, or the manifest the trigger reads, without a pushed branch changing.
+pub fn replaces(name: &str) -> bool {
+    let under = |base: &str| {
+        let base = base.trim_end_matches('/');
+        !base.is_empty()
+            && name
+                .strip_prefix(base)
+                .is_some_and(|rest| rest.starts_with('/'))
+    };
+    under("refs/replace")
+        || std::env::var("GIT_REPLACE_REF_BASE")
+            .ok()
+            .is_some_and(|base| under(&base))
+}
+
 /// Who pushed, as the forge says: GitLab, Gitea/Forgejo, gitolite, Apache/http, else the
 /// system user the hook runs as.
 pub fn pusher() -> (String, &'static str) {
@@ -558,6 +588,19 @@ fn audit_message(names: &[&str], updates: &[&RefUpdate]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replace_refs_are_told_from_others() {
+        assert!(replaces("refs/replace/0123abcd"));
+        assert!(replaces("refs/replace/x/y"));
+        for other in [
+            "refs/replacements/x",
+            "refs/heads/refs/replace/x",
+            "refs/replace",
+        ] {
+            assert!(!replaces(other), "{other}");
+        }
+    }
 
     #[test]
     fn parses_hook_input() {
