@@ -121,6 +121,27 @@ fn archive_where_served_then_the_pinned_commit_after_the_branch_moved() {
     assert_task_a(&dest);
 }
 
+/// A repository's `.gitattributes` changes what `git archive` serves (`export-ignore` leaves
+/// files out, `export-subst` rewrites them): such an archive is not the pinned task, and the
+/// pinned commit is fetched instead.
+#[test]
+fn an_archive_that_gitattributes_changed_is_not_used() {
+    let (s, d) = served();
+    s.commit_file(".gitattributes", "a/data/** export-ignore\n");
+    assert!(s.push("master").status.success());
+    let dir = s.dir.path();
+    let job = job_for(&s, &d.url("srv.git"));
+    let dest = dir.join("out");
+    let out = checkout(dir, &job, &dest, &[]);
+    assert_eq!(method(&out), "commit-fetch");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("the archive is not the pinned task"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_task_a(&dest);
+}
+
 #[test]
 fn smart_http_falls_back_to_the_branch_and_says_so() {
     let (s, _d) = served();

@@ -148,7 +148,6 @@ pub fn checkout(job: &Job, opts: &Options) -> Result<Done, CheckoutError> {
     prepare_dest(&opts.dest)?;
     let mut notes = Vec::new();
     let (files, method) = fetch_task(job, opts, &mut notes)?;
-    verify(job, &files)?;
     let bytes = files.iter().map(|f| f.data.len()).sum();
     write_files(&opts.dest, &files)?;
     Ok(Done {
@@ -184,11 +183,22 @@ fn fetch_task(
     let url = job.git_repo.as_str();
     if !fetch::is_http(url) {
         match by_archive(job, opts)? {
-            Ok(files) => return Ok((files, Method::Archive)),
+            Ok(files) => match verify(job, &files) {
+                Ok(()) => return Ok((files, Method::Archive)),
+                // `git archive` applies the archived tree's `.gitattributes` (`export-ignore`
+                // leaves files out, `export-subst` rewrites them) and the server's replace refs;
+                // a fetch brings the objects themselves.
+                Err(CheckoutError::Mismatch(why)) => notes.push(format!(
+                    "the archive is not the pinned task ({why}; `export-ignore` or `export-subst` in the repository's .gitattributes, or a replace ref on the server): fetching the pinned commit instead"
+                )),
+                Err(e) => return Err(e),
+            },
             Err(why) => notes.push(why),
         }
     }
-    by_fetch(job, opts, notes)
+    let (files, method) = by_fetch(job, opts, notes)?;
+    verify(job, &files)?;
+    Ok((files, method))
 }
 
 /// Tries `git archive --remote URL refs/heads/<branch> <path>`: `Ok(Err(why))` when the
