@@ -17,6 +17,7 @@ pub const KEYS: &[&str] = &[
     "maxYamlNodes",
     "maxAliases",
     "maxTasks",
+    "maxBranches",
     "maxDepth",
     "timeBudget",
     "staleLockSeconds",
@@ -118,6 +119,9 @@ pub struct Config {
     /// Which hook gives the verdict on pushed branches: `pre-receive` (the whole push at once)
     /// or `update` (each ref on its own; pre-receive then only guards the manifest ref).
     pub verdict_hook: VerdictHook,
+    /// The most branches with tasks (or findings) the manifest lists: each costs the server a
+    /// branch file of up to a few MB, against the pusher's hundred bytes for a ref.
+    pub max_branches: usize,
 }
 
 /// The hook that validates pushed branches.
@@ -137,6 +141,7 @@ impl Default for Config {
             time_budget: Duration::from_secs(60),
             stale_lock: Duration::from_secs(5),
             verdict_hook: VerdictHook::PreReceive,
+            max_branches: 1000,
         }
     }
 }
@@ -259,6 +264,9 @@ impl Config {
         }
         if let Some(n) = number("taskhook.maxTasks", 1)? {
             c.bounds.max_tasks = n as usize;
+        }
+        if let Some(n) = number("taskhook.maxBranches", 1)? {
+            c.max_branches = n as usize;
         }
         if let Some(n) = number("taskhook.maxDepth", 0)? {
             c.bounds.max_depth = n as usize;

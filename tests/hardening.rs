@@ -489,3 +489,58 @@ fn a_timeout_kills_only_gits_process_group() {
     );
     assert!(alive, "a process outside git's group was killed");
 }
+
+/// Each branch with tasks costs the server a branch file (2.2 MB at 10,000 tasks) for a ref
+/// that costs the pusher a hundred bytes: `taskhook.maxBranches` bounds how many the manifest
+/// lists. Branches without tasks (most dist-git repositories have none) are not counted.
+#[test]
+fn branches_with_tasks_are_limited() {
+    let s = Server::new();
+    git(&s.bare(), &["config", "taskhook.maxBranches", "2"]);
+    s.commit_file("t/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    assert!(s.push("master:f1").status.success());
+    let over = "more than taskhook.maxBranches (2) allows: f2;";
+    let out = s.push("master:f2");
+    assert!(!out.status.success(), "accepted: {}", stderr(&out));
+    assert!(stderr(&out).contains(over), "{}", stderr(&out));
+    // The server's capacity, not a verdict on formulas: `warn` refuses it too.
+    git(&s.bare(), &["config", "taskhook.policy", "warn"]);
+    let out = s.push("master:f2");
+    assert!(!out.status.success(), "accepted: {}", stderr(&out));
+    assert!(stderr(&out).contains(over), "{}", stderr(&out));
+    // Branches without tasks.
+    let readme = blob(&s, "no tasks here\n");
+    let tree = raw_tree(&s, &[("100644", "README", &readme)]);
+    for b in ["e1", "e2", "e3"] {
+        let out = push_tree(&s, &tree, b);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    // Deleting a branch with tasks makes room, in the same push too.
+    let out = git_output(&s.work(), &["push", "origin", ":f1", "master:f2"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The update hook judges each ref alone, so two new branches in one push pass it, each
+    // keeping to the limit; post-receive keeps it for the push, and says which it left out.
+    assert!(
+        taskhook(&["install", "--update-hook", "srv.git"], s.dir.path())
+            .status
+            .success()
+    );
+    git(&s.bare(), &["config", "taskhook.maxBranches", "3"]);
+    let out = git_output(&s.work(), &["push", "origin", "master:f3", "master:f4"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("f4 is not in the schedule manifest: it lists 3 branches with tasks"),
+        "{}",
+        stderr(&out)
+    );
+    let index: serde_json::Value = serde_json::from_str(&s.show("index.json")).expect("json");
+    let listed: Vec<&str> = index["branches"]
+        .as_object()
+        .expect("branches")
+        .keys()
+        .map(String::as_str)
+        .collect();
+    assert_eq!(listed, ["e1", "e2", "e3", "f2", "f3", "master"]);
+    s.assert_fsck_clean();
+}

@@ -253,6 +253,17 @@ fn attempts<'scope, 'env>(
     // Each branch file's blob id and sha256, kept from the first attempt: a retry after a lost
     // race writes the same bytes, so neither is computed (nor the file written) again.
     let mut written: Vec<Option<(ObjectId, String)>> = vec![None; changes.len()];
+    // Branches left out for taskhook.maxBranches in the latest attempt.
+    let mut refused: Vec<String> = Vec::new();
+    let tell = |refused: &[String]| {
+        for branch in refused {
+            eprintln!(
+                "taskhook: warning: {} is not in the schedule manifest: it lists {} branches with tasks, as many as taskhook.maxBranches allows; delete branches with tasks that are no longer needed, or ask the server admin to raise taskhook.maxBranches",
+                branch.escape_debug(),
+                config.max_branches
+            );
+        }
+    };
     // Large branch files still being written: in place before the ref names them.
     let mut pending = Vec::new();
     for attempt in 0..ATTEMPTS {
@@ -270,6 +281,11 @@ fn attempts<'scope, 'env>(
         let mut index = snap.index.clone();
         index.schema = manifest::SCHEMA_VERSION;
         index.settings = Some(manifest::Settings::of(config));
+        // taskhook.maxBranches, which pre-receive (or update) enforced on each push alone: a
+        // branch that concurrent pushes, or the update hook's one verdict per ref, would take
+        // past it keeps what the manifest had for it, and the pusher is told.
+        let mut room = branch_room(repo, config, &index, &files, changes);
+        refused.clear();
         // Checked on every attempt: a branch that moved on (or came back) since its manifest was
         // computed is left to the hook of the push that moved it, so an older push finishing
         // late never overwrites a newer manifest.
@@ -282,6 +298,15 @@ fn attempts<'scope, 'env>(
                 && stored_is_empty(repo, &index, &files, branch, new.as_ref())
             {
                 continue;
+            }
+            if let (Some((counted, listed)), Some(m)) = (room.as_mut(), new) {
+                if !m.empty && !counted.contains(branch) {
+                    if *listed >= config.max_branches {
+                        refused.push(branch.clone());
+                        continue;
+                    }
+                    *listed += 1;
+                }
             }
             if let Some(old) = index.branches.remove(branch) {
                 files.remove(&manifest::state_file_of(&old.manifest));
@@ -344,6 +369,7 @@ fn attempts<'scope, 'env>(
             for blob in pending.drain(..) {
                 blob.finish()?;
             }
+            tell(&refused);
             return Ok(Applied::Unchanged);
         }
         let commit = repo.write_commit(tree, snap.commit, message)?;
@@ -358,7 +384,10 @@ fn attempts<'scope, 'env>(
             message,
             config.stale_lock,
         ) {
-            Ok(()) => return Ok(Applied::Committed(commit)),
+            Ok(()) => {
+                tell(&refused);
+                return Ok(Applied::Committed(commit));
+            }
             Err(GitError::Race { .. }) => {
                 // Someone else moved the ref: start over from what they wrote.
                 std::thread::sleep(Duration::from_millis(5 + (attempt as u64 * 7) % 40));
@@ -424,6 +453,154 @@ fn still_current(repo: &Repo, (branch, new): &Change) -> bool {
     }
 }
 
+/// The branches `index` lists with tasks or findings, as their state files say (the id of each
+/// from `state_id`); a state file that cannot be read counts as one with tasks.
+fn listed_with_tasks(
+    repo: &Repo,
+    index: &Index,
+    state_id: impl Fn(&str) -> Option<ObjectId>,
+) -> std::collections::BTreeSet<String> {
+    index
+        .branches
+        .iter()
+        .filter(|(_, entry)| has_tasks(repo, entry, &state_id))
+        .map(|(branch, _)| branch.clone())
+        .collect()
+}
+
+/// Whether a listed branch has tasks or findings, as its state file says; a state file that
+/// cannot be read counts as one with tasks.
+fn has_tasks(
+    repo: &Repo,
+    entry: &IndexEntry,
+    state_id: &impl Fn(&str) -> Option<ObjectId>,
+) -> bool {
+    let state = state_id(&manifest::state_file_of(&entry.manifest))
+        .and_then(|id| repo.read_blob(id).ok())
+        .and_then(|bytes| manifest::parse_state(&bytes));
+    state.is_none_or(|s| s.tasks > 0 || !s.findings.is_empty() || !s.problems.is_empty())
+}
+
+/// Whether any of `with_tasks` (branches about to have tasks) would be added to the branches
+/// `index` lists with tasks: one not listed, or listed without tasks. Reads only their states.
+fn adds_any(
+    repo: &Repo,
+    index: &Index,
+    with_tasks: &[&str],
+    state_id: impl Fn(&str) -> Option<ObjectId>,
+) -> bool {
+    with_tasks.iter().any(|b| {
+        index
+            .branches
+            .get(*b)
+            .is_none_or(|entry| !has_tasks(repo, entry, &state_id))
+    })
+}
+
+/// Where the manifest may list more branches with tasks than it does, under
+/// `taskhook.maxBranches`: `None` while even every listed branch and every new one together keep
+/// to it (the usual case, at no cost), or no change adds a branch with tasks; else the branches
+/// it lists with tasks and how many of them stay once `changes` (those still current) delete or
+/// empty theirs.
+fn branch_room(
+    repo: &Repo,
+    config: &Config,
+    index: &Index,
+    files: &BTreeMap<String, ObjectId>,
+    changes: &[Change],
+) -> Option<(std::collections::BTreeSet<String>, usize)> {
+    let new = changes
+        .iter()
+        .filter(|(b, m)| m.as_ref().is_some_and(|m| !m.empty) && !index.branches.contains_key(b))
+        .count();
+    if index.branches.len() + new <= config.max_branches {
+        return None;
+    }
+    let with_tasks: Vec<&str> = changes
+        .iter()
+        .filter(|(_, m)| m.as_ref().is_some_and(|m| !m.empty))
+        .map(|(b, _)| b.as_str())
+        .collect();
+    if !adds_any(repo, index, &with_tasks, |file| files.get(file).copied()) {
+        return None;
+    }
+    let counted = listed_with_tasks(repo, index, |file| files.get(file).copied());
+    let freed = changes
+        .iter()
+        .filter(|c| counted.contains(&c.0) && c.1.as_ref().is_none_or(|m| m.empty))
+        .filter(|c| still_current(repo, c))
+        .count();
+    let listed = counted.len() - freed;
+    Some((counted, listed))
+}
+
+/// A push that would take the manifest past `taskhook.maxBranches` branches with tasks.
+#[derive(Debug, PartialEq, Eq)]
+pub struct OverBranchLimit {
+    /// How many branches with tasks the manifest would list.
+    pub would_list: usize,
+    pub limit: usize,
+    /// The pushed branches that would be added to them.
+    pub added: Vec<String>,
+}
+
+impl std::fmt::Display for OverBranchLimit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let shown: Vec<&str> = self.added.iter().take(5).map(String::as_str).collect();
+        write!(
+            f,
+            "this push would give the schedule manifest {} branches with tasks, more than taskhook.maxBranches ({}) allows: {}{}; delete branches with tasks that are no longer needed, or ask the server admin to raise taskhook.maxBranches",
+            self.would_list,
+            self.limit,
+            shown.join(", "),
+            match self.added.len() - shown.len() {
+                0 => String::new(),
+                more => format!(" and {more} more"),
+            }
+        )
+    }
+}
+
+/// Whether the push keeps to `taskhook.maxBranches`: `with_tasks` are the pushed branches whose
+/// new manifest lists tasks or findings, `without` those deleted or left without any. Costs
+/// nothing while the manifest lists fewer branches than the limit (with or without tasks), and
+/// a read of the pushed branches' states while none of them would be added; else one small read
+/// per listed branch.
+pub fn over_branch_limit(
+    repo: &Repo,
+    config: &Config,
+    snap: &Snapshot,
+    with_tasks: &[&str],
+    without: &[&str],
+) -> Option<OverBranchLimit> {
+    let limit = config.max_branches;
+    let listed = &snap.index.branches;
+    let new = with_tasks
+        .iter()
+        .filter(|b| !listed.contains_key(**b))
+        .count();
+    if listed.len() + new <= limit {
+        return None;
+    }
+    let tree = snap.tree?;
+    let state_id = |file: &str| repo.path_id(tree, file).ok().flatten();
+    if !adds_any(repo, &snap.index, with_tasks, state_id) {
+        return None;
+    }
+    let counted = listed_with_tasks(repo, &snap.index, state_id);
+    let added: Vec<String> = with_tasks
+        .iter()
+        .filter(|b| !counted.contains(**b))
+        .map(|b| b.to_string())
+        .collect();
+    let kept = counted.len() - without.iter().filter(|b| counted.contains(**b)).count();
+    (kept + added.len() > limit).then_some(OverBranchLimit {
+        would_list: kept + added.len(),
+        limit,
+        added,
+    })
+}
+
 /// The blob id of each branch file named in the index, and of its state file.
 fn list_branch_files(
     repo: &Repo,
@@ -447,6 +624,21 @@ fn list_branch_files(
 #[cfg(test)]
 mod limit_tests {
     use super::*;
+
+    #[test]
+    fn the_branch_limit_names_at_most_five_branches() {
+        let over = OverBranchLimit {
+            would_list: 1007,
+            limit: 1000,
+            added: (1..=7).map(|i| format!("f{i}")).collect(),
+        };
+        assert!(
+            over.to_string().starts_with(
+                "this push would give the schedule manifest 1007 branches with tasks, more than taskhook.maxBranches (1000) allows: f1, f2, f3, f4, f5 and 2 more;"
+            ),
+            "{over}"
+        );
+    }
 
     #[test]
     fn the_writer_refuses_what_readers_would_refuse() {

@@ -209,6 +209,13 @@ fn validate_updates(
     let mut budget_ran_out = false;
     // The verdicts post-receive may take over, once the push is accepted.
     let mut handing = Vec::new();
+    // For taskhook.maxBranches: the pushed branches with tasks (or findings), and the others.
+    let mut with_tasks = Vec::new();
+    let mut without: Vec<&str> = updates
+        .iter()
+        .filter(|u| u.is_delete())
+        .filter_map(|u| u.branch())
+        .collect();
     for u in &branches {
         let commit = ObjectId::from_hex(u.new.as_bytes())
             .map_err(|_| Failure::usage(format!("bad object id {} for {}", u.new, u.name)))?;
@@ -230,6 +237,11 @@ fn validate_updates(
             handing.extend(handover::prepare(branch, &key, &report, snap, blob, trees));
         }
         let diags = report.all_diagnostics();
+        if report.task_count() > 0 || !diags.is_empty() {
+            with_tasks.push(branch);
+        } else {
+            without.push(branch);
+        }
         errors_total += diags.iter().filter(|d| d.is_error()).count();
         budget_ran_out |= diags.iter().any(|d| d.code == "time-budget");
         if diags.is_empty() {
@@ -251,6 +263,14 @@ fn validate_updates(
         load_sources(repo, commit, &mut report);
         let _ = writeln!(out, "taskhook: {} at {}:", u.name, short(&u.new));
         let _ = write!(out, "{}", render_report(&report, false));
+    }
+    let over = snap
+        .as_ref()
+        .and_then(|snap| store::over_branch_limit(repo, config, snap, &with_tasks, &without));
+    if let Some(over) = over {
+        // The server's capacity, not a verdict on formulas: refused under either policy.
+        let _ = writeln!(out, "taskhook: push rejected: {over}");
+        rejected = true;
     }
     if errors_total > 0 {
         match config.policy {
