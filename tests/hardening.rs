@@ -530,9 +530,14 @@ fn branches_with_tasks_are_limited() {
     let out = git_output(&s.work(), &["push", "origin", "master:f3", "master:f4"]);
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("f4 is not in the schedule manifest: it lists 3 branches with tasks"),
+        stderr(&out).contains("f4 is not in the schedule manifest: it lists 3 branches with tasks")
+            && stderr(&out).contains("schedule manifest updated for f3 ("),
         "{}",
         stderr(&out)
+    );
+    assert!(
+        git(&s.bare(), &["log", "-1", "--format=%B", "refs/meta/tasks"])
+            .contains("left out for taskhook.maxBranches: f4")
     );
     let index: serde_json::Value = serde_json::from_str(&s.show("index.json")).expect("json");
     let listed: Vec<&str> = index["branches"]

@@ -289,7 +289,7 @@ fn rebuild_one(
         branches: branches.len(),
         manifest_ref: config.manifest_ref,
         commit: match applied {
-            Applied::Committed(id) => Some(id),
+            Applied::Committed(id, _) => Some(id),
             Applied::Unchanged => None,
         },
     })

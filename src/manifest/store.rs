@@ -165,8 +165,9 @@ pub type Change = (String, Option<Stored>);
 /// What [`apply`] did.
 #[derive(Debug, PartialEq, Eq)]
 pub enum Applied {
-    /// A new manifest commit.
-    Committed(ObjectId),
+    /// A new manifest commit, and the pushed branches it leaves out for `taskhook.maxBranches`
+    /// (each named in a warning and in the commit's message).
+    Committed(ObjectId, Vec<String>),
     /// The stored manifests already said exactly this.
     Unchanged,
 }
@@ -372,7 +373,16 @@ fn attempts<'scope, 'env>(
             tell(&refused);
             return Ok(Applied::Unchanged);
         }
-        let commit = repo.write_commit(tree, snap.commit, message)?;
+        let commit = if refused.is_empty() {
+            repo.write_commit(tree, snap.commit, message)?
+        } else {
+            let message = format!(
+                "{}\nleft out for taskhook.maxBranches: {}\n",
+                message.trim_end(),
+                refused.join(", ")
+            );
+            repo.write_commit(tree, snap.commit, &message)?
+        };
         crate::error::trace::step("index, trees and commit written");
         for blob in pending.drain(..) {
             blob.finish()?;
@@ -386,7 +396,7 @@ fn attempts<'scope, 'env>(
         ) {
             Ok(()) => {
                 tell(&refused);
-                return Ok(Applied::Committed(commit));
+                return Ok(Applied::Committed(commit, refused));
             }
             Err(GitError::Race { .. }) => {
                 // Someone else moved the ref: start over from what they wrote.

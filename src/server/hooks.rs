@@ -497,10 +497,16 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     let r = store::apply_on(&repo, &config, snap, &changes, &message)?;
     trace::step("manifest written");
     Ok(match r {
-        Applied::Committed(_) if !anything => None,
-        Applied::Committed(id) => Some(format!(
+        Applied::Committed(..) if !anything => None,
+        Applied::Committed(_, left_out) if left_out.len() == names.len() => None,
+        Applied::Committed(id, left_out) => Some(format!(
             "taskhook: schedule manifest updated for {} ({} at {})",
-            names.join(", "),
+            names
+                .iter()
+                .filter(|n| !left_out.iter().any(|l| l == *n))
+                .copied()
+                .collect::<Vec<_>>()
+                .join(", "),
             config.manifest_ref,
             short(&id.to_string())
         )),
