@@ -122,8 +122,8 @@ fn archive_where_served_then_the_pinned_commit_after_the_branch_moved() {
 }
 
 /// A repository's `.gitattributes` changes what `git archive` serves (`export-ignore` leaves
-/// files out, `export-subst` rewrites them): such an archive is not the pinned task, and the
-/// pinned commit is fetched instead.
+/// files out; `export-subst`, `ident` and `eol` rewrite them): such an archive is not the pinned
+/// task, and the pinned commit is fetched instead.
 #[test]
 fn an_archive_that_gitattributes_changed_is_not_used() {
     let (s, d) = served();
@@ -131,7 +131,14 @@ fn an_archive_that_gitattributes_changed_is_not_used() {
     assert!(s.push("master").status.success());
     let dir = s.dir.path();
     let job = job_for(&s, &d.url("srv.git"));
-    let dest = dir.join("out");
+    let out = checkout(dir, &job, &dir.join("out1"), &[]);
+    assert_eq!(method(&out), "commit-fetch");
+    assert_task_a(&dir.join("out1"));
+    // Rewritten in the archive: line ends.
+    s.commit_file(".gitattributes", "a/runtask.yml text eol=crlf\n");
+    assert!(s.push("master").status.success());
+    let job = job_for(&s, &d.url("srv.git"));
+    let dest = dir.join("out2");
     let out = checkout(dir, &job, &dest, &[]);
     assert_eq!(method(&out), "commit-fetch");
     assert!(

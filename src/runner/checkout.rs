@@ -186,10 +186,10 @@ fn fetch_task(
             Ok(files) => match verify(job, &files) {
                 Ok(()) => return Ok((files, Method::Archive)),
                 // `git archive` applies the archived tree's `.gitattributes` (`export-ignore`
-                // leaves files out, `export-subst` rewrites them) and the server's replace refs;
-                // a fetch brings the objects themselves.
+                // leaves files out; `export-subst`, `ident` and `eol` rewrite them) and the
+                // server's replace refs; a fetch brings the objects themselves.
                 Err(CheckoutError::Mismatch(why)) => notes.push(format!(
-                    "the archive is not the pinned task ({why}; `export-ignore` or `export-subst` in the repository's .gitattributes, or a replace ref on the server): fetching the pinned commit instead"
+                    "the archive is not the pinned task ({why}; the repository's .gitattributes, such as `export-ignore`, `export-subst` or `eol`, or a replace ref on the server): fetching the pinned commit instead"
                 )),
                 Err(e) => return Err(e),
             },
