@@ -549,3 +549,48 @@ fn branches_with_tasks_are_limited() {
     assert_eq!(listed, ["e1", "e2", "e3", "f2", "f3", "master"]);
     s.assert_fsck_clean();
 }
+
+/// The same limit on a first push, before any manifest exists, and on many branches at once.
+#[test]
+fn a_first_push_of_many_branches_keeps_to_the_limit() {
+    let s = Server::new();
+    git(&s.bare(), &["config", "taskhook.maxBranches", "2"]);
+    s.commit_file("t/runtask.yml", GOOD);
+    let out = git_output(
+        &s.work(),
+        &["push", "origin", "master:a", "master:b", "master:c"],
+    );
+    assert!(!out.status.success(), "accepted: {}", stderr(&out));
+    assert!(
+        stderr(&out)
+            .contains("3 branches with tasks, more than taskhook.maxBranches (2) allows: a, b, c;"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(s.meta(), None);
+    // Judged one ref at a time, eight pass; post-receive lists two and names the rest, the
+    // first five on lines of their own.
+    assert!(
+        taskhook(&["install", "--update-hook", "srv.git"], s.dir.path())
+            .status
+            .success()
+    );
+    let refs: Vec<String> = (1..=8).map(|i| format!("master:b{i}")).collect();
+    let mut args = vec!["push", "origin"];
+    args.extend(refs.iter().map(String::as_str));
+    let out = git_output(&s.work(), &args);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stderr(&out);
+    assert_eq!(
+        text.matches("is not in the schedule manifest").count(),
+        5,
+        "{text}"
+    );
+    assert!(
+        text.contains("and 1 more branches are not in the schedule manifest"),
+        "{text}"
+    );
+    let index: serde_json::Value = serde_json::from_str(&s.show("index.json")).expect("json");
+    assert_eq!(index["branches"].as_object().expect("branches").len(), 2);
+    s.assert_fsck_clean();
+}

@@ -257,11 +257,18 @@ fn attempts<'scope, 'env>(
     // Branches left out for taskhook.maxBranches in the latest attempt.
     let mut refused: Vec<String> = Vec::new();
     let tell = |refused: &[String]| {
-        for branch in refused {
+        const SHOWN: usize = 5;
+        for branch in refused.iter().take(SHOWN) {
             eprintln!(
                 "taskhook: warning: {} is not in the schedule manifest: it lists {} branches with tasks, as many as taskhook.maxBranches allows; delete branches with tasks that are no longer needed, or ask the server admin to raise taskhook.maxBranches",
                 branch.escape_debug(),
                 config.max_branches
+            );
+        }
+        if refused.len() > SHOWN {
+            eprintln!(
+                "taskhook: warning: and {} more branches are not in the schedule manifest, for the same reason (the manifest commit's message names them)",
+                refused.len() - SHOWN
             );
         }
     };
@@ -592,8 +599,8 @@ pub fn over_branch_limit(
     if listed.len() + new <= limit {
         return None;
     }
-    let tree = snap.tree?;
-    let state_id = |file: &str| repo.path_id(tree, file).ok().flatten();
+    // No manifest yet (a first push of many branches): nothing is listed.
+    let state_id = |file: &str| snap.tree.and_then(|t| repo.path_id(t, file).ok().flatten());
     if !adds_any(repo, &snap.index, with_tasks, state_id) {
         return None;
     }
