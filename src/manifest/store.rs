@@ -475,12 +475,12 @@ fn still_current(repo: &Repo, (branch, new): &Change) -> bool {
 fn listed_with_tasks(
     repo: &Repo,
     index: &Index,
-    state_id: impl Fn(&str) -> Option<ObjectId>,
+    state_id: &impl Fn(&str) -> Option<ObjectId>,
 ) -> std::collections::BTreeSet<String> {
     index
         .branches
         .iter()
-        .filter(|(_, entry)| has_tasks(repo, entry, &state_id))
+        .filter(|(_, entry)| has_tasks(repo, entry, state_id))
         .map(|(branch, _)| branch.clone())
         .collect()
 }
@@ -498,27 +498,41 @@ fn has_tasks(
     state.is_none_or(|s| s.tasks > 0 || !s.findings.is_empty() || !s.problems.is_empty())
 }
 
-/// Whether any of `with_tasks` (branches about to have tasks) would be added to the branches
-/// `index` lists with tasks: one not listed, or listed without tasks. Reads only their states.
-fn adds_any(
+/// The branches `index` lists with tasks, and how many of them stay once `without()` (branches
+/// deleted or left without tasks) are gone; `None` while even every listed branch and every new
+/// one in `with_tasks` together keep to `limit` (the usual case, at no cost), or while none of
+/// `with_tasks` would be added (one read of each's state).
+fn room<'a>(
     repo: &Repo,
+    limit: usize,
     index: &Index,
     with_tasks: &[&str],
+    without: impl FnOnce() -> Vec<&'a str>,
     state_id: impl Fn(&str) -> Option<ObjectId>,
-) -> bool {
-    with_tasks.iter().any(|b| {
+) -> Option<(std::collections::BTreeSet<String>, usize)> {
+    let new = with_tasks
+        .iter()
+        .filter(|b| !index.branches.contains_key(**b))
+        .count();
+    if index.branches.len() + new <= limit {
+        return None;
+    }
+    let adds = with_tasks.iter().any(|b| {
         index
             .branches
             .get(*b)
             .is_none_or(|entry| !has_tasks(repo, entry, &state_id))
-    })
+    });
+    if !adds {
+        return None;
+    }
+    let counted = listed_with_tasks(repo, index, &state_id);
+    let gone = without().iter().filter(|b| counted.contains(**b)).count();
+    let kept = counted.len() - gone;
+    Some((counted, kept))
 }
 
-/// Where the manifest may list more branches with tasks than it does, under
-/// `taskhook.maxBranches`: `None` while even every listed branch and every new one together keep
-/// to it (the usual case, at no cost), or no change adds a branch with tasks; else the branches
-/// it lists with tasks and how many of them stay once `changes` (those still current) delete or
-/// empty theirs.
+/// [`room`] for the changes an attempt writes: those still current delete or empty theirs.
 fn branch_room(
     repo: &Repo,
     config: &Config,
@@ -526,29 +540,27 @@ fn branch_room(
     files: &BTreeMap<String, ObjectId>,
     changes: &[Change],
 ) -> Option<(std::collections::BTreeSet<String>, usize)> {
-    let new = changes
-        .iter()
-        .filter(|(b, m)| m.as_ref().is_some_and(|m| !m.empty) && !index.branches.contains_key(b))
-        .count();
-    if index.branches.len() + new <= config.max_branches {
-        return None;
-    }
+    let has = |m: &Option<Stored>| m.as_ref().is_some_and(|m| !m.empty);
     let with_tasks: Vec<&str> = changes
         .iter()
-        .filter(|(_, m)| m.as_ref().is_some_and(|m| !m.empty))
+        .filter(|(_, m)| has(m))
         .map(|(b, _)| b.as_str())
         .collect();
-    if !adds_any(repo, index, &with_tasks, |file| files.get(file).copied()) {
-        return None;
-    }
-    let counted = listed_with_tasks(repo, index, |file| files.get(file).copied());
-    let freed = changes
-        .iter()
-        .filter(|c| counted.contains(&c.0) && c.1.as_ref().is_none_or(|m| m.empty))
-        .filter(|c| still_current(repo, c))
-        .count();
-    let listed = counted.len() - freed;
-    Some((counted, listed))
+    let without = || {
+        changes
+            .iter()
+            .filter(|c| !has(&c.1) && still_current(repo, c))
+            .map(|(b, _)| b.as_str())
+            .collect()
+    };
+    room(
+        repo,
+        config.max_branches,
+        index,
+        &with_tasks,
+        without,
+        |file| files.get(file).copied(),
+    )
 }
 
 /// A push that would take the manifest past `taskhook.maxBranches` branches with tasks.
@@ -591,26 +603,21 @@ pub fn over_branch_limit(
     without: &[&str],
 ) -> Option<OverBranchLimit> {
     let limit = config.max_branches;
-    let listed = &snap.index.branches;
-    let new = with_tasks
-        .iter()
-        .filter(|b| !listed.contains_key(**b))
-        .count();
-    if listed.len() + new <= limit {
-        return None;
-    }
     // No manifest yet (a first push of many branches): nothing is listed.
     let state_id = |file: &str| snap.tree.and_then(|t| repo.path_id(t, file).ok().flatten());
-    if !adds_any(repo, &snap.index, with_tasks, state_id) {
-        return None;
-    }
-    let counted = listed_with_tasks(repo, &snap.index, state_id);
+    let (counted, kept) = room(
+        repo,
+        limit,
+        &snap.index,
+        with_tasks,
+        || without.to_vec(),
+        state_id,
+    )?;
     let added: Vec<String> = with_tasks
         .iter()
         .filter(|b| !counted.contains(**b))
         .map(|b| b.to_string())
         .collect();
-    let kept = counted.len() - without.iter().filter(|b| counted.contains(**b)).count();
     (kept + added.len() > limit).then_some(OverBranchLimit {
         would_list: kept + added.len(),
         limit,
