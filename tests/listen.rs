@@ -576,6 +576,68 @@ fn a_broker_that_never_answers_is_given_up_on_and_retried() {
     }
 }
 
+/// A broker address that drops connection attempts, as a firewall's DROP does (here: a listening
+/// socket whose accept queue is full, so the kernel drops further SYNs): the TCP connect has a
+/// deadline of its own, and the attempt is retried, instead of waiting on lapin's thread until
+/// the kernel gives up about two minutes later.
+#[test]
+fn a_broker_that_drops_connection_attempts_is_retried_after_the_connect_deadline() {
+    use std::io::BufRead;
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+    const FULL: &str = "import socket, sys, time
+s = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(0)
+held = []
+for _ in range(4):
+    c = socket.socket(); c.setblocking(False)
+    try: c.connect(s.getsockname())
+    except BlockingIOError: pass
+    held.append(c)
+time.sleep(0.5)
+print(s.getsockname()[1], flush=True)
+sys.stdin.read()
+";
+    let mut full = Killed(
+        Command::new("python3")
+            .args(["-c", FULL])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3"),
+    );
+    let mut line = String::new();
+    std::io::BufReader::new(full.0.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("port");
+    let port: u16 = line.trim().parse().expect("a port");
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("c.toml");
+    write(
+        &cfg,
+        &format!(
+            "amqp_url = \"amqp://guest:guest@127.0.0.1:{port}/%2F\"\n[queues.q]\n[[bindings]]\nqueue = \"q\"\nrouting_keys = [\"#\"]\n[consumer_config]\nremote = \"git://127.0.0.1:1/{{name}}\"\n"
+        ),
+    );
+    let mut l = Listener::spawn(&cfg, dir.path().join("l.log"), &[]);
+    let start = Instant::now();
+    let timed_out = "opening the TCP connection took more than 10 s";
+    while !l.log().contains(timed_out) {
+        assert!(
+            l.alive() && start.elapsed() < Duration::from_secs(19),
+            "no connect deadline:\n{}",
+            l.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(l.log().contains("reconnecting in 1 s"), "{}", l.log());
+    assert!(l.alive(), "{}", l.log());
+}
+
 /// Publishes a koji message with the fedora-messaging CLI and reads the job back with
 /// fedora-messaging's own `get_message`.
 #[test]

@@ -51,6 +51,11 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// How long connecting, declaring and starting to consume may take before the attempt counts
 /// as lost.
 const SETUP: Duration = Duration::from_secs(20);
+/// How long the TCP connection to the broker may take to open. Its own deadline, inside
+/// [`SETUP`]: a connect that hangs (SYNs to an address that drops them) runs on lapin's thread,
+/// which giving up on the attempt does not reach; without one it ends only when the kernel
+/// gives up, about two minutes later.
+const CONNECT: Duration = Duration::from_secs(10);
 
 /// Why the service could not run at all.
 #[derive(Debug, thiserror::Error)]
@@ -457,7 +462,18 @@ async fn connect(
     let socket = socket.clone();
     let open = async move |uri: lapin::uri::AMQPUri, runtime: async_rs::TokioRuntime| {
         let addrs = runtime.to_socket_addrs((uri.authority.host.clone(), uri.authority.port));
-        let stream = lapin::tcp::AsyncTcpStream::connect(&runtime, addrs).await?;
+        let connecting = lapin::tcp::AsyncTcpStream::connect(&runtime, addrs);
+        let stream = tokio::time::timeout(CONNECT, connecting)
+            .await
+            .map_err(|_| {
+                std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!(
+                        "opening the TCP connection took more than {} s",
+                        CONNECT.as_secs()
+                    ),
+                )
+            })??;
         if let lapin::tcp::AsyncTcpStream::Plain(plain) = &stream {
             socket.keep(plain.get_ref());
         }
