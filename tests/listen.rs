@@ -530,11 +530,26 @@ fn a_broker_that_never_answers_is_given_up_on_and_retried() {
     use std::sync::Arc;
     let silent = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = silent.local_addr().expect("address").port();
-    // Accepts every connection and holds it, silent, counting those the listener closes.
+    silent.set_nonblocking(true).expect("nonblocking");
+    // Accepts every connection and holds it, silent, counting those the listener closes; stops
+    // accepting when the test ends (`Stop`), however it ends.
+    struct Stop(Arc<std::sync::atomic::AtomicBool>);
+    impl Drop for Stop {
+        fn drop(&mut self) {
+            self.0.store(true, Ordering::SeqCst);
+        }
+    }
+    let stop = Stop(Arc::default());
+    let stopped = stop.0.clone();
     let closed = Arc::new(AtomicUsize::new(0));
     let counted = closed.clone();
     std::thread::spawn(move || {
-        for mut stream in silent.incoming().flatten() {
+        while !stopped.load(Ordering::SeqCst) {
+            let Ok((mut stream, _)) = silent.accept() else {
+                std::thread::sleep(Duration::from_millis(20));
+                continue;
+            };
+            let _ = stream.set_nonblocking(false);
             let counted = counted.clone();
             std::thread::spawn(move || {
                 let mut buf = [0u8; 64];
