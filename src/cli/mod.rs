@@ -161,8 +161,9 @@ refs/meta/tasks and taskhook.* settings stay."
     #[command(
         after_help = "Examples:\n  taskhook doctor /srv/git/tasks/*.git\n  taskhook doctor --format json /srv/git/tasks.git\n\n\
 Checks core.hooksPath at every level, the layout's dispatcher (present, executable, a real \
-pagure hookrunner), the shim (executable, its binary present), the taskhook.* settings in force \
-and whether refs/meta/tasks exists.\n\
+pagure hookrunner), the shim (executable, its binary present), the taskhook.* settings in force, \
+whether refs/meta/tasks exists, and replace refs (refs/replace/*, which would make git serve \
+other content under a validated object's id).\n\
 Exit codes: 0 every repository runs taskhook, 1 something to fix (listed), 2 usage."
     )]
     Doctor {
