@@ -558,26 +558,13 @@ fn a_broker_that_never_answers_is_given_up_on_and_retried() {
             });
         }
     });
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("c.toml");
-    write(
-        &cfg,
-        &format!(
-            "amqp_url = \"amqp://guest:guest@127.0.0.1:{port}/%2F\"\n[queues.q]\n[[bindings]]\nqueue = \"q\"\nrouting_keys = [\"#\"]\n[consumer_config]\nremote = \"git://127.0.0.1:1/{{name}}\"\n"
-        ),
+    let (_dir, mut l) = listener_for_port(port);
+    wait_for_log(
+        &mut l,
+        "(the broker did not finish connecting and setting up within 20 s); reconnecting in 1 s",
+        Duration::from_secs(60),
+        "no attempt given up on",
     );
-    let mut l = Listener::spawn(&cfg, dir.path().join("l.log"), &[]);
-    let start = Instant::now();
-    let given_up =
-        "(the broker did not finish connecting and setting up within 20 s); reconnecting in 1 s";
-    while !l.log().contains(given_up) {
-        assert!(
-            l.alive() && start.elapsed() < Duration::from_secs(60),
-            "no attempt given up on:\n{}",
-            l.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert!(l.alive(), "{}", l.log());
     // The attempt given up on is closed, not left open on a thread waiting for the broker.
     let given_up_at = Instant::now();
@@ -588,6 +575,34 @@ fn a_broker_that_never_answers_is_given_up_on_and_retried() {
             l.log()
         );
         std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A listener for a broker at 127.0.0.1:`port` (and a remote no event reaches), and the
+/// directory that holds its configuration and log.
+fn listener_for_port(port: u16) -> (tempfile::TempDir, Listener) {
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("c.toml");
+    write(
+        &cfg,
+        &format!(
+            "amqp_url = \"amqp://guest:guest@127.0.0.1:{port}/%2F\"\n[queues.q]\n[[bindings]]\nqueue = \"q\"\nrouting_keys = [\"#\"]\n[consumer_config]\nremote = \"git://127.0.0.1:1/{{name}}\"\n"
+        ),
+    );
+    let l = Listener::spawn(&cfg, dir.path().join("l.log"), &[]);
+    (dir, l)
+}
+
+/// Waits until the listener's log says `text`, while it runs, for at most `within`.
+fn wait_for_log(l: &mut Listener, text: &str, within: Duration, missing: &str) {
+    let start = Instant::now();
+    while !l.log().contains(text) {
+        assert!(
+            l.alive() && start.elapsed() < within,
+            "{missing}:\n{}",
+            l.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -630,25 +645,13 @@ sys.stdin.read()
         .read_line(&mut line)
         .expect("port");
     let port: u16 = line.trim().parse().expect("a port");
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = dir.path().join("c.toml");
-    write(
-        &cfg,
-        &format!(
-            "amqp_url = \"amqp://guest:guest@127.0.0.1:{port}/%2F\"\n[queues.q]\n[[bindings]]\nqueue = \"q\"\nrouting_keys = [\"#\"]\n[consumer_config]\nremote = \"git://127.0.0.1:1/{{name}}\"\n"
-        ),
+    let (_dir, mut l) = listener_for_port(port);
+    wait_for_log(
+        &mut l,
+        "opening the TCP connection took more than 10 s",
+        Duration::from_secs(19),
+        "no connect deadline",
     );
-    let mut l = Listener::spawn(&cfg, dir.path().join("l.log"), &[]);
-    let start = Instant::now();
-    let timed_out = "opening the TCP connection took more than 10 s";
-    while !l.log().contains(timed_out) {
-        assert!(
-            l.alive() && start.elapsed() < Duration::from_secs(19),
-            "no connect deadline:\n{}",
-            l.log()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
     assert!(l.log().contains("reconnecting in 1 s"), "{}", l.log());
     assert!(l.alive(), "{}", l.log());
 }
