@@ -133,7 +133,7 @@ impl Stored {
             bytes: manifest::report_bytes(branch, &hex, report, config, base)?,
             state: manifest::to_bytes(&manifest::report_state(report, config)),
             commit: hex,
-            empty: report.task_count() == 0 && report.all_diagnostics().is_empty(),
+            empty: report.lists_nothing(),
         })
     }
 }
@@ -154,7 +154,7 @@ impl Stored {
             bytes: manifest::report_bytes_in(branch, &hex, report, config, stored, from)?,
             state: manifest::to_bytes(&manifest::report_state(report, config)),
             commit: hex,
-            empty: report.task_count() == 0 && report.all_diagnostics().is_empty(),
+            empty: report.lists_nothing(),
         })
     }
 }

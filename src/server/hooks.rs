@@ -237,10 +237,10 @@ fn validate_updates(
             handing.extend(handover::prepare(branch, &key, &report, snap, blob, trees));
         }
         let diags = report.all_diagnostics();
-        if report.task_count() > 0 || !diags.is_empty() {
-            with_tasks.push(branch);
-        } else {
+        if report.lists_nothing() {
             without.push(branch);
+        } else {
+            with_tasks.push(branch);
         }
         errors_total += diags.iter().filter(|d| d.is_error()).count();
         budget_ran_out |= diags.iter().any(|d| d.code == "time-budget");

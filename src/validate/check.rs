@@ -74,6 +74,14 @@ impl Report {
         self.tasks.len() + self.reused_count
     }
 
+    /// No tasks and no findings: what a branch without tasks gets, an empty manifest.
+    pub fn lists_nothing(&self) -> bool {
+        self.task_count() == 0
+            && self.diagnostics.is_empty()
+            && self.tasks.iter().all(|t| t.diagnostics.is_empty())
+            && self.reused_findings.values().all(Vec::is_empty)
+    }
+
     pub fn error_count(&self) -> usize {
         self.diagnostics
             .iter()
