@@ -648,7 +648,9 @@ sys.stdin.read()
     let (_dir, mut l) = listener_for_port(port);
     wait_for_log(
         &mut l,
-        "opening the TCP connection took more than 10 s",
+        &format!(
+            "connecting to 127.0.0.1:{port} (the name's lookup and the TCP connection) took more than 10 s"
+        ),
         Duration::from_secs(19),
         "no connect deadline",
     );

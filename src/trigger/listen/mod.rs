@@ -51,10 +51,10 @@ const DRAIN: Duration = Duration::from_secs(10);
 /// How long connecting, declaring and starting to consume may take before the attempt counts
 /// as lost.
 const SETUP: Duration = Duration::from_secs(20);
-/// How long the TCP connection to the broker may take to open. Its own deadline, inside
-/// [`SETUP`]: a connect that hangs (SYNs to an address that drops them) runs on lapin's thread,
-/// which giving up on the attempt does not reach; without one it ends only when the kernel
-/// gives up, about two minutes later.
+/// How long looking up the broker's host and opening the TCP connection to it may take. Its
+/// own deadline, inside [`SETUP`]: a connect that hangs (SYNs to an address that drops them)
+/// runs on lapin's thread, which giving up on the attempt does not reach; without one it ends
+/// only when the kernel gives up, about two minutes later.
 const CONNECT: Duration = Duration::from_secs(10);
 
 /// Why the service could not run at all.
@@ -469,7 +469,9 @@ async fn connect(
                 std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
                     format!(
-                        "opening the TCP connection took more than {} s",
+                        "connecting to {}:{} (the name's lookup and the TCP connection) took more than {} s",
+                        uri.authority.host,
+                        uri.authority.port,
                         CONNECT.as_secs()
                     ),
                 )
