@@ -245,6 +245,9 @@ struct Objects {
     small: std::cell::RefCell<Vec<(ObjectId, gix_object::Kind, Vec<u8>)>>,
     /// The zlib state loose objects are read with ([`Objects::read_loose`]).
     inflater: std::cell::RefCell<Option<flate2::Decompress>>,
+    /// Objects read from the stores (not from `small`), for tests that bound a lookup's reads.
+    #[cfg(test)]
+    reads: std::cell::Cell<usize>,
 }
 
 /// An object directory's store (its packs and alternates, through gitoxide), opened when first
@@ -402,6 +405,8 @@ impl gix_object::Find for Objects {
         if let Some(kind) = hit {
             return Ok(Some(gix_object::Data::new(buffer, kind, HASH)));
         }
+        #[cfg(test)]
+        self.reads.set(self.reads.get() + 1);
         let found = match self.read_loose(id, buffer) {
             Some(kind) => Some(gix_object::Data::new(buffer, kind, HASH)),
             None => match self.quarantine.iter().find(|s| s.has(id)) {
@@ -511,6 +516,8 @@ impl Repo {
             dirs: vec![main],
             small: Default::default(),
             inflater: Default::default(),
+            #[cfg(test)]
+            reads: Default::default(),
         };
         let lock_timeouts = (
             lock_timeout(&config, "core.filesRefLockTimeout", 100),
@@ -562,6 +569,12 @@ impl Repo {
             }
         }
         Ok(repo)
+    }
+
+    /// How many objects this repository has read from its stores (tests only).
+    #[cfg(test)]
+    pub(crate) fn objects_read(&self) -> usize {
+        self.objects.reads.get()
     }
 
     pub fn git_dir(&self) -> &Path {
@@ -798,6 +811,58 @@ impl Repo {
             current = found;
         }
         Ok(Some(current))
+    }
+
+    /// The blob id of each of `paths` below `tree` that names a blob, as [`Repo::path_id`]
+    /// finds it, reading each tree on the way once. Looked up one by one, the files of one
+    /// directory would read and decode that directory once per file: the manifest's `branches/`
+    /// and `state/` hold a file per branch, so listing them so grew with the square of the
+    /// branches (docs/BENCHMARKS.md, twenty-seventh round).
+    pub fn path_ids<'p>(
+        &self,
+        tree: ObjectId,
+        paths: impl IntoIterator<Item = &'p str>,
+    ) -> Result<std::collections::BTreeMap<&'p str, ObjectId>, GitError> {
+        let mut found = std::collections::BTreeMap::new();
+        let wanted: Vec<(&str, &str)> = paths.into_iter().map(|p| (p, p)).collect();
+        self.ids_below(tree, wanted, &mut found)?;
+        Ok(found)
+    }
+
+    /// [`Repo::path_ids`] in `tree`, for `wanted` (each the rest of a path below `tree`, and the
+    /// whole path).
+    fn ids_below<'p>(
+        &self,
+        tree: ObjectId,
+        wanted: Vec<(&'p str, &'p str)>,
+        found: &mut std::collections::BTreeMap<&'p str, ObjectId>,
+    ) -> Result<(), GitError> {
+        let entries = self.tree_entries(tree)?;
+        // The first entry of each name, the one `entry_at` takes.
+        let mut first: std::collections::HashMap<&[u8], (EntryKind, ObjectId)> =
+            std::collections::HashMap::with_capacity(entries.len());
+        for (name, kind, id) in &entries {
+            first.entry(name.as_slice()).or_insert((*kind, *id));
+        }
+        let mut below: std::collections::BTreeMap<&str, Vec<(&str, &str)>> = Default::default();
+        for (rest, path) in wanted {
+            match rest.split_once('/') {
+                Some((dir, rest)) => below.entry(dir).or_default().push((rest, path)),
+                None => {
+                    if let Some((EntryKind::Blob | EntryKind::BlobExecutable, id)) =
+                        first.get(rest.as_bytes())
+                    {
+                        found.insert(path, *id);
+                    }
+                }
+            }
+        }
+        for (dir, wanted) in below {
+            if let Some((EntryKind::Tree, id)) = first.get(dir.as_bytes()) {
+                self.ids_below(*id, wanted, found)?;
+            }
+        }
+        Ok(())
     }
 
     /// The entries of a tree as stored: names as bytes, duplicates and all.
@@ -2205,6 +2270,41 @@ pub(crate) mod tests {
     }
 
     /// Small trees are read from disk once per process; blobs are read each time.
+    /// `path_ids` finds what `path_id` finds, one path at a time, in trees as git would not
+    /// write them too: a name listed twice (the first entry counts), a file where a directory
+    /// is looked for, a link, empty path components.
+    #[test]
+    fn many_paths_are_found_as_one_path_is() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git_dir = bare_repo(dir.path(), "[core]\n\tbare = true\n");
+        let repo = Repo::open(&git_dir).expect("open");
+        let blob = repo.write_blob(b"a\n").expect("blob");
+        let other = repo.write_blob(b"b\n").expect("blob");
+        let sub = repo.write_raw_tree(&[("100644", b"y", blob), ("100755", b"z", other)]);
+        let root = repo.write_raw_tree(&[
+            ("100644", b"f", blob),
+            ("100644", b"f", other),
+            ("120000", b"l", blob),
+            ("40000", b"x", sub),
+            ("100644", b"x", other),
+            ("100644", b"y", other),
+            ("40000", b"y", sub),
+        ]);
+        let paths = [
+            "f", "l", "x", "x/y", "x/z", "x/none", "y", "y/y", "f/y", "", "/f", "x//y", "x/y/",
+            "none/y",
+        ];
+        let found = repo.path_ids(root, paths).expect("ids");
+        for path in paths {
+            assert_eq!(
+                found.get(path).copied(),
+                repo.path_id(root, path).expect("id"),
+                "{path:?}"
+            );
+        }
+        assert_eq!(found.len(), 4, "{found:?}");
+    }
+
     #[test]
     fn small_trees_are_read_once() {
         let dir = tempfile::tempdir().expect("tmp");

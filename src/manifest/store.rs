@@ -603,8 +603,25 @@ pub fn over_branch_limit(
     without: &[&str],
 ) -> Option<OverBranchLimit> {
     let limit = config.max_branches;
-    // No manifest yet (a first push of many branches): nothing is listed.
-    let state_id = |file: &str| snap.tree.and_then(|t| repo.path_id(t, file).ok().flatten());
+    // Every listed branch's state file, found on first use in one pass over `state/` (a tree
+    // that cannot be read leaves them all unknown, which counts them as with tasks).
+    let states: std::cell::OnceCell<BTreeMap<String, ObjectId>> = std::cell::OnceCell::new();
+    let state_id = |file: &str| {
+        // No manifest yet (a first push of many branches): nothing is listed.
+        let tree = snap.tree?;
+        let states = states.get_or_init(|| {
+            let files: Vec<String> = snap
+                .index
+                .branches
+                .values()
+                .map(|entry| manifest::state_file_of(&entry.manifest))
+                .collect();
+            repo.path_ids(tree, files.iter().map(String::as_str))
+                .map(|ids| ids.into_iter().map(|(f, id)| (f.to_string(), id)).collect())
+                .unwrap_or_default()
+        });
+        states.get(file).copied()
+    };
     let (counted, kept) = room(
         repo,
         limit,
@@ -625,24 +642,25 @@ pub fn over_branch_limit(
     })
 }
 
-/// The blob id of each branch file named in the index, and of its state file.
+/// The blob id of each branch file named in the index, and of its state file: each directory
+/// read once, whatever the number of branches.
 fn list_branch_files(
     repo: &Repo,
     index: &Index,
     tree: ObjectId,
 ) -> Result<BTreeMap<String, ObjectId>, StoreError> {
-    let mut out = BTreeMap::new();
-    for entry in index.branches.values() {
-        for file in [
-            entry.manifest.clone(),
-            manifest::state_file_of(&entry.manifest),
-        ] {
-            if let Some(id) = repo.path_id(tree, &file)? {
-                out.insert(file, id);
-            }
-        }
-    }
-    Ok(out)
+    let files: Vec<String> = index
+        .branches
+        .values()
+        .flat_map(|entry| {
+            [
+                entry.manifest.clone(),
+                manifest::state_file_of(&entry.manifest),
+            ]
+        })
+        .collect();
+    let ids = repo.path_ids(tree, files.iter().map(String::as_str))?;
+    Ok(ids.into_iter().map(|(f, id)| (f.to_string(), id)).collect())
 }
 
 #[cfg(test)]
@@ -662,6 +680,63 @@ mod limit_tests {
             ),
             "{over}"
         );
+    }
+
+    /// A manifest of 300 branches, a few of them in subdirectories: every branch file and state
+    /// file is found (one missing, one a directory), and each tree is read once, not once per
+    /// file: `branches/` and `state/` are too large for the small-object cache, so looking the
+    /// files up one by one read each of them 300 times (600 reads), and a push to a
+    /// repository of 1,000 branches spent 150-190 ms here.
+    #[test]
+    fn listing_the_branch_files_reads_each_directory_once() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git_dir = crate::git::tests::bare_repo(dir.path(), "[core]\n\tbare = true\n");
+        let repo = Repo::open(&git_dir).expect("open");
+        let mut index = Index::default();
+        let mut files = Vec::new();
+        let mut expected = BTreeMap::new();
+        for i in 0..300 {
+            let branch = match i {
+                0..=2 => format!("epel/{i}"),
+                3 => "a/b/c".to_string(),
+                _ => format!("f{i}"),
+            };
+            let file = manifest::branch_file(&branch);
+            let blob = repo.write_blob(branch.as_bytes()).expect("blob");
+            let state = repo.write_blob(format!("s{i}").as_bytes()).expect("blob");
+            if i != 7 {
+                files.push((file.clone(), blob));
+                expected.insert(file.clone(), blob);
+            }
+            if i == 9 {
+                // A directory where the state file should be: not a file.
+                files.push((format!("{}/x", manifest::state_file_of(&file)), state));
+            } else {
+                files.push((manifest::state_file_of(&file), state));
+                expected.insert(manifest::state_file_of(&file), state);
+            }
+            index.branches.insert(
+                branch,
+                IndexEntry {
+                    commit: "0".repeat(40),
+                    manifest: file,
+                    sha256: String::new(),
+                },
+            );
+        }
+        let tree = repo.write_tree(&files).expect("tree");
+        let repo = Repo::open(&git_dir).expect("open again");
+        let listed = list_branch_files(&repo, &index, tree).expect("list");
+        assert_eq!(listed, expected);
+        // The root, `branches/`, `state/`, and their `epel/`, `a/` and `a/b/`.
+        assert!(
+            repo.objects_read() <= 9,
+            "{} objects read",
+            repo.objects_read()
+        );
+        for (file, id) in &listed {
+            assert_eq!(repo.path_id(tree, file).expect("path"), Some(*id), "{file}");
+        }
     }
 
     #[test]
