@@ -2,9 +2,9 @@
 """taskhook benchmark: every comparison side by side, alternating runs, medians.
 
 Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
-                            [--validate 10000] [--branching 2000] [--checkout 200]
-                            [--runs 7] [--push-runs 15]
-                            [--only plan,push,hooks,validate,branching,checkout,startup]
+                            [--branches 50,1000] [--validate 10000] [--branching 2000]
+                            [--checkout 200] [--runs 7] [--push-runs 15]
+                            [--only plan,push,branches,hooks,validate,branching,checkout,startup]
                             [--baseline-bin OLD_TASKHOOK] [--bin TASKHOOK]
 Builds the binaries a server installs (`cargo build --profile dist`, into target/dist), or
 takes `--bin`, a `taskhook` with its `taskhook-hook` beside it; generates synthetic task
@@ -17,6 +17,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BIN = os.path.join(ROOT, "target", "dist", "taskhook")
 # Rounds of pushes made and not counted before the push comparison (see bench_push).
 WARMUP = 10
+# Tasks in the repository of the push comparison by branches (a package's tests are a few).
+BRANCH_TASKS = 20
 ENV = dict(os.environ, GIT_AUTHOR_NAME="b", GIT_AUTHOR_EMAIL="b@x", GIT_COMMITTER_NAME="b",
            GIT_COMMITTER_EMAIL="b@x", GIT_CONFIG_NOSYSTEM="1")
 
@@ -253,15 +255,21 @@ def bench_plan(base, sizes, runs):
 NOOP_HOOK = "#!/bin/sh\nexit 0\n"
 
 
-def shared_repo(base, name, n, variants, baseline):
-    """The one repository and work tree every variant of a push comparison pushes to, its
-    manifest built by this build's hooks; and `swap(variant)`, which puts that variant's hooks
-    (hook_set) in place."""
+def shared_repo(base, name, n, variants, baseline, branches=1):
+    """The one repository and work tree every variant of a push comparison pushes to, with
+    `branches` branches (master and `b1`, `b2`... at its commit, their refs packed, as a server's
+    are), its manifest built by this build's hooks; and `swap(variant)`, which puts that
+    variant's hooks (hook_set) in place."""
     work, bare = make_repo(base, name, n, filler_kb=1, hooks=False)
     run(["git", "remote", "add", "origin", bare], work)
+    if branches > 1:
+        head = run(["git", "rev-parse", "HEAD"], work).stdout.decode().strip()
+        refs = "".join(f"create refs/heads/b{i} {head}\n" for i in range(1, branches))
+        run(["git", "update-ref", "--stdin"], bare, input=refs.encode())
+        run(["git", "pack-refs", "--all"], bare)
     # Each variant's hooks in a directory of their own, made once; a swap renames directories.
     for v in variants:
-        write_hooks(os.path.join(bare, f"hooks.{v}"), hook_set(base, n, v, baseline))
+        write_hooks(os.path.join(bare, f"hooks.{v}"), hook_set(base, name, v, baseline))
     os.rename(os.path.join(bare, "hooks"), os.path.join(bare, "hooks.samples"))
     os.rename(os.path.join(bare, "hooks.taskhook"), os.path.join(bare, "hooks"))
     current = ["taskhook"]
@@ -334,20 +342,23 @@ def median_interval(xs, seed, draws=2000):
     return meds[int(draws * 0.025)], meds[int(draws * 0.975) - 1]
 
 
-def bench_push(base, sizes, runs, baseline=None):
+def bench_push(base, sizes, runs, baseline=None, branches=None):
     """A one-file push to a repacked n-task repository: no hooks, two no-op shell hooks (the
     floor of running any two hooks), taskhook's hooks, and optionally an older taskhook binary's
-    (--baseline-bin). All variants push to one repository, its hooks swapped before each push:
+    (--baseline-bin). With `branches` (a list of branch counts), the repository has BRANCH_TASKS
+    tasks and each of those numbers of branches instead, all listed in its manifest, and the
+    push goes to one of them: the hooks' cost as the branches grow. All variants push to one repository, its hooks swapped before each push:
     separate repositories made one after another measured differently with the same hooks (one
     binary in two columns, 40.0 against 45.8 ms at 2,000 tasks), so a repository's own speed is
     not allowed to differ between variants. Rounds interleave the variants in a shuffled order,
     after WARMUP rounds not counted; medians."""
     variants = ("none", "noop", "taskhook") + (("baseline",) if baseline else ())
     rows = []
-    for n in sizes:
-        work, swap = shared_repo(base, f"push{n}", n, variants, baseline)
+    for size in branches or sizes:
+        n, b = (BRANCH_TASKS, size) if branches else (size, 1)
+        work, swap = shared_repo(base, f"push{n}x{b}", n, variants, baseline, b)
         results = {v: [] for v in variants}
-        order = random.Random(n)
+        order = random.Random(size)
         for r in range(-WARMUP, runs):
             for v in order.sample(variants, len(variants)):  # interleaved, in a shuffled order
                 swap(v)
@@ -362,9 +373,9 @@ def bench_push(base, sizes, runs, baseline=None):
         paired = med(diffs)
         # How far that median can be trusted within this run (runs minutes apart can move by
         # more: docs/BENCHMARKS.md, twenty-second round).
-        low, high = median_interval(diffs, n)
+        low, high = median_interval(diffs, size)
         paired_noop = med([t - z for t, z in zip(results["noop"], results["none"])])
-        row = [n, f"{none*1000:.1f}", f"{noop*1000:.1f} ({noop/none:.2f}x)",
+        row = [size, f"{none*1000:.1f}", f"{noop*1000:.1f} ({noop/none:.2f}x)",
                f"{th*1000:.1f}", f"{th/none:.2f}x", f"{(th-none)*1000:+.1f} ms",
                f"{paired_noop*1000:+.1f} / {paired*1000:+.1f} ms ({1 + paired/none:.2f}x)",
                f"{1 + low/none:.2f}x-{1 + high/none:.2f}x",
@@ -375,8 +386,11 @@ def bench_push(base, sizes, runs, baseline=None):
             row.append(f"{old*1000:.1f} ({old/none:.2f}x; per round {1 + paired_old/none:.2f}x;"
                        f" {spread(results['baseline'], results['none'])})")
         rows.append(row)
-    table("2. git push of a one-file change to one repository: no hooks, two no-op hooks, taskhook's hooks (ms, medians)",
-          ["tasks", "no hooks", "no-op hooks (floor)", "taskhook hooks", "taskhook / no hooks", "taskhook adds",
+    title = (f"2b. git push of a one-file change to one branch of a {BRANCH_TASKS}-task repository "
+             "whose manifest lists every branch" if branches else
+             "2. git push of a one-file change to one repository")
+    table(f"{title}: no hooks, two no-op hooks, taskhook's hooks (ms, medians)",
+          ["branches" if branches else "tasks", "no hooks", "no-op hooks (floor)", "taskhook hooks", "taskhook / no hooks", "taskhook adds",
            "per-round difference, no-op / taskhook (median)",
            "taskhook per round, 95% interval of that median", "taskhook / no hooks, middle half of rounds"]
           + ([f"baseline ({baseline})"] if baseline else []),
@@ -574,10 +588,13 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="200,2000")
     ap.add_argument("--push-sizes", default="200,2000,10000")
+    ap.add_argument("--branches", default="50,1000",
+                    help=f"branch counts of the push comparison by branches ({BRANCH_TASKS} tasks)")
     ap.add_argument("--validate", type=int, default=10000)
     ap.add_argument("--branching", type=int, default=2000)
     ap.add_argument("--checkout", type=int, default=200, help="tasks in the checkout benchmark (0: skip)")
-    ap.add_argument("--only", default="", help="comma-separated: plan,push,hooks,validate,branching,checkout,startup")
+    ap.add_argument("--only", default="",
+                    help="comma-separated: plan,push,branches,hooks,validate,branching,checkout,startup")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--push-runs", type=int, default=15, help="pushes are noisier: more runs")
     ap.add_argument("--baseline-bin", default=None,
@@ -605,6 +622,9 @@ def main():
             bench_plan(base, [int(x) for x in a.sizes.split(",") if x], a.runs)
         if want("push"):
             bench_push(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs, a.baseline_bin)
+        if want("branches") and a.branches:
+            bench_push(base, [], a.push_runs, a.baseline_bin,
+                       branches=[int(x) for x in a.branches.split(",") if x])
         if want("hooks"):
             bench_hooks(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs, a.baseline_bin)
         if a.validate and want("validate"):
