@@ -68,8 +68,9 @@ impl Handed {
     /// The stored manifest pre-receive read, at `commit` (the manifest ref's commit, which the
     /// key names): the same objects post-receive would read. `None` when what was handed over
     /// does not fit (a tree without a commit, or the other way round): a manifest written from
-    /// it could lose other branches' files.
-    pub fn snapshot(&self, commit: Option<ObjectId>) -> Option<Snapshot> {
+    /// it could lose other branches' files. The index is moved into the snapshot, leaving this
+    /// one's empty.
+    pub fn take_snapshot(&mut self, commit: Option<ObjectId>) -> Option<Snapshot> {
         let tree = match self.tree.as_deref() {
             Some(hex) => Some(id(hex)?),
             None => None,
@@ -77,7 +78,7 @@ impl Handed {
         (tree.is_some() == commit.is_some()).then(|| Snapshot {
             commit,
             tree,
-            index: self.index.clone(),
+            index: std::mem::take(&mut self.index),
         })
     }
 
@@ -460,22 +461,22 @@ mod tests {
         snap.tree = Some(tree);
         snap.index.schema = 4;
         let slot = prepare("main", "k", &report, &snap, || Some(blob), Vec::new());
-        let back = handed(&slot.expect("handed over"));
+        let mut back = handed(&slot.expect("handed over"));
         assert_eq!(back.prior_blob(), Some(blob));
-        let taken = back.snapshot(Some(blob)).expect("a snapshot");
+        let mut other = handed(
+            &prepare("main", "k", &report, &empty(), || None, Vec::new()).expect("handed over"),
+        );
+        assert!(back.same_snapshot(&back) && !back.same_snapshot(&other));
+        // A tree needs a commit, and a commit a tree.
+        assert!(back.take_snapshot(None).is_none());
+        let taken = back.take_snapshot(Some(blob)).expect("a snapshot");
         assert_eq!(
             (taken.commit, taken.tree, taken.index),
             (Some(blob), Some(tree), snap.index.clone())
         );
-        // A tree needs a commit, and a commit a tree.
-        assert!(back.snapshot(None).is_none());
-        let other = handed(
-            &prepare("main", "k", &report, &empty(), || None, Vec::new()).expect("handed over"),
-        );
-        assert!(back.same_snapshot(&back) && !back.same_snapshot(&other));
         assert_eq!(other.prior_blob(), None);
-        assert!(other.snapshot(Some(blob)).is_none());
-        assert!(other.snapshot(None).is_some());
+        assert!(other.take_snapshot(Some(blob)).is_none());
+        assert!(other.take_snapshot(None).is_some());
         // A damaged tree id is no snapshot at all.
         let damaged = serde_json::to_string(&Handing {
             key: "k",
@@ -485,8 +486,8 @@ mod tests {
             report: &report,
         })
         .expect("json");
-        let damaged: Handed = serde_json::from_str(&damaged).expect("parses");
-        assert!(damaged.snapshot(Some(blob)).is_none());
+        let mut damaged: Handed = serde_json::from_str(&damaged).expect("parses");
+        assert!(damaged.take_snapshot(Some(blob)).is_none());
     }
 
     #[test]
