@@ -53,6 +53,20 @@ pub struct Snapshot {
 
 pub fn snapshot(repo: &Repo, config: &Config) -> Result<Snapshot, StoreError> {
     let Some(commit) = repo.ref_target(&config.manifest_ref)? else {
+        return snapshot_at(repo, config, None, None);
+    };
+    let tree = repo.commit_tree(commit)?;
+    snapshot_at(repo, config, Some(commit), Some(tree))
+}
+
+/// The manifest at `commit`, whose tree is `tree` (both `None` before the first manifest).
+pub fn snapshot_at(
+    repo: &Repo,
+    config: &Config,
+    commit: Option<ObjectId>,
+    tree: Option<ObjectId>,
+) -> Result<Snapshot, StoreError> {
+    let (Some(commit), Some(tree)) = (commit, tree) else {
         return Ok(Snapshot {
             commit: None,
             tree: None,
@@ -63,7 +77,6 @@ pub fn snapshot(repo: &Repo, config: &Config) -> Result<Snapshot, StoreError> {
             },
         });
     };
-    let tree = repo.commit_tree(commit)?;
     let index = match repo.read_path(tree, "index.json")? {
         Some(bytes) => manifest::parse_index(&bytes, MAX_MANIFEST_BYTES).map_err(|source| {
             StoreError::Read {

@@ -7,9 +7,11 @@
 //! which includes taskhook's version). So pre-receive, once it accepts a push, leaves each
 //! verdict it gave in `$GIT_DIR/taskhook/handover/`, under a key that is a digest of all of
 //! those (the stored manifest named by the manifest ref's commit), together with what it read
-//! of that manifest: its tree and `index.json`, and the blob of the branch file its verdict was
-//! computed against. post-receive reads the manifest ref, computes the same key and takes the
-//! verdict instead of reading the manifest and walking the tree again. A key for other inputs
+//! of that manifest: its tree, and the blob of the branch file its verdict was computed
+//! against. post-receive reads the manifest ref, computes the same key and takes the verdict
+//! instead of walking the pushed tree again; it reads `index.json` from that tree itself (the
+//! index lists every branch: handed over with each pushed branch's verdict, it was written and
+//! read once per pushed branch). A key for other inputs
 //! is simply not found: a manifest ref that moved in between (another push wrote it), a verdict
 //! cut short by the time budget (never handed over), a file that is missing, damaged or too
 //! large. post-receive then reads and computes everything itself, as it always can.
@@ -37,13 +39,12 @@ use std::time::{Duration, SystemTime};
 use crate::config::Config;
 use crate::git::{ObjectId, Repo};
 use crate::manifest::store::Snapshot;
-use crate::manifest::Index;
 use crate::validate::check::Report;
 
 /// Where handed-over verdicts wait, in the repository's git directory.
 const DIR: &str = "taskhook/handover";
 /// What the first line of a slot starts with: the layout's name and version.
-const MAGIC: &str = "taskhook handover 3";
+const MAGIC: &str = "taskhook handover 4";
 /// Files other than slots are left over from an earlier layout, or from pushes that did not
 /// complete, once this old.
 const STALE: Duration = Duration::from_secs(600);
@@ -56,30 +57,25 @@ const MAX_BYTES: usize = 32 << 20;
 #[derive(serde::Deserialize)]
 pub struct Handed {
     key: String,
-    /// The manifest's tree and index, as pre-receive read them at the commit the key names.
+    /// The manifest's tree, as pre-receive read it at the commit the key names.
     tree: Option<String>,
-    index: Index,
     /// The stored branch file the verdict was computed against (its lines are carried over).
     prior_blob: Option<String>,
     pub report: Report,
 }
 
 impl Handed {
-    /// The stored manifest pre-receive read, at `commit` (the manifest ref's commit, which the
-    /// key names): the same objects post-receive would read. `None` when what was handed over
-    /// does not fit (a tree without a commit, or the other way round): a manifest written from
-    /// it could lose other branches' files. The index is moved into the snapshot, leaving this
-    /// one's empty.
-    pub fn take_snapshot(&mut self, commit: Option<ObjectId>) -> Option<Snapshot> {
+    /// The tree of the stored manifest pre-receive read, at `commit` (the manifest ref's
+    /// commit, which the key names; `None` before the first manifest): the same tree
+    /// post-receive would read. `None` when what was handed over does not fit (a tree without a
+    /// commit, or the other way round): a manifest written from it could lose other branches'
+    /// files.
+    pub fn manifest_tree(&self, commit: Option<ObjectId>) -> Option<Option<ObjectId>> {
         let tree = match self.tree.as_deref() {
             Some(hex) => Some(id(hex)?),
             None => None,
         };
-        (tree.is_some() == commit.is_some()).then(|| Snapshot {
-            commit,
-            tree,
-            index: std::mem::take(&mut self.index),
-        })
+        (tree.is_some() == commit.is_some()).then_some(tree)
     }
 
     /// The stored branch file the verdict was computed against, if there was one.
@@ -89,7 +85,7 @@ impl Handed {
 
     /// Whether `other` was read from the same stored manifest.
     pub fn same_snapshot(&self, other: &Handed) -> bool {
-        self.tree == other.tree && self.index == other.index
+        self.tree == other.tree
     }
 }
 
@@ -97,7 +93,6 @@ impl Handed {
 struct Handing<'a> {
     key: &'a str,
     tree: Option<String>,
-    index: &'a Index,
     prior_blob: Option<String>,
     report: &'a Report,
 }
@@ -176,7 +171,6 @@ pub fn prepare(
     let handing = Handing {
         key,
         tree: snap.tree.map(|t| t.to_string()),
-        index: &snap.index,
         prior_blob: prior_blob().map(|b| b.to_string()),
         report,
     };
@@ -438,7 +432,7 @@ mod tests {
         Snapshot {
             commit: None,
             tree: None,
-            index: Index::default(),
+            index: crate::manifest::Index::default(),
         }
     }
 
@@ -461,33 +455,28 @@ mod tests {
         snap.tree = Some(tree);
         snap.index.schema = 4;
         let slot = prepare("main", "k", &report, &snap, || Some(blob), Vec::new());
-        let mut back = handed(&slot.expect("handed over"));
+        let back = handed(&slot.expect("handed over"));
         assert_eq!(back.prior_blob(), Some(blob));
-        let mut other = handed(
+        let other = handed(
             &prepare("main", "k", &report, &empty(), || None, Vec::new()).expect("handed over"),
         );
         assert!(back.same_snapshot(&back) && !back.same_snapshot(&other));
+        assert_eq!(back.manifest_tree(Some(blob)), Some(Some(tree)));
         // A tree needs a commit, and a commit a tree.
-        assert!(back.take_snapshot(None).is_none());
-        let taken = back.take_snapshot(Some(blob)).expect("a snapshot");
-        assert_eq!(
-            (taken.commit, taken.tree, taken.index),
-            (Some(blob), Some(tree), snap.index.clone())
-        );
+        assert_eq!(back.manifest_tree(None), None);
         assert_eq!(other.prior_blob(), None);
-        assert!(other.take_snapshot(Some(blob)).is_none());
-        assert!(other.take_snapshot(None).is_some());
-        // A damaged tree id is no snapshot at all.
+        assert_eq!(other.manifest_tree(Some(blob)), None);
+        assert_eq!(other.manifest_tree(None), Some(None));
+        // A damaged tree id is no tree at all.
         let damaged = serde_json::to_string(&Handing {
             key: "k",
             tree: Some("not-hex".into()),
-            index: &snap.index,
             prior_blob: None,
             report: &report,
         })
         .expect("json");
-        let mut damaged: Handed = serde_json::from_str(&damaged).expect("parses");
-        assert!(damaged.take_snapshot(Some(blob)).is_none());
+        let damaged: Handed = serde_json::from_str(&damaged).expect("parses");
+        assert_eq!(damaged.manifest_tree(Some(blob)), None);
     }
 
     #[test]
@@ -570,7 +559,7 @@ mod tests {
         std::fs::write(&path, &bytes).expect("write");
         assert!(take_in(dir.path(), "main", "second").is_none());
         // A header of another layout, or cut short: nothing at all.
-        for header in ["taskhook handover 2 1 1 00\n{", "taskhook handover 3 12"] {
+        for header in ["taskhook handover 3 1 1 00\n{", "taskhook handover 4 12"] {
             std::fs::write(&path, header).expect("write");
             assert!(take_in(dir.path(), "main", "second").is_none(), "{header}");
             assert!(trees_in(dir.path(), "main").is_empty(), "{header}");

@@ -449,24 +449,16 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
     let mut handed = pushed
         .iter()
         .filter_map(|(_, p)| p.as_ref().map(|p| p.2.as_ref()));
-    let shared = match (handed.next(), manifest) {
+    let handed_tree = match (handed.next(), manifest) {
         (Some(Some(first)), Some(commit))
             if handed.all(|h| h.is_some_and(|h| h.same_snapshot(first))) =>
         {
-            Some(commit)
+            first.manifest_tree(commit).map(|tree| (commit, tree))
         }
         _ => None,
     };
-    // Taken from the first verdict, not copied: the index lists every branch.
-    let handed_snap = shared.and_then(|commit| {
-        pushed
-            .iter_mut()
-            .find_map(|(_, p)| p.as_mut().map(|p| p.2.as_mut()))
-            .flatten()?
-            .take_snapshot(commit)
-    });
-    let snap = match handed_snap {
-        Some(snap) => snap,
+    let snap = match handed_tree {
+        Some((commit, tree)) => store::snapshot_at(&repo, &config, commit, tree)?,
         None => store::snapshot(&repo, &config)?,
     };
     trace::step("manifest index read");
