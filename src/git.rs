@@ -243,6 +243,12 @@ struct Objects {
     /// several times (each path it reads starts at the root), and each loose read is a file
     /// opened, mapped and inflated; an object never changes, so a copy is always right.
     small: std::cell::RefCell<Vec<(ObjectId, gix_object::Kind, Vec<u8>)>>,
+    /// Larger trees read again and again, kept from their third read on: the manifest's
+    /// `branches/` and `state/` hold a file per branch, and a push of many branches looks a
+    /// file up in them for each. A tree read once or twice (a pushed directory of tasks) is not
+    /// copied: `seen` counts the reads of trees too large for `small`.
+    large: std::cell::RefCell<Vec<(ObjectId, Vec<u8>)>>,
+    seen: std::cell::RefCell<Vec<(ObjectId, u8)>>,
     /// The zlib state loose objects are read with ([`Objects::read_loose`]).
     inflater: std::cell::RefCell<Option<flate2::Decompress>>,
     /// Objects read from the stores (not from `small`), for tests that bound a lookup's reads.
@@ -329,8 +335,32 @@ impl Store {
 /// What `Objects::small` keeps: objects of at most this many bytes, at most this many of them.
 const SMALL_OBJECT_BYTES: usize = 4096;
 const SMALL_OBJECTS: usize = 64;
+/// What `Objects::large` keeps: trees of at most this many bytes (the manifest's directories of
+/// 10,000 branches), at most this many of them, and how many larger trees `seen` counts.
+const LARGE_TREE_BYTES: usize = 1 << 20;
+const LARGE_TREES: usize = 8;
+const SEEN_TREES: usize = 256;
 
 impl Objects {
+    /// Counts a read of the large tree `id` (its `data`), and keeps it once read a third time.
+    fn count_read(&self, id: &gix_hash::oid, data: &[u8]) {
+        let mut seen = self.seen.borrow_mut();
+        let Some((_, reads)) = seen.iter_mut().find(|(k, _)| k.as_ref() == id) else {
+            if seen.len() < SEEN_TREES {
+                seen.push((id.to_owned(), 1));
+            }
+            return;
+        };
+        if *reads < 2 {
+            *reads += 1;
+            return;
+        }
+        let mut large = self.large.borrow_mut();
+        if large.len() < LARGE_TREES {
+            large.push((id.to_owned(), data.to_vec()));
+        }
+    }
+
     fn all(&self) -> impl Iterator<Item = &Store> {
         self.quarantine.iter().chain(std::iter::once(&self.main))
     }
@@ -405,6 +435,13 @@ impl gix_object::Find for Objects {
         if let Some(kind) = hit {
             return Ok(Some(gix_object::Data::new(buffer, kind, HASH)));
         }
+        let large = self.large.borrow();
+        if let Some((_, data)) = large.iter().find(|(k, _)| k.as_ref() == id) {
+            buffer.clear();
+            buffer.extend_from_slice(data);
+            return Ok(Some(gix_object::Data::new(buffer, Kind::Tree, HASH)));
+        }
+        drop(large);
         #[cfg(test)]
         self.reads.set(self.reads.get() + 1);
         let found = match self.read_loose(id, buffer) {
@@ -418,9 +455,12 @@ impl gix_object::Find for Objects {
             let mut small = self.small.borrow_mut();
             if matches!(object.kind, Kind::Tree | Kind::Commit)
                 && object.data.len() <= SMALL_OBJECT_BYTES
-                && small.len() < SMALL_OBJECTS
             {
-                small.push((id.to_owned(), object.kind, object.data.to_vec()));
+                if small.len() < SMALL_OBJECTS {
+                    small.push((id.to_owned(), object.kind, object.data.to_vec()));
+                }
+            } else if object.kind == Kind::Tree && object.data.len() <= LARGE_TREE_BYTES {
+                self.count_read(id, object.data);
             }
         }
         Ok(found)
@@ -515,6 +555,8 @@ impl Repo {
             main: Store::new(main.clone(), false),
             dirs: vec![main],
             small: Default::default(),
+            large: Default::default(),
+            seen: Default::default(),
             inflater: Default::default(),
             #[cfg(test)]
             reads: Default::default(),
@@ -2325,6 +2367,32 @@ pub(crate) mod tests {
             .expect("open")
             .tree_entries(tree)
             .is_err());
+    }
+
+    /// A tree too large for the small-object cache is kept once read a third time, and read
+    /// from the store every time before that.
+    #[test]
+    fn large_trees_read_again_and_again_are_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let git_dir = bare_repo(dir.path(), "[core]\n\tbare = true\n");
+        let repo = Repo::open(&git_dir).expect("open");
+        let blob = repo.write_blob(b"hello\n").expect("blob");
+        let files: Vec<(String, ObjectId)> = (0..400)
+            .map(|i| (format!("branch-{i}.json"), blob))
+            .collect();
+        let tree = repo.write_tree(&files).expect("tree");
+        let repo = Repo::open(&git_dir).expect("open again");
+        let first = repo.tree_entries(tree).expect("read");
+        assert!(first.len() == 400 && repo.objects_read() == 1);
+        repo.tree_entries(tree).expect("read");
+        assert_eq!(repo.objects_read(), 2, "read twice: not kept");
+        repo.tree_entries(tree).expect("read");
+        assert_eq!(repo.objects_read(), 3);
+        std::fs::remove_file(loose_file(&git_dir, tree)).expect("rm tree");
+        for _ in 0..3 {
+            assert_eq!(repo.tree_entries(tree).expect("kept"), first);
+        }
+        assert_eq!(repo.objects_read(), 3);
     }
 
     /// In a linked worktree, refs/meta/tasks lives in the common directory, as every ref outside
