@@ -154,6 +154,55 @@ fn post_receive_takes_over_the_verdict_pre_receive_gave() {
     assert_eq!(slots(), first);
 }
 
+/// A push of several branches: every verdict is taken over (the handed-over manifest tree is
+/// the same for all), every manifest is exact, and the line for the pusher and the manifest
+/// commit's title name five branches and count the rest; the commit's body lists every ref.
+#[test]
+fn a_push_of_many_branches_names_five_and_counts_the_rest() {
+    let s = Server::new();
+    s.commit_file("a/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let refs: Vec<String> = (1..=8).map(|i| format!("master:b{i}")).collect();
+    let mut args = vec!["push", "origin"];
+    args.extend(refs.iter().map(String::as_str));
+    assert!(git_output(&s.work(), &args).status.success());
+    s.commit_file("a/runtask.yml", &GOOD.replace("rpmlint", "rpmlint-a"));
+    let refs: Vec<String> = (1..=8).map(|i| format!("HEAD:b{i}")).collect();
+    let mut args = vec!["push", "origin"];
+    args.extend(refs.iter().map(String::as_str));
+    let out = git_cmd()
+        .args(&args)
+        .env("TASKHOOK_TRACE", "1")
+        .current_dir(s.work())
+        .output()
+        .expect("git push");
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(
+        err.matches("verdict taken over from pre-receive").count(),
+        1,
+        "{err}"
+    );
+    assert!(
+        err.contains(
+            "schedule manifest updated for b1, b2, b3, b4, b5 and 3 more (refs/meta/tasks at "
+        ),
+        "{err}"
+    );
+    for branch in ["b1", "b8"] {
+        s.assert_manifest_is_exact(branch);
+    }
+    let message = git(&s.bare(), &["log", "-1", "--format=%B", "refs/meta/tasks"]);
+    assert!(
+        message.starts_with("taskhook: update b1, b2, b3, b4, b5 and 3 more\n"),
+        "{message}"
+    );
+    assert!(
+        (1..=8).all(|i| message.contains(&format!("refs/heads/b{i}: "))),
+        "{message}"
+    );
+}
+
 /// A directory of hundreds of tasks is a large tree, which git stores compressed. pre-receive
 /// hands the pushed one on; the next push to the branch compares its own with it without
 /// inflating it again, once the data hashes to the tree's id, and never otherwise.

@@ -588,18 +588,23 @@ pub struct OverBranchLimit {
 
 impl std::fmt::Display for OverBranchLimit {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let shown: Vec<&str> = self.added.iter().take(5).map(String::as_str).collect();
         write!(
             f,
-            "this push would give the schedule manifest {} branches with tasks, more than taskhook.maxBranches ({}) allows: {}{}; delete branches with tasks that are no longer needed, or ask the server admin to raise taskhook.maxBranches",
+            "this push would give the schedule manifest {} branches with tasks, more than taskhook.maxBranches ({}) allows: {}; delete branches with tasks that are no longer needed, or ask the server admin to raise taskhook.maxBranches",
             self.would_list,
             self.limit,
-            shown.join(", "),
-            match self.added.len() - shown.len() {
-                0 => String::new(),
-                more => format!(" and {more} more"),
-            }
+            some_names(&self.added),
         )
+    }
+}
+
+/// `names` for one line: all of them up to five, else the first five and how many more.
+pub fn some_names<S: AsRef<str>>(names: &[S]) -> String {
+    const SHOWN: usize = 5;
+    let shown: Vec<&str> = names.iter().take(SHOWN).map(AsRef::as_ref).collect();
+    match names.len() - shown.len() {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
     }
 }
 

@@ -501,12 +501,12 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
         Applied::Committed(_, left_out) if left_out.len() == names.len() => None,
         Applied::Committed(id, left_out) => Some(format!(
             "taskhook: schedule manifest updated for {} ({} at {})",
-            names
-                .iter()
-                .filter(|n| !left_out.iter().any(|l| l == *n))
-                .copied()
-                .collect::<Vec<_>>()
-                .join(", "),
+            store::some_names(
+                &names
+                    .iter()
+                    .filter(|n| !left_out.iter().any(|l| l == *n))
+                    .collect::<Vec<_>>()
+            ),
             config.manifest_ref,
             short(&id.to_string())
         )),
@@ -591,7 +591,7 @@ fn audit_message(names: &[&str], updates: &[&RefUpdate]) -> String {
     let (who, source) = pusher();
     let mut m = format!(
         "taskhook: update {}\n\npushed by {who} ({source})\n",
-        names.join(", ")
+        store::some_names(names)
     );
     for u in updates {
         let what = if is_zero(&u.old) {
