@@ -2311,7 +2311,6 @@ pub(crate) mod tests {
         assert!(repo.objects.quarantine[0].handle.get().is_some());
     }
 
-    /// Small trees are read from disk once per process; blobs are read each time.
     /// `path_ids` finds what `path_id` finds, one path at a time, in trees as git would not
     /// write them too: a name listed twice (the first entry counts), a file where a directory
     /// is looked for, a link, empty path components.
@@ -2347,6 +2346,7 @@ pub(crate) mod tests {
         assert_eq!(found.len(), 4, "{found:?}");
     }
 
+    /// Small trees are read from disk once per process; blobs are read each time.
     #[test]
     fn small_trees_are_read_once() {
         let dir = tempfile::tempdir().expect("tmp");

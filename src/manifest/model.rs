@@ -1123,9 +1123,10 @@ pub fn parse_index(bytes: &[u8], limit: usize) -> Result<Index, ReadError> {
         return Err(ReadError::TooLarge(bytes.len(), limit));
     }
     // Read straight into the index: the index lists every branch, and building a generic
-    // value first and the index from it took 2 ms at 1,000 branches. What that refuses is read
-    // again as below, so that another version's index is reported as such; so is anything but
-    // an object (serde reads a struct from an array too, where no schema is found below).
+    // value first and the index from it cost about 1 ms more at 1,000 branches
+    // (docs/BENCHMARKS.md, twenty-seventh round). What that refuses is read again as below, so
+    // that another version's index is reported as such; so is anything but an object (serde
+    // reads a struct from an array too, where no schema is found below).
     let object = bytes.trim_ascii_start().first() == Some(&b'{');
     if let Some(index) = object
         .then(|| serde_json::from_slice::<Index>(bytes).ok())

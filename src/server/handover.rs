@@ -11,10 +11,9 @@
 //! against. post-receive reads the manifest ref, computes the same key and takes the verdict
 //! instead of walking the pushed tree again; it reads `index.json` from that tree itself (the
 //! index lists every branch: handed over with each pushed branch's verdict, it was written and
-//! read once per pushed branch). A key for other inputs
-//! is simply not found: a manifest ref that moved in between (another push wrote it), a verdict
-//! cut short by the time budget (never handed over), a file that is missing, damaged or too
-//! large. post-receive then reads and computes everything itself, as it always can.
+//! read once per pushed branch). A key for other inputs is simply not found: a manifest ref
+//! that moved in between (another push wrote it), a verdict cut short by the time budget
+//! (never handed over), a file that is missing, damaged or too large. post-receive then reads and computes everything itself, as it always can.
 //!
 //! Beside the verdict go the large trees pre-receive read in the pushed commit (a directory of
 //! 2,000 tasks is a 72 KB tree, stored compressed): the next push to the branch compares its
