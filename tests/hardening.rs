@@ -547,6 +547,30 @@ fn branches_with_tasks_are_limited() {
         .map(String::as_str)
         .collect();
     assert_eq!(listed, ["e1", "e2", "e3", "f2", "f3", "master"]);
+    // A branch listed without tasks that gains some past the limit is no longer listed: its
+    // empty manifest would say it has nothing to run. e2 and e3 gain tasks in one push, with
+    // room for one: git gives no order to count on, so either may be the one left out.
+    git(&s.bare(), &["config", "taskhook.maxBranches", "4"]);
+    let out = git_output(&s.work(), &["push", "origin", "+master:e2", "+master:e3"]);
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let (kept, left) = if err.contains("e3 is not in the schedule manifest") {
+        ("e2", "e3")
+    } else {
+        ("e3", "e2")
+    };
+    assert!(
+        err.contains(&format!("{left} is not in the schedule manifest"))
+            && err.contains(&format!("schedule manifest updated for {kept} (")),
+        "{err}"
+    );
+    let index: serde_json::Value = serde_json::from_str(&s.show("index.json")).expect("json");
+    let branches = index["branches"].as_object().expect("branches");
+    assert!(
+        branches.contains_key(kept) && !branches.contains_key(left),
+        "{index}"
+    );
+    assert_eq!(branches.len(), 5, "{index}");
     s.assert_fsck_clean();
 }
 

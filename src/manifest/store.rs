@@ -304,7 +304,7 @@ fn attempts<'scope, 'env>(
         index.settings = Some(manifest::Settings::of(config));
         // taskhook.maxBranches, which pre-receive (or update) enforced on each push alone: a
         // branch that concurrent pushes, or the update hook's one verdict per ref, would take
-        // past it keeps what the manifest had for it, and the pusher is told.
+        // past it is left out of the manifest, and the pusher is told.
         let mut room = branch_room(repo, config, &index, &files, changes);
         refused.clear();
         // Checked on every attempt: a branch that moved on (or came back) since its manifest was
@@ -320,18 +320,24 @@ fn attempts<'scope, 'env>(
             {
                 continue;
             }
-            if let (Some((counted, listed)), Some(m)) = (room.as_mut(), new) {
-                if !m.empty && !counted.contains(branch) {
-                    if *listed >= config.max_branches {
-                        refused.push(branch.clone());
-                        continue;
-                    }
-                    *listed += 1;
+            let left_out = match (room.as_mut(), new) {
+                (Some((counted, listed)), Some(m)) if !m.empty && !counted.contains(branch) => {
+                    let full = *listed >= config.max_branches;
+                    *listed += usize::from(!full);
+                    full
                 }
-            }
+                _ => false,
+            };
+            // A branch left out loses what the manifest had for it (an empty manifest, which
+            // no longer says what the branch holds): it is then a branch without a manifest,
+            // as a new one left out is.
             if let Some(old) = index.branches.remove(branch) {
                 files.remove(&manifest::state_file_of(&old.manifest));
                 files.remove(&old.manifest);
+            }
+            if left_out {
+                refused.push(branch.clone());
+                continue;
             }
             if let Some(m) = new {
                 let bytes = &m.bytes;
