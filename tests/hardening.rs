@@ -571,6 +571,16 @@ fn branches_with_tasks_are_limited() {
         "{index}"
     );
     assert_eq!(branches.len(), 5, "{index}");
+    // A rebuild keeps to the limit too, and says how many it wrote and which it left out: of
+    // master, f2, f3, f4, e2 and e3 (with tasks) and e1 (without), four and e1.
+    let out = taskhook(&["manifest", "rebuild", "srv.git"], s.dir.path());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", stderr(&out));
+    assert!(
+        text.contains("srv.git: 5 branch manifests written (refs/meta/tasks at ")
+            && text.contains("; left out for taskhook.maxBranches: "),
+        "{text}"
+    );
     s.assert_fsck_clean();
 }
 

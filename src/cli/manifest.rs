@@ -227,19 +227,28 @@ struct Rebuilt {
     manifest_ref: String,
     /// The new manifest commit, if anything changed.
     commit: Option<ObjectId>,
+    /// The branches left out for `taskhook.maxBranches`.
+    left_out: Vec<String>,
 }
 
 impl Rebuilt {
     fn describe(&self) -> String {
-        match self.commit {
+        let listed = self.branches - self.left_out.len().min(self.branches);
+        let mut text = match self.commit {
             Some(id) => format!(
-                "{} branch manifests written ({} at {})",
-                self.branches,
+                "{listed} branch manifests written ({} at {})",
                 self.manifest_ref,
                 short(&id.to_string())
             ),
-            None => format!("{} branch manifests already up to date", self.branches),
+            None => format!("{listed} branch manifests already up to date"),
+        };
+        if !self.left_out.is_empty() {
+            text.push_str(&format!(
+                "; left out for taskhook.maxBranches: {}",
+                store::some_names(&self.left_out)
+            ));
         }
+        text
     }
 }
 
@@ -285,12 +294,14 @@ fn rebuild_one(
         eprint!("\r\x1b[K");
     }
     let applied = store::apply_repair(&repo, &config, &changes, "taskhook: rebuild")?;
+    let (commit, left_out) = match applied {
+        Applied::Committed(id, left_out) => (Some(id), left_out),
+        Applied::Unchanged(left_out) => (None, left_out),
+    };
     Ok(Rebuilt {
         branches: branches.len(),
         manifest_ref: config.manifest_ref,
-        commit: match applied {
-            Applied::Committed(id, _) => Some(id),
-            Applied::Unchanged => None,
-        },
+        commit,
+        left_out,
     })
 }

@@ -181,8 +181,9 @@ pub enum Applied {
     /// A new manifest commit, and the pushed branches it leaves out for `taskhook.maxBranches`
     /// (each named in a warning and in the commit's message).
     Committed(ObjectId, Vec<String>),
-    /// The stored manifests already said exactly this.
-    Unchanged,
+    /// The stored manifests already said exactly this, leaving out the same branches (named in
+    /// a warning).
+    Unchanged(Vec<String>),
 }
 
 /// Writes `changes` on top of whatever the manifest ref holds, retrying on lost races.
@@ -397,7 +398,7 @@ fn attempts<'scope, 'env>(
                 blob.finish()?;
             }
             tell(&refused);
-            return Ok(Applied::Unchanged);
+            return Ok(Applied::Unchanged(refused));
         }
         let commit = if refused.is_empty() {
             repo.write_commit(tree, snap.commit, message)?

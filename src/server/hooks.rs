@@ -510,7 +510,7 @@ fn write_manifests(updates: &[RefUpdate]) -> Result<Option<String>, Failure> {
             config.manifest_ref,
             short(&id.to_string())
         )),
-        Applied::Unchanged => None,
+        Applied::Unchanged(_) => None,
     })
 }
 
