@@ -233,7 +233,7 @@ struct Rebuilt {
 
 impl Rebuilt {
     fn describe(&self) -> String {
-        let listed = self.branches - self.left_out.len().min(self.branches);
+        let listed = self.branches.saturating_sub(self.left_out.len());
         let mut text = match self.commit {
             Some(id) => format!(
                 "{listed} branch manifests written ({} at {})",
