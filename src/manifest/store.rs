@@ -765,6 +765,16 @@ mod limit_tests {
     }
 
     #[test]
+    fn five_names_are_shown_and_the_rest_counted() {
+        let names = |n: usize| (1..=n).map(|i| format!("f{i}")).collect::<Vec<_>>();
+        assert_eq!(some_names::<String>(&[]), "");
+        assert_eq!(some_names(&names(1)), "f1");
+        assert_eq!(some_names(&names(5)), "f1, f2, f3, f4, f5");
+        assert_eq!(some_names(&names(6)), "f1, f2, f3, f4, f5 and 1 more");
+        assert_eq!(some_names(&["a", "b"]), "a, b");
+    }
+
+    #[test]
     fn the_writer_refuses_what_readers_would_refuse() {
         assert!(within_limit("index.json", &vec![b' '; MAX_MANIFEST_BYTES]).is_ok());
         let err = within_limit("index.json", &vec![b' '; MAX_MANIFEST_BYTES + 1])
