@@ -295,7 +295,7 @@ def commit_change(work, label, task=0):
     run(["git", "commit", "-q", "-am", f"c{label}"], work)
 
 
-def hook_set(base, n, variant, baseline):
+def hook_set(base, name, variant, baseline):
     """The hook files of one variant of the push comparison, as {name: (bytes, mode)}: none,
     two no-op shell hooks, or the shims `taskhook install` writes for this build or for
     `baseline`."""
@@ -303,16 +303,16 @@ def hook_set(base, n, variant, baseline):
         return {}
     if variant == "noop":
         return {h: (NOOP_HOOK.encode(), 0o755) for h in ("pre-receive", "post-receive")}
-    scratch = os.path.join(base, f"hookset{n}{variant}.git")
+    scratch = os.path.join(base, f"hookset-{name}-{variant}.git")
     run(["git", "init", "-q", "--bare", scratch])
     run([baseline if variant == "baseline" else BIN, "install", scratch])
     hooks = {}
-    for name in os.listdir(os.path.join(scratch, "hooks")):
-        path = os.path.join(scratch, "hooks", name)
+    for hook in os.listdir(os.path.join(scratch, "hooks")):
+        path = os.path.join(scratch, "hooks", hook)
         with open(path, "rb") as f:
             data = f.read()
         if b"taskhook-shim" in data:
-            hooks[name] = (data, os.stat(path).st_mode & 0o777)
+            hooks[hook] = (data, os.stat(path).st_mode & 0o777)
     return hooks
 
 
@@ -347,10 +347,11 @@ def bench_push(base, sizes, runs, baseline=None, branches=None):
     floor of running any two hooks), taskhook's hooks, and optionally an older taskhook binary's
     (--baseline-bin). With `branches` (a list of branch counts), the repository has BRANCH_TASKS
     tasks and each of those numbers of branches instead, all listed in its manifest, and the
-    push goes to one of them: the hooks' cost as the branches grow. All variants push to one repository, its hooks swapped before each push:
-    separate repositories made one after another measured differently with the same hooks (one
-    binary in two columns, 40.0 against 45.8 ms at 2,000 tasks), so a repository's own speed is
-    not allowed to differ between variants. Rounds interleave the variants in a shuffled order,
+    push goes to one of them (master): the hooks' cost as the branches grow. All variants push
+    to one repository, its hooks swapped before each push: separate repositories made one after
+    another measured differently with the same hooks (one binary in two columns, 40.0 against
+    45.8 ms at 2,000 tasks), so a repository's own speed is not allowed to differ between
+    variants. Rounds interleave the variants in a shuffled order,
     after WARMUP rounds not counted; medians."""
     variants = ("none", "noop", "taskhook") + (("baseline",) if baseline else ())
     rows = []
