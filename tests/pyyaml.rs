@@ -111,6 +111,18 @@ const CONSTRUCTS: &[&str] = &[
     "a: \"\\u2028\"\n",
     "a: x\u{7f}\n",
     "a: x\u{1}\n",
+    // Found by longer mutation searches: anchor names as PyYAML ends them, `?` and `:` in flow
+    // collections, keys left out, names defined twice, a document that is one block scalar.
+    "input:\n  &args:\n    - x\n",
+    "a: &x.y 1\n",
+    "a: &x[1, 2]\n",
+    "a: [x? y, z]\n",
+    "a: [?x]\n",
+    "a: [b, :c]\n",
+    "a: [b, : c]\n",
+    "a: {k: 1, : c}\n",
+    "a: &x 1\nb: &x 2\nc: *x\n",
+    "|\nname: x\n",
 ];
 
 struct Rng(u64);

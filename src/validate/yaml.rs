@@ -14,7 +14,7 @@ use std::collections::HashMap;
 
 pub use crate::config::Limits;
 
-use serde_saphyr::granit_parser::{Event, Parser, ScalarStyle, Tag};
+use serde_saphyr::granit_parser::{Event, Options, Parser, ScalarStyle, Span, StructureStyle, Tag};
 
 /// A position in the source, both 1-based (what editors show).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, PartialOrd, Ord)]
@@ -265,14 +265,14 @@ fn runner_agrees(text: &str) -> Result<(), Error> {
 }
 
 /// A mapping key must be a scalar with a value: PyYAML cannot use a list or a mapping as a key,
-/// and refuses an empty one in a block mapping.
+/// and refuses an empty one where no `?` introduces it (`: v`, `[a, : v]`, `{: v}`).
 fn key_is_plain_value(key: &Node) -> Result<(), Error> {
     match &key.value {
         Value::Scalar { text, plain, .. } if !(*plain && text.is_empty()) => Ok(()),
         Value::Scalar { .. } => Err(Error::new(
             ErrorKind::Syntax,
             key.pos,
-            "a mapping key is missing (the line starts with `:`)",
+            "a mapping key is missing before this `:` (the runner's reader refuses an empty key)",
         )),
         _ => Err(Error::new(
             ErrorKind::Syntax,
@@ -333,6 +333,70 @@ fn tabs_where_pyyaml_reads_them(text: &str, quoted: &[(usize, usize)]) -> Result
     Ok(())
 }
 
+/// An anchor's or alias's name as PyYAML reads it: ASCII letters, digits, `-` and `_`, then a
+/// blank or one of `,]}:?`. YAML 1.2 readers take any character but blanks and `,[]{}`, so
+/// `&base:` names an anchor `base:` here and, to PyYAML, anchors an empty key `base`, with the
+/// value below it a mapping's instead of the anchored node; `&a[1]` anchors a list here and
+/// stops PyYAML. Such names are refused rather than read differently.
+fn anchor_name(what: &str, name: &str, text: &str, span: Span, pos: Pos) -> Result<(), Error> {
+    let bad = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || *c == '-' || *c == '_'));
+    let after = span
+        .byte_range()
+        .and_then(|r| text.get(r.end..))
+        .and_then(|rest| rest.chars().next())
+        .filter(|c| matches!(c, '[' | '{'));
+    let Some(c) = bad.or(after) else {
+        return Ok(());
+    };
+    let sigil = if what == "anchor" { '&' } else { '*' };
+    Err(Error::new(
+        ErrorKind::Syntax,
+        pos,
+        format!(
+            "the {what} `{sigil}{name}` is read differently by the runner's YAML 1.1 reader, which ends the name before `{c}`: {what} names may use ASCII letters, digits, `-` and `_`, and are followed by a space"
+        ),
+    ))
+}
+
+/// A plain (unquoted) scalar inside `[...]` or `{...}` that PyYAML reads differently: it ends
+/// such a scalar at any `?` (and takes the `?` for a key), and cannot start one with `:`.
+fn plain_in_flow(value: &str, pos: Pos) -> Result<(), Error> {
+    let c = if value.starts_with(':') {
+        ':'
+    } else if value.contains('?') {
+        '?'
+    } else {
+        return Ok(());
+    };
+    Err(Error::new(
+        ErrorKind::Syntax,
+        pos,
+        format!(
+            "`{value}` inside `[...]` or `{{...}}` is read differently by the runner's YAML 1.1 reader, which takes its `{c}` for a key indicator; quote it"
+        ),
+    ))
+}
+
+/// A block scalar (`|`, `>`) that is the whole document, with text at the start of a line:
+/// PyYAML wants that text indented by at least one space (else the scalar is empty there and
+/// the text after it a new node), YAML 1.2 readers do not.
+fn block_scalar_at_top(text: &str, span: Span, value: &str, pos: Pos) -> Result<(), Error> {
+    // The event's span starts at the scalar's first text, after its indentation.
+    let at_line_start = span
+        .byte_range()
+        .is_some_and(|r| r.start > 0 && text.as_bytes().get(r.start - 1) == Some(&b'\n'));
+    if value.is_empty() || !at_line_start {
+        return Ok(());
+    }
+    Err(Error::new(
+        ErrorKind::Syntax,
+        pos,
+        "the text of a block scalar (`|`, `>`) that is the whole document must be indented by at least one space for the runner's YAML 1.1 reader",
+    ))
+}
+
 /// PyYAML's reader accepts tab, LF, CR, U+0020-U+007E, U+0085, U+00A0-U+D7FF, U+E000-U+FFFD and
 /// U+10000 and above; anything else stops the load.
 fn pyyaml_refuses(c: char) -> bool {
@@ -370,9 +434,15 @@ impl<'l> Builder<'l> {
 
     fn build(mut self, text: &str) -> Result<Node, Error> {
         let mut stack: Vec<Frame> = Vec::new();
+        // For each open collection, whether it is written in flow style (`[...]`, `{...}`).
+        let mut flows: Vec<bool> = Vec::new();
+        // Where each anchor name was defined.
+        let mut anchor_names: HashMap<String, Pos> = HashMap::new();
         let mut root: Option<Node> = None;
         let mut documents = 0usize;
-        for item in Parser::new_from_str(text) {
+        let mut options = Options::default();
+        options.emit_anchor_events = true;
+        for item in Parser::new_from_str_with_options(text, options) {
             let (event, span) = item.map_err(|e| {
                 let m = e.marker();
                 let info = e.info().to_lowercase();
@@ -411,12 +481,48 @@ impl<'l> Builder<'l> {
                     if style != ScalarStyle::Plain {
                         self.quoted.push((span.start.index(), span.end.index()));
                     }
+                    if style == ScalarStyle::Plain && flows.last() == Some(&true) {
+                        plain_in_flow(&value, pos)?;
+                    }
+                    if stack.is_empty()
+                        && matches!(style, ScalarStyle::Literal | ScalarStyle::Folded)
+                    {
+                        block_scalar_at_top(text, span, &value, pos)?;
+                    }
                     let tag = tag.map(|t| (t.handle().to_string(), t.suffix().to_string()));
-                    let node = scalar(value.into_owned(), style, tag, pos)?;
+                    // A node the document leaves out (`[a, : b]`'s key, `a:`'s value) comes as
+                    // `~` with an empty span: it is nothing, and an empty key is refused below.
+                    let value = if style == ScalarStyle::Plain
+                        && span.byte_range().is_some_and(|r| r.is_empty())
+                    {
+                        String::new()
+                    } else {
+                        value.into_owned()
+                    };
+                    let node = scalar(value, style, tag, pos)?;
                     self.remember(anchor, &node);
                     Some(node)
                 }
+                Event::Anchor(_, name) => {
+                    anchor_name("anchor", &name, text, span, pos)?;
+                    // YAML 1.2 lets a name be defined again (aliases then mean the latest);
+                    // PyYAML refuses the document.
+                    if let Some(first) = anchor_names.get(name.as_ref()) {
+                        return Err(Error::new(
+                            ErrorKind::Syntax,
+                            pos,
+                            format!(
+                                "the anchor `&{name}` is defined twice in the document (first at line {}, column {}), which the runner's YAML reader refuses; rename one of them",
+                                first.line, first.column
+                            ),
+                        ));
+                    }
+                    anchor_names.insert(name.into_owned(), pos);
+                    None
+                }
                 Event::Alias(id) => {
+                    let name = span.slice(text).unwrap_or_default();
+                    anchor_name("alias", name.trim_start_matches('*'), text, span, pos)?;
                     self.aliases += 1;
                     let node = self.anchors.get(&id).cloned().ok_or_else(|| {
                         Error::new(ErrorKind::Syntax, pos, "alias to an unknown anchor")
@@ -425,22 +531,24 @@ impl<'l> Builder<'l> {
                     self.count(pos, size)?;
                     Some(Node { pos, ..node })
                 }
-                Event::SequenceStart(_, anchor, tag) => {
+                Event::SequenceStart(style, anchor, tag) => {
                     collection_tag(tag.as_deref(), "seq", pos)?;
                     self.count(pos, 1)?;
                     self.depth_check(&stack, pos)?;
+                    flows.push(style == StructureStyle::Flow);
                     stack.push(Frame::Seq(pos, anchor, Vec::new()));
                     None
                 }
-                Event::MappingStart(_, anchor, tag) => {
+                Event::MappingStart(style, anchor, tag) => {
                     collection_tag(tag.as_deref(), "map", pos)?;
                     self.count(pos, 1)?;
                     self.depth_check(&stack, pos)?;
+                    flows.push(style == StructureStyle::Flow);
                     stack.push(Frame::Map(pos, anchor, Vec::new(), None));
                     None
                 }
-                Event::SequenceEnd => match stack.pop() {
-                    Some(Frame::Seq(p, anchor, items)) => {
+                Event::SequenceEnd => match (stack.pop(), flows.pop()) {
+                    (Some(Frame::Seq(p, anchor, items)), _) => {
                         let node = Node {
                             pos: p,
                             value: Value::Seq(items),
@@ -450,8 +558,8 @@ impl<'l> Builder<'l> {
                     }
                     _ => return Err(Error::new(ErrorKind::Syntax, pos, "unbalanced sequence")),
                 },
-                Event::MappingEnd => match stack.pop() {
-                    Some(Frame::Map(p, anchor, entries, _)) => {
+                Event::MappingEnd => match (stack.pop(), flows.pop()) {
+                    (Some(Frame::Map(p, anchor, entries, _)), _) => {
                         let node = Node {
                             pos: p,
                             value: Value::Map(merge_keys(entries)?),
@@ -960,5 +1068,52 @@ mod tests {
         let m = n.get("m").expect("m");
         assert_eq!(m.get("y").and_then(Node::scalar_text), Some("3"));
         assert_eq!(m.get("x").and_then(Node::scalar_text), Some("1"));
+    }
+
+    /// Where YAML 1.2 readers and PyYAML part ways on anchors, flow scalars and a document that
+    /// is one block scalar (found by the differential test against PyYAML): each such document
+    /// is refused, with the construct named; the forms both read alike still load.
+    #[test]
+    fn constructs_pyyaml_reads_otherwise_are_refused() {
+        let refused = [
+            ("input:\n  &args:\n    - x\n", 2, "`&args:`"),
+            ("a: &x.y 1\n", 1, "`&x.y`"),
+            ("a: &x[1, 2]\n", 1, "`&x`"),
+            ("a: &x 1\nb: *x{\n", 2, "`*x`"),
+            ("a: [x? y, z]\n", 1, "`x? y`"),
+            ("a: [?x]\n", 1, "`?x`"),
+            ("a: [b, :c]\n", 1, "`:c`"),
+            ("a: {k: v?}\n", 1, "`v?`"),
+            ("a: [x?y]\n", 1, "`x?y`"),
+            ("a: [b, : c]\n", 1, "key is missing"),
+            ("a: {k: 1, : c}\n", 1, "key is missing"),
+            ("a: [b,:]\n", 1, "key is missing"),
+            ("a: &x 1\nb: &x 2\nc: *x\n", 2, "defined twice"),
+            ("a: [&x b, &x c]\n", 1, "defined twice"),
+            ("|\nname: x\n", 2, "block scalar"),
+            (">-\n\nname: x\n", 3, "block scalar"),
+        ];
+        for (text, line, named) in refused {
+            let e = p(text).expect_err(text);
+            assert_eq!(e.kind, ErrorKind::Syntax, "{text}: {}", e.message);
+            assert_eq!(e.pos.line, line, "{text}: {}", e.message);
+            assert!(e.message.contains(named), "{text}: {}", e.message);
+        }
+        let read_alike = [
+            "a: &base-1_x {k: 1}\nb: *base-1_x\n",
+            "a: &x [1, 2]\nb: [*x, *x]\n",
+            "a: {k: &v 1, j: *v}\n",
+            "a: x? y\nb: :c\nc: ?d\n",
+            "a: [b:c, 'd?', \"?e\"]\n",
+            "|\n  text\n",
+            "|\n",
+            "a: |\n  text\n",
+            "a: [b: c, d]\n",
+            "a: [b:]\n",
+            "a:\nb: {k: , j: 1}\n",
+        ];
+        for text in read_alike {
+            p(text).unwrap_or_else(|e| panic!("{text}: {}", e.message));
+        }
     }
 }
