@@ -2,6 +2,11 @@
 //! taskhook's reader accepts a document, PyYAML loads the same structure. Inputs: every corpus
 //! formula, the examples, constructs where YAML 1.1 and 1.2 readers part ways, and thousands
 //! of mutations of the corpus.
+//!
+//! A longer search, outside the suite: `TASKHOOK_PYYAML_MUTATIONS=200000
+//! TASKHOOK_PYYAML_SEED=7 cargo test --release --test pyyaml` (3,000 mutations from one fixed
+//! seed unless told). With `TASKHOOK_PYYAML_KEEP=DIR`, each document read differently is
+//! written to DIR under its case's name.
 
 mod util;
 
@@ -220,8 +225,15 @@ fn taskhook_reads_what_pyyaml_loads() {
         ));
     }
     cases.push(("good".into(), GOOD.as_bytes().to_vec()));
-    let mut rng = Rng(0x00c0_ffee_1234_5678);
-    for i in 0..3000 {
+    let number = |name: &str, default: u64| {
+        std::env::var(name)
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(default)
+    };
+    // xorshift never leaves 0: a seed of 0 is taken as 1.
+    let mut rng = Rng(number("TASKHOOK_PYYAML_SEED", 0x00c0_ffee_1234_5678).max(1));
+    for i in 0..number("TASKHOOK_PYYAML_MUTATIONS", 3000) as usize {
         let base = &seeds[i % seeds.len()];
         cases.push((format!("mutation-{i:05}"), mutate(&mut rng, base)));
     }
@@ -266,6 +278,12 @@ fn taskhook_reads_what_pyyaml_loads() {
                 }
             }
             Err(_) => rejected += 1,
+        }
+    }
+    if let Ok(keep) = std::env::var("TASKHOOK_PYYAML_KEEP") {
+        std::fs::create_dir_all(&keep).expect("TASKHOOK_PYYAML_KEEP directory");
+        for name in differ.iter().filter_map(|d| d.split(':').next()) {
+            std::fs::copy(dir.path().join(name), Path::new(&keep).join(name)).expect("kept");
         }
     }
     eprintln!(
