@@ -6,7 +6,7 @@
 //! A longer search, outside the suite: `TASKHOOK_PYYAML_MUTATIONS=200000
 //! TASKHOOK_PYYAML_SEED=7 cargo test --release --test pyyaml` (3,000 mutations from one fixed
 //! seed unless told). With `TASKHOOK_PYYAML_KEEP=DIR`, each document read differently is
-//! written to DIR under its case's name.
+//! written to DIR under its case's name; `TASKHOOK_PYYAML_CASES=DIR` adds each file in DIR.
 
 mod util;
 
@@ -43,6 +43,8 @@ def conv(v):
         return "<timestamp>"
     if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
         return "<special float>"
+    if isinstance(v, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in v):
+        return "<lone surrogate>"
     if isinstance(v, bool) or v is None or isinstance(v, (int, float, str)):
         return v
     return "<%s>" % type(v).__name__
@@ -53,7 +55,7 @@ def key(k):
     if isinstance(k, (datetime.date, datetime.datetime)): return "<timestamp>"
     if isinstance(k, float): return repr(k)
     if isinstance(k, (list, tuple, dict)): return "<complex>"
-    return str(k)
+    return conv(k) if isinstance(k, str) else str(k)
 d = sys.argv[1]
 for name in sorted(os.listdir(d)):
     with open(os.path.join(d, name), "rb") as f:
@@ -128,6 +130,19 @@ const CONSTRUCTS: &[&str] = &[
     "a: {k: 1, : c}\n",
     "a: &x 1\nb: &x 2\nc: *x\n",
     "|\nname: x\n",
+    // Scalars as PyYAML's resolver patterns and constructors read them, a second byte-order mark.
+    "a: +.5\nb: ._5\nc: .5\n",
+    "a: 1:2:3.5\nb: -1:30.5\n",
+    "a: 2001-1-1\nb: 2001-1-1 1:00:00\n",
+    "a: 2001-02-30\n",
+    "a: 2001-01-01 24:00:00\n",
+    "a: 2001-01-01 10:00:00 +24\n",
+    "a: 0b_\n",
+    "a: 0_\nb: -0_7\n",
+    "a: !!int yes\n",
+    "a: =\n",
+    "a: <<\n",
+    "\u{feff}\u{feff}a: b\n",
 ];
 
 struct Rng(u64);
@@ -225,6 +240,18 @@ fn taskhook_reads_what_pyyaml_loads() {
         ));
     }
     cases.push(("good".into(), GOOD.as_bytes().to_vec()));
+    // More documents to compare, one per file, from a directory named by the caller.
+    if let Ok(extra) = std::env::var("TASKHOOK_PYYAML_CASES") {
+        let mut paths: Vec<_> = std::fs::read_dir(&extra)
+            .expect("TASKHOOK_PYYAML_CASES directory")
+            .map(|e| e.expect("entry").path())
+            .collect();
+        paths.sort();
+        for p in paths {
+            let name = p.file_name().expect("name").to_string_lossy().into_owned();
+            cases.push((format!("case-{name}"), std::fs::read(&p).expect("read")));
+        }
+    }
     let number = |name: &str, default: u64| {
         std::env::var(name)
             .ok()

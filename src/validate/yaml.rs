@@ -206,6 +206,14 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Node, Error> {
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    if text.starts_with('\u{feff}') {
+        // PyYAML skips one byte-order mark; YAML 1.2 readers skip more.
+        return Err(Error::new(
+            ErrorKind::Character,
+            Pos { line: 1, column: 1 },
+            "the file starts with two byte-order marks (U+FEFF); the runner's YAML reader takes the second one for text",
+        ));
+    }
     runner_agrees(text)?;
     Builder::new(limits).build(text)
 }
@@ -572,6 +580,14 @@ impl<'l> Builder<'l> {
                 _ => None,
             };
             if let Some(node) = finished {
+                let is_key = matches!(stack.last(), Some(Frame::Map(_, _, _, None)));
+                if !is_key && is_merge_key(&node) {
+                    return Err(Error::new(
+                        ErrorKind::Merge,
+                        node.pos,
+                        "`<<` is YAML 1.1's merge key, which the runner's reader cannot load anywhere but as a key; quote it if it is text",
+                    ));
+                }
                 match stack.last_mut() {
                     Some(Frame::Seq(_, _, items)) => items.push(node),
                     Some(Frame::Map(_, _, entries, pending)) => match pending.take() {
@@ -769,7 +785,26 @@ fn scalar(
         Some((handle, suffix)) if handle == "tag:yaml.org,2002:" => match suffix.as_str() {
             "str" => Scalar::Str,
             "null" => Scalar::Null,
-            "bool" | "int" | "float" | "timestamp" => yaml11_reading(&text),
+            "bool" | "int" | "float" | "timestamp" => {
+                // Taken only where the text already reads as that type: PyYAML's constructors
+                // read some other texts too (`!!float 1`), refuse others (`!!int yes`).
+                let read = resolved(resolve11(&text), &text, pos)?;
+                let same = matches!(
+                    (suffix.as_str(), &read),
+                    ("bool", Scalar::Bool(_))
+                        | ("int", Scalar::Int(_))
+                        | ("float", Scalar::Float(_))
+                        | ("timestamp", Scalar::Timestamp)
+                );
+                if !same {
+                    return Err(Error::new(
+                        ErrorKind::UnsupportedTag,
+                        pos,
+                        format!("the tag `!!{suffix}` on `{text}`, which does not read as that type without it (the runner's loader would read it otherwise, or fail); remove the tag"),
+                    ));
+                }
+                read
+            }
             other => {
                 return Err(Error::new(
                     ErrorKind::UnsupportedTag,
@@ -786,17 +821,7 @@ fn scalar(
                 format!("the tag `{handle}{suffix}` is not supported in a formula (the runner's safe loader rejects it)"),
             ))
         }
-        None if plain => {
-            let read = yaml11_reading(&text);
-            if read == Scalar::Str && has_yaml11_int_form(&text) {
-                return Err(Error::new(
-                    ErrorKind::TooLarge,
-                    pos,
-                    format!("`{text}` is written as an integer this reader cannot hold (too large, or an unusual sexagesimal form); quote it if it is text"),
-                ));
-            }
-            read
-        }
+        None if plain => resolved(resolve11(&text), &text, pos)?,
         None => Scalar::Str,
     };
     Ok(Node {
@@ -805,28 +830,328 @@ fn scalar(
     })
 }
 
-/// How PyYAML's resolver (YAML 1.1) reads a plain scalar.
-pub fn yaml11_reading(text: &str) -> Scalar {
-    match text {
-        "" | "~" | "null" | "Null" | "NULL" => return Scalar::Null,
-        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => {
-            return Scalar::Bool(true)
-        }
+/// A plain scalar's reading, or why it cannot be taken.
+fn resolved(r: Resolved, text: &str, pos: Pos) -> Result<Scalar, Error> {
+    match r {
+        Resolved::Read(read) => Ok(read),
+        Resolved::TooLarge => Err(Error::new(
+            ErrorKind::TooLarge,
+            pos,
+            format!(
+                "`{text}` is written as an integer this reader cannot hold; quote it if it is text"
+            ),
+        )),
+        Resolved::Fails(why) => Err(Error::new(
+            ErrorKind::Syntax,
+            pos,
+            format!("the runner's YAML reader cannot load `{text}`: {why}; quote it if it is text"),
+        )),
+    }
+}
+
+/// What PyYAML makes of a plain scalar: the type its implicit resolvers give the text (bool,
+/// float, int, null, timestamp, and `=`, tried in its order), then what that type's constructor
+/// makes of it.
+enum Resolved {
+    Read(Scalar),
+    /// An integer past what this reader holds (i64).
+    TooLarge,
+    /// A type whose constructor then fails: the reason, for the pusher.
+    Fails(String),
+}
+
+fn resolve11(text: &str) -> Resolved {
+    let read = match text {
+        "" | "~" | "null" | "Null" | "NULL" => Scalar::Null,
+        "yes" | "Yes" | "YES" | "true" | "True" | "TRUE" | "on" | "On" | "ON" => Scalar::Bool(true),
         "no" | "No" | "NO" | "false" | "False" | "FALSE" | "off" | "Off" | "OFF" => {
-            return Scalar::Bool(false)
+            Scalar::Bool(false)
         }
-        _ => {}
+        "=" => {
+            return Resolved::Fails(
+                "YAML 1.1 reads a lone `=` as a \"value\" node, which it cannot construct".into(),
+            )
+        }
+        _ if float_form(text) => Scalar::Float(float_value(text)),
+        _ if int_form(text) => return int_value(text),
+        _ => match timestamp(text) {
+            Some(Ok(())) => Scalar::Timestamp,
+            Some(Err(why)) => return Resolved::Fails(why),
+            None => Scalar::Str,
+        },
+    };
+    Resolved::Read(read)
+}
+
+/// `text` without a leading `-` or `+`, and whether it had one.
+fn unsigned(text: &str) -> (bool, &str) {
+    match text.strip_prefix(['-', '+']) {
+        Some(t) => (true, t),
+        None => (false, text),
     }
-    if let Some(i) = yaml11_int(text) {
-        return Scalar::Int(i);
+}
+
+/// Non-empty, and every character `ok` or `_`.
+fn digits_or_underscores(s: &str, ok: fn(u8) -> bool) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b == b'_' || ok(b))
+}
+
+/// `[0-9][0-9_]*`
+fn decimal_head(s: &str) -> bool {
+    s.starts_with(|c: char| c.is_ascii_digit()) && digits_or_underscores(s, |b| b.is_ascii_digit())
+}
+
+/// `(:[0-5]?[0-9])+` after the first part of a sexagesimal number.
+fn sexagesimal_tail<'a>(mut parts: impl Iterator<Item = &'a str>) -> bool {
+    let mut any = false;
+    parts.all(|p| {
+        any = true;
+        match p.as_bytes() {
+            [d] => d.is_ascii_digit(),
+            [a, d] => (b'0'..=b'5').contains(a) && d.is_ascii_digit(),
+            _ => false,
+        }
+    }) && any
+}
+
+/// PyYAML's float pattern: `[-+]?[0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?`,
+/// `\.[0-9][0-9_]*([eE][-+][0-9]+)?`, `[-+]?[0-9][0-9_]*(:[0-5]?[0-9])+\.[0-9_]*`,
+/// `[-+]?\.(inf|Inf|INF)`, `\.(nan|NaN|NAN)`.
+fn float_form(text: &str) -> bool {
+    if matches!(text, ".nan" | ".NaN" | ".NAN") {
+        return true;
     }
-    if is_yaml11_float(text) {
-        return Scalar::Float(text.replace('_', "").parse().unwrap_or(f64::NAN));
+    let (signed, t) = unsigned(text);
+    if matches!(t, ".inf" | ".Inf" | ".INF") {
+        return true;
     }
-    if is_timestamp(text) {
-        return Scalar::Timestamp;
+    let Some((head, tail)) = t.split_once('.') else {
+        return false;
+    };
+    let fraction = |f: &str| f.is_empty() || digits_or_underscores(f, |b| b.is_ascii_digit());
+    let exponent = |e: &str| {
+        e.strip_prefix(['e', 'E'])
+            .and_then(|e| e.strip_prefix(['-', '+']))
+            .is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
+    };
+    let with_exponent = |tail: &str| match tail.find(['e', 'E']) {
+        Some(i) => fraction(&tail[..i]) && exponent(&tail[i..]),
+        None => fraction(tail),
+    };
+    if head.is_empty() {
+        return !signed && tail.starts_with(|c: char| c.is_ascii_digit()) && with_exponent(tail);
     }
-    Scalar::Str
+    if head.contains(':') {
+        let mut parts = head.split(':');
+        return parts.next().is_some_and(decimal_head) && sexagesimal_tail(parts) && fraction(tail);
+    }
+    decimal_head(head) && with_exponent(tail)
+}
+
+/// The value of a text [`float_form`] accepts, as PyYAML's constructor computes it.
+fn float_value(text: &str) -> f64 {
+    let cleaned = text.replace('_', "").to_ascii_lowercase();
+    let (negative, t) = match cleaned.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, cleaned.strip_prefix('+').unwrap_or(&cleaned)),
+    };
+    let value = match t {
+        ".inf" => f64::INFINITY,
+        ".nan" => return f64::NAN,
+        _ if t.contains(':') => t.split(':').fold(0.0, |total, part| {
+            total * 60.0 + part.parse::<f64>().unwrap_or(f64::NAN)
+        }),
+        _ => t.parse().unwrap_or(f64::NAN),
+    };
+    if negative {
+        -value
+    } else {
+        value
+    }
+}
+
+/// PyYAML's int pattern: `[-+]?0b[0-1_]+`, `[-+]?0[0-7_]+`, `[-+]?(0|[1-9][0-9_]*)`,
+/// `[-+]?0x[0-9a-fA-F_]+`, `[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+`.
+fn int_form(text: &str) -> bool {
+    let (_, t) = unsigned(text);
+    if let Some(b) = t.strip_prefix("0b") {
+        return digits_or_underscores(b, |b| b == b'0' || b == b'1');
+    }
+    if let Some(x) = t.strip_prefix("0x") {
+        return digits_or_underscores(x, |b| b.is_ascii_hexdigit());
+    }
+    if t == "0" {
+        return true;
+    }
+    if let Some(o) = t.strip_prefix('0') {
+        return digits_or_underscores(o, |b| (b'0'..=b'7').contains(&b));
+    }
+    let mut parts = t.split(':');
+    let head = parts.next().unwrap_or_default();
+    if !(head.starts_with(|c: char| ('1'..='9').contains(&c)) && decimal_head(head)) {
+        return false;
+    }
+    !t.contains(':') || sexagesimal_tail(parts)
+}
+
+/// The value of a text [`int_form`] accepts, as PyYAML's constructor computes it.
+fn int_value(text: &str) -> Resolved {
+    let cleaned = text.replace('_', "");
+    let (negative, t) = match cleaned.strip_prefix('-') {
+        Some(t) => (true, t),
+        None => (false, cleaned.strip_prefix('+').unwrap_or(&cleaned)),
+    };
+    let radix = |digits: &str, radix: u32| {
+        if digits.is_empty() {
+            return Err(());
+        }
+        Ok(i64::from_str_radix(digits, radix).ok())
+    };
+    let value = if t == "0" {
+        Ok(Some(0))
+    } else if let Some(b) = t.strip_prefix("0b") {
+        radix(b, 2)
+    } else if let Some(x) = t.strip_prefix("0x") {
+        radix(x, 16)
+    } else if t.starts_with('0') {
+        radix(t, 8)
+    } else if t.contains(':') {
+        Ok(t.split(':').try_fold(0i64, |total, part| {
+            total
+                .checked_mul(60)?
+                .checked_add(part.parse::<i64>().ok()?)
+        }))
+    } else {
+        radix(t, 10)
+    };
+    match value {
+        Ok(Some(v)) => Resolved::Read(Scalar::Int(if negative { -v } else { v })),
+        Ok(None) => Resolved::TooLarge,
+        Err(()) => Resolved::Fails("it is read as an integer with no digits".into()),
+    }
+}
+
+/// PyYAML's timestamp pattern (a date `YYYY-MM-DD`, or a date with one- or two-digit month and
+/// day, a time and an optional zone), and whether its constructor can make a date of it:
+/// `None` when the text is no timestamp.
+fn timestamp(text: &str) -> Option<Result<(), String>> {
+    let b = text.as_bytes();
+    let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
+    let number = |s: &[u8]| s.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
+    if b.len() < 8 || !digits(&b[..4]) || b[4] != b'-' {
+        return None;
+    }
+    let year = number(&b[..4]);
+    // Month and day: one or two digits each (exactly two for a date alone).
+    let mut i = 5;
+    let part = |i: &mut usize| {
+        let start = *i;
+        while *i < b.len() && *i - start < 2 && b[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        (*i > start).then(|| number(&b[start..*i]))
+    };
+    let month = part(&mut i)?;
+    let month_digits = i - 5;
+    if b.get(i) != Some(&b'-') {
+        return None;
+    }
+    i += 1;
+    let day_start = i;
+    let day = part(&mut i)?;
+    let date_only = i == b.len();
+    if date_only && (month_digits != 2 || i - day_start != 2) {
+        return None;
+    }
+    let mut time = None;
+    if !date_only {
+        // `[Tt]` or `[ \t]+`, then `H?H:MM:SS`, `(\.[0-9]*)?`, `([ \t]*(Z|[-+]H?H(:MM)?))?`
+        match b[i] {
+            b'T' | b't' => i += 1,
+            b' ' | b'\t' => {
+                while i < b.len() && matches!(b[i], b' ' | b'\t') {
+                    i += 1;
+                }
+            }
+            _ => return None,
+        }
+        let hour = part(&mut i)?;
+        let two = |i: &mut usize| {
+            let s = b.get(*i..*i + 3)?;
+            (s[0] == b':' && digits(&s[1..])).then(|| {
+                *i += 3;
+                number(&s[1..])
+            })
+        };
+        let minute = two(&mut i)?;
+        let second = two(&mut i)?;
+        if b.get(i) == Some(&b'.') {
+            i += 1;
+            while i < b.len() && b[i].is_ascii_digit() {
+                i += 1;
+            }
+        }
+        let zone_start = i;
+        while i < b.len() && matches!(b[i], b' ' | b'\t') {
+            i += 1;
+        }
+        let mut offset = 0;
+        match b.get(i) {
+            None if i == zone_start => {}
+            Some(b'Z') => i += 1,
+            Some(sign @ (b'-' | b'+')) => {
+                let negative = *sign == b'-';
+                i += 1;
+                let h = part(&mut i)?;
+                let m = if b.get(i) == Some(&b':') {
+                    two(&mut i)?
+                } else {
+                    0
+                };
+                offset = (h * 60 + m) as i64 * if negative { -1 } else { 1 };
+            }
+            _ => return None,
+        }
+        if i != b.len() {
+            return None;
+        }
+        time = Some((hour, minute, second, offset));
+    }
+    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
+    let days = match month {
+        1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
+        4 | 6 | 9 | 11 => 30,
+        2 if leap => 29,
+        2 => 28,
+        _ => 0,
+    };
+    let fails = |what: &str| Some(Err(format!("it is read as a date, and {what}")));
+    if year == 0 {
+        return fails("there is no year 0");
+    }
+    if days == 0 {
+        return fails(&format!("there is no month {month}"));
+    }
+    if day == 0 || day > days {
+        return fails(&format!("month {month} of {year} has no day {day}"));
+    }
+    if let Some((hour, minute, second, offset)) = time {
+        if hour > 23 || minute > 59 || second > 59 {
+            return fails(&format!("{hour}:{minute:02}:{second:02} is no time of day"));
+        }
+        if offset.abs() >= 24 * 60 {
+            return fails("its time zone is a day or more away from UTC");
+        }
+    }
+    Some(Ok(()))
+}
+
+/// How PyYAML's resolver (YAML 1.1) reads a plain scalar (a string where it cannot load it).
+pub fn yaml11_reading(text: &str) -> Scalar {
+    match resolve11(text) {
+        Resolved::Read(read) => read,
+        Resolved::TooLarge | Resolved::Fails(_) => Scalar::Str,
+    }
 }
 
 /// What PyYAML reads a plain scalar as, in words: `the integer 8 (octal)`, `the boolean true`.
@@ -894,121 +1219,6 @@ pub fn yaml12_reading(text: &str) -> Option<String> {
             _ => "a string".to_string(),
         })
     }
-}
-
-/// Whether a plain scalar is written as a YAML 1.1 integer (whatever its size).
-fn has_yaml11_int_form(text: &str) -> bool {
-    let t = text.strip_prefix(['-', '+']).unwrap_or(text);
-    let all = |s: &str, ok: fn(char) -> bool| !s.is_empty() && s.chars().all(|c| c == '_' || ok(c));
-    if let Some(b) = t.strip_prefix("0b") {
-        return all(b, |c| c == '0' || c == '1');
-    }
-    if let Some(x) = t.strip_prefix("0x") {
-        return all(x, |c| c.is_ascii_hexdigit());
-    }
-    let mut parts = t.split(':');
-    let head = parts.next().unwrap_or("");
-    all(head, |c| c.is_ascii_digit()) && parts.all(|p| all(p, |c| c.is_ascii_digit()))
-}
-
-fn yaml11_int(text: &str) -> Option<i64> {
-    let (neg, t) = match text.as_bytes().first()? {
-        b'-' => (true, &text[1..]),
-        b'+' => (false, &text[1..]),
-        _ => (false, text),
-    };
-    if t.is_empty() {
-        return None;
-    }
-    let digits = |s: &str, radix: u32| -> Option<i64> {
-        let cleaned: String = s.chars().filter(|&c| c != '_').collect();
-        if cleaned.is_empty() || !s.chars().all(|c| c == '_' || c.is_digit(radix)) {
-            return None;
-        }
-        i64::from_str_radix(&cleaned, radix).ok()
-    };
-    let value = if let Some(b) = t.strip_prefix("0b") {
-        digits(b, 2)?
-    } else if let Some(x) = t.strip_prefix("0x") {
-        digits(x, 16)?
-    } else if t == "0" {
-        0
-    } else if let Some(octal) = t.strip_prefix('0') {
-        digits(octal, 8)?
-    } else if t.contains(':') {
-        // Sexagesimal: 1:20 is 80 in YAML 1.1.
-        let mut total: i64 = 0;
-        let mut parts = t.split(':');
-        let first = parts.next()?;
-        if !first.starts_with(|c: char| ('1'..='9').contains(&c)) {
-            return None;
-        }
-        total = total.checked_add(digits(first, 10)?)?;
-        for p in parts {
-            if p.is_empty() || p.len() > 2 || !p.bytes().all(|b| b.is_ascii_digit()) {
-                return None;
-            }
-            let v: i64 = p.parse().ok()?;
-            if v > 59 {
-                return None;
-            }
-            total = total.checked_mul(60)?.checked_add(v)?;
-        }
-        total
-    } else if t.starts_with(|c: char| c.is_ascii_digit()) {
-        digits(t, 10)?
-    } else {
-        return None;
-    };
-    Some(if neg { -value } else { value })
-}
-
-fn is_yaml11_float(text: &str) -> bool {
-    let t = text.strip_prefix(['-', '+']).unwrap_or(text);
-    if matches!(t, ".inf" | ".Inf" | ".INF") || matches!(text, ".nan" | ".NaN" | ".NAN") {
-        return true;
-    }
-    // [0-9][0-9_]*\.[0-9_]*([eE][-+][0-9]+)?  or  \.[0-9_]+([eE][-+][0-9]+)?
-    let (mantissa, exponent) = match t.find(['e', 'E']) {
-        Some(i) => (&t[..i], Some(&t[i + 1..])),
-        None => (t, None),
-    };
-    if let Some(exp) = exponent {
-        let Some(digits) = exp.strip_prefix(['-', '+']) else {
-            return false;
-        };
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return false;
-        }
-    }
-    let Some(dot) = mantissa.find('.') else {
-        return false;
-    };
-    let (int, frac) = (&mantissa[..dot], &mantissa[dot + 1..]);
-    let ok_part = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || b == b'_');
-    if int.is_empty() {
-        !frac.is_empty()
-            && ok_part(frac)
-            && frac.starts_with(|c: char| c.is_ascii_digit() || c == '_')
-    } else {
-        int.starts_with(|c: char| c.is_ascii_digit())
-            && int
-                .bytes()
-                .all(|b| b.is_ascii_digit() || b == b'_' || b == b':')
-            && ok_part(frac)
-    }
-}
-
-fn is_timestamp(text: &str) -> bool {
-    let b = text.as_bytes();
-    b.len() >= 8
-        && b[..4].iter().all(u8::is_ascii_digit)
-        && b[4] == b'-'
-        && text[5..]
-            .split(['-', 'T', 't', ' ', ':', '.', 'Z', '+'])
-            .next()
-            .is_some_and(|m| (1..=2).contains(&m.len()) && m.bytes().all(|c| c.is_ascii_digit()))
-        && text[5..].contains('-')
 }
 
 #[cfg(test)]
@@ -1115,5 +1325,69 @@ mod tests {
         for text in read_alike {
             p(text).unwrap_or_else(|e| panic!("{text}: {}", e.message));
         }
+    }
+
+    /// Plain scalars as PyYAML's resolver patterns (bool, float, int, null, timestamp, `=`) and
+    /// constructors read them: the differential test's findings, one per line.
+    #[test]
+    fn scalars_read_as_pyyaml_resolves_and_constructs_them() {
+        let read = |t: &str| match resolve11(t) {
+            Resolved::Read(r) => Ok(r),
+            Resolved::TooLarge => Err("too large".to_string()),
+            Resolved::Fails(why) => Err(why),
+        };
+        assert_eq!(read(".5"), Ok(Scalar::Float(0.5)));
+        assert_eq!(
+            read("+.5"),
+            Ok(Scalar::Str),
+            "no sign before a bare fraction"
+        );
+        assert_eq!(
+            read("._5"),
+            Ok(Scalar::Str),
+            "a digit must follow the point"
+        );
+        assert_eq!(read("1:2:3.5"), Ok(Scalar::Float(3723.5)));
+        assert_eq!(read("-1:30.5"), Ok(Scalar::Float(-90.5)));
+        assert_eq!(
+            read("1:2.5e+1"),
+            Ok(Scalar::Str),
+            "no exponent on sexagesimal"
+        );
+        assert_eq!(read("1.e+3"), Ok(Scalar::Float(1000.0)));
+        assert_eq!(read("1e3"), Ok(Scalar::Str));
+        assert_eq!(read("0_"), Ok(Scalar::Int(0)));
+        assert_eq!(read("-0_7"), Ok(Scalar::Int(-7)));
+        assert_eq!(read("1__:2"), Ok(Scalar::Int(62)));
+        assert!(read("0b_").is_err());
+        assert!(read("0x_").is_err());
+        assert_eq!(read("9223372036854775808"), Err("too large".to_string()));
+        assert_eq!(
+            read("2001-1-1"),
+            Ok(Scalar::Str),
+            "a date alone has two-digit parts"
+        );
+        assert_eq!(read("2001-1-1 1:00:00"), Ok(Scalar::Timestamp));
+        assert_eq!(read("2000-02-29"), Ok(Scalar::Timestamp));
+        assert!(read("1900-02-29").is_err());
+        assert!(read("2001-13-01").is_err());
+        assert!(read("0000-01-01").is_err());
+        assert!(read("2001-01-01 24:00:00").is_err());
+        assert!(read("2001-01-01 10:00:60").is_err());
+        assert!(read("2001-01-01 10:00:00 +24").is_err());
+        assert_eq!(read("2001-01-01 10:00:00 -23:59"), Ok(Scalar::Timestamp));
+        assert_eq!(read("2001-01-01T10:00:00.5Z"), Ok(Scalar::Timestamp));
+        assert!(read("=").is_err());
+        for refused in [
+            "a: <<\n",
+            "- <<\n",
+            "<<\n",
+            "\u{feff}\u{feff}a: b\n",
+            "a: !!int yes\n",
+        ] {
+            assert!(p(refused).is_err(), "{refused:?}");
+        }
+        p("\u{feff}a: 1\nb: !!int 0x1f\n<<: {c: 1}\n")
+            .expect("one mark, a tag that agrees, a merge");
     }
 }
