@@ -143,6 +143,9 @@ const CONSTRUCTS: &[&str] = &[
     "a: =\n",
     "a: <<\n",
     "\u{feff}\u{feff}a: b\n",
+    // Keys Python takes for one (1 and 1.0), a tagged `<<` that is no merge key.
+    "x:\n  1: a\n  1.0: b\n",
+    "!!str <<: {a: 1}\n",
 ];
 
 struct Rng(u64);

@@ -596,7 +596,7 @@ impl<'l> Builder<'l> {
                             key_is_plain_value(&key)?;
                             if let Some((first, _)) = entries
                                 .iter()
-                                .find(|(k, _)| same_key(k, &key) && k.scalar_text() != Some("<<"))
+                                .find(|(k, _)| same_key(k, &key) && !is_merge_key(k))
                             {
                                 let mut e = Error::new(
                                     ErrorKind::DuplicateKey,
@@ -686,16 +686,29 @@ fn count_nodes(node: &Node) -> usize {
 }
 
 fn same_key(a: &Node, b: &Node) -> bool {
-    match (&a.value, &b.value) {
-        (
-            Value::Scalar {
-                text: x, read: r, ..
-            },
-            Value::Scalar {
-                text: y, read: s, ..
-            },
-        ) => x == y && r == s,
-        _ => false,
+    let (
+        Value::Scalar {
+            text: x, read: r, ..
+        },
+        Value::Scalar {
+            text: y, read: s, ..
+        },
+    ) = (&a.value, &b.value)
+    else {
+        return false;
+    };
+    // As Python compares the keys PyYAML makes: `True == 1 == 1.0`, a date by its text here.
+    let number = |read: &Scalar| match read {
+        Scalar::Bool(b) => Some(f64::from(u8::from(*b))),
+        Scalar::Int(i) => Some(*i as f64),
+        Scalar::Float(f) => Some(*f),
+        _ => None,
+    };
+    match (r, s) {
+        (Scalar::Int(i), Scalar::Int(j)) => i == j,
+        (Scalar::Null, Scalar::Null) => true,
+        (Scalar::Str, Scalar::Str) | (Scalar::Timestamp, Scalar::Timestamp) => x == y,
+        _ => matches!((number(r), number(s)), (Some(p), Some(q)) if p == q),
     }
 }
 
@@ -780,7 +793,8 @@ fn scalar(
     tag: Option<(String, String)>,
     pos: Pos,
 ) -> Result<Node, Error> {
-    let plain = style == ScalarStyle::Plain;
+    // A tag says what the value is: its text is not resolved, as an untagged plain one is.
+    let plain = style == ScalarStyle::Plain && tag.is_none();
     let read = match tag {
         Some((handle, suffix)) if handle == "tag:yaml.org,2002:" => match suffix.as_str() {
             "str" => Scalar::Str,
@@ -1270,6 +1284,23 @@ mod tests {
         let e = p("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
         assert_eq!(e.kind, ErrorKind::DuplicateKey);
         assert_eq!(e.pos.line, 3);
+    }
+
+    #[test]
+    fn keys_python_takes_for_one_are_duplicates() {
+        for text in [
+            "1: a\n1.0: b\n",
+            "1: a\n01: b\n",
+            "0x10: a\n16: b\n",
+            "~: a\nnull: b\n",
+        ] {
+            let e = p(text).expect_err(text);
+            assert_eq!(e.kind, ErrorKind::DuplicateKey, "{text}");
+        }
+        p("1: a\n'1': b\n.nan: c\n").expect("an int and a string differ");
+        let n = p("!!str <<: {a: 1}\n").expect("a tagged `<<` is a plain key");
+        assert_eq!(n.as_map().map(<[_]>::len), Some(1));
+        assert!(n.get("<<").is_some());
     }
 
     #[test]
