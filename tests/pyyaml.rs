@@ -146,6 +146,14 @@ const CONSTRUCTS: &[&str] = &[
     // Keys Python takes for one (1 and 1.0), a tagged `<<` that is no merge key.
     "x:\n  1: a\n  1.0: b\n",
     "!!str <<: {a: 1}\n",
+    // Keys over two lines, tags followed by a flow indicator, a byte-order mark after a comment,
+    // a block scalar ending the file without a line break.
+    "a: {\"b\nc\": 1}\n",
+    "a: [!!null, x]\n",
+    "a: {k: !!null}\n",
+    "a: !!map{b: 1}\n",
+    "# c\n\u{feff}x: 1\n",
+    "a: |\n  text",
 ];
 
 struct Rng(u64);

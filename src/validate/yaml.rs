@@ -206,14 +206,6 @@ pub fn parse(bytes: &[u8], limits: &Limits) -> Result<Node, Error> {
         )
     })?;
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
-    if text.starts_with('\u{feff}') {
-        // PyYAML skips one byte-order mark; YAML 1.2 readers skip more.
-        return Err(Error::new(
-            ErrorKind::Character,
-            Pos { line: 1, column: 1 },
-            "the file starts with two byte-order marks (U+FEFF); the runner's YAML reader takes the second one for text",
-        ));
-    }
     runner_agrees(text)?;
     Builder::new(limits).build(text)
 }
@@ -242,6 +234,15 @@ fn runner_agrees(text: &str) -> Result<(), Error> {
                 ));
             }
             '\t' | '\n' | '\r' => {}
+            '\u{feff}' => {
+                // PyYAML skips one at the very start (taken off above) and reads any other as
+                // text; YAML 1.2 readers skip one wherever a document or a line may start.
+                return Err(Error::new(
+                    ErrorKind::Character,
+                    pos,
+                    "U+FEFF (BYTE ORDER MARK) is allowed only as the file's first character: elsewhere it is invisible, and YAML readers disagree whether it is text",
+                ));
+            }
             c if pyyaml_refuses(c) => {
                 return Err(Error::new(
                     ErrorKind::Character,
@@ -368,6 +369,32 @@ fn anchor_name(what: &str, name: &str, text: &str, span: Span, pos: Pos) -> Resu
     ))
 }
 
+/// A tag on a value left empty (`[!!null, x]`) must be followed by a space or the end of its
+/// line: PyYAML reads a tag up to the next blank, taking `,` and `]` into it, and refuses one
+/// followed by `}`; YAML 1.2 readers end it at any of those. (Both refuse a tag followed by
+/// anything else.) `span` is the value's, which starts right after the tag.
+fn tag_then_space(tag: &Tag, text: &str, span: Span, pos: Pos) -> Result<(), Error> {
+    let Some(r) = span.byte_range().filter(|r| r.is_empty()) else {
+        return Ok(());
+    };
+    let Some(c) = text
+        .get(r.start..)
+        .and_then(|rest| rest.chars().next())
+        .filter(|c| !matches!(c, ' ' | '\n' | '\r'))
+    else {
+        return Ok(());
+    };
+    Err(Error::new(
+        ErrorKind::Syntax,
+        pos,
+        format!(
+            "the tag `{}{}` is followed by `{c}`, which the runner's YAML 1.1 reader reads as part of the tag or refuses; put a space after the tag",
+            tag.original_handle(),
+            tag.suffix()
+        ),
+    ))
+}
+
 /// A plain (unquoted) scalar inside `[...]` or `{...}` that PyYAML reads differently: it ends
 /// such a scalar at any `?` (and takes the `?` for a key), and cannot start one with `:`.
 fn plain_in_flow(value: &str, pos: Pos) -> Result<(), Error> {
@@ -450,6 +477,8 @@ impl<'l> Builder<'l> {
         let mut documents = 0usize;
         let mut options = Options::default();
         options.emit_anchor_events = true;
+        // `|` text that ends the file without a line break keeps none, as in PyYAML.
+        options.block_scalar_eof_without_line_feed = true;
         for item in Parser::new_from_str_with_options(text, options) {
             let (event, span) = item.map_err(|e| {
                 let m = e.marker();
@@ -472,6 +501,8 @@ impl<'l> Builder<'l> {
                 line: span.start.line() as u32,
                 column: span.start.col() as u32 + 1,
             };
+            // A scalar written over more than one line, which PyYAML never takes for a key.
+            let lines = matches!(event, Event::Scalar(..)) && span.start.line() != span.end.line();
             let finished = match event {
                 Event::DocumentStart(..) => {
                     documents += 1;
@@ -488,6 +519,9 @@ impl<'l> Builder<'l> {
                     self.count(pos, 1)?;
                     if style != ScalarStyle::Plain {
                         self.quoted.push((span.start.index(), span.end.index()));
+                    }
+                    if let Some(t) = &tag {
+                        tag_then_space(t, text, span, pos)?;
                     }
                     if style == ScalarStyle::Plain && flows.last() == Some(&true) {
                         plain_in_flow(&value, pos)?;
@@ -581,6 +615,13 @@ impl<'l> Builder<'l> {
             };
             if let Some(node) = finished {
                 let is_key = matches!(stack.last(), Some(Frame::Map(_, _, _, None)));
+                if is_key && lines {
+                    return Err(Error::new(
+                        ErrorKind::Syntax,
+                        node.pos,
+                        "a key written over more than one line, which the runner's YAML reader refuses; write the key on one line",
+                    ));
+                }
                 if !is_key && is_merge_key(&node) {
                     return Err(Error::new(
                         ErrorKind::Merge,
@@ -1284,6 +1325,34 @@ mod tests {
         let e = p("a: 1\nb: 2\na: 3\n").expect_err("duplicate");
         assert_eq!(e.kind, ErrorKind::DuplicateKey);
         assert_eq!(e.pos.line, 3);
+    }
+
+    #[test]
+    fn keys_on_two_lines_tags_against_brackets_and_late_byte_order_marks_are_refused() {
+        for (text, named) in [
+            ("a: {\"b\nc\": 1}\n", "more than one line"),
+            ("a: [!!null, x]\n", "`!!null` is followed by `,`"),
+            ("a: {k: !!null}\n", "`!!null` is followed by `}`"),
+            ("# c\n\u{feff}x: 1\n", "BYTE ORDER MARK"),
+            ("a: b\u{feff}\n", "BYTE ORDER MARK"),
+        ] {
+            let e = p(text).expect_err(text);
+            assert!(e.message.contains(named), "{text:?}: {}", e.message);
+        }
+        for text in [
+            "a: [!!null , x]\n",
+            "a: !!map {b: 1}\n",
+            "a: !!str\nb: 1\n",
+            "\u{feff}a: 1\n",
+        ] {
+            p(text).unwrap_or_else(|e| panic!("{text:?}: {}", e.message));
+        }
+        let n = p("a: |\n  text").expect("valid");
+        assert_eq!(
+            n.get("a").and_then(Node::as_str),
+            Some("text"),
+            "no line break added"
+        );
     }
 
     #[test]
