@@ -322,6 +322,28 @@ invalid: 1 task, 2 errors, 0 warnings
     );
 }
 
+/// Word for word: a construct PyYAML reads otherwise, with the fix for that construct rather
+/// than the general advice for YAML syntax.
+#[test]
+fn constructs_pyyaml_reads_otherwise_say_how_to_fix_them() {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(
+        &dir.path().join("rpmlint/runtask.yml"),
+        "name: rpmlint\ndesc: d\nmaintainer: m\nactions:\n  - name: run\n    shell: [echo, x? y]\n",
+    );
+    let out = taskhook(&["check"], dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "rpmlint/runtask.yml:6:19: error[yaml-syntax]: `x? y` inside `[...]` or `{...}` is read differently by the runner's YAML 1.1 reader, which takes its `?` for a key indicator
+ 6 |     shell: [echo, x? y]
+   |                   ^
+  help: quote it: \"x? y\"
+invalid: 1 task, 1 error, 0 warnings
+"
+    );
+}
+
 #[test]
 fn rendered_diagnostics_snapshot() {
     let dir = tempfile::tempdir().expect("tmp");

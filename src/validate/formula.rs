@@ -190,6 +190,7 @@ impl Validator<'_> {
                 "merge a mapping (`<<: *base`) or a list of mappings (`<<: [*a, *b]`)".to_string(),
             ),
         };
+        let help = e.help.clone().unwrap_or(help);
         let d = Diagnostic::error(code, self.file, e.message.clone())
             .at(e.pos.line, e.pos.column)
             .help(help)

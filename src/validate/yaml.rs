@@ -161,6 +161,8 @@ pub struct Error {
     pub first: Option<Pos>,
     /// Further duplicate keys of the same document, so every one is reported at once.
     pub more: Vec<Error>,
+    /// How to fix it, where that is more particular than its kind's advice.
+    pub help: Option<String>,
 }
 
 impl Error {
@@ -171,7 +173,13 @@ impl Error {
             message: message.into(),
             first: None,
             more: Vec::new(),
+            help: None,
         }
+    }
+
+    fn help(mut self, help: impl Into<String>) -> Self {
+        self.help = Some(help.into());
+        self
     }
 }
 
@@ -282,7 +290,8 @@ fn key_is_plain_value(key: &Node) -> Result<(), Error> {
             ErrorKind::Syntax,
             key.pos,
             "a mapping key is missing before this `:` (the runner's reader refuses an empty key)",
-        )),
+        )
+        .help("write the key before the `:`, or quote a `:` that is text")),
         _ => Err(Error::new(
             ErrorKind::Syntax,
             key.pos,
@@ -364,9 +373,10 @@ fn anchor_name(what: &str, name: &str, text: &str, span: Span, pos: Pos) -> Resu
         ErrorKind::Syntax,
         pos,
         format!(
-            "the {what} `{sigil}{name}` is read differently by the runner's YAML 1.1 reader, which ends the name before `{c}`: {what} names may use ASCII letters, digits, `-` and `_`, and are followed by a space"
+            "the {what} `{sigil}{name}` is read differently by the runner's YAML 1.1 reader, which ends the name before `{c}`"
         ),
-    ))
+    )
+    .help("anchor and alias names may use only ASCII letters, digits, `-` and `_`, and are followed by a space: `key: &name value`"))
 }
 
 /// A tag on a value left empty (`[!!null, x]`) must be followed by a space or the end of its
@@ -388,11 +398,12 @@ fn tag_then_space(tag: &Tag, text: &str, span: Span, pos: Pos) -> Result<(), Err
         ErrorKind::Syntax,
         pos,
         format!(
-            "the tag `{}{}` is followed by `{c}`, which the runner's YAML 1.1 reader reads as part of the tag or refuses; put a space after the tag",
+            "the tag `{}{}` is followed by `{c}`, which the runner's YAML 1.1 reader reads as part of the tag or refuses",
             tag.original_handle(),
             tag.suffix()
         ),
-    ))
+    )
+    .help("put a space after the tag, or remove it"))
 }
 
 /// A plain (unquoted) scalar inside `[...]` or `{...}` that PyYAML reads differently: it ends
@@ -409,9 +420,10 @@ fn plain_in_flow(value: &str, pos: Pos) -> Result<(), Error> {
         ErrorKind::Syntax,
         pos,
         format!(
-            "`{value}` inside `[...]` or `{{...}}` is read differently by the runner's YAML 1.1 reader, which takes its `{c}` for a key indicator; quote it"
+            "`{value}` inside `[...]` or `{{...}}` is read differently by the runner's YAML 1.1 reader, which takes its `{c}` for a key indicator"
         ),
-    ))
+    )
+    .help(format!("quote it: {}", serde_json::Value::from(value))))
 }
 
 /// A block scalar (`|`, `>`) that is the whole document, with text at the start of a line:
@@ -429,7 +441,8 @@ fn block_scalar_at_top(text: &str, span: Span, value: &str, pos: Pos) -> Result<
         ErrorKind::Syntax,
         pos,
         "the text of a block scalar (`|`, `>`) that is the whole document must be indented by at least one space for the runner's YAML 1.1 reader",
-    ))
+    )
+    .help("indent the text, or make the document a mapping (a formula is one)"))
 }
 
 /// PyYAML's reader accepts tab, LF, CR, U+0020-U+007E, U+0085, U+00A0-U+D7FF, U+E000-U+FFFD and
@@ -554,10 +567,11 @@ impl<'l> Builder<'l> {
                             ErrorKind::Syntax,
                             pos,
                             format!(
-                                "the anchor `&{name}` is defined twice in the document (first at line {}, column {}), which the runner's YAML reader refuses; rename one of them",
+                                "the anchor `&{name}` is defined twice in the document (first at line {}, column {}), which the runner's YAML reader refuses",
                                 first.line, first.column
                             ),
-                        ));
+                        )
+                        .help("rename one of them, and the aliases meant for it"));
                     }
                     anchor_names.insert(name.into_owned(), pos);
                     None
@@ -619,15 +633,17 @@ impl<'l> Builder<'l> {
                     return Err(Error::new(
                         ErrorKind::Syntax,
                         node.pos,
-                        "a key written over more than one line, which the runner's YAML reader refuses; write the key on one line",
-                    ));
+                        "a key written over more than one line, which the runner's YAML reader refuses",
+                    )
+                    .help("write the key on one line"));
                 }
                 if !is_key && is_merge_key(&node) {
                     return Err(Error::new(
                         ErrorKind::Merge,
                         node.pos,
-                        "`<<` is YAML 1.1's merge key, which the runner's reader cannot load anywhere but as a key; quote it if it is text",
-                    ));
+                        "`<<` is YAML 1.1's merge key, which the runner's reader cannot load anywhere but as a key",
+                    )
+                    .help("quote it if it is text: \"<<\""));
                 }
                 match stack.last_mut() {
                     Some(Frame::Seq(_, _, items)) => items.push(node),
@@ -899,8 +915,12 @@ fn resolved(r: Resolved, text: &str, pos: Pos) -> Result<Scalar, Error> {
         Resolved::Fails(why) => Err(Error::new(
             ErrorKind::Syntax,
             pos,
-            format!("the runner's YAML reader cannot load `{text}`: {why}; quote it if it is text"),
-        )),
+            format!("the runner's YAML reader cannot load `{text}`: {why}"),
+        )
+        .help(format!(
+            "quote it if it is text: {}",
+            serde_json::Value::from(text)
+        ))),
     }
 }
 
