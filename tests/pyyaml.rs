@@ -30,8 +30,9 @@ fn python_with_yaml() -> String {
     panic!("no python3 with PyYAML: apt-get install python3-yaml (.ci/run does)");
 }
 
-/// PyYAML's reading as JSON: keys written as JSON would write Python's keys, timestamps as a
-/// marker (their text forms differ between the two sides), one JSON line per file.
+/// PyYAML's reading as JSON: a string key as itself, other keys marked with their type
+/// (`<int>1`), timestamps as a marker (their text forms differ between the two sides), one JSON
+/// line per file.
 const READER: &str = r#"
 import datetime, json, math, os, sys, yaml
 def conv(v):
@@ -49,13 +50,14 @@ def conv(v):
         return v
     return "<%s>" % type(v).__name__
 def key(k):
-    if k is True: return "true"
-    if k is False: return "false"
-    if k is None: return "null"
+    if k is True: return "<bool>true"
+    if k is False: return "<bool>false"
+    if k is None: return "<null>"
     if isinstance(k, (datetime.date, datetime.datetime)): return "<timestamp>"
-    if isinstance(k, float): return repr(k)
-    if isinstance(k, (list, tuple, dict)): return "<complex>"
-    return conv(k) if isinstance(k, str) else str(k)
+    if isinstance(k, float): return "<float>"
+    if isinstance(k, int): return "<int>%d" % k
+    if isinstance(k, str): return conv(k)
+    return "<complex>"
 d = sys.argv[1]
 for name in sorted(os.listdir(d)):
     with open(os.path.join(d, name), "rb") as f:
@@ -300,7 +302,7 @@ fn taskhook_reads_what_pyyaml_loads() {
         match yaml::parse(bytes, &limits) {
             Ok(node) => {
                 accepted += 1;
-                let ours = yaml_to_json(&node);
+                let ours = yaml_to_json_typed_keys(&node);
                 if theirs["ok"] != true {
                     differ.push(format!(
                         "{name}: taskhook accepts, PyYAML refuses ({})\n{}",

@@ -534,9 +534,34 @@ fn yaml_key(n: &Node) -> String {
     }
 }
 
+/// A key as the differential test's PyYAML reader writes it: a string as itself, any other
+/// scalar marked with its type (`<int>1`, so that the keys 1 and '1' stay apart).
+fn typed_yaml_key(n: &Node) -> String {
+    match &n.value {
+        Value::Scalar { text, read, .. } => match read {
+            Scalar::Null => "<null>".into(),
+            Scalar::Bool(b) => format!("<bool>{b}"),
+            Scalar::Int(i) => format!("<int>{i}"),
+            Scalar::Float(_) => "<float>".into(),
+            Scalar::Timestamp => "<timestamp>".into(),
+            Scalar::Str => text.clone(),
+        },
+        _ => "<complex>".into(),
+    }
+}
+
 /// What taskhook's YAML reader read, as JSON (timestamps and special floats as markers, as the
 /// PyYAML side writes them).
 pub fn yaml_to_json(n: &Node) -> serde_json::Value {
+    to_json(n, &yaml_key)
+}
+
+/// [`yaml_to_json`] with each key that is not a string marked with its type (`<int>1`).
+pub fn yaml_to_json_typed_keys(n: &Node) -> serde_json::Value {
+    to_json(n, &typed_yaml_key)
+}
+
+fn to_json(n: &Node, key: &dyn Fn(&Node) -> String) -> serde_json::Value {
     match &n.value {
         Value::Scalar { text, read, .. } => match read {
             Scalar::Null => serde_json::Value::Null,
@@ -549,10 +574,10 @@ pub fn yaml_to_json(n: &Node) -> serde_json::Value {
             Scalar::Timestamp => "<timestamp>".into(),
             Scalar::Str => text.clone().into(),
         },
-        Value::Seq(items) => items.iter().map(yaml_to_json).collect(),
+        Value::Seq(items) => items.iter().map(|item| to_json(item, key)).collect(),
         Value::Map(entries) => entries
             .iter()
-            .map(|(k, v)| (yaml_key(k), yaml_to_json(v)))
+            .map(|(k, v)| (key(k), to_json(v, key)))
             .collect::<serde_json::Map<_, _>>()
             .into(),
     }
