@@ -297,18 +297,27 @@ fn too_many_tasks_is_an_error() {
     assert!(codes(&v).contains(&"too-many-tasks".to_string()));
 }
 
+/// `taskhook check`'s exit code and output for a checkout holding one task, `rpmlint`, whose
+/// formula is `formula`.
+fn check_one_formula(formula: &str) -> (Option<i32>, String) {
+    let dir = tempfile::tempdir().expect("tmp");
+    write(&dir.path().join("rpmlint/runtask.yml"), formula);
+    let out = taskhook(&["check"], dir.path());
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 /// Word for word: the messages maintainers see most.
 #[test]
 fn most_common_messages_word_for_word() {
-    let dir = tempfile::tempdir().expect("tmp");
-    write(
-        &dir.path().join("rpmlint/runtask.yml"),
+    let (code, stdout) = check_one_formula(
         "name: rpmlint\ndesc: d\nmaintainer: m\ninput:\n  args: [koji_bulid]\nactions:\n  - name: run\n    shel: [ls]\n",
     );
-    let out = taskhook(&["check"], dir.path());
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(code, Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        stdout,
         "rpmlint/runtask.yml:5:10: error[unknown-input-arg]: `koji_bulid` is not an item type the trigger can pass
  5 |   args: [koji_bulid]
    |          ^
@@ -326,15 +335,12 @@ invalid: 1 task, 2 errors, 0 warnings
 /// than the general advice for YAML syntax.
 #[test]
 fn constructs_pyyaml_reads_otherwise_say_how_to_fix_them() {
-    let dir = tempfile::tempdir().expect("tmp");
-    write(
-        &dir.path().join("rpmlint/runtask.yml"),
+    let (code, stdout) = check_one_formula(
         "name: rpmlint\ndesc: d\nmaintainer: m\nactions:\n  - name: run\n    shell: [echo, x? y]\n",
     );
-    let out = taskhook(&["check"], dir.path());
-    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(code, Some(1));
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        stdout,
         "rpmlint/runtask.yml:6:19: error[yaml-syntax]: `x? y` inside `[...]` or `{...}` is read differently by the runner's YAML 1.1 reader, which takes its `?` for a key indicator
  6 |     shell: [echo, x? y]
    |                   ^

@@ -515,7 +515,8 @@ impl<'l> Builder<'l> {
                 column: span.start.col() as u32 + 1,
             };
             // A scalar written over more than one line, which PyYAML never takes for a key.
-            let lines = matches!(event, Event::Scalar(..)) && span.start.line() != span.end.line();
+            let multiline =
+                matches!(event, Event::Scalar(..)) && span.start.line() != span.end.line();
             let finished = match event {
                 Event::DocumentStart(..) => {
                     documents += 1;
@@ -629,7 +630,7 @@ impl<'l> Builder<'l> {
             };
             if let Some(node) = finished {
                 let is_key = matches!(stack.last(), Some(Frame::Map(_, _, _, None)));
-                if is_key && lines {
+                if is_key && multiline {
                     return Err(Error::new(
                         ErrorKind::Syntax,
                         node.pos,
@@ -958,11 +959,11 @@ fn resolve11(text: &str) -> Resolved {
     Resolved::Read(read)
 }
 
-/// `text` without a leading `-` or `+`, and whether it had one.
-fn unsigned(text: &str) -> (bool, &str) {
+/// `text`'s leading `-` or `+`, if any, and the rest.
+fn sign(text: &str) -> (Option<u8>, &str) {
     match text.strip_prefix(['-', '+']) {
-        Some(t) => (true, t),
-        None => (false, text),
+        Some(t) => (text.bytes().next(), t),
+        None => (None, text),
     }
 }
 
@@ -996,7 +997,7 @@ fn float_form(text: &str) -> bool {
     if matches!(text, ".nan" | ".NaN" | ".NAN") {
         return true;
     }
-    let (signed, t) = unsigned(text);
+    let (signed, t) = sign(text);
     if matches!(t, ".inf" | ".Inf" | ".INF") {
         return true;
     }
@@ -1014,7 +1015,9 @@ fn float_form(text: &str) -> bool {
         None => fraction(tail),
     };
     if head.is_empty() {
-        return !signed && tail.starts_with(|c: char| c.is_ascii_digit()) && with_exponent(tail);
+        return signed.is_none()
+            && tail.starts_with(|c: char| c.is_ascii_digit())
+            && with_exponent(tail);
     }
     if head.contains(':') {
         let mut parts = head.split(':');
@@ -1026,10 +1029,8 @@ fn float_form(text: &str) -> bool {
 /// The value of a text [`float_form`] accepts, as PyYAML's constructor computes it.
 fn float_value(text: &str) -> f64 {
     let cleaned = text.replace('_', "").to_ascii_lowercase();
-    let (negative, t) = match cleaned.strip_prefix('-') {
-        Some(t) => (true, t),
-        None => (false, cleaned.strip_prefix('+').unwrap_or(&cleaned)),
-    };
+    let (sign, t) = sign(&cleaned);
+    let negative = sign == Some(b'-');
     let value = match t {
         ".inf" => f64::INFINITY,
         ".nan" => return f64::NAN,
@@ -1048,7 +1049,7 @@ fn float_value(text: &str) -> f64 {
 /// PyYAML's int pattern: `[-+]?0b[0-1_]+`, `[-+]?0[0-7_]+`, `[-+]?(0|[1-9][0-9_]*)`,
 /// `[-+]?0x[0-9a-fA-F_]+`, `[-+]?[1-9][0-9_]*(:[0-5]?[0-9])+`.
 fn int_form(text: &str) -> bool {
-    let (_, t) = unsigned(text);
+    let (_, t) = sign(text);
     if let Some(b) = t.strip_prefix("0b") {
         return digits_or_underscores(b, |b| b == b'0' || b == b'1');
     }
@@ -1072,10 +1073,8 @@ fn int_form(text: &str) -> bool {
 /// The value of a text [`int_form`] accepts, as PyYAML's constructor computes it.
 fn int_value(text: &str) -> Resolved {
     let cleaned = text.replace('_', "");
-    let (negative, t) = match cleaned.strip_prefix('-') {
-        Some(t) => (true, t),
-        None => (false, cleaned.strip_prefix('+').unwrap_or(&cleaned)),
-    };
+    let (sign, t) = sign(&cleaned);
+    let negative = sign == Some(b'-');
     let radix = |digits: &str, radix: u32| {
         if digits.is_empty() {
             return Err(());
