@@ -31,17 +31,26 @@ fn python_with_yaml() -> String {
 }
 
 /// PyYAML's reading as JSON: a string key as itself, other keys marked with their type
-/// (`<int>1`), timestamps as a marker (their text forms differ between the two sides), one JSON
-/// line per file.
+/// (`<int>1`, a float by its bits), dates and timestamps by what Python compares them by (`<aware>` microseconds in
+/// UTC, as `stamp_text` writes taskhook's), one JSON line per file.
 const READER: &str = r#"
-import datetime, json, math, os, sys, yaml
+import datetime, json, math, os, struct, sys, yaml
+def stamp(v):
+    if not isinstance(v, datetime.datetime):
+        return "<date>%d" % v.toordinal()
+    us = ((v.toordinal() * 86400 + v.hour * 3600 + v.minute * 60 + v.second) * 10**6
+          + v.microsecond)
+    off = v.utcoffset()
+    if off is None:
+        return "<naive>%d" % us
+    return "<aware>%d" % (us - (off.days * 86400 + off.seconds) * 10**6 - off.microseconds)
 def conv(v):
     if isinstance(v, dict):
         return {key(k): conv(x) for k, x in v.items()}
     if isinstance(v, list):
         return [conv(x) for x in v]
-    if isinstance(v, (datetime.date, datetime.datetime)):
-        return "<timestamp>"
+    if isinstance(v, datetime.date):
+        return stamp(v)
     if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
         return "<special float>"
     if isinstance(v, str) and any(0xD800 <= ord(c) <= 0xDFFF for c in v):
@@ -53,8 +62,10 @@ def key(k):
     if k is True: return "<bool>true"
     if k is False: return "<bool>false"
     if k is None: return "<null>"
-    if isinstance(k, (datetime.date, datetime.datetime)): return "<timestamp>"
-    if isinstance(k, float): return "<float>"
+    if isinstance(k, datetime.date): return stamp(k)
+    if isinstance(k, float):
+        if math.isnan(k): return "<float>nan"
+        return "<float>%d" % struct.unpack("<Q", struct.pack("<d", k))[0]
     if isinstance(k, int): return "<int>%d" % k
     if isinstance(k, str): return conv(k)
     return "<complex>"
@@ -109,6 +120,12 @@ const CONSTRUCTS: &[&str] = &[
     "on: 1\nyes: 2\n",
     "a: 1e3\nb: 1.0e+3\nc: .5\nd: -.inf\ne: .NaN\nf: 6.8523015e+5\n",
     "a: 2001-12-14t21:59:43.10-05:00\nb: 2002-12-14\n",
+    "a: [2001-1-1 1:02:03.1234567 -5, 2001-12-14 21:59:43.10Z, 2001-12-14T21:59:43, 0001-01-01]\n",
+    "a:\n  2001-01-01 00:00:00Z: 1\n  2001-01-01 01:00:00+01:00: 2\n",
+    "a:\n  2001-01-01 00:00:00.1234567: 1\n  2001-1-1 0:00:00.1234569: 2\n",
+    "a:\n  2001-01-01: 1\n  2001-01-01 00:00:00: 2\n  2001-01-01 00:00:00Z: 3\n",
+    "a:\n  .nan: 1\n  .NaN: 2\n",
+    "a:\n  0.5: 1\n  0.50: 2\n  1.0: 3\n  -0.0: 4\n",
     "a: ~\nb: null\nc: Null\nd:\n",
     "a: 'it''s'\nb: \"tab\\there\"\nc: |\n  x\n  y\nd: >\n  folded\n  text\n",
     "a: \t1\n",

@@ -30,9 +30,23 @@ pub enum Scalar {
     Bool(bool),
     Int(i64),
     Float(f64),
-    /// A date or timestamp (`2017-01-18`): PyYAML gives a `datetime`, not a string.
-    Timestamp,
+    /// A date or timestamp (`2017-01-18`): PyYAML gives a `date` or `datetime`, not a string.
+    Timestamp(Stamp),
     Str,
+}
+
+/// A date or timestamp as the Python object PyYAML makes of it, equal where Python's are: a
+/// `date`, a `datetime` without a zone (to the microsecond: PyYAML drops digits past the sixth),
+/// or one with a zone, which Python compares by the instant. Python never finds a `date` equal
+/// to a `datetime`, nor one with a zone equal to one without.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Stamp {
+    /// Days, counted as Python's `date.toordinal()` counts them (1 January of year 1 is 1).
+    Date(i64),
+    /// Microseconds since midnight before that day 0, on the clock as written.
+    Naive(i64),
+    /// Microseconds since the same moment, in UTC.
+    Aware(i64),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -124,7 +138,7 @@ impl Node {
                 Scalar::Bool(_) => "a boolean",
                 Scalar::Int(_) => "an integer",
                 Scalar::Float(_) => "a number",
-                Scalar::Timestamp => "a date",
+                Scalar::Timestamp(_) => "a date",
                 Scalar::Str => "a string",
             },
         }
@@ -755,7 +769,7 @@ fn same_key(a: &Node, b: &Node) -> bool {
     else {
         return false;
     };
-    // As Python compares the keys PyYAML makes: `True == 1 == 1.0`, a date by its text here.
+    // As Python compares the keys PyYAML makes: `True == 1 == 1.0`, dates as `Stamp` says.
     let number = |read: &Scalar| match read {
         Scalar::Bool(b) => Some(f64::from(u8::from(*b))),
         Scalar::Int(i) => Some(*i as f64),
@@ -765,7 +779,10 @@ fn same_key(a: &Node, b: &Node) -> bool {
     match (r, s) {
         (Scalar::Int(i), Scalar::Int(j)) => i == j,
         (Scalar::Null, Scalar::Null) => true,
-        (Scalar::Str, Scalar::Str) | (Scalar::Timestamp, Scalar::Timestamp) => x == y,
+        (Scalar::Str, Scalar::Str) => x == y,
+        (Scalar::Timestamp(p), Scalar::Timestamp(q)) => p == q,
+        // Every `.nan` is the one NaN object PyYAML keeps, so Python finds the same key.
+        (Scalar::Float(p), Scalar::Float(q)) if p.is_nan() && q.is_nan() => true,
         _ => matches!((number(r), number(s)), (Some(p), Some(q)) if p == q),
     }
 }
@@ -866,7 +883,7 @@ fn scalar(
                     ("bool", Scalar::Bool(_))
                         | ("int", Scalar::Int(_))
                         | ("float", Scalar::Float(_))
-                        | ("timestamp", Scalar::Timestamp)
+                        | ("timestamp", Scalar::Timestamp(_))
                 );
                 if !same {
                     return Err(Error::new(
@@ -951,7 +968,7 @@ fn resolve11(text: &str) -> Resolved {
         _ if float_form(text) => Scalar::Float(float_value(text)),
         _ if int_form(text) => return int_value(text),
         _ => match timestamp(text) {
-            Some(Ok(())) => Scalar::Timestamp,
+            Some(Ok(stamp)) => Scalar::Timestamp(stamp),
             Some(Err(why)) => return Resolved::Fails(why),
             None => Scalar::Str,
         },
@@ -1106,9 +1123,9 @@ fn int_value(text: &str) -> Resolved {
 }
 
 /// PyYAML's timestamp pattern (a date `YYYY-MM-DD`, or a date with one- or two-digit month and
-/// day, a time and an optional zone), and whether its constructor can make a date of it:
+/// day, a time and an optional zone), and what its constructor makes of it, or why it cannot:
 /// `None` when the text is no timestamp.
-fn timestamp(text: &str) -> Option<Result<(), String>> {
+fn timestamp(text: &str) -> Option<Result<Stamp, String>> {
     let b = text.as_bytes();
     let digits = |s: &[u8]| !s.is_empty() && s.iter().all(u8::is_ascii_digit);
     let number = |s: &[u8]| s.iter().fold(0u32, |n, d| n * 10 + u32::from(d - b'0'));
@@ -1159,20 +1176,28 @@ fn timestamp(text: &str) -> Option<Result<(), String>> {
         };
         let minute = two(&mut i)?;
         let second = two(&mut i)?;
+        // PyYAML keeps six digits of a fraction, padded with zeros: microseconds.
+        let mut micro = 0;
         if b.get(i) == Some(&b'.') {
             i += 1;
+            let start = i;
             while i < b.len() && b[i].is_ascii_digit() {
                 i += 1;
             }
+            let kept = &b[start..i.min(start + 6)];
+            micro = number(kept) * 10u32.pow(6 - kept.len() as u32);
         }
         let zone_start = i;
         while i < b.len() && matches!(b[i], b' ' | b'\t') {
             i += 1;
         }
-        let mut offset = 0;
+        let mut offset = None;
         match b.get(i) {
             None if i == zone_start => {}
-            Some(b'Z') => i += 1,
+            Some(b'Z') => {
+                i += 1;
+                offset = Some(0);
+            }
             Some(sign @ (b'-' | b'+')) => {
                 let negative = *sign == b'-';
                 i += 1;
@@ -1182,20 +1207,19 @@ fn timestamp(text: &str) -> Option<Result<(), String>> {
                 } else {
                     0
                 };
-                offset = (h * 60 + m) as i64 * if negative { -1 } else { 1 };
+                offset = Some((h * 60 + m) as i64 * if negative { -1 } else { 1 });
             }
             _ => return None,
         }
         if i != b.len() {
             return None;
         }
-        time = Some((hour, minute, second, offset));
+        time = Some((hour, minute, second, micro, offset));
     }
-    let leap = year % 4 == 0 && (year % 100 != 0 || year % 400 == 0);
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
         4 | 6 | 9 | 11 => 30,
-        2 if leap => 29,
+        2 if leap_year(year) => 29,
         2 => 28,
         _ => 0,
     };
@@ -1209,15 +1233,37 @@ fn timestamp(text: &str) -> Option<Result<(), String>> {
     if day == 0 || day > days {
         return fails(&format!("month {month} of {year} has no day {day}"));
     }
-    if let Some((hour, minute, second, offset)) = time {
-        if hour > 23 || minute > 59 || second > 59 {
-            return fails(&format!("{hour}:{minute:02}:{second:02} is no time of day"));
-        }
-        if offset.abs() >= 24 * 60 {
+    let day = ordinal(year, month, day);
+    let Some((hour, minute, second, micro, offset)) = time else {
+        return Some(Ok(Stamp::Date(day)));
+    };
+    if hour > 23 || minute > 59 || second > 59 {
+        return fails(&format!("{hour}:{minute:02}:{second:02} is no time of day"));
+    }
+    let seconds = day * 86_400 + i64::from(hour * 3600 + minute * 60 + second);
+    let micros = seconds * 1_000_000 + i64::from(micro);
+    Some(Ok(match offset {
+        None => Stamp::Naive(micros),
+        Some(o) if o.abs() >= 24 * 60 => {
             return fails("its time zone is a day or more away from UTC");
         }
-    }
-    Some(Ok(()))
+        Some(o) => Stamp::Aware(micros - o * 60_000_000),
+    }))
+}
+
+fn leap_year(year: u32) -> bool {
+    year.is_multiple_of(4) && (!year.is_multiple_of(100) || year.is_multiple_of(400))
+}
+
+/// The day `year-month-day` (a valid date) as Python's `date.toordinal()` counts it.
+fn ordinal(year: u32, month: u32, day: u32) -> i64 {
+    let y = i64::from(year) - 1;
+    let before_month: u32 = [31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31]
+        .iter()
+        .take(month as usize - 1)
+        .sum();
+    let leap_day = u32::from(leap_year(year) && month > 2);
+    y * 365 + y / 4 - y / 100 + y / 400 + i64::from(before_month + leap_day + day)
 }
 
 /// How PyYAML's resolver (YAML 1.1) reads a plain scalar (a string where it cannot load it).
@@ -1240,7 +1286,7 @@ pub fn describe_yaml11(read: &Scalar, text: &str) -> String {
         Scalar::Int(i) => format!("the integer {i}"),
         Scalar::Float(f) => format!("the number {f}"),
         Scalar::Null => "null".to_string(),
-        Scalar::Timestamp => "a timestamp".to_string(),
+        Scalar::Timestamp(_) => "a timestamp".to_string(),
         Scalar::Str => "a string".to_string(),
     }
 }
@@ -1320,7 +1366,7 @@ mod tests {
         assert_eq!(yaml11_reading("1.5"), Scalar::Float(1.5));
         assert_eq!(yaml11_reading("1e5"), Scalar::Str);
         assert_eq!(yaml11_reading("f28"), Scalar::Str);
-        assert_eq!(yaml11_reading("2017-01-18"), Scalar::Timestamp);
+        assert!(matches!(yaml11_reading("2017-01-18"), Scalar::Timestamp(_)));
     }
 
     #[test]
@@ -1381,11 +1427,27 @@ mod tests {
             "1: a\n01: b\n",
             "0x10: a\n16: b\n",
             "~: a\nnull: b\n",
+            ".nan: a\n.NaN: b\n",
+            "2001-01-01 00:00:00Z: a\n2001-01-01 01:30:00+01:30: b\n",
+            "2001-01-01 00:00:00 -1: a\n2001-01-01 01:00:00 +0: b\n",
+            "2001-01-01 00:00:00: a\n2001-1-1t0:00:00.0: b\n",
+            "2001-01-01 00:00:00.1234567: a\n2001-01-01 00:00:00.1234569: b\n",
+            "2001-01-01 00:00:00.5: a\n2001-01-01 00:00:00.50: b\n",
+            "2000-12-31 23:00:00 -01:00: a\n2001-01-01 00:00:00Z: b\n",
         ] {
             let e = p(text).expect_err(text);
             assert_eq!(e.kind, ErrorKind::DuplicateKey, "{text}");
         }
         p("1: a\n'1': b\n.nan: c\n").expect("an int and a string differ");
+        // A date is never a `datetime` to Python, nor one with a zone one without.
+        for text in [
+            "2001-01-01: a\n2001-01-01 00:00:00: b\n",
+            "2001-01-01 00:00:00: a\n2001-01-01 00:00:00Z: b\n",
+            "2001-01-01 00:00:00.1: a\n2001-01-01 00:00:00.100001: b\n",
+        ] {
+            let n = p(text).expect(text);
+            assert_eq!(n.as_map().map(<[_]>::len), Some(2), "{text}");
+        }
         let n = p("!!str <<: {a: 1}\n").expect("a tagged `<<` is a plain key");
         assert_eq!(n.as_map().map(<[_]>::len), Some(1));
         assert!(n.get("<<").is_some());
@@ -1486,16 +1548,42 @@ mod tests {
             Ok(Scalar::Str),
             "a date alone has two-digit parts"
         );
-        assert_eq!(read("2001-1-1 1:00:00"), Ok(Scalar::Timestamp));
-        assert_eq!(read("2000-02-29"), Ok(Scalar::Timestamp));
+        // Days as Python's `date(2001, 1, 1).toordinal()` counts them: 730486.
+        let second = 1_000_000;
+        let day = 86_400 * second;
+        assert_eq!(
+            read("2001-1-1 1:00:00"),
+            Ok(Scalar::Timestamp(Stamp::Naive(
+                730_486 * day + 3600 * second
+            )))
+        );
+        assert_eq!(
+            read("2000-02-29"),
+            Ok(Scalar::Timestamp(Stamp::Date(730_179)))
+        );
+        assert_eq!(read("0001-01-01"), Ok(Scalar::Timestamp(Stamp::Date(1))));
+        assert_eq!(
+            read("9999-12-31"),
+            Ok(Scalar::Timestamp(Stamp::Date(3_652_059)))
+        );
         assert!(read("1900-02-29").is_err());
         assert!(read("2001-13-01").is_err());
         assert!(read("0000-01-01").is_err());
         assert!(read("2001-01-01 24:00:00").is_err());
         assert!(read("2001-01-01 10:00:60").is_err());
         assert!(read("2001-01-01 10:00:00 +24").is_err());
-        assert_eq!(read("2001-01-01 10:00:00 -23:59"), Ok(Scalar::Timestamp));
-        assert_eq!(read("2001-01-01T10:00:00.5Z"), Ok(Scalar::Timestamp));
+        assert_eq!(
+            read("2001-01-01 10:00:00 -23:59"),
+            Ok(Scalar::Timestamp(Stamp::Aware(
+                730_486 * day + (10 * 3600 + 23 * 3600 + 59 * 60) * second
+            )))
+        );
+        assert_eq!(
+            read("2001-01-01T10:00:00.5Z"),
+            Ok(Scalar::Timestamp(Stamp::Aware(
+                730_486 * day + 10 * 3600 * second + second / 2
+            )))
+        );
         assert!(read("=").is_err());
         for refused in [
             "a: <<\n",

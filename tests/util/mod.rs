@@ -517,7 +517,7 @@ impl Drop for HttpBackend {
     }
 }
 
-use taskhook::validate::yaml::{Node, Scalar, Value};
+use taskhook::validate::yaml::{Node, Scalar, Stamp, Value};
 
 /// A YAML key as JSON would write the key PyYAML makes of it.
 fn yaml_key(n: &Node) -> String {
@@ -527,23 +527,35 @@ fn yaml_key(n: &Node) -> String {
             Scalar::Bool(b) => b.to_string(),
             Scalar::Int(i) => i.to_string(),
             Scalar::Float(f) => format!("{f:?}"),
-            Scalar::Timestamp => "<timestamp>".into(),
+            Scalar::Timestamp(_) => "<timestamp>".into(),
             Scalar::Str => text.clone(),
         },
         _ => "<complex>".into(),
     }
 }
 
+/// A date or timestamp as the differential test's PyYAML reader writes it: its kind and the
+/// number Python compares it by (`<aware>` counts microseconds in UTC).
+pub fn stamp_text(stamp: &Stamp) -> String {
+    match stamp {
+        Stamp::Date(d) => format!("<date>{d}"),
+        Stamp::Naive(us) => format!("<naive>{us}"),
+        Stamp::Aware(us) => format!("<aware>{us}"),
+    }
+}
+
 /// A key as the differential test's PyYAML reader writes it: a string as itself, any other
-/// scalar marked with its type (`<int>1`, so that the keys 1 and '1' stay apart).
+/// scalar marked with its type (`<int>1`, so that the keys 1 and '1' stay apart; a float by its
+/// bits, which both languages' correctly rounded readers agree on).
 fn typed_yaml_key(n: &Node) -> String {
     match &n.value {
         Value::Scalar { text, read, .. } => match read {
             Scalar::Null => "<null>".into(),
             Scalar::Bool(b) => format!("<bool>{b}"),
             Scalar::Int(i) => format!("<int>{i}"),
-            Scalar::Float(_) => "<float>".into(),
-            Scalar::Timestamp => "<timestamp>".into(),
+            Scalar::Float(f) if f.is_nan() => "<float>nan".into(),
+            Scalar::Float(f) => format!("<float>{}", f.to_bits()),
+            Scalar::Timestamp(stamp) => stamp_text(stamp),
             Scalar::Str => text.clone(),
         },
         _ => "<complex>".into(),
@@ -571,14 +583,20 @@ fn to_json(n: &Node, key: &dyn Fn(&Node) -> String) -> serde_json::Value {
                 serde_json::Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into)
             }
             Scalar::Float(_) => "<special float>".into(),
-            Scalar::Timestamp => "<timestamp>".into(),
+            Scalar::Timestamp(stamp) => stamp_text(stamp).into(),
             Scalar::Str => text.clone().into(),
         },
         Value::Seq(items) => items.iter().map(|item| to_json(item, key)).collect(),
-        Value::Map(entries) => entries
-            .iter()
-            .map(|(k, v)| (key(k), to_json(v, key)))
-            .collect::<serde_json::Map<_, _>>()
-            .into(),
+        Value::Map(entries) => {
+            let map = entries
+                .iter()
+                .map(|(k, v)| (key(k), to_json(v, key)))
+                .collect::<serde_json::Map<_, _>>();
+            // Two keys written alike are one key to PyYAML, which taskhook must not accept.
+            if map.len() < entries.len() {
+                return "<keys written alike>".into();
+            }
+            map.into()
+        }
     }
 }
