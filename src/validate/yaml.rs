@@ -43,9 +43,10 @@ pub enum Scalar {
 pub enum Stamp {
     /// Days, counted as Python's `date.toordinal()` counts them (1 January of year 1 is 1).
     Date(i64),
-    /// Microseconds since midnight before that day 0, on the clock as written.
+    /// Microseconds since the start of day 0 (the day before 1 January of year 1), on the
+    /// clock as written.
     Naive(i64),
-    /// Microseconds since the same moment, in UTC.
+    /// Microseconds since the start of day 0, in UTC.
     Aware(i64),
 }
 
