@@ -350,6 +350,25 @@ invalid: 1 task, 1 error, 0 warnings
     );
 }
 
+/// Word for word: a number PyYAML loads and taskhook does not hold is a YAML matter with the
+/// fix for it, not the advice for a formula too large.
+#[test]
+fn a_number_past_64_bits_says_to_quote_it() {
+    let (code, stdout) = check_one_formula(
+        "name: rpmlint\ndesc: d\nmaintainer: m\nactions:\n  - name: run\n    shell: [echo, 99999999999999999999]\n",
+    );
+    assert_eq!(code, Some(1));
+    assert_eq!(
+        stdout,
+        "rpmlint/runtask.yml:6:19: error[yaml-syntax]: `99999999999999999999` is written as an integer this reader cannot hold
+ 6 |     shell: [echo, 99999999999999999999]
+   |                   ^
+  help: quote it if it is text: \"99999999999999999999\"
+invalid: 1 task, 1 error, 0 warnings
+"
+    );
+}
+
 #[test]
 fn rendered_diagnostics_snapshot() {
     let dir = tempfile::tempdir().expect("tmp");

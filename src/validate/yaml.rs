@@ -924,23 +924,23 @@ fn scalar(
 fn resolved(r: Resolved, text: &str, pos: Pos) -> Result<Scalar, Error> {
     match r {
         Resolved::Read(read) => Ok(read),
-        Resolved::TooLarge => Err(Error::new(
-            ErrorKind::TooLarge,
+        Resolved::TooLarge(what) => Err(Error::new(
+            ErrorKind::Syntax,
             pos,
-            format!(
-                "`{text}` is written as an integer this reader cannot hold; quote it if it is text"
-            ),
-        )),
+            format!("`{text}` is written as {what}"),
+        )
+        .help(quote_it(text))),
         Resolved::Fails(why) => Err(Error::new(
             ErrorKind::Syntax,
             pos,
             format!("the runner's YAML reader cannot load `{text}`: {why}"),
         )
-        .help(format!(
-            "quote it if it is text: {}",
-            serde_json::Value::from(text)
-        ))),
+        .help(quote_it(text))),
     }
+}
+
+fn quote_it(text: &str) -> String {
+    format!("quote it if it is text: {}", serde_json::Value::from(text))
 }
 
 /// What PyYAML makes of a plain scalar: the type its implicit resolvers give the text (bool,
@@ -948,8 +948,8 @@ fn resolved(r: Resolved, text: &str, pos: Pos) -> Result<Scalar, Error> {
 /// makes of it.
 enum Resolved {
     Read(Scalar),
-    /// An integer past what this reader holds (i64).
-    TooLarge,
+    /// A number past what this reader holds (an integer past i64, say): what it is written as.
+    TooLarge(&'static str),
     /// A type whose constructor then fails: the reason, for the pusher.
     Fails(String),
 }
@@ -966,7 +966,14 @@ fn resolve11(text: &str) -> Resolved {
                 "YAML 1.1 reads a lone `=` as a \"value\" node, which it cannot construct".into(),
             )
         }
-        _ if float_form(text) => Scalar::Float(float_value(text)),
+        _ if float_form(text) => {
+            match float_value(text) {
+                Some(value) => Scalar::Float(value),
+                None => return Resolved::TooLarge(
+                    "a base-60 number of more parts than this reader adds up as PyYAML does (33)",
+                ),
+            }
+        }
         _ if int_form(text) => return int_value(text),
         _ => match timestamp(text) {
             Some(Ok(stamp)) => Scalar::Timestamp(stamp),
@@ -1044,24 +1051,30 @@ fn float_form(text: &str) -> bool {
     decimal_head(head) && with_exponent(tail)
 }
 
-/// The value of a text [`float_form`] accepts, as PyYAML's constructor computes it.
-fn float_value(text: &str) -> f64 {
+/// The value of a text [`float_form`] accepts, as PyYAML's constructor computes it, to the
+/// bit; `None` for a base-60 number of more than 33 parts.
+fn float_value(text: &str) -> Option<f64> {
     let cleaned = text.replace('_', "").to_ascii_lowercase();
     let (sign, t) = sign(&cleaned);
     let negative = sign == Some(b'-');
     let value = match t {
         ".inf" => f64::INFINITY,
-        ".nan" => return f64::NAN,
-        _ if t.contains(':') => t.split(':').fold(0.0, |total, part| {
-            total * 60.0 + part.parse::<f64>().unwrap_or(f64::NAN)
-        }),
+        ".nan" => return Some(f64::NAN),
+        // Base 60 as PyYAML adds it up, in floats, from the last part: each part times its
+        // place value 60^k, which Python rounds to a float from the exact integer. 60^k is
+        // 4^k times 15^k, exact in a u128 up to k = 32; scaling by 4^k rounds nothing.
+        _ if t.contains(':') => {
+            let mut value = 0.0;
+            for (k, part) in t.rsplit(':').enumerate() {
+                let fifteens = 15u128.checked_pow(k as u32)?;
+                value += part.parse::<f64>().unwrap_or(f64::NAN)
+                    * (fifteens as f64 * 4f64.powi(k as i32));
+            }
+            value
+        }
         _ => t.parse().unwrap_or(f64::NAN),
     };
-    if negative {
-        -value
-    } else {
-        value
-    }
+    Some(if negative { -value } else { value })
 }
 
 /// PyYAML's int pattern: `[-+]?0b[0-1_]+`, `[-+]?0[0-7_]+`, `[-+]?(0|[1-9][0-9_]*)`,
@@ -1118,7 +1131,7 @@ fn int_value(text: &str) -> Resolved {
     };
     match value {
         Ok(Some(v)) => Resolved::Read(Scalar::Int(if negative { -v } else { v })),
-        Ok(None) => Resolved::TooLarge,
+        Ok(None) => Resolved::TooLarge("an integer this reader cannot hold"),
         Err(()) => Resolved::Fails("it is read as an integer with no digits".into()),
     }
 }
@@ -1271,7 +1284,7 @@ fn ordinal(year: u32, month: u32, day: u32) -> i64 {
 pub fn yaml11_reading(text: &str) -> Scalar {
     match resolve11(text) {
         Resolved::Read(read) => read,
-        Resolved::TooLarge | Resolved::Fails(_) => Scalar::Str,
+        Resolved::TooLarge(_) | Resolved::Fails(_) => Scalar::Str,
     }
 }
 
@@ -1515,10 +1528,21 @@ mod tests {
     fn scalars_read_as_pyyaml_resolves_and_constructs_them() {
         let read = |t: &str| match resolve11(t) {
             Resolved::Read(r) => Ok(r),
-            Resolved::TooLarge => Err("too large".to_string()),
+            Resolved::TooLarge(_) => Err("too large".to_string()),
             Resolved::Fails(why) => Err(why),
         };
         assert_eq!(read(".5"), Ok(Scalar::Float(0.5)));
+        // Base 60 added up from the last part, as PyYAML adds it: not the nearest float to
+        // 28535.01, which a sum from the first part gives.
+        assert_eq!(
+            read("7:55:35.0_1"),
+            Ok(Scalar::Float(f64::from_bits(4_673_572_857_779_259_966)))
+        );
+        assert_eq!(read(&format!("{}1.5", "1:".repeat(32))).map(|_| ()), Ok(()));
+        assert_eq!(
+            read(&format!("{}1.5", "1:".repeat(33))),
+            Err("too large".to_string())
+        );
         assert_eq!(
             read("+.5"),
             Ok(Scalar::Str),
