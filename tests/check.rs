@@ -297,27 +297,21 @@ fn too_many_tasks_is_an_error() {
     assert!(codes(&v).contains(&"too-many-tasks".to_string()));
 }
 
-/// `taskhook check`'s exit code and output for a checkout holding one task, `rpmlint`, whose
-/// formula is `formula`.
-fn check_one_formula(formula: &str) -> (Option<i32>, String) {
+/// Asserts that `taskhook check`, in a checkout holding one task, `rpmlint`, whose formula is
+/// `formula`, finds it invalid and prints exactly `expected`.
+fn assert_invalid_word_for_word(formula: &str, expected: &str) {
     let dir = tempfile::tempdir().expect("tmp");
     write(&dir.path().join("rpmlint/runtask.yml"), formula);
     let out = taskhook(&["check"], dir.path());
-    (
-        out.status.code(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-    )
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
 }
 
 /// Word for word: the messages maintainers see most.
 #[test]
 fn most_common_messages_word_for_word() {
-    let (code, stdout) = check_one_formula(
+    assert_invalid_word_for_word(
         "name: rpmlint\ndesc: d\nmaintainer: m\ninput:\n  args: [koji_bulid]\nactions:\n  - name: run\n    shel: [ls]\n",
-    );
-    assert_eq!(code, Some(1));
-    assert_eq!(
-        stdout,
         "rpmlint/runtask.yml:5:10: error[unknown-input-arg]: `koji_bulid` is not an item type the trigger can pass
  5 |   args: [koji_bulid]
    |          ^
@@ -335,12 +329,8 @@ invalid: 1 task, 2 errors, 0 warnings
 /// than the general advice for YAML syntax.
 #[test]
 fn constructs_pyyaml_reads_otherwise_say_how_to_fix_them() {
-    let (code, stdout) = check_one_formula(
+    assert_invalid_word_for_word(
         "name: rpmlint\ndesc: d\nmaintainer: m\nactions:\n  - name: run\n    shell: [echo, x? y]\n",
-    );
-    assert_eq!(code, Some(1));
-    assert_eq!(
-        stdout,
         "rpmlint/runtask.yml:6:19: error[yaml-syntax]: `x? y` inside `[...]` or `{...}` is read differently by the runner's YAML 1.1 reader, which takes its `?` for a key indicator
  6 |     shell: [echo, x? y]
    |                   ^
@@ -354,12 +344,8 @@ invalid: 1 task, 1 error, 0 warnings
 /// fix for it, not the advice for a formula too large.
 #[test]
 fn a_number_past_64_bits_says_to_quote_it() {
-    let (code, stdout) = check_one_formula(
+    assert_invalid_word_for_word(
         "name: rpmlint\ndesc: d\nmaintainer: m\nactions:\n  - name: run\n    shell: [echo, 99999999999999999999]\n",
-    );
-    assert_eq!(code, Some(1));
-    assert_eq!(
-        stdout,
         "rpmlint/runtask.yml:6:19: error[yaml-syntax]: `99999999999999999999` is written as an integer this reader cannot hold
  6 |     shell: [echo, 99999999999999999999]
    |                   ^
