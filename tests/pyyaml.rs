@@ -128,6 +128,7 @@ const CONSTRUCTS: &[&str] = &[
     "a:\n  0.5: 1\n  0.50: 2\n  1.0: 3\n  -0.0: 4\n",
     "a:\n  7:55:35.0_1: 1\n  b: -2:10:1.01\n",
     "a:\n  7:55:35.0_1: 1\n  28535.01: 2\n",
+    "a:\n  9007199254740993: 1\n  9007199254740992.0: 2\n",
     "a: ~\nb: null\nc: Null\nd:\n",
     "a: 'it''s'\nb: \"tab\\there\"\nc: |\n  x\n  y\nd: >\n  folded\n  text\n",
     "a: \t1\n",
