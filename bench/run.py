@@ -4,7 +4,7 @@
 Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
                             [--branches 50,1000] [--validate 10000] [--branching 2000]
                             [--checkout 200] [--runs 7] [--push-runs 15]
-                            [--only plan,push,branches,hooks,validate,branching,checkout,startup]
+                            [--only plan,push,branches,hooks,validate,hostile,branching,checkout,startup]
                             [--baseline-bin OLD_TASKHOOK] [--bin TASKHOOK]
 Builds the binaries a server installs (`cargo build --profile dist`, into target/dist), or
 takes `--bin`, a `taskhook` with its `taskhook-hook` beside it; generates synthetic task
@@ -512,6 +512,71 @@ def bench_validate(base, n, runs):
 
 
 
+HEAD_OF_FORMULA = "name: big\ndesc: d\nmaintainer: m\ninput:\n  args: [koji_build]\nactions:\n"
+
+
+def hostile_formulas(limit=64 * 1024):
+    """Formulas just under the default size limit, each in a shape that costs a YAML reader
+    most per byte (one mapping of thousands of keys, thousands of quoted values, aliases that
+    multiply a mapping to the node limit...), and one ordinary formula of the same size."""
+    def fill(head, item, tail=""):
+        out, i = head, 0
+        while len(out) + len(item.format(i=i)) + len(tail) < limit - 64:
+            out += item.format(i=i)
+            i += 1
+        return out + tail
+    h = HEAD_OF_FORMULA
+    run = "  - name: run\n    shell:\n"
+    base = "  - name: run\n    shell: [echo]\n"
+    return [
+        ("ordinary: long shell lines", fill(h + run, "      - echo step {i} of a long job that runs a while\n")),
+        ("one mapping of thousands of keys", fill(h + base + "env:\n", "  k{i}: 1\n")),
+        ("keys Python compares by value", fill(h + base + "env:\n", "  {i}.5: 1\n")),
+        ("timestamps as keys", fill(h + base + "env:\n", "  2001-01-01 00:00:00.{i:06}: 1\n")),
+        ("thousands of quoted values", fill(h + "  - name: run\n    shell: [", "'a',", "'a']\n")),
+        ("thousands of flow mappings", fill(h + "  - name: run\n    shell: [", "{{a: b}},", "x]\n")),
+        ("aliases to the node limit", h + base + "a: &a {" + ", ".join(f"k{i}: v" for i in range(95)) + "}\n"
+            + "b: [" + ", ".join(["*a"] * 99) + "]\n"),
+        ("comments", fill(h + base, "# comment {i} that is long enough to matter a little\n")),
+    ]
+
+
+def bench_hostile(base, runs):
+    """`taskhook check` of one formula, per shape (hostile_formulas), against a formula of one
+    line: a pusher's worst formula costs the hook this much more than a good one."""
+    d = os.path.join(base, "hostile")
+    os.makedirs(d, exist_ok=True)
+    small = os.path.join(d, "small.yml")
+    with open(small, "w") as f:
+        f.write(HEAD_OF_FORMULA + "  - name: run\n    shell: [echo]\n")
+    shapes = []
+    for i, (name, text) in enumerate(hostile_formulas()):
+        path = os.path.join(d, f"f{i}.yml")
+        with open(path, "w") as f:
+            f.write(text)
+        shapes.append((name, path, len(text.encode())))
+
+    def check(path):
+        t = time.perf_counter()
+        p = subprocess.run([BIN, "check", path], env=ENV, capture_output=True)
+        if p.returncode not in (0, 1):
+            sys.exit(f"failed: {BIN} check {path}\n{p.stderr.decode()}")
+        return time.perf_counter() - t
+    times = {path: [] for _, path, _ in shapes}
+    times[small] = []
+    for _ in range(runs):
+        for path in [small] + [p for _, p, _ in shapes]:
+            times[path].append(check(path))
+    floor = med(times[small])
+    rows = [["a formula of one action", f"{os.path.getsize(small)}", f"{floor * 1000:.1f}", "", ""]]
+    for name, path, size in shapes:
+        t = med(times[path])
+        rows.append([name, f"{size}", f"{t * 1000:.1f}", f"{(t - floor) * 1000:.1f}",
+                     f"{size / max(t - floor, 1e-6) / 1e6:.1f}"])
+    table("formulas at the size limit (`taskhook check FILE`, medians)",
+          ["shape", "bytes", "ms", "ms beyond the one-line formula", "MB/s beyond it"], rows)
+
+
 def dir_bytes(path):
     return sum(os.path.getsize(os.path.join(dp, f)) for dp, _, fs in os.walk(path) for f in fs)
 
@@ -595,7 +660,7 @@ def main():
     ap.add_argument("--branching", type=int, default=2000)
     ap.add_argument("--checkout", type=int, default=200, help="tasks in the checkout benchmark (0: skip)")
     ap.add_argument("--only", default="",
-                    help="comma-separated: plan,push,branches,hooks,validate,branching,checkout,startup")
+                    help="comma-separated: plan,push,branches,hooks,validate,hostile,branching,checkout,startup")
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--push-runs", type=int, default=15, help="pushes are noisier: more runs")
     ap.add_argument("--baseline-bin", default=None,
@@ -630,6 +695,8 @@ def main():
             bench_hooks(base, [int(x) for x in a.push_sizes.split(",") if x], a.push_runs, a.baseline_bin)
         if a.validate and want("validate"):
             bench_validate(base, a.validate, a.runs)
+        if want("hostile"):
+            bench_hostile(base, a.runs)
         if a.branching and want("branching"):
             bench_branching(base, a.branching, a.runs)
         if a.checkout and want("checkout"):
