@@ -70,6 +70,12 @@ pub struct Formula {
     pub schedule: Schedule,
 }
 
+/// The most findings one formula gets; past them, one more says how many were left out. A
+/// formula at the size limit can hold thousands of mistakes (6,000 unknown keys), each a line
+/// for the pusher and an entry in the manifest: the pusher needs the first ones, and a server
+/// checking thousands of such formulas in one push must not hold and print them all.
+pub const MAX_FINDINGS: usize = 50;
+
 /// Validates formula `bytes` stored at `file` (repo-relative) for task `task`.
 pub fn validate(bytes: &[u8], file: &str, task: &str, rules: &Rules) -> (Formula, Vec<Diagnostic>) {
     let mut v = Validator {
@@ -85,7 +91,48 @@ pub fn validate(bytes: &[u8], file: &str, task: &str, rules: &Rules) -> (Formula
             Formula::empty()
         }
     };
-    (formula, v.diags)
+    (formula, at_most(v.diags, file, task))
+}
+
+/// `diags` cut to [`MAX_FINDINGS`], the last of them saying how many more there were (an
+/// error if any of those was one, so the verdict stays what it was).
+fn at_most(mut diags: Vec<Diagnostic>, file: &str, task: &str) -> Vec<Diagnostic> {
+    if diags.len() <= MAX_FINDINGS {
+        return diags;
+    }
+    let left_out = diags.split_off(MAX_FINDINGS - 1);
+    let errors = left_out.iter().filter(|d| d.is_error()).count();
+    let warnings = left_out.len() - errors;
+    let counted = |n: usize, what: &str| match n {
+        0 => None,
+        1 => Some(format!("1 more {what}")),
+        n => Some(format!("{n} more {what}s")),
+    };
+    let what: Vec<String> = [counted(errors, "error"), counted(warnings, "warning")]
+        .into_iter()
+        .flatten()
+        .collect();
+    let message = format!(
+        "{} in this formula from here on are not listed (at most {MAX_FINDINGS} findings a formula)",
+        what.join(" and ")
+    );
+    let mut more = if errors > 0 {
+        Diagnostic::error("too-many-findings", file, message)
+    } else {
+        Diagnostic::warning("too-many-findings", file, message)
+    };
+    // Where the first finding left out is, so that it is listed after those kept.
+    if let Some((line, column)) = left_out
+        .iter()
+        .find_map(|d| Some((d.line?, d.column.unwrap_or(1))))
+    {
+        more = more.at(line, column);
+    }
+    diags.push(
+        more.help("fix the findings listed, then check again to see the rest")
+            .task(task),
+    );
+    diags
 }
 
 impl Formula {
@@ -903,5 +950,52 @@ mod tests {
             .map(|(_, n)| n)
             .collect();
         assert_eq!(refs, vec!["x", "y", "c"]);
+    }
+
+    const HEAD: &str =
+        "name: t\ndesc: d\nmaintainer: m\nactions:\n  - name: run\n    shell: [ls]\n";
+
+    /// A formula of thousands of mistakes gets the first ones and a count of the rest, on the
+    /// line of the first one left out; the verdict stays an error.
+    #[test]
+    fn findings_past_the_most_a_formula_gets_are_counted() {
+        let mut text = format!("{HEAD}environment:\n");
+        for i in 0..60 {
+            text.push_str(&format!("  k{i}: 1\n"));
+        }
+        let (_, diags) = validate(text.as_bytes(), "t/runtask.yml", "t", &Rules::default());
+        assert_eq!(diags.len(), MAX_FINDINGS);
+        let last = diags.last().expect("a last finding");
+        assert_eq!(
+            (last.code.as_str(), last.is_error()),
+            ("too-many-findings", true)
+        );
+        assert_eq!(
+            last.message,
+            "11 more errors and 1 more warning in this formula from here on are not listed (at most \
+             50 findings a formula)"
+        );
+        // `k49` is the first key left out, on line 8 + 49.
+        assert_eq!((last.line, last.column), (Some(57), Some(3)));
+        assert!(diags[..MAX_FINDINGS - 1]
+            .iter()
+            .all(|d| d.code == "unknown-key"));
+    }
+
+    /// Only warnings left out: the count is a warning, and the formula stays valid.
+    #[test]
+    fn warnings_past_the_most_keep_a_formula_valid() {
+        let args = vec!["koji_build"; 60].join(", ");
+        let text = format!("{HEAD}input:\n  args: [{args}]\n");
+        let (_, diags) = validate(text.as_bytes(), "t/runtask.yml", "t", &Rules::default());
+        assert_eq!(diags.len(), MAX_FINDINGS);
+        assert!(diags.iter().all(|d| !d.is_error()), "{diags:?}");
+        let last = diags.last().expect("a last finding");
+        assert_eq!(last.code, "too-many-findings");
+        assert!(
+            last.message.starts_with("10 more warnings "),
+            "{}",
+            last.message
+        );
     }
 }
