@@ -2,7 +2,8 @@
 """taskhook benchmark: every comparison side by side, alternating runs, medians.
 
 Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
-                            [--branches 50,1000] [--validate 10000] [--branching 2000]
+                            [--branches 50,1000] [--validate 10000] [--hostile-tasks 200]
+                            [--branching 2000]
                             [--checkout 200] [--runs 7] [--push-runs 15]
                             [--only plan,push,branches,hooks,validate,hostile,branching,checkout,startup]
                             [--baseline-bin OLD_TASKHOOK] [--bin TASKHOOK]
@@ -541,9 +542,10 @@ def hostile_formulas(limit=64 * 1024):
     ]
 
 
-def bench_hostile(base, runs):
+def bench_hostile(base, runs, tasks):
     """`taskhook check` of one formula, per shape (hostile_formulas), against a formula of one
-    line: a pusher's worst formula costs the hook this much more than a good one."""
+    line: a pusher's worst formula costs the hook this much more than a good one. Then a push of
+    `tasks` new tasks of the costliest shape, and of one with thousands of mistakes."""
     d = os.path.join(base, "hostile")
     os.makedirs(d, exist_ok=True)
     small = os.path.join(d, "small.yml")
@@ -575,6 +577,35 @@ def bench_hostile(base, runs):
                      f"{size / max(t - floor, 1e-6) / 1e6:.1f}"])
     table("formulas at the size limit (`taskhook check FILE`, medians)",
           ["shape", "bytes", "ms", "ms beyond the one-line formula", "MB/s beyond it"], rows)
+    if not tasks:
+        return
+    # A push of `tasks` new tasks of one such formula each, to a repository with the hooks.
+    text = dict(hostile_formulas())["thousands of quoted values"]
+    unknown = HEAD_OF_FORMULA + "  - name: run\n    shell: [echo]\nenvironment:\n"
+    unknown += "".join(f"  k{i}: 1\n" for i in range(5900))
+    rows = []
+    for name, formula in [("thousands of quoted values (valid)", text),
+                          ("thousands of unknown keys (invalid)", unknown)]:
+        work = os.path.join(d, f"push-{len(rows)}.work")
+        bare = os.path.join(d, f"push-{len(rows)}.git")
+        run(["git", "init", "-q", "--bare", bare])
+        run([BIN, "install", bare])
+        run(["git", "init", "-q", "-b", "master", work])
+        for i in range(tasks):
+            os.makedirs(os.path.join(work, f"t{i}"))
+            with open(os.path.join(work, f"t{i}", "runtask.yml"), "w") as f:
+                f.write(formula)
+        run(["git", "add", "-A"], work)
+        run(["git", "commit", "-q", "-m", "tasks"], work)
+        settle()
+        t = time.perf_counter()
+        p = subprocess.run(["git", "push", bare, "master"], cwd=work, env=ENV, capture_output=True)
+        dt = time.perf_counter() - t
+        lines = p.stderr.decode(errors="replace").splitlines()
+        rows.append([name, str(tasks), f"{dt:.2f}", "accepted" if p.returncode == 0 else "rejected",
+                     str(len(lines))])
+    table(f"a push of {tasks} such formulas (one run)",
+          ["formula", "tasks", "push s", "verdict", "lines the pusher sees"], rows)
 
 
 def dir_bytes(path):
@@ -657,6 +688,8 @@ def main():
     ap.add_argument("--branches", default="50,1000",
                     help=f"branch counts of the push comparison by branches ({BRANCH_TASKS} tasks)")
     ap.add_argument("--validate", type=int, default=10000)
+    ap.add_argument("--hostile-tasks", type=int, default=200,
+                    help="tasks in the push of formulas at the size limit (0: skip the push)")
     ap.add_argument("--branching", type=int, default=2000)
     ap.add_argument("--checkout", type=int, default=200, help="tasks in the checkout benchmark (0: skip)")
     ap.add_argument("--only", default="",
@@ -696,7 +729,7 @@ def main():
         if a.validate and want("validate"):
             bench_validate(base, a.validate, a.runs)
         if want("hostile"):
-            bench_hostile(base, a.runs)
+            bench_hostile(base, a.runs, a.hostile_tasks)
         if a.branching and want("branching"):
             bench_branching(base, a.branching, a.runs)
         if a.checkout and want("checkout"):
