@@ -536,6 +536,13 @@ def hostile_formulas(limit=64 * 1024):
         ("timestamps as keys", fill(h + base + "env:\n", "  2001-01-01 00:00:00.{i:06}: 1\n")),
         ("thousands of quoted values", fill(h + "  - name: run\n    shell: [", "'a',", "'a']\n")),
         ("thousands of flow mappings", fill(h + "  - name: run\n    shell: [", "{{a: b}},", "x]\n")),
+        ("thousands of unknown item types",
+            fill("name: big\ndesc: d\nmaintainer: m\ninput:\n  args: [", "koji_bulid{i}, ",
+                 "koji_build]\nactions:\n" + base)),
+        ("undefined variables among thousands of arguments",
+            fill("name: big\ndesc: d\nmaintainer: m\ninput:\n  args: ["
+                 + "".join(f"koji_bulid{i}, " for i in range(2500))
+                 + "koji_build]\nactions:\n  - name: run\n    shell: ['", "${{koji_tag}}", "']\n")),
         ("aliases to the node limit", h + base + "a: &a {" + ", ".join(f"k{i}: v" for i in range(95)) + "}\n"
             + "b: [" + ", ".join(["*a"] * 99) + "]\n"),
         ("comments", fill(h + base, "# comment {i} that is long enough to matter a little\n")),

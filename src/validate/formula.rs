@@ -179,6 +179,12 @@ impl Validator<'_> {
         self.push(Diagnostic::warning(code, self.file, message), node)
     }
 
+    /// Whether the next finding is one the formula's list keeps ([`MAX_FINDINGS`]): advice
+    /// that costs a search is worked out only for those.
+    fn listed(&self) -> bool {
+        self.diags.len() < MAX_FINDINGS - 1
+    }
+
     fn push(&mut self, mut d: Diagnostic, node: Option<&Node>) -> &mut Diagnostic {
         if let Some(n) = node {
             d = d.at(n.pos.line, n.pos.column);
@@ -400,12 +406,13 @@ impl Validator<'_> {
         };
         let mut allowed: Vec<&str> = ITEM_TYPES.to_vec();
         allowed.push("arch");
+        let mut seen = std::collections::HashSet::new();
         for item in items {
             let Some(s) = item.as_str() else {
                 self.wrong_type(item, "input.args entry", "a string");
                 continue;
             };
-            if args.iter().any(|a| a == s) {
+            if !seen.insert(s) {
                 self.warning(
                     "duplicate-arg",
                     Some(item),
@@ -415,9 +422,13 @@ impl Validator<'_> {
                 continue;
             }
             if !allowed.contains(&s) {
-                let help = suggest(s, &allowed, || {
-                    format!("item types: {}; or `arch`", ITEM_TYPES.join(", "))
-                });
+                let help = if self.listed() {
+                    suggest(s, &allowed, || {
+                        format!("item types: {}; or `arch`", ITEM_TYPES.join(", "))
+                    })
+                } else {
+                    String::new()
+                };
                 self.error(
                     "unknown-input-arg",
                     Some(item),
@@ -611,8 +622,13 @@ impl Validator<'_> {
                         node.pos.column
                     };
                     d = d.at(node.pos.line, column);
-                    let mut candidates: Vec<&str> = defined.iter().map(String::as_str).collect();
-                    candidates.sort();
+                    if !self.listed() {
+                        // Left out of the list: its advice, which searches every variable
+                        // and argument, would be read by no one.
+                        self.diags.push(d);
+                        continue;
+                    }
+                    let candidates: Vec<&str> = defined.iter().map(String::as_str).collect();
                     let is_arg_name = ITEM_TYPES.contains(&name) || name == "arch";
                     // A correct item type whose `input.args` entry is misspelled: point at the
                     // entry, not away from the correct name.
@@ -980,6 +996,36 @@ mod tests {
         assert!(diags[..MAX_FINDINGS - 1]
             .iter()
             .all(|d| d.code == "unknown-key"));
+    }
+
+    /// Findings left out are still counted, though their advice (a search of every variable
+    /// and argument) is worked out only for those listed.
+    #[test]
+    fn undefined_variables_past_the_most_are_counted() {
+        let refs = "${koji_tag}".repeat(60);
+        let text = format!(
+            "name: t\ndesc: d\nmaintainer: m\ninput:\n  args: [koji_tga]\nactions:\n  - name: run\n    shell: ['{refs}']\n"
+        );
+        let (_, diags) = validate(text.as_bytes(), "t/runtask.yml", "t", &Rules::default());
+        assert_eq!(diags.len(), MAX_FINDINGS);
+        let listed = diags.iter().filter(|d| d.code == "undefined-variable");
+        assert!(listed.clone().all(|d| d
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("did you mean `koji_tag`"))));
+        let last = diags.last().expect("a last finding");
+        assert_eq!(last.code, "too-many-findings");
+        let shown = listed.count()
+            + diags
+                .iter()
+                .filter(|d| d.code == "unknown-input-arg")
+                .count();
+        assert_eq!(shown, MAX_FINDINGS - 1);
+        assert!(
+            last.message.starts_with("12 more errors "),
+            "{}",
+            last.message
+        );
     }
 
     /// Only warnings left out: the count is a warning, and the formula stays valid.
