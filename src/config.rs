@@ -307,11 +307,14 @@ impl Config {
     }
 
     /// A digest of everything that changes a verdict. A cached result is reused only when the
-    /// fingerprint matches, so a config change or an upgrade revalidates everything.
+    /// fingerprint matches, so a config change or an upgrade revalidates everything. `rules`
+    /// counts the changes to what the checks find, for builds of one version: 3 for the YAML
+    /// constructs PyYAML reads otherwise, keys compared as Python compares them, and at most
+    /// 50 findings a formula.
     pub fn fingerprint(&self) -> String {
         use sha2::{Digest, Sha256};
         let text = format!(
-            "taskhook {} rules 2; namespaces={:?}; limits={:?}; bounds={:?}",
+            "taskhook {} rules 3; namespaces={:?}; limits={:?}; bounds={:?}",
             env!("CARGO_PKG_VERSION"),
             self.rules.namespaces,
             self.rules.limits,
