@@ -1520,6 +1520,23 @@ mod tests {
         assert!(n.get("<<").is_some());
     }
 
+    /// Too many values written out get advice about the limit; through aliases, about them.
+    #[test]
+    fn too_many_values_say_why() {
+        let limits = Limits {
+            max_nodes: 10,
+            ..Limits::default()
+        };
+        let e = parse(b"a: [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]\n", &limits).expect_err("11 values");
+        assert_eq!(e.kind, ErrorKind::TooManyNodes);
+        assert!(e
+            .help
+            .as_deref()
+            .is_some_and(|h| h.contains("taskhook.maxYamlNodes")));
+        let e = parse(b"a: &a [1, 2, 3]\nb: [*a, *a]\n", &limits).expect_err("through aliases");
+        assert_eq!((e.kind, e.help), (ErrorKind::TooManyNodes, None));
+    }
+
     /// Keys are found by their value, not by comparing each with every one before it: in a
     /// mapping of thousands, and in one merged from others.
     #[test]
