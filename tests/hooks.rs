@@ -68,6 +68,36 @@ fn bad_push_is_rejected_and_nothing_moves() {
     assert_eq!(before, (git(&s.bare(), &["rev-parse", "master"]), s.meta()));
 }
 
+/// A push of many broken formulas lists the first 200 findings, counts the rest, and still
+/// counts every error in its verdict: the pusher is not sent thousands of lines.
+#[test]
+fn a_push_of_many_broken_formulas_lists_two_hundred_findings() {
+    let s = Server::new();
+    let keys: String = (0..60).map(|i| format!("  k{i}: 1\n")).collect();
+    let formula = format!("{GOOD}environment:\n{keys}");
+    for i in 0..6 {
+        write(&s.work().join(format!("t{i}/runtask.yml")), &formula);
+    }
+    git(&s.work(), &["add", "-A"]);
+    git(&s.work(), &["commit", "-q", "-m", "broken"]);
+    let out = s.push("master");
+    assert!(!out.status.success());
+    let text = stderr(&out);
+    // Six formulas of 60 errors: 49 kept each and one counting the other 11, so 300, of
+    // which the first 200 are listed.
+    let listed = text.lines().filter(|l| l.contains(": error[")).count();
+    assert_eq!(listed, 200, "{text}");
+    assert!(text.contains("remote: ... 100 more findings not listed here; `taskhook check` in your checkout lists them all"), "{text}");
+    assert!(
+        text.contains("remote: invalid: 6 tasks, 300 errors, 0 warnings"),
+        "{text}"
+    );
+    assert!(
+        text.contains("push rejected: 300 errors in task formulas"),
+        "{text}"
+    );
+}
+
 /// A branch file of hundreds of KB (1,500 tasks) is stored uncompressed while loose (its id
 /// computed on another thread while it is written) and read back as such: the result is an
 /// object git reads under the id it computes itself, and the manifest a full computation gives.

@@ -12,7 +12,7 @@ use crate::manifest::reuse::{self, Prior};
 use crate::manifest::store::{self, Applied, Stored};
 use crate::server::handover;
 use crate::validate::check::Report;
-use crate::validate::render::render_report;
+use crate::validate::render::render_report_at_most;
 
 /// One line of git's hook input: `<old> <new> <ref>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -102,6 +102,12 @@ fn load_sources(repo: &Repo, commit: ObjectId, report: &mut Report) {
         }
     }
 }
+
+/// The most findings a push lists for the pusher, over all its branches (each formula has at
+/// most [`crate::validate::formula::MAX_FINDINGS`]): past them, each branch's report counts
+/// what it leaves out, and its summary line still counts every finding. A push of hundreds of
+/// broken formulas would otherwise print tens of thousands of lines.
+const MAX_LISTED: usize = 200;
 
 /// Where the hooks' messages go: stderr, which git relays to the pusher as `remote:` lines,
 /// waking itself and the client for every write. stderr is unbuffered, so a formatted line
@@ -207,6 +213,8 @@ fn validate_updates(
     trace::step("manifest index read");
     let mut errors_total = 0;
     let mut budget_ran_out = false;
+    // Findings the pusher is shown, over all the pushed branches.
+    let mut room = MAX_LISTED;
     // The verdicts post-receive may take over, once the push is accepted.
     let mut handing = Vec::new();
     // For taskhook.maxBranches: the pushed branches with tasks (or findings), and the others.
@@ -262,7 +270,9 @@ fn validate_updates(
         }
         load_sources(repo, commit, &mut report);
         let _ = writeln!(out, "taskhook: {} at {}:", u.name, short(&u.new));
-        let _ = write!(out, "{}", render_report(&report, false));
+        let (text, listed) = render_report_at_most(&report, false, room);
+        room -= listed;
+        let _ = write!(out, "{text}");
     }
     let over = snap
         .as_ref()

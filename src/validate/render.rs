@@ -7,6 +7,12 @@ use super::diag::{self, Diagnostic};
 /// The human rendering of a verdict: every finding, then one summary line. Tasks the time
 /// budget left unchecked are summarised in one finding rather than listed one by one.
 pub fn render_report(report: &Report, color: bool) -> String {
+    render_report_at_most(report, color, usize::MAX).0
+}
+
+/// [`render_report`] with at most `most` findings, then a line counting those left out; and
+/// how many it listed.
+pub fn render_report_at_most(report: &Report, color: bool, most: usize) -> (String, usize) {
     let diags = report.all_diagnostics();
     let mut shown: Vec<Diagnostic> = Vec::with_capacity(diags.len());
     let unchecked: Vec<&Diagnostic> = diags.iter().filter(|d| d.code == "time-budget").collect();
@@ -27,7 +33,15 @@ pub fn render_report(report: &Report, color: bool) -> String {
         }
         shown.push(d);
     }
+    let left_out = shown.len().saturating_sub(most);
+    shown.truncate(most);
     let mut s = diag::render_human(&shown, &report.sources, color);
+    if left_out > 0 {
+        s.push_str(&format!(
+            "... {left_out} more finding{} not listed here; `taskhook check` in your checkout lists them all\n",
+            if left_out == 1 { "" } else { "s" }
+        ));
+    }
     let verdict = if diags.iter().any(Diagnostic::is_error) {
         "invalid"
     } else {
@@ -37,7 +51,7 @@ pub fn render_report(report: &Report, color: bool) -> String {
         "{verdict}: {}\n",
         diag::summary_line(&diags, report.task_count())
     ));
-    s
+    (s, shown.len())
 }
 
 /// The JSON rendering of a verdict.
