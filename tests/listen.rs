@@ -769,6 +769,16 @@ fn metrics_count_what_the_listener_did() {
         &[
             (KOJI_TOPIC.into(), koji_message("1")),
             (KOJI_TOPIC.into(), b"not json".to_vec()),
+            // A package with no repository on the server: nothing to run, nothing to retry.
+            (
+                KOJI_TOPIC.into(),
+                serde_json::to_vec(&serde_json::json!({
+                    "build_id": 2, "old": 0, "new": 1, "name": "no-such-package",
+                    "version": "1", "release": "1.el7", "instance": "primary",
+                    "owner": "kevin", "task_id": 2,
+                }))
+                .expect("json"),
+            ),
         ],
     ));
     let start = Instant::now();
@@ -785,8 +795,15 @@ fn metrics_count_what_the_listener_did() {
         let body = scrape().unwrap_or_default();
         if body.contains("taskhook_listen_events_total{outcome=\"delivered\"} 1")
             && body.contains("taskhook_listen_events_total{outcome=\"malformed\"} 1")
+            && body.contains("taskhook_listen_events_total{outcome=\"no-jobs\"} 1")
         {
             assert!(body.contains("taskhook_listen_jobs_total 1"), "{body}");
+            assert!(body.contains("taskhook_listen_failures_total 0"), "{body}");
+            assert!(
+                l.log().contains("no repository is served there"),
+                "{}",
+                l.log()
+            );
             assert!(
                 body.contains("taskhook_listen_fetch_seconds_count"),
                 "{body}"

@@ -753,3 +753,116 @@ fn an_http_manifest_ref_carrying_too_much_is_refused() {
         .expect("the branch file");
     assert!(taskhook::manifest::parse_branch(&bytes, 1 << 20).is_ok());
 }
+
+/// A bodhi update names several packages. One whose repository serves no manifest (taskhook is
+/// not installed there, or there is no such repository) is left out with a warning, and the
+/// others are planned: before, the first such package ended the plan of the whole message (and
+/// `listen` acked it with no jobs). With no package served, the message fails as one would.
+#[test]
+fn a_package_without_a_manifest_leaves_the_others_of_an_update_planned() {
+    let s = Server::new();
+    s.commit_file("update/runtask.yml", &formula("bodhi_update", ""));
+    let out = s.push("HEAD:f29");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let root = s.dir.path().join("srv");
+    std::fs::create_dir_all(root.join("rpms")).expect("mkdir");
+    let cp = Command::new("cp")
+        .arg("-a")
+        .arg(s.bare())
+        .arg(root.join("rpms/libsepol.git"))
+        .status()
+        .expect("cp");
+    assert!(cp.success());
+    let daemon = Daemon::serve(&root);
+    let http = which("python3")
+        .ok()
+        .map(|py| HttpBackend::serve(&root, &py));
+    let mut remotes = vec![
+        daemon.url("{namespace}/{name}.git"),
+        format!("{}/{{namespace}}/{{name}}.git", root.display()),
+    ];
+    remotes.extend(http.as_ref().map(|h| h.url("{namespace}/{name}.git")));
+    let update = corpus()
+        .join("messages/modern/bodhi__update_status_testing_build_complete_schema-v3.json")
+        .display()
+        .to_string();
+    let cache = s.dir.path().join("cache");
+    let cache_s = cache.display().to_string();
+    let bare_without_manifest = root.join("rpms/libselinux.git");
+    for without in ["no repository", "no manifest"] {
+        if without == "no manifest" {
+            git(&root, &["init", "--quiet", "--bare", "rpms/libselinux.git"]);
+        }
+        for remote in &remotes {
+            let (code, jobs, err) = plan(
+                s.dir.path(),
+                &[
+                    "--remote",
+                    remote,
+                    "--event",
+                    &update,
+                    "--cache-dir",
+                    &cache_s,
+                ],
+            );
+            assert_eq!(code, 0, "{without}, {remote}: {err}");
+            let repos: Vec<&str> = jobs.iter().filter_map(|j| j["git_repo"].as_str()).collect();
+            assert_eq!(repos.len(), 1, "{without}, {remote}: {jobs:?}");
+            assert!(
+                repos[0].contains("libsepol"),
+                "{without}, {remote}: {repos:?}"
+            );
+            let said = if without == "no manifest" {
+                "has no refs/meta/tasks"
+            } else {
+                "no repository is served there"
+            };
+            assert!(
+                err.contains("warning: libselinux left out of the plan") && err.contains(said),
+                "{without}, {remote}: {err}"
+            );
+            // One package alone, not served: the plan fails, saying why.
+            let (code, jobs, err) = plan(
+                s.dir.path(),
+                &[
+                    "--remote",
+                    remote,
+                    "--item-type",
+                    "koji_build",
+                    "--item",
+                    "libselinux-2.9-1.fc29",
+                    "--branch",
+                    "f29",
+                    "--cache-dir",
+                    &cache_s,
+                ],
+            );
+            assert_eq!((code, jobs.len()), (1, 0), "{without}, {remote}: {err}");
+            assert!(err.contains(said), "{without}, {remote}: {err}");
+        }
+    }
+    std::fs::remove_dir_all(&bare_without_manifest).expect("rm");
+    std::fs::remove_dir_all(root.join("rpms/libsepol.git")).expect("rm");
+    for remote in &remotes {
+        let (code, _, err) = plan(
+            s.dir.path(),
+            &[
+                "--remote",
+                remote,
+                "--event",
+                &update,
+                "--cache-dir",
+                &cache_s,
+            ],
+        );
+        assert_eq!(code, 1, "{remote}: {err}");
+        assert!(
+            err.contains("no repository is served there"),
+            "{remote}: {err}"
+        );
+    }
+}

@@ -31,6 +31,9 @@ pub fn run(args: PlanArgs) -> CmdResult {
     };
     let outcome =
         run::jobs_for_events(&events, &opts).map_err(|e| Failure::invalid(e.to_string()))?;
+    for line in &outcome.skipped {
+        eprintln!("taskhook: warning: {line}");
+    }
     if args.explain {
         for line in &outcome.explain {
             eprintln!("taskhook: {line}");

@@ -32,6 +32,9 @@ pub struct Outcome {
     pub jobs: Vec<Job>,
     /// One line per decision, for `--explain` and logs.
     pub explain: Vec<String>,
+    /// The packages of a message naming several whose repository serves no manifest (or does
+    /// not exist), one line each: planned without them, and said as a warning.
+    pub skipped: Vec<String>,
 }
 
 /// Why an event could not be planned.
@@ -63,14 +66,33 @@ impl RunError {
             }
         )
     }
+
+    /// Whether the remote serves no manifest because there is no repository, or no manifest
+    /// ref in it: taskhook is not installed there. Asking again would give the same answer.
+    pub fn is_not_served(&self) -> bool {
+        matches!(
+            self,
+            RunError::Fetch {
+                source: FetchError::NoManifestRef(_) | FetchError::NoRepository(_),
+                ..
+            }
+        )
+    }
 }
 
 /// Plans every event of one message (a bodhi update names several packages): the jobs of all,
 /// each repository and branch fetched once, each job once.
+///
+/// A package whose repository serves no manifest (taskhook is not installed there, or there is
+/// no such repository) does not take the other packages' jobs with it: it is left out and
+/// listed in [`Outcome::skipped`]. Only when no package is planned is that the message's error;
+/// any other error (an unreachable server, a manifest taskhook refuses) is, as it is for one.
 pub fn jobs_for_events(events: &[Event], opts: &Options) -> Result<Outcome, RunError> {
     let mut out = Outcome::default();
     let mut seen = std::collections::HashSet::new();
     let mut ids = std::collections::HashSet::new();
+    let mut not_served = None;
+    let mut planned = 0;
     for event in events {
         let key = (
             fetch::expand_remote(
@@ -84,7 +106,21 @@ pub fn jobs_for_events(events: &[Event], opts: &Options) -> Result<Outcome, RunE
         if key.0.is_some() && !seen.insert(key) {
             continue;
         }
-        let mut one = jobs_for_event(event, opts)?;
+        let mut one = match jobs_for_event(event, opts) {
+            Ok(one) => one,
+            Err(e) if e.is_not_served() && events.len() > 1 => {
+                let line = format!(
+                    "{} left out of the plan: {e}",
+                    event.name.as_deref().unwrap_or(&event.item)
+                );
+                out.explain.push(line.clone());
+                out.skipped.push(line);
+                not_served.get_or_insert(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        planned += 1;
         out.explain.extend(one.explain);
         // One event's jobs are distinct already (a task path and an arch each, both listed
         // once): only jobs of several events need their ids compared.
@@ -97,7 +133,10 @@ pub fn jobs_for_events(events: &[Event], opts: &Options) -> Result<Outcome, RunE
             out.jobs.append(&mut one.jobs);
         }
     }
-    Ok(out)
+    match not_served {
+        Some(e) if planned == 0 => Err(e),
+        _ => Ok(out),
+    }
 }
 
 /// Plans `event` against the manifest its repository serves.

@@ -4,6 +4,10 @@
 pub enum FetchError {
     #[error("the remote has no {0}: is taskhook installed on that repository? (`taskhook manifest rebuild` bootstraps it)")]
     NoManifestRef(String),
+    /// The server says no repository is served at that address (git daemon cannot tell a
+    /// missing repository from one it does not export).
+    #[error("no repository is served there: {0}")]
+    NoRepository(String),
     #[error("{0}")]
     Unreachable(String),
     #[error("timed out after {0} s talking to {1}")]

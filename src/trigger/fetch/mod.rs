@@ -299,6 +299,9 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         {
             return Err(FetchError::NoManifestRef(remote.manifest_ref.to_string()));
         }
+        if no_repository(msg) {
+            return Err(FetchError::NoRepository(reason(msg).to_string()));
+        }
         return Err(FetchError::Unreachable(format!(
             "git archive --remote={} failed: {}",
             remote.url,
@@ -306,6 +309,16 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         )));
     }
     read_single_file(&out.data, path, remote.max_bytes).map(Some)
+}
+
+/// Whether git's stderr says the remote has no repository at that address: over http(s) the
+/// server answered 404 (`repository '...' not found`), a path or an ssh remote is not a git
+/// repository (`does not appear to be a git repository`). A refused login or an unreachable
+/// host says otherwise.
+fn no_repository(stderr: &str) -> bool {
+    let said = reason(stderr);
+    (said.starts_with("fatal: repository '") && said.ends_with("' not found"))
+        || said.contains("does not appear to be a git repository")
 }
 
 /// The line of git's stderr that says why: what the remote side called fatal, else the first
@@ -406,6 +419,9 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         let msg = out.stderr.trim();
         if msg.contains("couldn't find remote ref") {
             return Err(FetchError::NoManifestRef(remote.manifest_ref.to_string()));
+        }
+        if no_repository(msg) {
+            return Err(FetchError::NoRepository(reason(msg).to_string()));
         }
         return Err(FetchError::Unreachable(format!(
             "git fetch {} failed: {}",
@@ -643,6 +659,28 @@ mod tests {
             "fatal: no such ref",
         ] {
             assert!(!reason_lost(kept), "{kept}");
+        }
+    }
+
+    #[test]
+    fn a_missing_repository_is_told_from_other_failures() {
+        for missing in [
+            "fatal: repository 'https://src.example.org/tests/nope.git/' not found\n",
+            "fatal: '/srv/git/nope.git' does not appear to be a git repository\n",
+            "remote: fatal: '/x' does not appear to be a git repository\n\
+             remote: git upload-archive: archiver died with error\n",
+        ] {
+            assert!(no_repository(missing), "{missing}");
+        }
+        for other in [
+            "fatal: unable to access 'https://src.example.org/x.git/': Could not resolve host\n",
+            "fatal: Authentication failed for 'https://src.example.org/x.git/'\n",
+            "fatal: couldn't find remote ref refs/meta/tasks\n",
+            "ssh: connect to host h port 22: Connection refused\n\
+             fatal: Could not read from remote repository.\n",
+            "",
+        ] {
+            assert!(!no_repository(other), "{other}");
         }
     }
 

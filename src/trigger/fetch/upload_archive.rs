@@ -128,6 +128,12 @@ fn read_response<R: Read, A: Fn(&R) -> std::io::Result<()>>(
             let text = String::from_utf8_lossy(&line);
             let text = text.trim_end();
             if let Some(reason) = text.strip_prefix("ERR ") {
+                // git daemon's answer for a repository it does not have (or does not export).
+                if reason.contains("repository not exported") {
+                    return Err(fail(FetchError::NoRepository(format!(
+                        "remote error: {reason}"
+                    ))));
+                }
                 return Err(fail(FetchError::Unreachable(format!(
                     "remote error: {reason}"
                 ))));

@@ -41,8 +41,7 @@ use self::config::{Jobs, ListenConfig};
 use self::metrics::Metrics;
 use self::sink::Sink;
 use super::event::{self, BranchRules, Parsed};
-use super::fetch::FetchError;
-use super::run::{self, Options, RunError};
+use super::run::{self, Options};
 
 /// The longest wait between two connection attempts, and between two retries of a message.
 const MAX_BACKOFF: Duration = Duration::from_secs(30);
@@ -679,19 +678,19 @@ async fn decide(
     loop {
         let result = attempt_once(ctx, sink, events.clone()).await;
         let transient = match result {
-            Ok(0) => {
+            Ok((0, note)) => {
                 return Outcome::Acked {
                     outcome: "no-jobs",
                     jobs: 0,
-                    note: String::new(),
+                    note,
                 }
             }
-            Ok(n) => {
+            Ok((n, note)) => {
                 ctx.metrics.jobs.inc_by(n as u64);
                 return Outcome::Acked {
                     outcome: "delivered",
                     jobs: n,
-                    note: String::new(),
+                    note,
                 };
             }
             Err(Attempt::NoManifest(e)) => {
@@ -733,16 +732,18 @@ async fn decide(
 enum Attempt {
     Transient(String),
     Permanent(String),
-    /// The repository serves no manifest: taskhook is not installed there.
+    /// The repository serves no manifest (taskhook is not installed there), or there is no
+    /// such repository.
     NoManifest(String),
 }
 
-/// Plans (on a blocking thread: fetching is synchronous I/O) and delivers; the number of jobs.
+/// Plans (on a blocking thread: fetching is synchronous I/O) and delivers; the number of jobs,
+/// and the packages left out of a message naming several (see [`run::jobs_for_events`]).
 async fn attempt_once(
     ctx: &Context,
     sink: &Sink,
     events: Vec<event::Event>,
-) -> Result<usize, Attempt> {
+) -> Result<(usize, String), Attempt> {
     let options = ctx.options.clone();
     let started = Instant::now();
     let planned = tokio::task::spawn_blocking(move || run::jobs_for_events(&events, &options))
@@ -753,19 +754,14 @@ async fn attempt_once(
         .observe(started.elapsed().as_secs_f64());
     let outcome = match planned {
         Ok(o) => o,
-        Err(
-            e @ RunError::Fetch {
-                source: FetchError::NoManifestRef(_),
-                ..
-            },
-        ) => return Err(Attempt::NoManifest(e.to_string())),
+        Err(e) if e.is_not_served() => return Err(Attempt::NoManifest(e.to_string())),
         Err(e) if e.is_transient() => return Err(Attempt::Transient(e.to_string())),
         Err(e) => return Err(Attempt::Permanent(e.to_string())),
     };
     sink.deliver(&outcome.jobs)
         .await
         .map_err(Attempt::Transient)?;
-    Ok(outcome.jobs.len())
+    Ok((outcome.jobs.len(), outcome.skipped.join("; ")))
 }
 
 #[cfg(test)]
