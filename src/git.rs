@@ -1866,6 +1866,36 @@ fn lock_timeout(config: &gix_config::File, key: &str, default_ms: u64) -> Fail {
     }
 }
 
+/// `git`, without the variables that point it at a repository (`GIT_DIR`, `GIT_OBJECT_DIRECTORY`
+/// and the rest of `git rev-parse --local-env-vars`, and a hook's quarantine): set by a git
+/// that runs taskhook (a hook, an alias, `rebase --exec`), they would make a fetch into a cache
+/// repository, or a look at a repository's config, use that repository instead. Settings
+/// passed in the environment (`GIT_CONFIG_PARAMETERS`, `GIT_CONFIG_COUNT`) are kept, as git
+/// keeps them for a submodule.
+pub fn git_command() -> std::process::Command {
+    let mut cmd = std::process::Command::new("git");
+    for var in [
+        "GIT_ALTERNATE_OBJECT_DIRECTORIES",
+        "GIT_CONFIG",
+        "GIT_OBJECT_DIRECTORY",
+        "GIT_DIR",
+        "GIT_WORK_TREE",
+        "GIT_IMPLICIT_WORK_TREE",
+        "GIT_GRAFT_FILE",
+        "GIT_INDEX_FILE",
+        "GIT_NO_REPLACE_OBJECTS",
+        "GIT_REPLACE_REF_BASE",
+        "GIT_PREFIX",
+        "GIT_SHALLOW_FILE",
+        "GIT_COMMON_DIR",
+        "GIT_QUARANTINE_PATH",
+        "GIT_NAMESPACE",
+    ] {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

@@ -189,6 +189,19 @@ fn smart_http_falls_back_to_the_branch_and_says_so() {
         method(&checkout(dir, &job_b, &dir.join("outb"), &[])),
         "commit-fetch"
     );
+    // A damaged cache (its packs cut short) is replaced by a new one, and the task fetched.
+    let packs = cache.join("objects/pack");
+    for e in std::fs::read_dir(&packs).expect("packs").flatten() {
+        std::fs::write(e.path(), "").expect("truncate");
+    }
+    let out = checkout(dir, &job_b, &dir.join("outc"), &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        err.contains("fetching again into a new cache repository"),
+        "{err}"
+    );
+    assert!(dir.join("outc/runtask.yml").is_file());
     // After the branch moved, a v0 server cannot give the pinned commit: refused.
     s.commit_file("a/runtask.yml", &GOOD.replace("desc:", "desc: changed"));
     assert!(s.push("master").status.success());

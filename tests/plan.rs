@@ -457,6 +457,7 @@ fn http_remote<'a>(
         timeout: std::time::Duration::from_secs(30),
         max_bytes,
         cache_dir: cache,
+        cache_max_repos: taskhook::trigger::fetch::cache::DEFAULT_MAX_REPOS,
     }
 }
 
@@ -864,5 +865,196 @@ fn a_package_without_a_manifest_leaves_the_others_of_an_update_planned() {
             err.contains("no repository is served there"),
             "{remote}: {err}"
         );
+    }
+}
+
+/// The http(s) fetch cache: a repository that is missing or serves no manifest leaves nothing
+/// in it; a cache repository has no hooks from a template; `GIT_DIR` in the environment (a git
+/// running taskhook) does not send the fetch elsewhere; a damaged cache repository is replaced;
+/// and past `--cache-max-repos` the least recently fetched repositories go.
+#[test]
+fn the_http_cache_keeps_only_what_it_can_use_and_mends_itself() {
+    let Some((s, _d, http, _url)) = served_over_http("foo") else {
+        return;
+    };
+    let dir = s.dir.path();
+    for other in ["bar", "baz"] {
+        let cp = Command::new("cp")
+            .arg("-a")
+            .arg(dir.join("foo.git"))
+            .arg(dir.join(format!("{other}.git")))
+            .status()
+            .expect("cp");
+        assert!(cp.success());
+    }
+    git(dir, &["init", "--quiet", "--bare", "bare.git"]);
+    let cache = dir.join("cache");
+    let cache_s = cache.display().to_string();
+    let remote = http.url("{name}.git");
+    let entries = || -> Vec<std::path::PathBuf> {
+        let mut e: Vec<_> = std::fs::read_dir(&cache)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        e.sort();
+        e
+    };
+    let plan_for = |name: &str, extra: &[&str], env: Option<(&str, &str)>| {
+        let item = format!("{name}-1.0-1.fc22");
+        let mut args = vec![
+            "plan",
+            "--remote",
+            &remote,
+            "--item-type",
+            "koji_build",
+            "--item",
+            &item,
+            "--branch",
+            "f22",
+            "--cache-dir",
+            &cache_s,
+        ];
+        args.extend(extra);
+        let mut cmd = taskhook_cmd();
+        cmd.args(&args).current_dir(dir);
+        if let Some((k, v)) = env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("taskhook");
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        (out.status.code(), out.stdout.len(), err)
+    };
+    for name in ["missing", "bare"] {
+        let (code, _, err) = plan_for(name, &[], None);
+        assert_eq!(code, Some(1), "{name}: {err}");
+        assert!(entries().is_empty(), "{name}: {:?}", entries());
+    }
+    // GIT_DIR as a hook or `git rebase --exec` would leave it: untouched.
+    let victim = dir.join("victim.git");
+    git(dir, &["init", "--quiet", "--bare", "victim.git"]);
+    let victim_s = victim.display().to_string();
+    let (code, out, err) = plan_for("foo", &[], Some(("GIT_DIR", &victim_s)));
+    assert_eq!(code, Some(0), "{err}");
+    assert!(out > 0, "{err}");
+    assert_eq!(git(&victim, &["for-each-ref"]), "");
+    let repo = match entries().as_slice() {
+        [one] => one.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert!(!repo.join("hooks").exists() && !repo.join("description").exists());
+    // Each kind of damage, then a plan that works and one cache repository.
+    type Harm<'a> = &'a dyn Fn(&Path);
+    let damage: [(&str, Harm); 4] = [
+        ("packs cut short", &|r: &Path| {
+            for e in std::fs::read_dir(r.join("objects/pack"))
+                .expect("packs")
+                .flatten()
+            {
+                std::fs::write(e.path(), "").expect("truncate");
+            }
+        }),
+        ("config garbled", &|r: &Path| {
+            std::fs::write(r.join("config"), "garbage[").expect("config")
+        }),
+        ("objects removed", &|r: &Path| {
+            std::fs::remove_dir_all(r.join("objects")).expect("rm")
+        }),
+        ("HEAD removed", &|r: &Path| {
+            std::fs::remove_file(r.join("HEAD")).expect("rm")
+        }),
+    ];
+    for (what, harm) in damage {
+        harm(&repo);
+        let (code, out, err) = plan_for("foo", &[], None);
+        assert_eq!(code, Some(0), "{what}: {err}");
+        assert!(out > 0, "{what}: {err}");
+        assert_eq!(entries(), std::slice::from_ref(&repo), "{what}");
+    }
+    // At most two repositories: the third fetched takes the place of the least recent.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (code, _, err) = plan_for("bar", &["--cache-max-repos", "2"], None);
+    assert_eq!(code, Some(0), "{err}");
+    assert_eq!(entries().len(), 2);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    let (code, _, err) = plan_for("baz", &["--cache-max-repos", "2"], None);
+    assert_eq!(code, Some(0), "{err}");
+    let left = entries();
+    assert_eq!(left.len(), 2, "{left:?}");
+    assert!(
+        !left.contains(&repo),
+        "foo, the least recent, stays: {left:?}"
+    );
+}
+
+/// Plans run at once against one http(s) remote and an empty cache (a listener's workers, a
+/// burst of events): each gets its jobs, and one cache repository is left, nothing else.
+#[test]
+fn concurrent_plans_share_one_cache_repository() {
+    use std::os::unix::fs::MetadataExt as _;
+    let Some((s, _d, _http, url)) = served_over_http("foo") else {
+        return;
+    };
+    let dir = s.dir.path();
+    let cache = dir.join("cache");
+    let cache_s = cache.display().to_string();
+    let burst = || -> Vec<std::process::Output> {
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = (0..8)
+                .map(|_| {
+                    let (url, cache_s) = (&url, &cache_s);
+                    scope.spawn(move || {
+                        taskhook(
+                            &[
+                                "plan",
+                                "--remote",
+                                url,
+                                "--item-type",
+                                "koji_build",
+                                "--item",
+                                "foo-1.0-1.fc22",
+                                "--branch",
+                                "f22",
+                                "--cache-dir",
+                                cache_s,
+                            ],
+                            dir,
+                        )
+                    })
+                })
+                .collect();
+            runs.into_iter().map(|r| r.join().expect("plan")).collect()
+        })
+    };
+    let repos = || -> Vec<(String, u64)> {
+        std::fs::read_dir(&cache)
+            .expect("cache")
+            .flatten()
+            .map(|e| {
+                let ino = e.metadata().expect("metadata").ino();
+                (e.file_name().to_string_lossy().into_owned(), ino)
+            })
+            .collect()
+    };
+    // An empty cache first (every plan makes a repository; one stays), then the one made:
+    // fetches into it wait for each other rather than fail on git's locks, and it is not
+    // replaced (a fetch that failed on a lock would take it for damaged).
+    let mut made = Vec::new();
+    for round in 0..2 {
+        let outs = burst();
+        let first = &outs[0].stdout;
+        for out in &outs {
+            assert!(
+                out.status.success(),
+                "round {round}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!out.stdout.is_empty() && &out.stdout == first);
+        }
+        let now = repos();
+        assert_eq!(now.len(), 1, "{now:?}");
+        if round == 0 {
+            made = now;
+        } else {
+            assert_eq!(now, made);
+        }
     }
 }

@@ -180,6 +180,7 @@ fn fetch_server_settings(path: &Path, remote: &str) -> Result<Settings, Failure>
         timeout: std::time::Duration::from_secs(20),
         max_bytes: MAX_MANIFEST_BYTES,
         cache_dir: &cache_dir,
+        cache_max_repos: fetch::cache::DEFAULT_MAX_REPOS,
     };
     let bytes = fetch::fetch_file(&r, "index.json")
         .map_err(|e| Failure::invalid(format!("{url}: {e}")))?

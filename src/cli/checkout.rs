@@ -37,6 +37,7 @@ pub fn run(args: &Args) -> CmdResult {
     };
     let done = checkout::checkout(&job, &opts).map_err(|e| match e {
         CheckoutError::Io(m) => Failure::usage(m),
+        e @ CheckoutError::Cache(_) => Failure::usage(e.to_string()),
         other => Failure::invalid(other.to_string()),
     })?;
     for note in &done.notes {

@@ -194,7 +194,7 @@ taskhook listen --config listen.toml --metrics 127.0.0.1:9464\n  taskhook listen
 The configuration is fedora-messaging's config.toml (amqp_url, [tls], [client_properties], \
 [exchanges], [queues], [[bindings]], [qos]) plus taskhook's settings under [consumer_config]: \
 remote, fallback_branch, rawhide_branch, rawhide_release, manifest_ref, timeout, cache_dir, \
-jobs (amqp, exec or stdout), jobs_exchange, jobs_topic, exec, max_retries. README.md \
+cache_max_repos, jobs (amqp, exec or stdout), jobs_exchange, jobs_topic, exec, max_retries. README.md \
 (\"Run the trigger\") has a complete file.\n\n\
 A message is acked once all its jobs are delivered; transient failures are retried, then \
 dead-lettered (or dropped); malformed messages are logged and acked. Run several listeners on \
@@ -403,6 +403,10 @@ pub struct PlanArgs {
     /// Where depth-1 fetches for http(s) remotes are cached.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
+    /// How many repositories the cache keeps: past that, the least recently fetched go.
+    #[arg(long, value_name = "N", default_value_t = crate::trigger::fetch::cache::DEFAULT_MAX_REPOS as u64,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub cache_max_repos: u64,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]

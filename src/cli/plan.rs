@@ -27,6 +27,7 @@ pub fn run(args: PlanArgs) -> CmdResult {
             .cache_dir
             .clone()
             .unwrap_or_else(fetch::default_cache_dir),
+        cache_max_repos: usize::try_from(args.cache_max_repos).unwrap_or(usize::MAX),
         explain_tasks: args.explain,
     };
     let outcome =

@@ -76,6 +76,9 @@ pub enum CheckoutError {
     Fetch { url: String, source: FetchError },
     #[error("{0}")]
     Io(String),
+    /// The fetch cache could not be read (perhaps damaged).
+    #[error("the fetch cache: {0}")]
+    Cache(String),
 }
 
 /// One file of the task, relative to the task directory.
@@ -196,9 +199,27 @@ fn fetch_task(
             Err(why) => notes.push(why),
         }
     }
-    let (files, method) = by_fetch(job, opts, notes)?;
+    let (files, method) = match by_fetch(job, opts, notes) {
+        // A damaged cache repository is replaced by a new one, fetched into once more.
+        Err(e) if cache_may_explain(&e) => {
+            notes.push(format!("{e}: fetching again into a new cache repository"));
+            fetch::cache::discard(&fetch::cache::path_of(&opts.cache_dir, url));
+            by_fetch(job, opts, notes)?
+        }
+        done => done?,
+    };
     verify(job, &files)?;
     Ok((files, method))
+}
+
+/// Whether `by_fetch` may have failed for its cache repository's sake (see
+/// [`fetch::the_cache_may_explain`]).
+fn cache_may_explain(e: &CheckoutError) -> bool {
+    match e {
+        CheckoutError::Cache(_) => true,
+        CheckoutError::Fetch { source, .. } => fetch::the_cache_may_explain(source),
+        _ => false,
+    }
 }
 
 /// Tries `git archive --remote URL refs/heads/<branch> <path>`: `Ok(Err(why))` when the
@@ -357,17 +378,18 @@ fn by_fetch(
     };
     let cache = fetch::cache_repo(&opts.cache_dir, url).map_err(fail)?;
     // Several tasks of one event may be checked out at once: one fetch into a cache at a time.
-    let _lock = CacheLock::acquire(&cache, opts.timeout)?;
+    let _lock = fetch::cache::Lock::acquire(&cache, opts.timeout).map_err(fail)?;
     // A fetch killed at its timeout leaves git's locks behind; none that old is live.
     fetch::clear_stale_locks(&cache, opts.timeout);
-    let cache_s = cache.display().to_string();
+    // The cache and no other repository (see `git::git_command`).
+    let git_dir = format!("--git-dir={}", cache.display());
     let git_in_cache = |args: &[&str], what: &str| {
-        let mut all = vec!["-C", cache_s.as_str(), "-c", "protocol.version=2"];
+        let mut all = vec![git_dir.as_str(), "-c", "protocol.version=2"];
         all.extend(args);
         fetch::run_git(&all, None, opts.timeout, 64 * 1024, what).map_err(fail)
     };
     promisor_remote(&cache, url)?;
-    let repo = git::Repo::open(&cache).map_err(|e| CheckoutError::Io(e.to_string()))?;
+    let repo = git::Repo::open(&cache).map_err(|e| CheckoutError::Cache(e.to_string()))?;
     let commit = ObjectId::from_hex(job.git_commit.as_bytes())
         .map_err(|_| CheckoutError::BadJob("bad commit id".into()))?;
     // A depth-1 fetch of `what`, trees only (`blob:none`) or with every blob (`--no-filter`, for
@@ -387,8 +409,21 @@ fn by_fetch(
         )
     };
     let mut method = Method::Commit;
+    // A fetch that failed for no reason the server or the network gave may have failed for
+    // the cache's sake: said as such, so that `fetch_task` tries a new cache.
+    let for_the_cache = |out: &fetch::Output| {
+        let said = fetch::reason(&out.stderr);
+        (!fetch::server_or_network_said(&out.stderr)).then(|| {
+            fail(FetchError::Unreachable(format!(
+                "git fetch {url} failed: {said}"
+            )))
+        })
+    };
     if !repo.has_object(commit) {
         let out = fetch_ref(&job.git_commit, "--filter=blob:none")?;
+        if let Some(e) = (!out.status_ok).then(|| for_the_cache(&out)).flatten() {
+            return Err(e);
+        }
         if !out.status_ok {
             notes.push(format!(
                 "the server does not serve commit {} by id ({}); fetching branch {} instead",
@@ -410,7 +445,7 @@ fn by_fetch(
         }
     }
     // Objects fetched by git since the repository was opened: open it again.
-    let repo = git::Repo::open(&cache).map_err(|e| CheckoutError::Io(e.to_string()))?;
+    let repo = git::Repo::open(&cache).map_err(|e| CheckoutError::Cache(e.to_string()))?;
     if !repo.has_object(commit) {
         return Err(CheckoutError::Mismatch(format!(
             "branch {} has moved on from the pinned commit {} and the server does not serve that commit by id",
@@ -419,13 +454,13 @@ fn by_fetch(
     }
     let root = repo
         .commit_tree(commit)
-        .map_err(|e| CheckoutError::Io(e.to_string()))?;
+        .map_err(|e| CheckoutError::Cache(e.to_string()))?;
     let tree = if job.task_path == "." {
         Some(root)
     } else {
         match repo
             .entry_at(root, &job.task_path)
-            .map_err(|e| CheckoutError::Io(e.to_string()))?
+            .map_err(|e| CheckoutError::Cache(e.to_string()))?
         {
             Some((EntryKind::Tree, id)) => Some(id),
             _ => None,
@@ -463,6 +498,9 @@ fn by_fetch(
         ];
         args.extend(missing.iter().map(String::as_str));
         let out = git_in_cache(&args, url)?;
+        if let Some(e) = (!out.status_ok).then(|| for_the_cache(&out)).flatten() {
+            return Err(e);
+        }
         if !out.status_ok {
             // Protocol v0 serves no blob by id: take the commit's whole tree instead, by id
             // where the server allows, else through the branch.
@@ -489,13 +527,13 @@ fn by_fetch(
             }
         }
     }
-    let repo = git::Repo::open(&cache).map_err(|e| CheckoutError::Io(e.to_string()))?;
+    let repo = git::Repo::open(&cache).map_err(|e| CheckoutError::Cache(e.to_string()))?;
     let mut files = Vec::with_capacity(listing.len());
     let mut total = 0;
     for (path, kind, id) in listing {
         let data = repo
             .read_blob(id)
-            .map_err(|e| CheckoutError::Io(e.to_string()))?;
+            .map_err(|e| CheckoutError::Cache(e.to_string()))?;
         total += data.len();
         if total > opts.limits.max_bytes {
             return Err(CheckoutError::Mismatch(format!(
@@ -506,51 +544,6 @@ fn by_fetch(
         files.push(File { path, kind, data });
     }
     Ok((files, method))
-}
-
-/// An exclusive lock on a cache repository, held while fetching into it.
-struct CacheLock(PathBuf);
-
-impl CacheLock {
-    fn acquire(cache: &Path, timeout: Duration) -> Result<CacheLock, CheckoutError> {
-        let path = cache.join("taskhook-checkout.lock");
-        let start = std::time::Instant::now();
-        loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(_) => return Ok(CacheLock(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    // A lock older than two timeouts was left by a killed process.
-                    let stale = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > timeout * 2);
-                    if stale {
-                        let _ = std::fs::remove_file(&path);
-                        continue;
-                    }
-                    if start.elapsed() > timeout * 2 {
-                        return Err(CheckoutError::Io(format!(
-                            "{} is held by another checkout",
-                            path.display()
-                        )));
-                    }
-                    std::thread::sleep(Duration::from_millis(20));
-                }
-                Err(e) => return Err(CheckoutError::Io(format!("{}: {e}", path.display()))),
-            }
-        }
-    }
-}
-
-impl Drop for CacheLock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Makes `url` the cache's promisor remote `origin`, so git fetches with a blob filter there
@@ -588,7 +581,7 @@ fn repo_files(
     while let Some((prefix, t)) = stack.pop() {
         for (name, kind, id) in repo
             .tree_entries(t)
-            .map_err(|e| CheckoutError::Io(e.to_string()))?
+            .map_err(|e| CheckoutError::Cache(e.to_string()))?
         {
             let name = String::from_utf8(name)
                 .map_err(|_| CheckoutError::Mismatch("a file name is not UTF-8".into()))?;

@@ -97,7 +97,8 @@ pub fn is_bare_repo(repo: &Path) -> bool {
 /// `core.hooksPath` as git sees it for `repo` (repository, global or system config), with the
 /// file that sets it.
 pub fn hooks_path(repo: &Path) -> Option<(PathBuf, String)> {
-    let out = Command::new("git")
+    // Not the repository a git running taskhook names in the environment.
+    let out = crate::git::git_command()
         .arg("-C")
         .arg(repo)
         .args(["config", "--show-origin", "--get", "core.hooksPath"])
@@ -244,7 +245,7 @@ const SYSTEM_CONFIG_LINE: &str = "# system-config:";
 /// built with another prefix keeps it elsewhere than `/etc/gitconfig`). Asked once, at install
 /// time, so the hooks need not start git to learn it.
 pub fn system_config_path() -> Option<String> {
-    let out = Command::new("git")
+    let out = crate::git::git_command()
         .args(["config", "--system", "--edit"])
         .env("GIT_EDITOR", "echo")
         .env_remove("GIT_CONFIG_SYSTEM")

@@ -22,6 +22,8 @@ pub struct Options {
     pub timeout: Duration,
     /// Where depth-1 fetches of http(s) remotes are cached.
     pub cache_dir: PathBuf,
+    /// How many repositories that cache keeps (see [`fetch::cache`]).
+    pub cache_max_repos: usize,
     /// Also say why each task of the manifest runs or not (one line per task).
     pub explain_tasks: bool,
 }
@@ -207,6 +209,7 @@ fn fetch_manifest(
         timeout: opts.timeout,
         max_bytes: MAX_MANIFEST_BYTES,
         cache_dir: &opts.cache_dir,
+        cache_max_repos: opts.cache_max_repos,
     };
     let mut candidates = vec![branch.to_string()];
     if let Some(f) = opts.fallback_branch.as_deref().filter(|f| *f != branch) {

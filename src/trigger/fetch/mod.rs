@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use crate::git::Repo;
 
+pub mod cache;
 mod error;
 pub mod upload_archive;
 
@@ -22,6 +23,8 @@ pub struct Remote<'a> {
     pub timeout: Duration,
     pub max_bytes: usize,
     pub cache_dir: &'a Path,
+    /// How many repositories the cache keeps (see [`cache`]).
+    pub cache_max_repos: usize,
 }
 
 /// Output of a finished `git` child.
@@ -52,7 +55,7 @@ pub fn run_git_bounded(
     what: &str,
     disk: Option<(&Path, u64)>,
 ) -> Result<Output, FetchError> {
-    let mut cmd = Command::new("git");
+    let mut cmd = crate::git::git_command();
     cmd.args(args)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -370,13 +373,88 @@ pub fn read_single_file(tar_gz: &[u8], path: &str, max: usize) -> Result<Vec<u8>
 
 /// For smart HTTP: keep a bare cache repo per remote and fetch the manifest ref at depth 1.
 fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
-    let dir = cache_repo(remote.cache_dir, remote.url)?;
-    let bound = dir_bytes(&dir) + 4 * remote.max_bytes as u64 + (1 << 20);
+    let started = std::time::Instant::now();
+    let dir = cache::path_of(remote.cache_dir, remote.url);
+    if !cache::exists(&dir) {
+        // Kept only once a fetch succeeded: a missing repository leaves nothing behind.
+        let made = cache::make(remote.cache_dir)?;
+        let fetched = shallow_into(&made, remote, path, remote.timeout);
+        match fetched {
+            Ok(_) => cache::settle(&made, &dir, false, remote.cache_max_repos),
+            Err(_) => cache::discard(&made),
+        }
+        return fetched;
+    }
+    let fetched = cache::Lock::acquire(&dir, remote.timeout)
+        .and_then(|_lock| shallow_into(&dir, remote, path, remote.timeout));
+    let left = remote.timeout.saturating_sub(started.elapsed());
+    match &fetched {
+        // Perhaps the cache repository is damaged (or was just removed): fetched again into a
+        // new one, which replaces it if that works.
+        Err(e)
+            if (the_cache_may_explain(e) || !cache::exists(&dir))
+                && left >= Duration::from_secs(1) =>
+        {
+            let made = cache::make(remote.cache_dir)?;
+            let again = shallow_into(&made, remote, path, left);
+            match again {
+                Ok(_) => cache::settle(&made, &dir, true, remote.cache_max_repos),
+                Err(_) => cache::discard(&made),
+            }
+            again
+        }
+        _ => fetched,
+    }
+}
+
+/// Whether git's stderr from a failed fetch gives a reason the server or the network gave: the
+/// server refused what was asked (an object it does not serve by id, a ref it does not have,
+/// an error of its own), or the connection failed.
+pub fn server_or_network_said(stderr: &str) -> bool {
+    [
+        "unadvertised object",
+        "not our ref",
+        "couldn't find remote ref",
+        "no such remote ref",
+        "remote error",
+        "unable to access '",
+        "Could not read from remote repository",
+        "RPC failed",
+        "the remote end hung up",
+        "early EOF",
+    ]
+    .iter()
+    .any(|s| stderr.contains(s))
+}
+
+/// Whether a failed fetch into a cache repository may have failed for the repository's sake
+/// (a damaged pack or config, files removed), not the server's: not a refusal or an answer of
+/// the server, not a network failure, not a timeout.
+pub fn the_cache_may_explain(e: &FetchError) -> bool {
+    match e {
+        FetchError::Corrupt(_) => true,
+        FetchError::Unreachable(m) => !server_or_network_said(m),
+        _ => false,
+    }
+}
+
+/// A depth-1 fetch of the manifest ref into the cache repository `dir`, then `path` read from
+/// it.
+fn shallow_into(
+    dir: &Path,
+    remote: &Remote,
+    path: &str,
+    timeout: Duration,
+) -> Result<Option<Vec<u8>>, FetchError> {
+    let bound = dir_bytes(dir) + 4 * remote.max_bytes as u64 + (1 << 20);
     let local_ref = "refs/taskhook/manifest";
     let refspec = format!("+{}:{local_ref}", remote.manifest_ref);
     let fetch = || {
         run_git_bounded(
             &[
+                // This repository and no other: not one named by the environment (see
+                // `git::git_command`), nor, if this one is damaged, one around it.
+                "--git-dir=.",
                 // What a fetch brings is kept as one pack, never unpacked into loose objects: a
                 // manifest commit is a handful of objects, which git would otherwise write as
                 // loose files, one more set per manifest version, and the disk bound below
@@ -394,12 +472,12 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
                 remote.url,
                 &refspec,
             ],
-            Some(&dir),
-            remote.timeout,
+            Some(dir),
+            timeout,
             64 * 1024,
             remote.url,
             // The manifest ref holds small files; a server sending more is refused.
-            Some((&dir, bound)),
+            Some((dir, bound)),
         )
     };
     let mut out = fetch()?;
@@ -407,12 +485,12 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
     // no live fetch holds them, so they are removed and the fetch is tried again.
     if !out.status_ok
         && out.stderr.contains(".lock': File exists")
-        && clear_stale_locks(&dir, remote.timeout)
+        && clear_stale_locks(dir, remote.timeout)
     {
         out = fetch()?;
     }
     // A transfer faster than the watchdog's look at the disk is caught here.
-    if dir_bytes(&dir) > bound {
+    if dir_bytes(dir) > bound {
         return Err(FetchError::TooLarge(remote.max_bytes));
     }
     if !out.status_ok {
@@ -429,7 +507,7 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
             reason(msg)
         )));
     }
-    let repo = Repo::open(&dir).map_err(|e| FetchError::Corrupt(e.to_string()))?;
+    let repo = Repo::open(dir).map_err(|e| FetchError::Corrupt(e.to_string()))?;
     let commit = repo
         .ref_target(local_ref)
         .map_err(|e| FetchError::Corrupt(e.to_string()))?
@@ -489,26 +567,17 @@ pub fn clear_stale_locks(dir: &Path, age: Duration) -> bool {
     removed
 }
 
-/// The bare cache repository for `url` under `cache_dir` (made on first use), shared by `plan`'s
-/// manifest fetches and `checkout`'s task fetches.
+/// The bare cache repository for `url` under `cache_dir` (made on first use, see [`cache`]),
+/// shared by `plan`'s manifest fetches and `checkout`'s task fetches.
 pub fn cache_repo(cache_dir: &Path, url: &str) -> Result<PathBuf, FetchError> {
-    let key = crate::manifest::sha256(url.as_bytes());
-    let dir = cache_dir.join(&key[..16]);
-    if !dir.join("HEAD").is_file() {
-        std::fs::create_dir_all(&dir).map_err(|e| {
-            FetchError::Spawn(format!("cannot create cache {}: {e}", dir.display()))
-        })?;
-        let out = run_git(
-            &["init", "--quiet", "--bare", "."],
-            Some(&dir),
-            Duration::from_secs(30),
-            4096,
-            "git init",
-        )?;
-        if !out.status_ok {
+    let dir = cache::path_of(cache_dir, url);
+    if !cache::exists(&dir) {
+        let made = cache::make(cache_dir)?;
+        cache::settle(&made, &dir, false, cache::DEFAULT_MAX_REPOS);
+        if !cache::exists(&dir) {
             return Err(FetchError::Spawn(format!(
-                "git init failed: {}",
-                out.stderr.trim()
+                "cannot make the cache repository {}",
+                dir.display()
             )));
         }
     }

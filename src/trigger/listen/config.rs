@@ -85,6 +85,8 @@ pub struct ListenConfig {
     pub manifest_ref: String,
     pub timeout: Duration,
     pub cache_dir: Option<PathBuf>,
+    /// How many repositories the http(s) fetch cache keeps.
+    pub cache_max_repos: usize,
     pub jobs: Jobs,
     pub max_retries: u32,
 }
@@ -289,6 +291,7 @@ impl Reader<'_> {
                 manifest_ref: DEFAULT_REF.into(),
                 timeout: Duration::from_secs(20),
                 cache_dir: None,
+                cache_max_repos: crate::trigger::fetch::cache::DEFAULT_MAX_REPOS,
                 jobs: Jobs::Stdout,
                 max_retries: 3,
             },
@@ -472,6 +475,7 @@ impl Reader<'_> {
             "manifest_ref",
             "timeout",
             "cache_dir",
+            "cache_max_repos",
             "jobs",
             "jobs_exchange",
             "jobs_topic",
@@ -509,6 +513,12 @@ impl Reader<'_> {
             c.timeout = Duration::from_secs(s as u64);
         }
         c.cache_dir = self.optional_path(cc, "cache_dir", &key("cache_dir"))?;
+        if let Some(n) = self.integer(cc, "cache_max_repos", &key("cache_max_repos"), 1 << 20)? {
+            if n == 0 {
+                return Err(self.bad(&key("cache_max_repos"), "must be at least 1"));
+            }
+            c.cache_max_repos = n as usize;
+        }
         c.max_retries = self
             .integer(cc, "max_retries", &key("max_retries"), 100)?
             .map_or(3, |n| n as u32);
@@ -633,6 +643,10 @@ exec = "runner --from-job -"
                 "remote = \"git://h/{name}\"\nmax_retries = 1000",
                 "consumer_config.max_retries",
             ),
+            (
+                "remote = \"git://h/{name}\"\ncache_max_repos = 0",
+                "consumer_config.cache_max_repos",
+            ),
         ];
         for (body, key) in cases {
             let text = format!("{head}[consumer_config]\n{body}\n");
@@ -644,6 +658,11 @@ exec = "runner --from-job -"
                 "{body}: {err}"
             );
         }
+        let text = format!(
+            "{head}[consumer_config]\nremote = \"git://h/{{name}}\"\ncache_max_repos = 50\n"
+        );
+        let (c, _) = ListenConfig::parse(&text, "c.toml").expect("valid");
+        assert_eq!(c.cache_max_repos, 50);
         let err = ListenConfig::parse("amqp_url = 5", "c.toml")
             .expect_err("bad")
             .to_string();

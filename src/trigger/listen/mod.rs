@@ -91,6 +91,7 @@ pub async fn run(
             .cache_dir
             .clone()
             .unwrap_or_else(super::fetch::default_cache_dir),
+        cache_max_repos: config.cache_max_repos,
         explain_tasks: false,
     };
     let rules = BranchRules {
