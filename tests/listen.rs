@@ -517,6 +517,43 @@ fn a_bad_configuration_names_the_key() {
             cfg.display()
         )
     );
+    // An http(s) remote is fetched through the cache: one the service cannot write is said at
+    // start (before, every message failed, was retried and dead-lettered).
+    let blocked = dir.path().join("not-a-directory");
+    write(&blocked, "");
+    let cache = blocked.join("cache");
+    let http = |cache_dir: &Path| {
+        format!(
+            "[queues.q]\n[[bindings]]\nqueue = \"q\"\nrouting_keys = [\"#\"]\n[consumer_config]\nremote = \"https://h/{{name}}.git\"\ncache_dir = \"{}\"\n",
+            cache_dir.display()
+        )
+    };
+    write(&cfg, &http(&cache));
+    let check = || {
+        taskhook(
+            &["listen", "--config", &cfg.display().to_string(), "--check"],
+            dir.path(),
+        )
+    };
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("consumer_config.cache_dir: cannot make a cache repository in"),
+        "{err}"
+    );
+    write(&cfg, &http(&dir.path().join("cache")));
+    let out = check();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let left = std::fs::read_dir(dir.path().join("cache"))
+        .expect("made")
+        .count();
+    assert_eq!(left, 0, "the check leaves nothing in the cache");
 }
 
 /// A broker that takes the connection and never answers (one caught starting, or a wrong port

@@ -63,7 +63,10 @@ impl RunError {
         matches!(
             self,
             RunError::Fetch {
-                source: FetchError::Unreachable(_) | FetchError::Timeout(..) | FetchError::Spawn(_),
+                source: FetchError::Unreachable(_)
+                    | FetchError::Timeout(..)
+                    | FetchError::Spawn(_)
+                    | FetchError::Cache(_),
                 ..
             }
         )

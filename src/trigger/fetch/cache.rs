@@ -50,7 +50,7 @@ pub fn exists(dir: &Path) -> bool {
 pub fn make(cache_dir: &Path) -> Result<PathBuf, FetchError> {
     static MADE: AtomicU64 = AtomicU64::new(0);
     let failed = |what: &Path, e: std::io::Error| {
-        FetchError::Spawn(format!(
+        FetchError::Cache(format!(
             "cannot make a cache repository in {}: {e}",
             what.display()
         ))
@@ -84,6 +84,12 @@ pub fn make(cache_dir: &Path) -> Result<PathBuf, FetchError> {
             Err(failed(&dir, e))
         }
     }
+}
+
+/// Whether cache repositories can be made in `cache_dir` (made if missing): a service checks
+/// this at start rather than failing every http(s) fetch.
+pub fn usable(cache_dir: &Path) -> Result<(), FetchError> {
+    make(cache_dir).map(|made| discard(&made))
 }
 
 /// Puts `made` (from [`make`]) in place as `dir`; a repository already there is replaced when
@@ -217,7 +223,7 @@ impl Lock {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 Err(e) => {
-                    return Err(FetchError::Spawn(format!(
+                    return Err(FetchError::Cache(format!(
                         "cannot lock {}: {e}",
                         path.display()
                     )))

@@ -18,4 +18,7 @@ pub enum FetchError {
     Corrupt(String),
     #[error("cannot run git: {0}")]
     Spawn(String),
+    /// The cache for http(s) fetches cannot be used (a directory that cannot be written).
+    #[error("{0}")]
+    Cache(String),
 }

@@ -575,7 +575,7 @@ pub fn cache_repo(cache_dir: &Path, url: &str) -> Result<PathBuf, FetchError> {
         let made = cache::make(cache_dir)?;
         cache::settle(&made, &dir, false, cache::DEFAULT_MAX_REPOS);
         if !cache::exists(&dir) {
-            return Err(FetchError::Spawn(format!(
+            return Err(FetchError::Cache(format!(
                 "cannot make the cache repository {}",
                 dir.display()
             )));
