@@ -465,6 +465,12 @@ fn shallow_into(
                 "fetch.unpackLimit=1",
                 "-c",
                 "gc.pruneExpire=1.hour.ago",
+                // ...within the fetch, under the cache repository's lock, not in the
+                // background, where it would hold git's locks against the next fetch.
+                "-c",
+                "gc.autoDetach=false",
+                "-c",
+                "maintenance.autoDetach=false",
                 "fetch",
                 "--quiet",
                 "--depth=1",
