@@ -1058,3 +1058,31 @@ fn concurrent_plans_share_one_cache_repository() {
         }
     }
 }
+
+/// A cache repository grown past twice what one fetch may add (four times the manifest limit,
+/// and 1 MiB) is started again: each fetch is bounded, and so is what fetches leave.
+#[test]
+fn an_oversized_cache_repository_is_started_again() {
+    let Some((s, _d, _http, url)) = served_over_http("foo") else {
+        return;
+    };
+    let cache = s.dir.path().join("cache");
+    let remote = http_remote(&url, &cache, 64 * 1024);
+    let fetch = || {
+        taskhook::trigger::fetch::fetch_file(&remote, "branches/f22.json")
+            .expect("fetch")
+            .expect("the branch file")
+    };
+    let first = fetch();
+    let repo = taskhook::trigger::fetch::cache::path_of(&cache, &url);
+    // Within the bound (2.5 MiB here), what is there stays.
+    let kept = repo.join("objects/kept");
+    std::fs::write(&kept, vec![0u8; 2 << 20]).expect("write");
+    assert_eq!(fetch(), first);
+    assert!(kept.exists());
+    let padding = repo.join("objects/padding");
+    std::fs::write(&padding, vec![0u8; 1 << 20]).expect("write");
+    assert_eq!(fetch(), first);
+    assert!(taskhook::trigger::fetch::cache::exists(&repo));
+    assert!(!kept.exists() && !padding.exists());
+}

@@ -13,8 +13,9 @@
 //! - **One fetch at a time.** Fetches into one repository take its [`Lock`] in turn: git's own
 //!   locks make a second one fail rather than wait.
 //! - **Bounded in total.** Once a new repository would make more than `max_repos`, the least
-//!   recently fetched ones are removed, down to nine tenths of it; each repository is bounded
-//!   by the fetch that grows it (see `fetch_via_shallow`).
+//!   recently fetched ones are removed, down to nine tenths of it. Each fetch is bounded in
+//!   what it may add, and a repository grown past twice that is started again (see
+//!   `fetch_via_shallow`).
 //!
 //! Removal renames a repository out of the way first, so a reader never sees it half removed;
 //! temporary and renamed-away directories left by a killed process are removed an hour later.

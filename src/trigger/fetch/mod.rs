@@ -375,12 +375,15 @@ pub fn read_single_file(tar_gz: &[u8], path: &str, max: usize) -> Result<Vec<u8>
 fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
     let started = std::time::Instant::now();
     let dir = cache::path_of(remote.cache_dir, remote.url);
-    if !cache::exists(&dir) {
+    // A repository grown past twice what one fetch may add (fetches from a server that sends
+    // as much as it may, faster than git's gc drops it) is started again.
+    let oversized = cache::exists(&dir) && dir_bytes(&dir) > 2 * fetch_growth(remote.max_bytes);
+    if !cache::exists(&dir) || oversized {
         // Kept only once a fetch succeeded: a missing repository leaves nothing behind.
         let made = cache::make(remote.cache_dir)?;
         let fetched = shallow_into(&made, remote, path, remote.timeout);
         match fetched {
-            Ok(_) => cache::settle(&made, &dir, false, remote.cache_max_repos),
+            Ok(_) => cache::settle(&made, &dir, oversized, remote.cache_max_repos),
             Err(_) => cache::discard(&made),
         }
         return fetched;
@@ -405,6 +408,12 @@ fn fetch_via_shallow(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         }
         _ => fetched,
     }
+}
+
+/// What one fetch of the manifest ref may add to a cache repository: four times the largest
+/// manifest file, and 1 MiB.
+fn fetch_growth(max_bytes: usize) -> u64 {
+    4 * max_bytes as u64 + (1 << 20)
 }
 
 /// Whether git's stderr from a failed fetch gives a reason the server or the network gave: the
@@ -446,7 +455,7 @@ fn shallow_into(
     path: &str,
     timeout: Duration,
 ) -> Result<Option<Vec<u8>>, FetchError> {
-    let bound = dir_bytes(dir) + 4 * remote.max_bytes as u64 + (1 << 20);
+    let bound = dir_bytes(dir) + fetch_growth(remote.max_bytes);
     let local_ref = "refs/taskhook/manifest";
     let refspec = format!("+{}:{local_ref}", remote.manifest_ref);
     let fetch = || {
