@@ -1086,3 +1086,46 @@ fn an_oversized_cache_repository_is_started_again() {
     assert!(taskhook::trigger::fetch::cache::exists(&repo));
     assert!(!kept.exists() && !padding.exists());
 }
+
+/// ssh remotes: an ssh command the environment gives (`GIT_SSH_COMMAND`, an identity for the
+/// remote, say) is the one git uses; taskhook's own (`ssh -o BatchMode=yes`) only stands in
+/// when there is none. Here the "ssh" runs the remote's command on this machine.
+#[test]
+fn an_ssh_command_from_the_environment_is_used() {
+    let (s, _d) = served("foo");
+    let dir = s.dir.path();
+    let log = dir.join("ssh.log");
+    let fake_ssh = dir.join("fake-ssh");
+    executable(
+        &fake_ssh,
+        &format!(
+            "#!/bin/sh\nfor last; do :; done\nprintf '%s\\n' \"$*\" >> '{}'\nexec sh -c \"$last\"\n",
+            log.display()
+        ),
+    );
+    let remote = format!("ssh://pkgs.example.invalid{}/{{name}}.git", dir.display());
+    let out = taskhook_cmd()
+        .args([
+            "plan",
+            "--remote",
+            &remote,
+            "--item-type",
+            "koji_build",
+            "--item",
+            "foo-1.0-1.fc22",
+            "--branch",
+            "f22",
+        ])
+        .current_dir(dir)
+        .env("GIT_SSH_COMMAND", &fake_ssh)
+        .output()
+        .expect("plan");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(!out.stdout.is_empty(), "{err}");
+    let said = std::fs::read_to_string(&log).expect("the ssh command ran");
+    assert!(
+        said.contains("pkgs.example.invalid") && said.contains("git-upload-archive"),
+        "{said}"
+    );
+}

@@ -60,8 +60,12 @@ pub fn run_git_bounded(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+        .env("GIT_TERMINAL_PROMPT", "0");
+    // ssh never asks for a password or a host key here (a service has no one to ask); an ssh
+    // command the environment gives (an identity for the remote) is git's to use as it is.
+    if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
+        cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
+    }
     if let Some(dir) = cwd {
         cmd.current_dir(dir);
     }
