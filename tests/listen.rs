@@ -495,6 +495,41 @@ fn failures_are_retried_then_dead_lettered_and_exec_jobs_are_acked_after_success
     assert_eq!(job["item"], "ansible-10-1.el7");
     assert_eq!(broker.queue_depth("taskhook"), Some(0));
     assert_eq!(l.terminate().0, Some(0));
+
+    // A command still running after exec_timeout is killed with what it started (here a
+    // subshell that would leave a mark), and the job has failed: retried, then dead-lettered.
+    let mark = dir.join("mark");
+    let text = std::fs::read_to_string(&cfg).expect("cfg");
+    let exec_line = text
+        .lines()
+        .find(|l| l.starts_with("exec = "))
+        .expect("exec line")
+        .to_string();
+    let text = text
+        .replace(
+            &exec_line,
+            &format!(
+                "exec = \"sh -c '(sleep 3; touch {}) & wait'\"\nexec_timeout = 1",
+                mark.display()
+            ),
+        )
+        .replace("max_retries = 1", "max_retries = 0");
+    std::fs::write(&cfg, text).expect("cfg");
+    let mut l = Listener::start(&cfg, dir.join("l3.log"));
+    rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("11"))]));
+    let start = Instant::now();
+    while broker.queue_depth("dead") != Some(2) {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", l.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = l.log();
+    assert!(
+        log.contains("ran past exec_timeout (1 s) and was killed"),
+        "{log}"
+    );
+    std::thread::sleep(Duration::from_secs(4));
+    assert!(!mark.exists(), "what the command started outlived it");
+    assert_eq!(l.terminate().0, Some(0));
 }
 
 #[test]

@@ -194,7 +194,7 @@ taskhook listen --config listen.toml --metrics 127.0.0.1:9464\n  taskhook listen
 The configuration is fedora-messaging's config.toml (amqp_url, [tls], [client_properties], \
 [exchanges], [queues], [[bindings]], [qos]) plus taskhook's settings under [consumer_config]: \
 remote, fallback_branch, rawhide_branch, rawhide_release, manifest_ref, timeout, cache_dir, \
-cache_max_repos, jobs (amqp, exec or stdout), jobs_exchange, jobs_topic, exec, max_retries. README.md \
+cache_max_repos, jobs (amqp, exec or stdout), jobs_exchange, jobs_topic, exec, exec_timeout, max_retries. README.md \
 (\"Run the trigger\") has a complete file.\n\n\
 A message is acked once all its jobs are delivered; transient failures are retried, then \
 dead-lettered (or dropped); malformed messages are logged and acked. Run several listeners on \

@@ -209,7 +209,7 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// Kills process group `pgid` (git and whatever it started) with SIGKILL; without `unsafe`, by
 /// running `kill`. The `--` matters: procps' `kill -KILL -123` reads `-123` as an option and
 /// signals every process the user owns (`kill(-1, ...)`).
-fn kill_group(pgid: u32) {
+pub(crate) fn kill_group(pgid: u32) {
     if pgid <= 1 {
         return;
     }

@@ -29,8 +29,12 @@ const FEDORA_MESSAGING_KEYS: &[&str] = &[
 pub enum Jobs {
     /// Published to the broker as fedora-messaging messages, with publisher confirms.
     Amqp { exchange: String, topic: String },
-    /// A command run per job, the job JSON on its stdin; exit 0 is delivered.
-    Exec { argv: Vec<String> },
+    /// A command run per job, the job JSON on its stdin; exit 0 is delivered. One still
+    /// running after `timeout` (when set) is killed, with what it started, and has failed.
+    Exec {
+        argv: Vec<String>,
+        timeout: Option<Duration>,
+    },
     /// JSON Lines on stdout.
     Stdout,
 }
@@ -480,6 +484,7 @@ impl Reader<'_> {
             "jobs_exchange",
             "jobs_topic",
             "exec",
+            "exec_timeout",
             "max_retries",
         ];
         self.unknown(cc, "consumer_config", &known);
@@ -550,7 +555,12 @@ impl Reader<'_> {
                             format!("`{command}` is not a command line (check its quotes)"),
                         )
                     })?;
-                Jobs::Exec { argv }
+                // Seconds; none (or 0) lets a command run as long as it takes.
+                let timeout = self
+                    .integer(cc, "exec_timeout", &key("exec_timeout"), 7 * 24 * 3600)?
+                    .filter(|s| *s > 0)
+                    .map(|s| Duration::from_secs(s as u64));
+                Jobs::Exec { argv, timeout }
             }
             "stdout" => Jobs::Stdout,
             other => {
@@ -615,7 +625,8 @@ exec = "runner --from-job -"
         assert_eq!(
             c.jobs,
             Jobs::Exec {
-                argv: vec!["runner".into(), "--from-job".into(), "-".into()]
+                argv: vec!["runner".into(), "--from-job".into(), "-".into()],
+                timeout: None,
             }
         );
         assert_eq!(c.client_properties["app"], "taskhook at example");

@@ -228,7 +228,14 @@ fn startup_line(c: &ListenConfig) -> String {
         Jobs::Amqp { exchange, topic } => {
             format!("published to exchange `{exchange}` as `{topic}.<item_type>`")
         }
-        Jobs::Exec { argv } => format!("run as `{}` (job JSON on stdin)", argv.join(" ")),
+        Jobs::Exec { argv, timeout } => format!(
+            "run as `{}` (job JSON on stdin{})",
+            argv.join(" "),
+            timeout.map_or(String::new(), |t| format!(
+                "; killed after {} s",
+                t.as_secs()
+            ))
+        ),
         Jobs::Stdout => "printed on stdout (JSON Lines)".to_string(),
     };
     format!(

@@ -4,7 +4,7 @@
 
 use std::io::Write;
 use std::process::Stdio;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
 use lapin::types::{AMQPValue, FieldTable, ShortString};
@@ -28,6 +28,7 @@ pub enum Sink {
     },
     Exec {
         argv: Vec<String>,
+        timeout: Option<Duration>,
     },
     Stdout,
 }
@@ -47,7 +48,10 @@ impl Sink {
                     topic: topic.clone(),
                 }
             }
-            Jobs::Exec { argv } => Sink::Exec { argv: argv.clone() },
+            Jobs::Exec { argv, timeout } => Sink::Exec {
+                argv: argv.clone(),
+                timeout: *timeout,
+            },
             Jobs::Stdout => Sink::Stdout,
         })
     }
@@ -60,9 +64,9 @@ impl Sink {
                 exchange,
                 topic,
             } => publish(channel, exchange, topic, jobs).await,
-            Sink::Exec { argv } => {
+            Sink::Exec { argv, timeout } => {
                 for job in jobs {
-                    exec(argv, job).await?;
+                    exec(argv, *timeout, job).await?;
                 }
                 Ok(())
             }
@@ -136,23 +140,42 @@ async fn publish(
     Ok(())
 }
 
-async fn exec(argv: &[String], job: &Job) -> Result<(), String> {
+async fn exec(argv: &[String], timeout: Option<Duration>, job: &Job) -> Result<(), String> {
     let (program, args) = argv.split_first().ok_or("no command to run")?;
     let mut child = tokio::process::Command::new(program)
         .args(args)
         .stdin(Stdio::piped())
         .kill_on_drop(true)
+        // Its own process group, so that what it started ends with it at the timeout.
+        .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run `{program}`: {e}"))?;
+    let group = child.id();
     let body = serde_json::to_vec(job).map_err(|e| e.to_string())?;
-    if let Some(mut stdin) = child.stdin.take() {
-        // A command that does not read its stdin is still judged by its exit status.
-        let _ = stdin.write_all(&body).await;
-    }
-    let status = child
-        .wait()
-        .await
-        .map_err(|e| format!("`{program}` for job {}: {e}", job.id))?;
+    let run = async {
+        if let Some(mut stdin) = child.stdin.take() {
+            // A command that does not read its stdin is still judged by its exit status.
+            let _ = stdin.write_all(&body).await;
+        }
+        child.wait().await
+    };
+    let waited = match timeout {
+        Some(limit) => match tokio::time::timeout(limit, run).await {
+            Ok(waited) => waited,
+            Err(_) => {
+                if let Some(pgid) = group {
+                    crate::trigger::fetch::kill_group(pgid);
+                }
+                return Err(format!(
+                    "`{program}` for job {} ran past exec_timeout ({} s) and was killed",
+                    job.id,
+                    limit.as_secs()
+                ));
+            }
+        },
+        None => run.await,
+    };
+    let status = waited.map_err(|e| format!("`{program}` for job {}: {e}", job.id))?;
     if status.success() {
         Ok(())
     } else {
