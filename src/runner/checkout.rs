@@ -199,12 +199,12 @@ fn fetch_task(
             Err(why) => notes.push(why),
         }
     }
-    let (files, method) = match by_fetch(job, opts, notes) {
+    let (files, method) = match by_fetch(job, opts, notes, false) {
         // A damaged cache repository is replaced by a new one, fetched into once more.
         Err(e) if cache_may_explain(&e) => {
             notes.push(format!("{e}: fetching again into a new cache repository"));
             fetch::cache::discard(&fetch::cache::path_of(&opts.cache_dir, url));
-            by_fetch(job, opts, notes)?
+            by_fetch(job, opts, notes, true)?
         }
         done => done?,
     };
@@ -365,17 +365,22 @@ fn safe_relative(rel: &str) -> Result<(), String> {
 }
 
 /// A depth-1 fetch of the pinned commit (blobs filtered where the server allows), falling back to
-/// the branch, into the shared per-repository cache; then the task's files read from it.
+/// the branch, into the shared per-repository cache; then the task's files read from it. In a
+/// cache repository just made (`fresh`), a failed fetch is the server's refusal: it falls back
+/// whatever the server said.
 fn by_fetch(
     job: &Job,
     opts: &Options,
     notes: &mut Vec<String>,
+    fresh: bool,
 ) -> Result<(Vec<File>, Method), CheckoutError> {
     let url = job.git_repo.as_str();
     let fail = |source: FetchError| CheckoutError::Fetch {
         url: url.to_string(),
         source,
     };
+    // A cache repository made just now cannot be what a fetch failed for.
+    let fresh = fresh || !fetch::cache::exists(&fetch::cache::path_of(&opts.cache_dir, url));
     let cache = fetch::cache_repo(&opts.cache_dir, url).map_err(fail)?;
     // Several tasks of one event may be checked out at once: one fetch into a cache at a time.
     let _lock = fetch::cache::Lock::acquire(&cache, opts.timeout).map_err(fail)?;
@@ -413,7 +418,7 @@ fn by_fetch(
     // the cache's sake: said as such, so that `fetch_task` tries a new cache.
     let for_the_cache = |out: &fetch::Output| {
         let said = fetch::reason(&out.stderr);
-        (!fetch::server_or_network_said(&out.stderr)).then(|| {
+        (!fresh && !fetch::server_or_network_said(&out.stderr)).then(|| {
             fail(FetchError::Unreachable(format!(
                 "git fetch {url} failed: {said}"
             )))
