@@ -87,42 +87,54 @@ impl Broker {
                 ),
             );
         }
-        let tls_port = free_port();
         let path = |f: &str| d.join(f).display().to_string();
-        std::fs::write(
-            b.dir.path().join("rabbitmq.conf"),
-            format!(
-                "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
-                 ssl_options.cacertfile = {}\n\
-                 ssl_options.certfile = {}\n\
-                 ssl_options.keyfile = {}\n\
-                 ssl_options.verify = verify_peer\n\
-                 ssl_options.fail_if_no_peer_cert = true\n\
-                 ssl_cert_login_from = common_name\n\
-                 auth_mechanisms.1 = PLAIN\n\
-                 auth_mechanisms.2 = AMQPLAIN\n\
-                 auth_mechanisms.3 = EXTERNAL\n",
-                path("ca.pem"),
-                path("server.pem"),
-                path("server.key"),
-            ),
-        )
-        .expect("rabbitmq.conf");
         std::fs::write(
             b.dir.path().join("enabled_plugins"),
             "[rabbitmq_auth_mechanism_ssl].\n",
         )
         .expect("plugins");
-        b.tls_port = Some(tls_port);
-        b.launch();
-        let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", tls_port)).is_err() {
+        // The TLS port is picked free and bound by the node seconds later; meanwhile another
+        // test's connection may take it as its own local port, and the node then serves no TLS.
+        // So a node whose TLS port does not open is stopped and started on another.
+        for attempt in 1..=3 {
+            let tls_port = free_port();
+            std::fs::write(
+                b.dir.path().join("rabbitmq.conf"),
+                format!(
+                    "listeners.ssl.default = 127.0.0.1:{tls_port}\n\
+                     ssl_options.cacertfile = {}\n\
+                     ssl_options.certfile = {}\n\
+                     ssl_options.keyfile = {}\n\
+                     ssl_options.verify = verify_peer\n\
+                     ssl_options.fail_if_no_peer_cert = true\n\
+                     ssl_cert_login_from = common_name\n\
+                     auth_mechanisms.1 = PLAIN\n\
+                     auth_mechanisms.2 = AMQPLAIN\n\
+                     auth_mechanisms.3 = EXTERNAL\n",
+                    path("ca.pem"),
+                    path("server.pem"),
+                    path("server.key"),
+                ),
+            )
+            .expect("rabbitmq.conf");
+            b.tls_port = Some(tls_port);
+            b.launch();
+            let start = Instant::now();
+            while TcpStream::connect(("127.0.0.1", tls_port)).is_err()
+                && start.elapsed() < Duration::from_secs(30)
+            {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if TcpStream::connect(("127.0.0.1", tls_port)).is_ok() {
+                break;
+            }
+            let said = b.tail_of_logs();
             assert!(
-                start.elapsed() < Duration::from_secs(30),
-                "RabbitMQ did not open its TLS port; see {}",
-                b.dir.path().join("server.out").display()
+                attempt < 3,
+                "RabbitMQ did not open its TLS port in three tries; the last said:\n{said}"
             );
-            std::thread::sleep(Duration::from_millis(50));
+            eprintln!("RabbitMQ did not open TLS port {tls_port}; trying another:\n{said}");
+            b.stop();
         }
         // With EXTERNAL the password is never asked for; the user must exist all the same.
         b.ctl(&["add_user", &user, "not-used-with-a-certificate"]);
@@ -211,11 +223,31 @@ impl Broker {
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
             assert!(
                 start.elapsed() < Duration::from_secs(60),
-                "RabbitMQ did not open its port (wait: {waited}); see {}",
-                self.dir.path().join("server.out").display()
+                "RabbitMQ did not open its port (wait: {waited}):\n{}",
+                self.tail_of_logs()
             );
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// The last lines of the node's output and of its log files, for a failure's message (the
+    /// node's directory goes with the test).
+    fn tail_of_logs(&self) -> String {
+        let mut files = vec![self.dir.path().join("server.out")];
+        if let Ok(entries) = std::fs::read_dir(self.dir.path().join("log")) {
+            files.extend(entries.flatten().map(|e| e.path()));
+        }
+        let mut said = String::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            said.push_str(&format!("== {}\n", f.display()));
+            for l in &lines[lines.len().saturating_sub(20)..] {
+                said.push_str(l);
+                said.push('\n');
+            }
+        }
+        said
     }
 
     fn pid_file(&self) -> String {
