@@ -827,20 +827,12 @@ fn a_package_without_a_manifest_leaves_the_others_of_an_update_planned() {
                 "{without}, {remote}: {err}"
             );
             // One package alone, not served: the plan fails, saying why.
-            let (code, jobs, err) = plan(
+            let (code, jobs, err) = plan_build(
                 s.dir.path(),
-                &[
-                    "--remote",
-                    remote,
-                    "--item-type",
-                    "koji_build",
-                    "--item",
-                    "libselinux-2.9-1.fc29",
-                    "--branch",
-                    "f29",
-                    "--cache-dir",
-                    &cache_s,
-                ],
+                remote,
+                "libselinux-2.9-1.fc29",
+                "f29",
+                &["--cache-dir", &cache_s],
             );
             assert_eq!((code, jobs.len()), (1, 0), "{without}, {remote}: {err}");
             assert!(err.contains(said), "{without}, {remote}: {err}");
@@ -981,12 +973,13 @@ fn the_http_cache_keeps_only_what_it_can_use_and_mends_itself() {
     assert_eq!(left.len(), 2, "{left:?}");
     assert!(
         !left.contains(&repo),
-        "foo, the least recent, stays: {left:?}"
+        "foo, the least recently fetched, is the one removed: {left:?}"
     );
 }
 
-/// Plans run at once against one http(s) remote and an empty cache (a listener's workers, a
-/// burst of events): each gets its jobs, and one cache repository is left, nothing else.
+/// Plans run at once against one http(s) remote (a listener's workers, a burst of events), on
+/// an empty cache and then on the repository made: each gets its jobs, one cache repository
+/// is left and nothing else, and it is not replaced.
 #[test]
 fn concurrent_plans_share_one_cache_repository() {
     use std::os::unix::fs::MetadataExt as _;
@@ -996,28 +989,13 @@ fn concurrent_plans_share_one_cache_repository() {
     let dir = s.dir.path();
     let cache = dir.join("cache");
     let cache_s = cache.display().to_string();
-    let burst = || -> Vec<std::process::Output> {
+    let burst = || -> Vec<(i32, Vec<serde_json::Value>, String)> {
         std::thread::scope(|scope| {
             let runs: Vec<_> = (0..8)
                 .map(|_| {
                     let (url, cache_s) = (&url, &cache_s);
                     scope.spawn(move || {
-                        taskhook(
-                            &[
-                                "plan",
-                                "--remote",
-                                url,
-                                "--item-type",
-                                "koji_build",
-                                "--item",
-                                "foo-1.0-1.fc22",
-                                "--branch",
-                                "f22",
-                                "--cache-dir",
-                                cache_s,
-                            ],
-                            dir,
-                        )
+                        plan_build(dir, url, "foo-1.0-1.fc22", "f22", &["--cache-dir", cache_s])
                     })
                 })
                 .collect();
@@ -1040,14 +1018,10 @@ fn concurrent_plans_share_one_cache_repository() {
     let mut made = Vec::new();
     for round in 0..2 {
         let outs = burst();
-        let first = &outs[0].stdout;
-        for out in &outs {
-            assert!(
-                out.status.success(),
-                "round {round}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert!(!out.stdout.is_empty() && &out.stdout == first);
+        let first = &outs[0].1;
+        for (code, jobs, err) in &outs {
+            assert_eq!(*code, 0, "round {round}: {err}");
+            assert!(!jobs.is_empty() && jobs == first);
         }
         let now = repos();
         assert_eq!(now.len(), 1, "{now:?}");
