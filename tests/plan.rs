@@ -202,6 +202,18 @@ fn tag_distgit_compose_and_pagure_events() {
     assert_eq!(tasks(&jobs), vec!["gitcommit/noarch"]);
 }
 
+/// A copy of the repository `from` at `to` (its parent made if missing), as `cp -a` makes it.
+fn copy_repo(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
+    let cp = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(cp.success(), "cp -a {} {}", from.display(), to.display());
+}
+
 /// `taskhook plan` for a koji build of `item` on `branch`, plus `extra` arguments.
 fn plan_build(
     dir: &Path,
@@ -538,14 +550,7 @@ fn every_modern_corpus_message() {
         "tasks",
     ] {
         let to = root.join(format!("{repo}.git"));
-        std::fs::create_dir_all(to.parent().expect("parent")).expect("mkdir");
-        let cp = std::process::Command::new("cp")
-            .arg("-a")
-            .arg(s.bare())
-            .arg(&to)
-            .status()
-            .expect("cp");
-        assert!(cp.success());
+        copy_repo(&s.bare(), &to);
     }
     let d = Daemon::serve(&root);
     let per_package = d.url("{namespace}/{name}.git");
@@ -770,14 +775,7 @@ fn a_package_without_a_manifest_leaves_the_others_of_an_update_planned() {
         String::from_utf8_lossy(&out.stderr)
     );
     let root = s.dir.path().join("srv");
-    std::fs::create_dir_all(root.join("rpms")).expect("mkdir");
-    let cp = Command::new("cp")
-        .arg("-a")
-        .arg(s.bare())
-        .arg(root.join("rpms/libsepol.git"))
-        .status()
-        .expect("cp");
-    assert!(cp.success());
+    copy_repo(&s.bare(), &root.join("rpms/libsepol.git"));
     let daemon = Daemon::serve(&root);
     let http = which("python3")
         .ok()
@@ -871,13 +869,7 @@ fn the_http_cache_keeps_only_what_it_can_use_and_mends_itself() {
     };
     let dir = s.dir.path();
     for other in ["bar", "baz"] {
-        let cp = Command::new("cp")
-            .arg("-a")
-            .arg(dir.join("foo.git"))
-            .arg(dir.join(format!("{other}.git")))
-            .status()
-            .expect("cp");
-        assert!(cp.success());
+        copy_repo(&dir.join("foo.git"), &dir.join(format!("{other}.git")));
     }
     git(dir, &["init", "--quiet", "--bare", "bare.git"]);
     let cache = dir.join("cache");
