@@ -118,7 +118,6 @@ pub fn jobs_for_events(events: &[Event], opts: &Options) -> Result<Outcome, RunE
                     "{} left out of the plan: {e}",
                     event.name.as_deref().unwrap_or(&event.item)
                 );
-                out.explain.push(line.clone());
                 out.skipped.push(line);
                 not_served.get_or_insert(e);
                 continue;
