@@ -530,6 +530,42 @@ fn failures_are_retried_then_dead_lettered_and_exec_jobs_are_acked_after_success
     std::thread::sleep(Duration::from_secs(4));
     assert!(!mark.exists(), "what the command started outlived it");
     assert_eq!(l.terminate().0, Some(0));
+
+    // A listener stopped while a command runs (no timeout now) waits its grace period, then
+    // ends the command with all it started.
+    let started = dir.join("started");
+    let text = std::fs::read_to_string(&cfg).expect("cfg");
+    let exec_line = text
+        .lines()
+        .find(|l| l.starts_with("exec = "))
+        .expect("exec line")
+        .to_string();
+    let text = text
+        .replace(
+            &exec_line,
+            &format!(
+                "exec = \"sh -c 'touch {}; (sleep 14; touch {}) & wait'\"",
+                started.display(),
+                mark.display()
+            ),
+        )
+        .replace("exec_timeout = 1\n", "");
+    std::fs::write(&cfg, text).expect("cfg");
+    let mut l = Listener::start(&cfg, dir.join("l4.log"));
+    rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("12"))]));
+    let start = Instant::now();
+    while !started.exists() {
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", l.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let (code, took) = l.terminate();
+    assert_eq!(code, Some(0), "{}", l.log());
+    assert!(took < Duration::from_secs(13), "{took:?}: {}", l.log());
+    std::thread::sleep(Duration::from_secs(16).saturating_sub(took));
+    assert!(
+        !mark.exists(),
+        "what the command started outlived the listener"
+    );
 }
 
 #[test]

@@ -150,7 +150,9 @@ async fn exec(argv: &[String], timeout: Option<Duration>, job: &Job) -> Result<(
         .process_group(0)
         .spawn()
         .map_err(|e| format!("cannot run `{program}`: {e}"))?;
-    let group = child.id();
+    // Until the command has exited, its whole group is killed when this ends: at the timeout,
+    // or when the listener stops with the job still running.
+    let mut group = Group(child.id());
     let body = serde_json::to_vec(job).map_err(|e| e.to_string())?;
     let run = async {
         if let Some(mut stdin) = child.stdin.take() {
@@ -163,9 +165,6 @@ async fn exec(argv: &[String], timeout: Option<Duration>, job: &Job) -> Result<(
         Some(limit) => match tokio::time::timeout(limit, run).await {
             Ok(waited) => waited,
             Err(_) => {
-                if let Some(pgid) = group {
-                    crate::trigger::fetch::kill_group(pgid);
-                }
                 return Err(format!(
                     "`{program}` for job {} ran past exec_timeout ({} s) and was killed",
                     job.id,
@@ -175,6 +174,8 @@ async fn exec(argv: &[String], timeout: Option<Duration>, job: &Job) -> Result<(
         },
         None => run.await,
     };
+    // Exited: what it left running in the background is its own business.
+    group.0 = None;
     let status = waited.map_err(|e| format!("`{program}` for job {}: {e}", job.id))?;
     if status.success() {
         Ok(())
@@ -183,6 +184,17 @@ async fn exec(argv: &[String], timeout: Option<Duration>, job: &Job) -> Result<(
             "`{program}` for job {} exited with {status}",
             job.id
         ))
+    }
+}
+
+/// The process group of a running `exec` command, killed on drop unless taken out.
+struct Group(Option<u32>);
+
+impl Drop for Group {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            crate::trigger::fetch::kill_group(pgid);
+        }
     }
 }
 
