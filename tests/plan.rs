@@ -1095,3 +1095,52 @@ fn an_ssh_command_from_the_environment_is_used() {
         "{said}"
     );
 }
+
+/// No hook runs in a cache repository, even in one an older taskhook made with `git init` under
+/// an `init.templateDir` that holds hooks (a fetch runs `reference-transaction`).
+#[test]
+fn hooks_never_run_in_a_cache_repository() {
+    let Some((s, _d, _http, url)) = served_over_http("foo") else {
+        return;
+    };
+    let dir = s.dir.path();
+    let ran = dir.join("hook-ran");
+    let template = dir.join("template");
+    executable(
+        &template.join("hooks/reference-transaction"),
+        &format!(
+            "#!/bin/sh\ncat > /dev/null\necho \"$*\" >> '{}'\n",
+            ran.display()
+        ),
+    );
+    let cache = dir.join("cache");
+    let repo = taskhook::trigger::fetch::cache::path_of(&cache, &url);
+    std::fs::create_dir_all(&repo).expect("mkdir");
+    git(
+        &repo,
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            &format!("--template={}", template.display()),
+        ],
+    );
+    assert!(repo.join("hooks/reference-transaction").is_file());
+    // `git init` itself ran it, for HEAD.
+    let _ = std::fs::remove_file(&ran);
+    let cache_s = cache.display().to_string();
+    let (code, jobs, err) = plan_build(
+        dir,
+        &url,
+        "foo-1.0-1.fc22",
+        "f22",
+        &["--cache-dir", &cache_s],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!jobs.is_empty(), "{err}");
+    assert!(
+        !ran.exists(),
+        "a hook ran in the cache repository: {}",
+        std::fs::read_to_string(&ran).unwrap_or_default()
+    );
+}

@@ -389,7 +389,14 @@ fn by_fetch(
     // The cache and no other repository (see `git::git_command`).
     let git_dir = format!("--git-dir={}", cache.display());
     let git_in_cache = |args: &[&str], what: &str| {
-        let mut all = vec![git_dir.as_str(), "-c", "protocol.version=2"];
+        // No hook runs in the cache (see `fetch_via_shallow`).
+        let mut all = vec![
+            git_dir.as_str(),
+            "-c",
+            "core.hooksPath=/dev/null",
+            "-c",
+            "protocol.version=2",
+        ];
         all.extend(args);
         fetch::run_git(&all, None, opts.timeout, 64 * 1024, what).map_err(fail)
     };

@@ -468,6 +468,10 @@ fn shallow_into(
                 // This repository and no other: not one named by the environment (see
                 // `git::git_command`), nor, if this one is damaged, one around it.
                 "--git-dir=.",
+                // No hook runs here, whatever a cache made by an older taskhook (`git init`,
+                // with `init.templateDir`'s hooks) or the global config holds.
+                "-c",
+                "core.hooksPath=/dev/null",
                 // What a fetch brings is kept as one pack, never unpacked into loose objects: a
                 // manifest commit is a handful of objects, which git would otherwise write as
                 // loose files, one more set per manifest version, and the disk bound below
