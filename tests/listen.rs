@@ -499,22 +499,24 @@ fn failures_are_retried_then_dead_lettered_and_exec_jobs_are_acked_after_success
     // A command still running after exec_timeout is killed with what it started (here a
     // subshell that would leave a mark), and the job has failed: retried, then dead-lettered.
     let mark = dir.join("mark");
-    let text = std::fs::read_to_string(&cfg).expect("cfg");
-    let exec_line = text
-        .lines()
-        .find(|l| l.starts_with("exec = "))
-        .expect("exec line")
-        .to_string();
-    let text = text
-        .replace(
-            &exec_line,
-            &format!(
-                "exec = \"sh -c '(sleep 3; touch {}) & wait'\"\nexec_timeout = 1",
-                mark.display()
-            ),
-        )
-        .replace("max_retries = 1", "max_retries = 0");
-    std::fs::write(&cfg, text).expect("cfg");
+    // The configuration's `exec = ...` line made `line`, and each of `more` replaced.
+    let set_exec = |line: &str, more: (&str, &str)| {
+        let text = std::fs::read_to_string(&cfg).expect("cfg");
+        let old = text
+            .lines()
+            .find(|l| l.starts_with("exec = "))
+            .expect("exec line")
+            .to_string();
+        let text = text.replace(&old, line).replace(more.0, more.1);
+        std::fs::write(&cfg, text).expect("cfg");
+    };
+    set_exec(
+        &format!(
+            "exec = \"sh -c '(sleep 3; touch {}) & wait'\"\nexec_timeout = 1",
+            mark.display()
+        ),
+        ("max_retries = 1", "max_retries = 0"),
+    );
     let mut l = Listener::start(&cfg, dir.join("l3.log"));
     rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("11"))]));
     let start = Instant::now();
@@ -534,23 +536,14 @@ fn failures_are_retried_then_dead_lettered_and_exec_jobs_are_acked_after_success
     // A listener stopped while a command runs (no timeout now) waits its grace period, then
     // ends the command with all it started.
     let started = dir.join("started");
-    let text = std::fs::read_to_string(&cfg).expect("cfg");
-    let exec_line = text
-        .lines()
-        .find(|l| l.starts_with("exec = "))
-        .expect("exec line")
-        .to_string();
-    let text = text
-        .replace(
-            &exec_line,
-            &format!(
-                "exec = \"sh -c 'touch {}; (sleep 14; touch {}) & wait'\"",
-                started.display(),
-                mark.display()
-            ),
-        )
-        .replace("exec_timeout = 1\n", "");
-    std::fs::write(&cfg, text).expect("cfg");
+    set_exec(
+        &format!(
+            "exec = \"sh -c 'touch {}; (sleep 14; touch {}) & wait'\"",
+            started.display(),
+            mark.display()
+        ),
+        ("exec_timeout = 1\n", ""),
+    );
     let mut l = Listener::start(&cfg, dir.join("l4.log"));
     rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("12"))]));
     let start = Instant::now();

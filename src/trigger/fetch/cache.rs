@@ -95,8 +95,7 @@ pub fn usable(cache_dir: &Path) -> Result<(), FetchError> {
 
 /// Puts `made` (from [`make`]) in place as `dir`; a repository already there is replaced when
 /// `replace` (it is damaged) or when it has no HEAD, else kept and `made` discarded (another
-/// process made it first).
-/// When a repository was added, keeps the cache to `max_repos`.
+/// process made it first). When a repository was added, keeps the cache to `max_repos`.
 pub fn settle(made: &Path, dir: &Path, replace: bool, max_repos: usize) {
     let Some(cache_dir) = dir.parent() else {
         discard(made);
