@@ -112,7 +112,7 @@ pub async fn run(
             let _ = stop_tx.send(true);
         }
     });
-    eprintln!("{}", startup_line(&ctx.config));
+    eprintln!("{}", startup_line(&ctx.config, &ctx.options));
     let result = reconnecting(&ctx, tls, stop_rx).await;
     if result.is_ok() {
         eprintln!("taskhook listen: stopped");
@@ -211,7 +211,7 @@ fn connection_hint(c: &ListenConfig, error: &str) -> Option<String> {
 }
 
 /// The line that says what the listener consumes and where jobs go.
-fn startup_line(c: &ListenConfig) -> String {
+fn startup_line(c: &ListenConfig, o: &Options) -> String {
     let bindings: Vec<String> = c
         .bindings
         .iter()
@@ -238,8 +238,17 @@ fn startup_line(c: &ListenConfig) -> String {
         ),
         Jobs::Stdout => "printed on stdout (JSON Lines)".to_string(),
     };
+    let cache = if super::fetch::is_http(&c.remote) {
+        format!(
+            " (through the cache {}, at most {} repositories)",
+            o.cache_dir.display(),
+            o.cache_max_repos
+        )
+    } else {
+        String::new()
+    };
     format!(
-        "taskhook listen: broker {}; consuming {}; prefetch {}; manifests from {}; jobs {jobs}",
+        "taskhook listen: broker {}; consuming {}; prefetch {}; manifests from {}{cache}; jobs {jobs}",
         redact(&c.amqp_url),
         if bindings.is_empty() {
             c.queues
@@ -794,6 +803,33 @@ mod tests {
             connection_hint(&c, "IO error: Connection reset by peer"),
             None
         );
+    }
+
+    #[test]
+    fn the_startup_line_names_the_cache_of_an_http_remote() {
+        let text = "amqp_url = \"amqp://u:secret@broker.example/%2F\"\n\
+                    [queues.q]\n\
+                    [consumer_config]\nremote = \"https://src.example/{name}.git\"\n\
+                    cache_dir = \"/var/cache/taskhook\"\ncache_max_repos = 50\n";
+        let (c, _) = ListenConfig::parse(text, "c.toml").expect("valid");
+        let o = Options {
+            remote: c.remote.clone(),
+            fallback_branch: None,
+            manifest_ref: c.manifest_ref.clone(),
+            timeout: c.timeout,
+            cache_dir: c.cache_dir.clone().expect("cache_dir"),
+            cache_max_repos: c.cache_max_repos,
+            explain_tasks: false,
+        };
+        let line = startup_line(&c, &o);
+        assert!(
+            line.contains(
+                "manifests from https://src.example/{name}.git (through the cache \
+                 /var/cache/taskhook, at most 50 repositories)"
+            ),
+            "{line}"
+        );
+        assert!(!line.contains("secret"), "{line}");
     }
 
     #[test]
