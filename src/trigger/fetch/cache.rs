@@ -10,8 +10,9 @@
 //! - **Repaired when damaged.** A fetch into a cache repository that fails for a reason that is
 //!   not the server's (a damaged pack or config, files removed) is done again into a new one,
 //!   which replaces it.
-//! - **One fetch at a time.** Fetches into one repository take its [`Lock`] in turn: git's own
-//!   locks make a second one fail rather than wait.
+//! - **One fetch at a time.** Fetches into one repository take its [`Lock`] (the kernel's lock
+//!   on a file, released when its holder dies) in turn: git's own locks make a second fetch
+//!   fail rather than wait.
 //! - **Bounded in total.** Once a new repository would make more than `max_repos`, the least
 //!   recently fetched ones are removed, down to nine tenths of it. Each fetch is bounded in
 //!   what it may add, and a repository grown past twice that is started again (see
@@ -187,33 +188,33 @@ pub fn prune(cache_dir: &Path, max_repos: usize, keep: Option<&Path>) {
 /// An exclusive lock on a cache repository, held while fetching into it and reading what was
 /// fetched: git's own locks make a second fetch into one repository fail (`shallow.lock`
 /// exists, or the shallow file changed under it) rather than wait, and a listener plans
-/// several messages at once, often of one package.
-pub struct Lock(PathBuf);
+/// several messages at once, often of one package. It is the kernel's lock on a file (`flock`),
+/// so a process killed while holding it holds it no longer; the file stays.
+#[derive(Debug)]
+pub struct Lock {
+    _held: std::fs::File,
+}
+
+/// The lock file in a cache repository; not `*.lock`, which `clear_stale_locks` removes.
+const LOCK_FILE: &str = "taskhook.flock";
 
 impl Lock {
     /// Waits for the lock of the cache repository `dir`, at most twice `timeout` (what a holder
-    /// may take: its fetch is bounded by `timeout`); a lock older than that was left by a
-    /// process that was killed, and is taken over.
+    /// may take: its fetch is bounded by `timeout`).
     pub fn acquire(dir: &Path, timeout: Duration) -> Result<Lock, FetchError> {
-        let path = dir.join("taskhook.lock");
+        let path = dir.join(LOCK_FILE);
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(|e| FetchError::Cache(format!("cannot lock {}: {e}", path.display())))?;
         let start = std::time::Instant::now();
         loop {
-            match std::fs::OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&path)
-            {
-                Ok(_) => return Ok(Lock(path)),
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                    let stale = std::fs::metadata(&path)
-                        .and_then(|m| m.modified())
-                        .ok()
-                        .and_then(|t| t.elapsed().ok())
-                        .is_some_and(|age| age > timeout * 2);
-                    if stale {
-                        let _ = std::fs::remove_file(&path);
-                        continue;
-                    }
+            match file.try_lock() {
+                Ok(()) => return Ok(Lock { _held: file }),
+                Err(std::fs::TryLockError::WouldBlock) => {
                     if start.elapsed() > timeout * 2 {
                         return Err(FetchError::Timeout(
                             (timeout * 2).as_secs(),
@@ -222,7 +223,7 @@ impl Lock {
                     }
                     std::thread::sleep(Duration::from_millis(10));
                 }
-                Err(e) => {
+                Err(std::fs::TryLockError::Error(e)) => {
                     return Err(FetchError::Cache(format!(
                         "cannot lock {}: {e}",
                         path.display()
@@ -230,12 +231,6 @@ impl Lock {
                 }
             }
         }
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
     }
 }
 
@@ -277,6 +272,40 @@ mod tests {
             names(tmp.path()),
             [dir.file_name().expect("name").to_string_lossy()]
         );
+    }
+
+    #[test]
+    fn a_lock_is_waited_for_and_not_held_past_its_holder() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let held = Lock::acquire(tmp.path(), Duration::from_secs(5)).expect("lock");
+        let waited = std::time::Instant::now();
+        let again = Lock::acquire(tmp.path(), Duration::from_millis(100));
+        assert!(matches!(again, Err(FetchError::Timeout(..))), "{again:?}");
+        assert!(waited.elapsed() >= Duration::from_millis(200));
+        drop(held);
+        Lock::acquire(tmp.path(), Duration::from_secs(5)).expect("free again");
+        // A holder that is killed holds it no longer.
+        let mut holder = {
+            use std::os::unix::process::CommandExt as _;
+            std::process::Command::new("flock")
+                .arg("-o")
+                .arg(tmp.path().join(LOCK_FILE))
+                .args(["sleep", "60"])
+                .process_group(0)
+                .spawn()
+                .expect("flock")
+        };
+        let start = std::time::Instant::now();
+        while Lock::acquire(tmp.path(), Duration::ZERO).is_ok() {
+            assert!(start.elapsed() < Duration::from_secs(10), "never held");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The holder and its sleep, as `kill -9` of a listener's process group would.
+        crate::trigger::fetch::kill_group(holder.id());
+        let _ = holder.wait();
+        let taken = std::time::Instant::now();
+        Lock::acquire(tmp.path(), Duration::from_secs(5)).expect("taken over");
+        assert!(taken.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
