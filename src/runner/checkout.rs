@@ -386,19 +386,18 @@ fn by_fetch(
     let _lock = fetch::cache::Lock::acquire(&cache, opts.timeout).map_err(fail)?;
     // A fetch killed at its timeout leaves git's locks behind; none that old is live.
     fetch::clear_stale_locks(&cache, opts.timeout);
-    // The cache and no other repository (see `git::git_command`).
-    let git_dir = format!("--git-dir={}", cache.display());
     let git_in_cache = |args: &[&str], what: &str| {
-        // No hook runs in the cache (see `fetch_via_shallow`).
+        // The cache and no other repository (see `git::git_command`), run in it (its path need
+        // not be UTF-8); no hook runs there (see `fetch_via_shallow`).
         let mut all = vec![
-            git_dir.as_str(),
+            "--git-dir=.",
             "-c",
             "core.hooksPath=/dev/null",
             "-c",
             "protocol.version=2",
         ];
         all.extend(args);
-        fetch::run_git(&all, None, opts.timeout, 64 * 1024, what).map_err(fail)
+        fetch::run_git(&all, Some(&cache), opts.timeout, 64 * 1024, what).map_err(fail)
     };
     promisor_remote(&cache, url)?;
     let repo = git::Repo::open(&cache).map_err(|e| CheckoutError::Cache(e.to_string()))?;
