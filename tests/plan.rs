@@ -47,9 +47,24 @@ fn served(name: &str) -> (Server, Daemon) {
 }
 
 fn plan(dir: &Path, args: &[&str]) -> (i32, Vec<serde_json::Value>, String) {
-    let mut all = vec!["plan"];
-    all.extend(args);
-    let out = taskhook(&all, dir);
+    plan_in_env(dir, args, &[])
+}
+
+/// [`plan`] with `env` added to its environment.
+fn plan_in_env(
+    dir: &Path,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, Vec<serde_json::Value>, String) {
+    let mut cmd = taskhook_cmd();
+    cmd.arg("plan")
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("taskhook plan");
     let jobs = String::from_utf8_lossy(&out.stdout)
         .lines()
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
@@ -222,6 +237,18 @@ fn plan_build(
     branch: &str,
     extra: &[&str],
 ) -> (i32, Vec<serde_json::Value>, String) {
+    plan_build_in_env(dir, remote, item, branch, extra, &[])
+}
+
+/// [`plan_build`] with `env` added to its environment.
+fn plan_build_in_env(
+    dir: &Path,
+    remote: &str,
+    item: &str,
+    branch: &str,
+    extra: &[&str],
+    env: &[(&str, &str)],
+) -> (i32, Vec<serde_json::Value>, String) {
     let mut args = vec![
         "--remote",
         remote,
@@ -233,7 +260,7 @@ fn plan_build(
         branch,
     ];
     args.extend(extra);
-    plan(dir, &args)
+    plan_in_env(dir, &args, env)
 }
 
 #[test]
@@ -884,28 +911,11 @@ fn the_http_cache_keeps_only_what_it_can_use_and_mends_itself() {
     };
     let plan_for = |name: &str, extra: &[&str], env: Option<(&str, &str)>| {
         let item = format!("{name}-1.0-1.fc22");
-        let mut args = vec![
-            "plan",
-            "--remote",
-            &remote,
-            "--item-type",
-            "koji_build",
-            "--item",
-            &item,
-            "--branch",
-            "f22",
-            "--cache-dir",
-            &cache_s,
-        ];
+        let mut args = vec!["--cache-dir", cache_s.as_str()];
         args.extend(extra);
-        let mut cmd = taskhook_cmd();
-        cmd.args(&args).current_dir(dir);
-        if let Some((k, v)) = env {
-            cmd.env(k, v);
-        }
-        let out = cmd.output().expect("taskhook");
-        let err = String::from_utf8_lossy(&out.stderr).into_owned();
-        (out.status.code(), out.stdout.len(), err)
+        let env: Vec<(&str, &str)> = env.into_iter().collect();
+        let (code, jobs, err) = plan_build_in_env(dir, &remote, &item, "f22", &args, &env);
+        (Some(code), jobs.len(), err)
     };
     for name in ["missing", "bare"] {
         let (code, _, err) = plan_for(name, &[], None);
@@ -1070,25 +1080,17 @@ fn an_ssh_command_from_the_environment_is_used() {
         ),
     );
     let remote = format!("ssh://pkgs.example.invalid{}/{{name}}.git", dir.display());
-    let out = taskhook_cmd()
-        .args([
-            "plan",
-            "--remote",
-            &remote,
-            "--item-type",
-            "koji_build",
-            "--item",
-            "foo-1.0-1.fc22",
-            "--branch",
-            "f22",
-        ])
-        .current_dir(dir)
-        .env("GIT_SSH_COMMAND", &fake_ssh)
-        .output()
-        .expect("plan");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert!(!out.stdout.is_empty(), "{err}");
+    let fake_ssh = fake_ssh.display().to_string();
+    let (code, jobs, err) = plan_build_in_env(
+        dir,
+        &remote,
+        "foo-1.0-1.fc22",
+        "f22",
+        &[],
+        &[("GIT_SSH_COMMAND", &fake_ssh)],
+    );
+    assert!(code == 0, "{err}");
+    assert!(!jobs.is_empty(), "{err}");
     let said = std::fs::read_to_string(&log).expect("the ssh command ran");
     assert!(
         said.contains("pkgs.example.invalid") && said.contains("git-upload-archive"),
