@@ -37,6 +37,9 @@ pub enum GitError {
     NotACommit(String),
     #[error("ref {name} moved while updating it (expected {expected})")]
     Race { name: String, expected: String },
+    /// Another writer held the lock the update needs (a reftable's, which every ref takes).
+    #[error("{0}")]
+    Locked(String),
     #[error("{context}: {message}")]
     Other { context: String, message: String },
 }
@@ -55,6 +58,9 @@ pub struct Repo {
     bare: bool,
     objects: Objects,
     refs: gix_ref::file::Store,
+    /// The refs are in a backend gitoxide does not read (reftable, `extensions.refStorage`):
+    /// they are read and moved by running git ([`Repo::git_refs`]).
+    refs_by_git: bool,
     config: gix_config::File,
     /// How long to wait for a ref's lock and for packed-refs' lock.
     lock_timeouts: (Fail, Fail),
@@ -515,6 +521,9 @@ impl Repo {
                 )));
             }
         }
+        let refs_by_git = config
+            .string("extensions.refStorage")
+            .is_some_and(|v| !v.eq_ignore_ascii_case(b"files"));
         let bare = match (config.boolean("core.bare"), bare) {
             (Ok(Some(bare)), _) => bare,
             (_, Some(bare)) => bare,
@@ -571,6 +580,7 @@ impl Repo {
             bare,
             objects,
             refs,
+            refs_by_git,
             config,
             lock_timeouts,
             trees: Default::default(),
@@ -643,6 +653,9 @@ impl Repo {
     fn resolve(&self, rev: &str) -> Result<ObjectId, GitError> {
         if let Ok(id) = ObjectId::from_hex(rev.as_bytes()) {
             return Ok(id);
+        }
+        if self.refs_by_git {
+            return self.resolve_by_git(rev);
         }
         let candidates = [
             rev.to_string(),
@@ -739,6 +752,13 @@ impl Repo {
 
     /// Where a ref points, if it exists.
     pub fn ref_target(&self, name: &str) -> Result<Option<ObjectId>, GitError> {
+        if self.refs_by_git {
+            let found = self
+                .git_refs(Some(name))?
+                .into_iter()
+                .find(|r| r.name == name);
+            return Ok(found.and_then(|r| (!r.symbolic).then_some(r.id)));
+        }
         match self.refs.try_find(name) {
             Ok(Some(r)) => Ok(r.target.try_id().map(|id| id.to_owned())),
             Ok(None) => Ok(None),
@@ -748,6 +768,9 @@ impl Repo {
 
     /// Every ref's full name.
     pub fn ref_names(&self) -> Result<Vec<String>, GitError> {
+        if self.refs_by_git {
+            return Ok(self.git_refs(None)?.into_iter().map(|r| r.name).collect());
+        }
         let platform = self.refs.iter().map_err(|e| other("cannot list refs", e))?;
         let mut out = Vec::new();
         for r in platform.all().map_err(|e| other("cannot list refs", e))? {
@@ -773,6 +796,20 @@ impl Repo {
         } else {
             "refs/heads/"
         };
+        if self.refs_by_git {
+            let mut out = Vec::new();
+            for r in self.git_refs(Some(prefix))? {
+                let Some(short) = r.name.strip_prefix(prefix) else {
+                    continue;
+                };
+                if remote && r.symbolic {
+                    continue;
+                }
+                out.push((short.to_string(), r.peeled.unwrap_or(r.id)));
+            }
+            out.sort();
+            return Ok(out);
+        }
         let platform = self.refs.iter().map_err(|e| other("cannot list refs", e))?;
         let mut out = Vec::new();
         for r in platform
@@ -798,6 +835,15 @@ impl Repo {
 
     /// The full ref name `HEAD` points to, if `HEAD` is symbolic.
     fn head_target(&self) -> Option<String> {
+        if self.refs_by_git {
+            let out = self
+                .git_on_refs()
+                .args(["symbolic-ref", "--quiet", "HEAD"])
+                .output()
+                .ok()?;
+            let name = String::from_utf8(out.stdout).ok()?;
+            return (out.status.success()).then(|| name.trim_end().to_string());
+        }
         let head = self.refs.find_loose("HEAD").ok()?;
         match head.target {
             Target::Symbolic(name) => Some(name.as_bstr().to_str_lossy().into_owned()),
@@ -1455,6 +1501,9 @@ impl Repo {
         message: &str,
         stale_lock: Duration,
     ) -> Result<(), GitError> {
+        if self.refs_by_git {
+            return self.swap_by_git(name, expected, new, message);
+        }
         if self.swap_loose_ref(name, expected, new) {
             return Ok(());
         }
@@ -1566,8 +1615,112 @@ impl Repo {
     /// Whether a lock file for ref `name`, or for packed-refs, exists (someone is, or was,
     /// writing it).
     pub fn ref_locked(&self, name: &str) -> bool {
+        if self.refs_by_git {
+            return self.common_dir.join(REFTABLE_LOCK).exists();
+        }
         lock_path(&self.loose_ref_path(name)).exists()
             || self.common_dir.join("packed-refs.lock").exists()
+    }
+
+    /// The lock file, relative to the git directory, that a writer of ref `name` holds, and
+    /// whether taskhook removes it once stale (`refs/meta/tasks.lock`: yes; a reftable's lock,
+    /// which git's every ref update takes: no).
+    pub fn ref_lock(&self, name: &str) -> (String, bool) {
+        if self.refs_by_git {
+            (REFTABLE_LOCK.to_string(), false)
+        } else {
+            (format!("{name}.lock"), true)
+        }
+    }
+
+    /// git, run on this repository's refs where gitoxide cannot read them: without the
+    /// caller's repository variables (a hook's `GIT_DIR`, its quarantine) and without hooks
+    /// (git runs `reference-transaction` on an update; the files backend's updates run none).
+    fn git_on_refs(&self) -> std::process::Command {
+        let mut cmd = git_command();
+        // Its messages in English, where one is read ("cannot lock").
+        cmd.env("LC_ALL", "C")
+            .arg("--git-dir")
+            .arg(&self.git_dir)
+            .args(["-c", "core.hooksPath=/dev/null"])
+            .stdin(std::process::Stdio::null());
+        cmd
+    }
+
+    /// The refs git lists under `pattern` (a full name, or a prefix ending in `/`), or all.
+    fn git_refs(&self, pattern: Option<&str>) -> Result<Vec<GitRef>, GitError> {
+        let mut cmd = self.git_on_refs();
+        cmd.args([
+            "for-each-ref",
+            "--format=%(refname)%00%(objectname)%00%(*objectname)%00%(symref)",
+        ]);
+        if let Some(pattern) = pattern {
+            cmd.arg("--").arg(pattern);
+        }
+        let out = run_git(&mut cmd).map_err(|e| other("cannot list refs", e))?;
+        let mut refs = Vec::new();
+        for line in out.split(|&b| b == b'\n') {
+            let mut fields = line.split(|&b| b == 0);
+            let (Some(name), Some(id), Some(peeled), Some(symref)) =
+                (fields.next(), fields.next(), fields.next(), fields.next())
+            else {
+                continue;
+            };
+            // A symbolic ref whose target does not exist has no object id.
+            let (Ok(name), Ok(id)) = (std::str::from_utf8(name), ObjectId::from_hex(id)) else {
+                continue;
+            };
+            refs.push(GitRef {
+                name: name.to_string(),
+                id,
+                peeled: ObjectId::from_hex(peeled).ok(),
+                symbolic: !symref.is_empty(),
+            });
+        }
+        Ok(refs)
+    }
+
+    /// [`Repo::resolve`] by `git rev-parse`, for refs gitoxide cannot read.
+    fn resolve_by_git(&self, rev: &str) -> Result<ObjectId, GitError> {
+        let mut cmd = self.git_on_refs();
+        cmd.args(["rev-parse", "--verify", "--quiet", "--end-of-options", rev]);
+        let found = run_git(&mut cmd)
+            .ok()
+            .and_then(|out| ObjectId::from_hex(out.trim_ascii_end()).ok());
+        match found {
+            Some(id) => Ok(id),
+            None => match self.head_target() {
+                Some(name) if rev == "HEAD" => Err(GitError::UnbornHead(name)),
+                _ => Err(GitError::UnknownRevision(rev.to_string())),
+            },
+        }
+    }
+
+    /// [`Repo::compare_and_swap`] by `git update-ref`, for refs gitoxide cannot write. The
+    /// reftable's lock is never removed: it guards every ref of the repository, and git's own
+    /// compaction of the tables may hold it for as long as that takes.
+    fn swap_by_git(
+        &self,
+        name: &str,
+        expected: Option<ObjectId>,
+        new: ObjectId,
+        message: &str,
+    ) -> Result<(), GitError> {
+        let old = expected.unwrap_or_else(|| ObjectId::null(HASH));
+        let mut cmd = self.git_on_refs();
+        cmd.env("GIT_COMMITTER_NAME", "taskhook")
+            .env("GIT_COMMITTER_EMAIL", "taskhook@localhost")
+            .args(["update-ref", "-m", message, "--", name])
+            .arg(new.to_string())
+            .arg(old.to_string());
+        run_git(&mut cmd).map(|_| ()).map_err(|e| {
+            match self.classify_ref_error(name, expected, &e) {
+                GitError::Other { context, message } if e.contains("cannot lock") => {
+                    GitError::Locked(format!("{context}: {message}"))
+                }
+                other => other,
+            }
+        })
     }
 
     /// The directory that holds ref `name`'s loose file and reflog, as git and gitoxide keep
@@ -1605,6 +1758,32 @@ impl Repo {
         } else {
             other(format!("cannot update {name}"), e)
         }
+    }
+}
+
+/// A ref as `git for-each-ref` lists it.
+struct GitRef {
+    name: String,
+    /// What it points at (a symbolic ref: what its target points at).
+    id: ObjectId,
+    /// What an annotated tag it points at points at.
+    peeled: Option<ObjectId>,
+    symbolic: bool,
+}
+
+/// The lock every writer of a reftable's refs takes.
+const REFTABLE_LOCK: &str = "reftable/tables.list.lock";
+
+/// Runs `cmd` (git): its standard output if it succeeded, else what git said.
+fn run_git(cmd: &mut std::process::Command) -> Result<Vec<u8>, String> {
+    let out = cmd.output().map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        return Ok(out.stdout);
+    }
+    let said = String::from_utf8_lossy(&out.stderr);
+    match said.trim() {
+        "" => Err(format!("git failed ({})", out.status)),
+        said => Err(said.to_string()),
     }
 }
 

@@ -692,6 +692,98 @@ fn a_stale_lock_does_not_block_pushes_forever() {
     );
 }
 
+/// git keeps a reftable repository's refs in `reftable/`, which gitoxide does not read: the
+/// manifest ref is read and moved through git, so git (and `git archive`, and the trigger) sees
+/// it, and no loose ref file is left where git does not look.
+#[test]
+fn a_reftable_repository_gets_its_manifest_where_git_reads_it() {
+    let s = Server::with_ref_format("reftable");
+    s.commit_file("broken/runtask.yml", "name: broken\n");
+    let out = s.push("master");
+    assert!(!out.status.success(), "a broken formula was accepted");
+    git(&s.work(), &["rm", "-q", "-r", "broken"]);
+    s.commit_file("rpmlint/runtask.yml", GOOD);
+    let out = s.push("master");
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(
+        s.meta().is_some(),
+        "git sees no manifest ref: {}",
+        stderr(&out)
+    );
+    assert!(
+        !s.bare().join("refs/meta").exists(),
+        "a loose ref git never reads"
+    );
+    s.assert_manifest_is_exact("master");
+    // Concurrent pushes take turns at the reftable's one lock; none is lost.
+    let n = 4;
+    for i in 0..n {
+        git(
+            &s.work(),
+            &["checkout", "-q", "-b", &format!("b{i}"), "master"],
+        );
+        s.commit_file(&format!("task{i}/runtask.yml"), GOOD);
+    }
+    let handles: Vec<_> = (0..n)
+        .map(|i| {
+            let work = s.work();
+            std::thread::spawn(move || git_output(&work, &["push", "origin", &format!("b{i}")]))
+        })
+        .collect();
+    for h in handles {
+        let out = h.join().expect("thread");
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    for i in 0..n {
+        s.assert_manifest_is_exact(&format!("b{i}"));
+    }
+    assert!(s.push(":b0").status.success());
+    let index: serde_json::Value = serde_json::from_str(&s.show("index.json")).expect("json");
+    assert!(index["branches"].get("b0").is_none(), "{index}");
+    assert_eq!(
+        index["branches"]["b1"]["commit"],
+        git(&s.bare(), &["rev-parse", "b1"]).as_str()
+    );
+    let meta = s.meta();
+    assert!(!s.push("+HEAD:refs/meta/tasks").status.success());
+    assert_eq!(meta, s.meta());
+    let rebuild = taskhook(&["manifest", "rebuild", "srv.git"], s.dir.path());
+    assert!(
+        String::from_utf8_lossy(&rebuild.stdout).contains("4 branch manifests already up to date"),
+        "{}{}",
+        String::from_utf8_lossy(&rebuild.stdout),
+        stderr(&rebuild)
+    );
+    let check = taskhook(&["check", "--rev", "b1", "srv.git"], s.dir.path());
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
+    assert_eq!(
+        doctor.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
+    // The reftable's lock guards every ref (a compaction may hold it a while): waited for,
+    // never removed as taskhook's own stale ref lock is.
+    git(&s.bare(), &["config", "taskhook.staleLockSeconds", "1"]);
+    git(&s.bare(), &["update-ref", "refs/heads/moved", "b1"]);
+    let lock = s.bare().join("reftable/tables.list.lock");
+    std::fs::write(&lock, "").expect("lock");
+    make_an_hour_old(&lock);
+    let held = taskhook(&["manifest", "rebuild", "srv.git"], s.dir.path());
+    assert_eq!(held.status.code(), Some(2), "{}", stderr(&held));
+    assert!(
+        stderr(&held).contains("waiting for reftable/tables.list.lock: git holds it"),
+        "{}",
+        stderr(&held)
+    );
+    assert!(lock.exists(), "git's lock was removed");
+    std::fs::remove_file(&lock).expect("release");
+    let rebuild = taskhook(&["manifest", "rebuild", "srv.git"], s.dir.path());
+    assert!(rebuild.status.success(), "{}", stderr(&rebuild));
+    s.assert_manifest_is_exact("moved");
+}
+
 #[test]
 fn install_is_idempotent_and_leaves_foreign_hooks_alone() {
     let dir = tempfile::tempdir().expect("tmp");

@@ -430,16 +430,23 @@ fn attempts<'scope, 'env>(
                 std::thread::sleep(Duration::from_millis(5 + (attempt as u64 * 7) % 40));
             }
             Err(e) => {
-                if repo.ref_locked(&config.manifest_ref)
+                let locked = matches!(e, GitError::Locked(_));
+                if (locked || repo.ref_locked(&config.manifest_ref))
                     && std::time::Instant::now() < lock_deadline
                 {
                     if !said_waiting {
                         // The pusher sees this as a `remote:` line; it explains a pause.
-                        eprintln!(
-                            "taskhook: waiting for {}.lock: another push is writing manifests, or a killed one left it (it is removed once older than taskhook.staleLockSeconds, {} s)",
-                            config.manifest_ref,
-                            config.stale_lock.as_secs()
-                        );
+                        let (lock, removed) = repo.ref_lock(&config.manifest_ref);
+                        if removed {
+                            eprintln!(
+                                "taskhook: waiting for {lock}: another push is writing manifests, or a killed one left it (it is removed once older than taskhook.staleLockSeconds, {} s)",
+                                config.stale_lock.as_secs()
+                            );
+                        } else {
+                            eprintln!(
+                                "taskhook: waiting for {lock}: git holds it while it writes any ref of this repository; if it stays, a killed git left it and the server admin can remove it when no git runs there",
+                            );
+                        }
                         said_waiting = true;
                     }
                     std::thread::sleep(Duration::from_millis(50));

@@ -154,11 +154,20 @@ impl Server {
     }
 
     pub fn with_policy(policy: Option<&str>) -> Server {
+        Self::made_with(policy, &[])
+    }
+
+    /// A server whose refs git keeps in `format` (`git init --ref-format`: `reftable`).
+    pub fn with_ref_format(format: &str) -> Server {
+        Self::made_with(None, &["--ref-format", format])
+    }
+
+    fn made_with(policy: Option<&str>, init: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
-        git(
-            dir.path(),
-            &["init", "-q", "--bare", "-b", "master", "srv.git"],
-        );
+        let mut args = vec!["init", "-q", "--bare", "-b", "master"];
+        args.extend(init);
+        args.push("srv.git");
+        git(dir.path(), &args);
         let mut args = vec!["install"];
         if let Some(p) = policy {
             args.extend(["--policy", p]);
