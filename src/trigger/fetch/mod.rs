@@ -60,7 +60,11 @@ pub fn run_git_bounded(
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .env("GIT_TERMINAL_PROMPT", "0");
+        .env("GIT_TERMINAL_PROMPT", "0")
+        // git's messages in English whatever the service's locale: what went wrong is told
+        // from them (`unable to access '`, `not our ref`...), and a localized git says
+        // `konnte nicht auf '...' zugreifen`.
+        .env("LC_ALL", "C");
     // ssh never asks for a password or a host key here (a service has no one to ask); an ssh
     // command the environment gives (an identity for the remote) is git's to use as it is.
     if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
