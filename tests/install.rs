@@ -303,6 +303,30 @@ fn upgrading_by_swapping_a_symlink_keeps_pushes_working() {
     assert_eq!(out.status.code(), Some(2));
 }
 
+/// A repository whose objects the hooks cannot read (SHA-256) gets no hooks: they would reject
+/// every push to it.
+#[test]
+fn install_refuses_a_repository_the_hooks_cannot_open() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    git(
+        dir.path(),
+        &["init", "-q", "--bare", "--object-format=sha256", "s256.git"],
+    );
+    let out = taskhook(&["install", "s256.git"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("s256.git: NOT installed: cannot open git repository s256.git: object format `sha256` is not supported (only sha1); the hooks would reject every push to it"),
+        "{err}"
+    );
+    for hook in ["pre-receive", "post-receive"] {
+        assert!(
+            !dir.path().join("s256.git/hooks").join(hook).exists(),
+            "{hook}"
+        );
+    }
+}
+
 #[test]
 fn doctor_finds_what_stops_taskhook_from_running() {
     let s = Server::new();

@@ -88,6 +88,16 @@ pub fn run_install(args: &InstallArgs) -> CmdResult {
             );
             continue;
         }
+        // A repository the hooks cannot open (SHA-256 objects, a config git itself rejects)
+        // would have every push rejected: nothing is installed there.
+        if let Err(e) = crate::git::Repo::open(repo) {
+            failed = true;
+            eprintln!(
+                "taskhook: {}: NOT installed: {e}; the hooks would reject every push to it",
+                repo.display()
+            );
+            continue;
+        }
         for hook in hooks(args.update_hook) {
             let layout = match layout_for(repo, hook, args) {
                 Ok(l) => l,
