@@ -229,7 +229,7 @@ fn manifest_commands_in_a_maintainers_clone() {
         err.contains("taskhook: nope: not a git repository"),
         "{err}"
     );
-    assert!(String::from_utf8_lossy(&out.stdout).contains("srv.git: 1 branch manifests"));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("srv.git: 1 branch manifest "));
     assert!(taskhook(
         &["manifest", "rebuild", "--non-bare", "clone"],
         s.dir.path()

@@ -234,13 +234,14 @@ struct Rebuilt {
 impl Rebuilt {
     fn describe(&self) -> String {
         let listed = self.branches.saturating_sub(self.left_out.len());
+        let s = if listed == 1 { "" } else { "s" };
         let mut text = match self.commit {
             Some(id) => format!(
-                "{listed} branch manifests written ({} at {})",
+                "{listed} branch manifest{s} written ({} at {})",
                 self.manifest_ref,
                 short(&id.to_string())
             ),
-            None => format!("{listed} branch manifests already up to date"),
+            None => format!("{listed} branch manifest{s} already up to date"),
         };
         if !self.left_out.is_empty() {
             text.push_str(&format!(
