@@ -1063,11 +1063,12 @@ fn an_oversized_cache_repository_is_started_again() {
     assert!(!kept.exists() && !padding.exists());
 }
 
-/// ssh remotes: an ssh command the environment gives (`GIT_SSH_COMMAND`, an identity for the
-/// remote, say) is the one git uses; taskhook's own (`ssh -o BatchMode=yes`) only stands in
-/// when there is none. Here the "ssh" runs the remote's command on this machine.
+/// ssh remotes: an ssh command the environment (`GIT_SSH_COMMAND`) or git's config
+/// (`core.sshCommand`) gives, with an identity for the remote, say, is the one git uses;
+/// taskhook's own (`ssh -o BatchMode=yes`) only stands in when there is none. Here the "ssh"
+/// runs the remote's command on this machine.
 #[test]
-fn an_ssh_command_from_the_environment_is_used() {
+fn an_ssh_command_from_the_environment_or_the_config_is_used() {
     let (s, _d) = served("foo");
     let dir = s.dir.path();
     let log = dir.join("ssh.log");
@@ -1081,21 +1082,24 @@ fn an_ssh_command_from_the_environment_is_used() {
     );
     let remote = format!("ssh://pkgs.example.invalid{}/{{name}}.git", dir.display());
     let fake_ssh = fake_ssh.display().to_string();
-    let (code, jobs, err) = plan_build_in_env(
-        dir,
-        &remote,
-        "foo-1.0-1.fc22",
-        "f22",
-        &[],
-        &[("GIT_SSH_COMMAND", &fake_ssh)],
-    );
-    assert!(code == 0, "{err}");
-    assert!(!jobs.is_empty(), "{err}");
-    let said = std::fs::read_to_string(&log).expect("the ssh command ran");
-    assert!(
-        said.contains("pkgs.example.invalid") && said.contains("git-upload-archive"),
-        "{said}"
-    );
+    let config = dir.join("global-gitconfig");
+    std::fs::write(&config, format!("[core]\n\tsshCommand = {fake_ssh}\n")).expect("config");
+    let config = config.display().to_string();
+    for env in [
+        ("GIT_SSH_COMMAND", fake_ssh.as_str()),
+        ("GIT_CONFIG_GLOBAL", config.as_str()),
+    ] {
+        let _ = std::fs::remove_file(&log);
+        let (code, jobs, err) =
+            plan_build_in_env(dir, &remote, "foo-1.0-1.fc22", "f22", &[], &[env]);
+        assert!(code == 0, "{env:?}: {err}");
+        assert!(!jobs.is_empty(), "{env:?}: {err}");
+        let said = std::fs::read_to_string(&log).expect("the ssh command ran");
+        assert!(
+            said.contains("pkgs.example.invalid") && said.contains("git-upload-archive"),
+            "{said}"
+        );
+    }
 }
 
 /// No hook runs in a cache repository, even in one an older taskhook made with `git init` under

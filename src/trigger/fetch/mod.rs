@@ -66,8 +66,12 @@ pub fn run_git_bounded(
         // `konnte nicht auf '...' zugreifen`.
         .env("LC_ALL", "C");
     // ssh never asks for a password or a host key here (a service has no one to ask); an ssh
-    // command the environment gives (an identity for the remote) is git's to use as it is.
-    if std::env::var_os("GIT_SSH_COMMAND").is_none() && std::env::var_os("GIT_SSH").is_none() {
+    // command the environment or git's config gives (an identity for the remote) is git's to
+    // use as it is.
+    if std::env::var_os("GIT_SSH_COMMAND").is_none()
+        && std::env::var_os("GIT_SSH").is_none()
+        && !(args.iter().any(|a| names_ssh(a)) && ssh_command_configured())
+    {
         cmd.env("GIT_SSH_COMMAND", "ssh -o BatchMode=yes");
     }
     if let Some(dir) = cwd {
@@ -165,6 +169,37 @@ pub fn run_git_bounded(
         status_ok: status.success(),
         stdout: out,
         stderr,
+    })
+}
+
+/// Whether a git argument is (or, `--remote=URL`, names) a remote git reaches over ssh:
+/// `ssh://`, `git+ssh://`, `ssh+git://`, or scp-like `[user@]host:path`.
+fn names_ssh(arg: &str) -> bool {
+    let url = arg.strip_prefix("--remote=").unwrap_or(arg);
+    if ["ssh://", "git+ssh://", "ssh+git://"]
+        .iter()
+        .any(|p| url.starts_with(p))
+    {
+        return true;
+    }
+    // scp-like, as git tells it from a path: a colon before any slash, no scheme.
+    match url.find(':') {
+        Some(colon) => !url.starts_with('-') && !url.contains("://") && !url[..colon].contains('/'),
+        None => false,
+    }
+}
+
+/// Whether git's config (`git config core.sshCommand`: system, global, `-c` in the
+/// environment) names an ssh command; asked once per process, and only for an ssh remote.
+fn ssh_command_configured() -> bool {
+    static CONFIGURED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *CONFIGURED.get_or_init(|| {
+        crate::git::git_command()
+            .args(["config", "--get", "core.sshCommand"])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .is_ok_and(|out| out.status.success() && !out.stdout.trim_ascii().is_empty())
     })
 }
 
@@ -671,6 +706,35 @@ pub fn expand_remote(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ssh_remotes_are_told_from_the_rest_of_gits_arguments() {
+        for ssh in [
+            "ssh://h/x.git",
+            "--remote=ssh://h/x.git",
+            "git+ssh://h/x",
+            "ssh+git://h/x",
+            "h:x.git",
+            "git@pkgs.example.org:rpms/foo.git",
+            "--remote=h:/srv/x.git",
+        ] {
+            assert!(names_ssh(ssh), "{ssh}");
+        }
+        for not in [
+            "git://h/x",
+            "--remote=https://h/x",
+            "file:///srv/x.git",
+            "/srv/x.git",
+            "./a:b",
+            "refs/meta/tasks:branches/f40.json",
+            "+refs/meta/tasks:refs/taskhook/manifest",
+            "core.hooksPath=/dev/null",
+            "--format=tar.gz",
+            "-c",
+        ] {
+            assert!(!names_ssh(not), "{not}");
+        }
+    }
 
     /// Serves the git protocol on 127.0.0.1 with one canned answer per connection, in turn;
     /// returns the URL and a handle that yields how many requests came.
