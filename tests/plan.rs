@@ -350,9 +350,20 @@ fn bad_inputs_fail_clearly() {
         .expect("a")
         .port();
     let unreachable = format!("git://127.0.0.1:{port}/foo.git");
-    let (code, _, err) = plan_build(dir, &unreachable, "x", "f22", &["--timeout", "5"]);
+    let (code, _, err) = plan_build(
+        dir,
+        &unreachable,
+        "x",
+        "f22",
+        &["--timeout", "5", "--explain"],
+    );
     assert_eq!(code, 1);
     assert!(err.contains("cannot connect: Connection refused"), "{err}");
+    // --explain says what was being planned, before why it could not be.
+    assert!(
+        err.starts_with("taskhook: event: koji_build x on branch f22 (the command line)\n"),
+        "{err}"
+    );
     // A repository without taskhook's manifest ref.
     git(dir, &["init", "-q", "--bare", "plain.git"]);
     let (code, _, err) = plan_build(dir, &d.url("plain.git"), "x", "f22", &[]);

@@ -30,8 +30,18 @@ pub fn run(args: PlanArgs) -> CmdResult {
         cache_max_repos: usize::try_from(args.cache_max_repos).unwrap_or(usize::MAX),
         explain_tasks: args.explain,
     };
-    let outcome =
-        run::jobs_for_events(&events, &opts).map_err(|e| Failure::invalid(e.to_string()))?;
+    let outcome = match run::jobs_for_events(&events, &opts) {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            // What was being planned, before why it could not be.
+            if args.explain {
+                for event in &events {
+                    eprintln!("taskhook: {}", run::event_line(event));
+                }
+            }
+            return Err(Failure::invalid(e.to_string()));
+        }
+    };
     for line in &outcome.skipped {
         eprintln!("taskhook: warning: {line}");
     }

@@ -143,16 +143,21 @@ pub fn jobs_for_events(events: &[Event], opts: &Options) -> Result<Outcome, RunE
     }
 }
 
-/// Plans `event` against the manifest its repository serves.
-pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError> {
-    let mut out = Outcome::default();
-    out.explain.push(format!(
+/// What `--explain` first says of an event: its item, branch and topic.
+pub fn event_line(event: &Event) -> String {
+    format!(
         "event: {} {} on branch {} ({})",
         event.item_type,
         event.item,
         event.branch.as_deref().unwrap_or("?"),
         event.topic
-    ));
+    )
+}
+
+/// Plans `event` against the manifest its repository serves.
+pub fn jobs_for_event(event: &Event, opts: &Options) -> Result<Outcome, RunError> {
+    let mut out = Outcome::default();
+    out.explain.push(event_line(event));
     let Some(branch) = event
         .branch
         .clone()
