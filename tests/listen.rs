@@ -870,6 +870,13 @@ fn metrics_count_what_the_listener_did() {
         &[
             (KOJI_TOPIC.into(), koji_message("1")),
             (KOJI_TOPIC.into(), b"not json".to_vec()),
+            // Past the size a message may have, however valid: not parsed.
+            (KOJI_TOPIC.into(), {
+                let mut big = koji_message("3");
+                big.pop();
+                big.extend(format!(r#","padding":"{}"}}"#, "x".repeat(4 << 20)).bytes());
+                big
+            }),
             // A package with no repository on the server: nothing to run, nothing to retry.
             (
                 KOJI_TOPIC.into(),
@@ -895,13 +902,19 @@ fn metrics_count_what_the_listener_did() {
     loop {
         let body = scrape().unwrap_or_default();
         if body.contains("taskhook_listen_events_total{outcome=\"delivered\"} 1")
-            && body.contains("taskhook_listen_events_total{outcome=\"malformed\"} 1")
+            && body.contains("taskhook_listen_events_total{outcome=\"malformed\"} 2")
             && body.contains("taskhook_listen_events_total{outcome=\"no-jobs\"} 1")
         {
             assert!(body.contains("taskhook_listen_jobs_total 1"), "{body}");
             assert!(body.contains("taskhook_listen_failures_total 0"), "{body}");
             assert!(
                 l.log().contains("no repository is served there"),
+                "{}",
+                l.log()
+            );
+            assert!(
+                l.log()
+                    .contains("bytes, more than the 4194304 a message may have"),
                 "{}",
                 l.log()
             );

@@ -11,7 +11,7 @@ use crate::trigger::run::{self, Options};
 use crate::validate::formula::ITEM_TYPES;
 
 /// The largest event read from a file or stdin.
-const MAX_EVENT: u64 = 4 * 1024 * 1024;
+const MAX_EVENT: u64 = event::MAX_MESSAGE_BYTES as u64;
 
 pub fn run(args: PlanArgs) -> CmdResult {
     let events = events_from_args(&args)?;

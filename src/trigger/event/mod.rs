@@ -133,6 +133,10 @@ const FAMILIES: &[(Topic, Family)] = &[
 ];
 
 /// Parses a bus message.
+/// The largest message taskhook reads (`plan --event`, a body `listen` consumes): Fedora's
+/// largest (a bodhi update of many builds) are tens of kilobytes.
+pub const MAX_MESSAGE_BYTES: usize = 4 * 1024 * 1024;
+
 pub fn parse(bytes: &[u8], rules: &BranchRules) -> Result<Parsed, EventError> {
     let v: Value = serde_json::from_slice(bytes).map_err(|e| EventError::NotJson(e.to_string()))?;
     let topic = v

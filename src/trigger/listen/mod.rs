@@ -664,6 +664,18 @@ async fn decide(
     data: &[u8],
     mut stop: watch::Receiver<bool>,
 ) -> Outcome {
+    // Parsed JSON takes several times its size in memory: a larger body is not read.
+    if data.len() > event::MAX_MESSAGE_BYTES {
+        return Outcome::Acked {
+            outcome: "malformed",
+            jobs: 0,
+            note: format!(
+                "the body is {} bytes, more than the {} a message may have",
+                data.len(),
+                event::MAX_MESSAGE_BYTES
+            ),
+        };
+    }
     let body: serde_json::Value = match serde_json::from_slice(data) {
         Ok(v) => v,
         Err(e) => {
