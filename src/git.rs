@@ -495,7 +495,10 @@ impl Repo {
             path: path.to_path_buf(),
             message,
         };
-        let (found, _trust) = gix_discover::upwards(path).map_err(|e| failed(e.to_string()))?;
+        // Searched from the absolute path: given a relative one, gitoxide spells a bare
+        // repository found above the working directory (`..`, `../srv.git`) as `../.git`.
+        let start = absolute(path).map_err(|e| failed(e.to_string()))?;
+        let (found, _trust) = gix_discover::upwards(&start).map_err(|e| failed(e.to_string()))?;
         let (git_dir, work_tree) = found.into_repository_and_work_tree_directories();
         let git_dir = absolute(&git_dir).map_err(|e| failed(e.to_string()))?;
         Repo::at(git_dir, path, Some(work_tree.is_none()))

@@ -161,3 +161,35 @@ fn the_hooks_binary_explains_itself_and_refuses_anything_else() {
         "{err}"
     );
 }
+
+/// A repository named by a path above the working directory (`../srv.git`), or found from inside
+/// a bare repository (its `refs/`), is the one opened: each command failed with "cannot open
+/// its objects: .../../.git/objects is not a directory".
+#[test]
+fn a_repository_above_the_working_directory_is_found() {
+    let s = Server::new();
+    s.commit_file("rpmlint/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let elsewhere = s.dir.path().join("elsewhere");
+    std::fs::create_dir(&elsewhere).expect("mkdir");
+    let inside = s.bare().join("refs");
+    for (cwd, args) in [
+        (&elsewhere, vec!["manifest", "show", "../srv.git"]),
+        (&elsewhere, vec!["check", "--rev", "master", "../srv.git"]),
+        (&elsewhere, vec!["doctor", "../srv.git"]),
+        (&elsewhere, vec!["manifest", "rebuild", "../srv.git"]),
+        (&inside, vec!["manifest", "show"]),
+        (&inside, vec!["manifest", "show", ".."]),
+        (&inside, vec!["check", "--rev", "master"]),
+    ] {
+        let out = taskhook(&args, cwd);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?} in {}: {}{}",
+            cwd.display(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
