@@ -1893,6 +1893,24 @@ pub fn use_system_config(path: PathBuf) {
 /// system's file, the user's global files, the repository's own (and a linked worktree's, with
 /// `extensions.worktreeConfig`), then the `GIT_CONFIG_COUNT` overrides, following includes as
 /// git does.
+/// An error with what caused it, each cause once (gitoxide's top-level config error says only
+/// "Could not initialize configuration from a path"; its causes say what and on which line).
+/// A cause of one word (`Validation`, an error's kind) adds nothing and is left out.
+fn with_causes(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut cause = e.source();
+    while let Some(c) = cause {
+        let said = c.to_string();
+        if said.trim().contains(' ') && !text.contains(&said) {
+            text.push_str(": ");
+            text.push_str(&said);
+        }
+        cause = c.source();
+    }
+    // A quoted excerpt of the file may hold its line break: one line of message.
+    text.replace('\n', "\\n").replace('\r', "\\r")
+}
+
 fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, String> {
     use gix_config::file::{includes, Metadata};
     use gix_config::Source;
@@ -1944,7 +1962,7 @@ fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, St
     let mut buf = Vec::new();
     let mut config =
         gix_config::File::from_paths_metadata_buf(&mut files.into_iter(), &mut buf, false, options)
-            .map_err(|e| format!("cannot read its configuration: {e}"))?
+            .map_err(|e| format!("cannot read its configuration: {}", with_causes(&e)))?
             .unwrap_or_default();
     if git_dir != common_dir
         && matches!(config.boolean("extensions.worktreeConfig"), Ok(Some(true)))
@@ -1959,8 +1977,12 @@ fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, St
             false,
             options,
         )
-        .map_err(|e| format!("cannot read its worktree configuration: {e}"))?
-        {
+        .map_err(|e| {
+            format!(
+                "cannot read its worktree configuration: {}",
+                with_causes(&e)
+            )
+        })? {
             config
                 .append(file)
                 .map_err(|e| format!("cannot read its worktree configuration: {e}"))?;
@@ -2109,6 +2131,18 @@ pub(crate) mod tests {
         std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").expect("HEAD");
         std::fs::write(git_dir.join("config"), config).expect("config");
         git_dir
+    }
+
+    #[test]
+    fn a_config_git_cannot_parse_is_reported_with_its_line_on_one_line() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let git_dir = bare_repo(dir.path(), "[core]\n\tbare = true\n[x\n");
+        let e = Repo::open(&git_dir)
+            .err()
+            .expect("a config git cannot parse is refused");
+        let text = e.to_string();
+        assert!(text.contains("unexpected token on line 3"), "{text}");
+        assert!(!text.contains('\n'), "{text}");
     }
 
     #[test]
