@@ -253,6 +253,47 @@ fn core_hooks_path_at_repository_and_global_level() {
     );
 }
 
+/// An admin installing as root into repositories another user owns (the forge's): git ignores
+/// the config of a repository it finds that someone else owns, unless named as the git
+/// directory, so a `core.hooksPath` set there went unseen and install reported shims git never
+/// runs. Needs root (to give the repository away); skipped, saying so, without.
+#[test]
+fn core_hooks_path_of_a_repository_another_user_owns_is_seen() {
+    let id = std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .expect("id");
+    if String::from_utf8_lossy(&id.stdout).trim() != "0" {
+        eprintln!("skipped: needs root, to make a repository another user owns");
+        return;
+    }
+    let s = Server::uninstalled();
+    let shared = s.dir.path().join("shared-hooks");
+    git(
+        &s.bare(),
+        &["config", "core.hooksPath", &shared.display().to_string()],
+    );
+    let chown = std::process::Command::new("chown")
+        .args(["-R", "65534"])
+        .arg(s.bare())
+        .status()
+        .expect("chown");
+    assert!(chown.success());
+    let out = install(&s, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "pre-receive: NOT installed: core.hooksPath is set to {}",
+            shared.display()
+        )),
+        "{stdout}"
+    );
+    assert!(!s.bare().join("hooks/pre-receive").exists());
+    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
+    assert_eq!(doctor.status.code(), Some(1));
+}
+
 #[test]
 fn upgrading_by_swapping_a_symlink_keeps_pushes_working() {
     let s = Server::uninstalled();

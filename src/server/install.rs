@@ -97,9 +97,12 @@ pub fn is_bare_repo(repo: &Path) -> bool {
 /// `core.hooksPath` as git sees it for `repo` (repository, global or system config), with the
 /// file that sets it.
 pub fn hooks_path(repo: &Path) -> Option<(PathBuf, String)> {
-    // Not the repository a git running taskhook names in the environment.
+    // Not the repository a git running taskhook names in the environment; named as the git
+    // directory, so that git reads its config when another user owns it (an admin installing
+    // as root): found by searching, git ignores such a repository's config
+    // (`safe.directory`), and a hooksPath set there would go unseen.
     let out = crate::git::git_command()
-        .arg("-C")
+        .arg("--git-dir")
         .arg(repo)
         .args(["config", "--show-origin", "--get", "core.hooksPath"])
         .output()
