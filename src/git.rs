@@ -527,6 +527,8 @@ impl Repo {
         let refs_by_git = config
             .string("extensions.refStorage")
             .is_some_and(|v| !v.eq_ignore_ascii_case(b"files"));
+        #[cfg(unix)]
+        use_shared_perm(shared_perm(&config));
         let bare = match (config.boolean("core.bare"), bare) {
             (Ok(Some(bare)), _) => bare,
             (_, Some(bare)) => bare,
@@ -1893,6 +1895,76 @@ pub fn use_system_config(path: PathBuf) {
 /// system's file, the user's global files, the repository's own (and a linked worktree's, with
 /// `extensions.worktreeConfig`), then the `GIT_CONFIG_COUNT` overrides, following includes as
 /// git does.
+/// git's `core.sharedRepository` as `git_config_perm` reads it: the permission bits git adds
+/// to what it creates in the repository, or the mode it gives it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SharedPerm {
+    /// Unset, `umask`, `false`, `0`: as the umask says.
+    Umask,
+    /// `group` (`true`, `1`): 0660; `all` (`world`, `everybody`, `2`): 0664.
+    Add(u32),
+    /// An octal mode (`0640`), the owner's read and write in it.
+    Exact(u32),
+}
+
+fn shared_perm(config: &gix_config::File) -> SharedPerm {
+    let Some(value) = config.string("core.sharedRepository") else {
+        return SharedPerm::Umask;
+    };
+    match value.to_str_lossy().as_ref() {
+        "umask" => SharedPerm::Umask,
+        "group" => SharedPerm::Add(0o660),
+        "all" | "world" | "everybody" => SharedPerm::Add(0o664),
+        v if !v.is_empty() && v.bytes().all(|b| (b'0'..=b'7').contains(&b)) => {
+            match u32::from_str_radix(v, 8) {
+                Ok(1) => SharedPerm::Add(0o660),
+                Ok(2) => SharedPerm::Add(0o664),
+                // git refuses a mode without the owner's read and write; so does it nothing.
+                Ok(mode) if mode & 0o600 == 0o600 => SharedPerm::Exact(mode & 0o666),
+                _ => SharedPerm::Umask,
+            }
+        }
+        _ => match config.boolean("core.sharedRepository") {
+            Ok(Some(true)) => SharedPerm::Add(0o660),
+            _ => SharedPerm::Umask,
+        },
+    }
+}
+
+/// The umask under which what this process creates gets the mode git gives what it creates
+/// under `perm` (`adjust_shared_perm`), from the process's own umask `original`: the bits `perm`
+/// adds let through, and for directories the execute bits of its read bits. A new directory
+/// takes git's set-group-ID bit from the repository's, where `git init --shared` put it.
+fn shared_umask(perm: SharedPerm, original: u32) -> u32 {
+    let allow = |bits: u32| bits | ((bits & 0o444) >> 2);
+    match perm {
+        SharedPerm::Umask => original,
+        SharedPerm::Add(bits) => original & !allow(bits),
+        SharedPerm::Exact(mode) => 0o777 & !allow(mode),
+    }
+}
+
+/// Sets the process's umask for the repository just opened ([`shared_umask`]): objects, the
+/// manifest ref and the hooks' own files are then writable by the group every pusher of a
+/// shared repository is in (dist-git makes its repositories with `git init --shared`), as git's
+/// are. Without `core.sharedRepository`, and no shared repository opened before, nothing is
+/// asked of the kernel.
+#[cfg(unix)]
+fn use_shared_perm(perm: SharedPerm) {
+    use rustix::fs::Mode;
+    use rustix::process::umask;
+    static ORIGINAL: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    if perm == SharedPerm::Umask && ORIGINAL.get().is_none() {
+        return;
+    }
+    let original = *ORIGINAL.get_or_init(|| {
+        let was = umask(Mode::from_raw_mode(0o022));
+        umask(was);
+        was.as_raw_mode()
+    });
+    umask(Mode::from_raw_mode(shared_umask(perm, original)));
+}
+
 /// An error with what caused it, each cause once (gitoxide's top-level config error says only
 /// "Could not initialize configuration from a path"; its causes say what and on which line).
 /// A cause of one word (`Validation`, an error's kind) adds nothing and is left out.
@@ -2131,6 +2203,38 @@ pub(crate) mod tests {
         std::fs::write(git_dir.join("HEAD"), "ref: refs/heads/main\n").expect("HEAD");
         std::fs::write(git_dir.join("config"), config).expect("config");
         git_dir
+    }
+
+    #[test]
+    fn shared_repository_values_are_read_as_git_reads_them() {
+        let perm = |value: &str| {
+            let text = format!("[core]\n\tsharedRepository = {value}\n");
+            shared_perm(&gix_config::File::try_from(text.as_str()).expect("config"))
+        };
+        for (value, want) in [
+            ("group", SharedPerm::Add(0o660)),
+            ("true", SharedPerm::Add(0o660)),
+            ("1", SharedPerm::Add(0o660)),
+            ("all", SharedPerm::Add(0o664)),
+            ("everybody", SharedPerm::Add(0o664)),
+            ("2", SharedPerm::Add(0o664)),
+            ("umask", SharedPerm::Umask),
+            ("false", SharedPerm::Umask),
+            ("0", SharedPerm::Umask),
+            ("0640", SharedPerm::Exact(0o640)),
+            ("0770", SharedPerm::Exact(0o660)),
+            ("0440", SharedPerm::Umask),
+        ] {
+            assert_eq!(perm(value), want, "{value}");
+        }
+        // What git makes of a directory (0777) and a loose object (0444) under umask 022.
+        let made = |perm, mode: u32| mode & !shared_umask(perm, 0o022);
+        assert_eq!(made(SharedPerm::Add(0o660), 0o777), 0o775);
+        assert_eq!(made(SharedPerm::Add(0o660), 0o666), 0o664);
+        assert_eq!(made(SharedPerm::Add(0o660), 0o444), 0o444);
+        assert_eq!(made(SharedPerm::Exact(0o640), 0o777), 0o750);
+        assert_eq!(made(SharedPerm::Exact(0o640), 0o666), 0o640);
+        assert_eq!(made(SharedPerm::Umask, 0o777), 0o755);
     }
 
     #[test]

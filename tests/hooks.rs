@@ -797,6 +797,89 @@ fn a_reftable_repository_gets_its_manifest_where_git_reads_it() {
     s.assert_manifest_is_exact("moved");
 }
 
+/// Every directory and file below the repository `dir` (`hooks/` left out: its shims are the
+/// admin's), by path relative to it, with whether it is a directory and its mode.
+fn modes_below(dir: &std::path::Path) -> Vec<(String, bool, u32)> {
+    use std::os::unix::fs::MetadataExt as _;
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let meta = std::fs::symlink_metadata(e.path()).expect("stat");
+            let rel = e
+                .path()
+                .strip_prefix(dir)
+                .expect("below")
+                .display()
+                .to_string();
+            if rel == "hooks" {
+                continue;
+            }
+            if meta.is_dir() {
+                stack.push(e.path());
+            }
+            out.push((rel, meta.is_dir(), meta.mode() & 0o7777));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// dist-git makes its repositories with `git init --shared`, and every packager's push writes
+/// into them: what the hooks write (objects, the manifest ref, their own files) is writable by
+/// the group, as what git writes is, or the next push by another packager fails to write beside
+/// it. With a mode (`0640`), nothing is more open than it.
+#[test]
+fn a_shared_repository_stays_writable_by_its_group() {
+    // Directories, loose objects, other files: the bits each must have.
+    for (how, want) in [
+        ("group", [0o2070, 0o444, 0o060]),
+        ("all", [0o2075, 0o444, 0o064]),
+    ] {
+        let s = Server::shared(how);
+        for i in 0..3 {
+            s.commit_file(&format!("t{i}/runtask.yml"), GOOD);
+        }
+        // Pushed under the usual umask, which alone would leave the group out.
+        let mut push = std::process::Command::new("sh");
+        hermetic(&mut push);
+        let out = push
+            .args([
+                "-c",
+                "umask 022 && exec git push -q origin master master:f40",
+            ])
+            .current_dir(s.work())
+            .output()
+            .expect("push");
+        assert!(out.status.success(), "{}", stderr(&out));
+        assert!(s.bare().join("taskhook/handover").is_dir() && s.meta().is_some());
+        let lacking: Vec<_> = modes_below(&s.bare())
+            .into_iter()
+            .filter(|(rel, dir, mode)| {
+                let object = rel.starts_with("objects/") && !rel.starts_with("objects/info");
+                let bits = want[if *dir {
+                    0
+                } else if object {
+                    1
+                } else {
+                    2
+                }];
+                mode & bits != bits
+            })
+            .collect();
+        assert_eq!(lacking, [], "--shared={how}");
+        s.assert_manifest_is_exact("f40");
+    }
+    let s = Server::shared("0640");
+    s.commit_file("t/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let open: Vec<_> = modes_below(&s.bare())
+        .into_iter()
+        .filter(|(_, _, mode)| mode & 0o007 != 0)
+        .collect();
+    assert_eq!(open, [], "--shared=0640: nothing for others");
+}
+
 #[test]
 fn install_is_idempotent_and_leaves_foreign_hooks_alone() {
     let dir = tempfile::tempdir().expect("tmp");

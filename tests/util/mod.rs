@@ -162,6 +162,12 @@ impl Server {
         Self::made_with(None, &["--ref-format", format])
     }
 
+    /// A server made with `git init --shared=<how>` (`group`, `all`, `0640`), as dist-git
+    /// makes its repositories.
+    pub fn shared(how: &str) -> Server {
+        Self::made_with(None, &[&format!("--shared={how}")])
+    }
+
     fn made_with(policy: Option<&str>, init: &[&str]) -> Server {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut args = vec!["init", "-q", "--bare", "-b", "master"];
