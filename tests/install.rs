@@ -162,6 +162,83 @@ fn pagure_hookrunner_runs_legacy_hooks() {
     );
 }
 
+/// Fedora's dist-git as its hook checker sets it up: `pre-receive` and `update` link to pagure's
+/// hookrunner, but `post-receive` links to `/usr/share/git-core/post-receive-chained`, a script
+/// that feeds the push to pagure's `hooks/files/post-receive` (itself a link to the hookrunner,
+/// which then runs the legacy `hooks/post-receive.*`) and to other hooks with `pee`.
+#[test]
+fn fedora_dist_git_chains_post_receive_through_pagure() {
+    let s = Server::uninstalled();
+    let hooks = s.bare().join("hooks");
+    let marker = s.dir.path().join("ran");
+    let files = s.dir.path().join("site-packages/pagure/hooks/files");
+    let runner = files.join("hookrunner");
+    executable(
+        &runner,
+        &format!(
+            "#!/bin/sh\nhooktype=$(basename \"$0\")\ninput=$(cat)\necho \"plugin $hooktype\" >> '{}'\nfailed=0\nfor hook in hooks/\"$hooktype\".*; do\n  case \"$hook\" in *.sample) continue;; esac\n  [ -x \"$hook\" ] || continue\n  printf '%s\\n' \"$input\" | \"$hook\" \"$@\" || failed=1\ndone\nexit $failed\n",
+            marker.display()
+        ),
+    );
+    std::os::unix::fs::symlink("hookrunner", files.join("post-receive")).expect("symlink");
+    let other = s.dir.path().join("alternativearch");
+    executable(
+        &other,
+        &format!(
+            "#!/bin/sh\ncat > /dev/null\necho alternativearch >> '{}'\n",
+            marker.display()
+        ),
+    );
+    let chained = s.dir.path().join("git-core/post-receive-chained");
+    let chain = |pagure_line: &str| {
+        executable(
+            &chained,
+            &format!(
+                "#!/bin/sh\n# Redirect stdin to each of the post-receive hooks in place.\ninput=$(cat)\nfor hook in \\\n    {} \\\n{pagure_line}\ndo\n    printf '%s\\n' \"$input\" | $hook\ndone\n",
+                other.display()
+            ),
+        );
+    };
+    chain(&format!("    {}", files.join("post-receive").display()));
+    for (hook, target) in [
+        ("pre-receive", &runner),
+        ("update", &runner),
+        ("post-receive", &chained),
+    ] {
+        std::os::unix::fs::symlink(target, hooks.join(hook)).expect("symlink");
+    }
+    let out = install(&s, &[]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for hook in ["pre-receive", "post-receive"] {
+        assert!(
+            stdout.contains(&format!("hooks/{hook}.taskhook, layout pagure")),
+            "{stdout}"
+        );
+    }
+    broken_then_good(&s);
+    let ran = std::fs::read_to_string(&marker).expect("the chain ran");
+    assert!(
+        ran.contains("alternativearch") && ran.contains("plugin post-receive"),
+        "{ran}"
+    );
+    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(0), "{text}");
+    assert!(text.contains("which runs pagure's post-receive"), "{text}");
+    // A chain that no longer runs pagure's post-receive (the line commented out) does not run
+    // taskhook's: doctor says so, and install does not claim the place.
+    chain(&format!("#    {}", files.join("post-receive").display()));
+    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
+    let text = String::from_utf8_lossy(&doctor.stdout);
+    assert_eq!(doctor.status.code(), Some(1), "{text}");
+    assert!(text.contains("nor runs it, so nothing runs it"), "{text}");
+}
+
 #[test]
 fn gitlab_custom_hooks() {
     let s = Server::uninstalled();

@@ -524,13 +524,19 @@ fn hook_runs(repo: &Path, hook: &str, hooks_dir: Option<&Path>) -> (bool, String
                     (false, format!("{hook}: hooks/{hook} points at {}, which does not exist", t.display()))
                 }
             }
-            _ => (
-                false,
-                format!(
-                    "{hook}: {} exists but hooks/{hook} is not pagure's hookrunner, so nothing runs it",
-                    pagure.display()
+            _ => match install::pagure_runner_via(&hook_file, hook) {
+                Some(how) if is_executable(&hook_file) => {
+                    let (ok, text) = via(&pagure);
+                    (ok, format!("{text} (hooks/{hook} {how}, whose hookrunner runs it)"))
+                }
+                _ => (
+                    false,
+                    format!(
+                        "{hook}: {} exists but hooks/{hook} is not pagure's hookrunner, nor runs it, so nothing runs it",
+                        pagure.display()
+                    ),
                 ),
-            ),
+            },
         };
     }
     (

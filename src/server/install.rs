@@ -7,7 +7,7 @@
 //! | plain git | no hook, or a taskhook shim | `hooks/<hook>` |
 //! | Forgejo / Gitea | `hooks/<hook>.d/`, or the generated dispatcher `hooks/<hook>` | `hooks/<hook>.d/taskhook` |
 //! | GitLab (Gitaly) | `custom_hooks/` | `custom_hooks/<hook>.d/taskhook` |
-//! | Pagure | `hooks/<hook>` is a symlink to pagure's `hookrunner` | `hooks/<hook>.taskhook` |
+//! | Pagure | `hooks/<hook>` is a symlink to pagure's `hookrunner`, or a chain that runs it | `hooks/<hook>.taskhook` |
 //! | `core.hooksPath` | git config at any level | nothing, unless `--hooks-path` (then `<path>/<hook>`) |
 //! | anything else | a hook taskhook did not write | nothing: the lines to add are printed |
 //!
@@ -141,13 +141,41 @@ fn is_pagure_runner(path: &Path) -> bool {
     fs::read_link(path).is_ok_and(|target| target.file_name().is_some_and(|n| n == "hookrunner"))
 }
 
+/// How `hooks/<hook>` (at `path`) hands the push to pagure's hookrunner, which then runs the
+/// legacy `hooks/<hook>.<name>` files, when it is not a symlink to it: through links
+/// (`pagure/hooks/files/post-receive` is one to `hookrunner`), or as a script that runs
+/// pagure's `hooks/files/<hook>` or `hookrunner` among others. Fedora's dist-git has the second:
+/// its `hooks/post-receive` is `/usr/share/git-core/post-receive-chained`, which feeds the push
+/// to pagure's post-receive and to its own hooks with `pee`. A line of the script that is a
+/// comment does not count; nor does a script larger than 64 KiB.
+pub fn pagure_runner_via(path: &Path, hook: &str) -> Option<String> {
+    let real = fs::canonicalize(path).ok()?;
+    if real.file_name().is_some_and(|n| n == "hookrunner") {
+        return Some(format!("links to {}", real.display()));
+    }
+    let meta = fs::metadata(&real).ok()?;
+    if !meta.is_file() || meta.len() > 64 * 1024 {
+        return None;
+    }
+    let text = fs::read_to_string(&real).ok()?;
+    let names = [
+        format!("pagure/hooks/files/{hook}"),
+        "pagure/hooks/files/hookrunner".to_string(),
+    ];
+    text.lines()
+        .map(str::trim_start)
+        .filter(|l| !l.starts_with('#'))
+        .any(|l| names.iter().any(|n| l.contains(n.as_str())))
+        .then(|| format!("is {}, which runs pagure's {hook}", real.display()))
+}
+
 /// Detects how `repo` runs `hook` (ignoring `core.hooksPath`, which the caller checks).
 pub fn detect(repo: &Path, hook: &str) -> Layout {
     if repo.join("custom_hooks").is_dir() {
         return Layout::Gitlab;
     }
     let path = repo.join("hooks").join(hook);
-    if is_pagure_runner(&path) {
+    if is_pagure_runner(&path) || pagure_runner_via(&path, hook).is_some() {
         return Layout::Pagure;
     }
     if repo.join("hooks").join(format!("{hook}.d")).is_dir() || is_d_dispatcher(&path, hook) {
