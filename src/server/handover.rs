@@ -231,12 +231,18 @@ fn give_in(dir: &std::path::Path, prepared: &[Slot]) {
                 .truncate(false)
                 .open(&path)
         };
-        let file = open().or_else(|e| {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                return Err(e);
+        let file = open().or_else(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(dir)?;
+                open()
             }
-            std::fs::create_dir_all(dir)?;
-            open()
+            // Another pusher's slot in a shared repository, written before the hooks honoured
+            // core.sharedRepository: replaced by one this pusher's group can write.
+            std::io::ErrorKind::PermissionDenied => {
+                std::fs::remove_file(&path)?;
+                open()
+            }
+            _ => Err(e),
         });
         if file.and_then(|mut f| write_pieces(&mut f, slot)).is_err() {
             return;
