@@ -628,6 +628,19 @@ impl Repo {
         Ok(repo)
     }
 
+    /// The owner of this repository's objects when it is another user than this process's and
+    /// the repository is not shared with a group (`core.sharedRepository`): what this process
+    /// writes there then belongs to it, and the owner's pushes cannot write beside it.
+    #[cfg(unix)]
+    pub fn foreign_owner(&self) -> Option<u32> {
+        use std::os::unix::fs::MetadataExt as _;
+        let owner = std::fs::metadata(self.common_dir.join("objects"))
+            .ok()?
+            .uid();
+        let me = rustix::process::geteuid().as_raw();
+        (owner != me && shared_perm(&self.config) == SharedPerm::Umask).then_some(owner)
+    }
+
     /// How many objects this repository has read from its stores (tests only).
     #[cfg(test)]
     pub(crate) fn objects_read(&self) -> usize {

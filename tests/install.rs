@@ -330,12 +330,13 @@ fn core_hooks_path_at_repository_and_global_level() {
     );
 }
 
-/// An admin installing as root into repositories another user owns (the forge's): git ignores
-/// the config of a repository it finds that someone else owns, unless named as the git
-/// directory, so a `core.hooksPath` set there went unseen and install reported shims git never
-/// runs. Needs root (to give the repository away); skipped, saying so, without.
+/// An admin working as root on repositories another user owns (the forge's): git ignores the
+/// config of a repository it finds that someone else owns, unless named as the git directory,
+/// so a `core.hooksPath` set there went unseen and install reported shims git never runs; and
+/// `manifest rebuild` warns that what it writes will be root's. Needs root (to give the
+/// repository away); skipped, saying so, without.
 #[test]
-fn core_hooks_path_of_a_repository_another_user_owns_is_seen() {
+fn working_as_root_on_a_repository_another_user_owns() {
     let id = std::process::Command::new("id")
         .arg("-u")
         .output()
@@ -369,6 +370,14 @@ fn core_hooks_path_of_a_repository_another_user_owns_is_seen() {
     assert!(!s.bare().join("hooks/pre-receive").exists());
     let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
     assert_eq!(doctor.status.code(), Some(1));
+    let rebuild = taskhook(&["manifest", "rebuild", "srv.git"], s.dir.path());
+    let err = String::from_utf8_lossy(&rebuild.stderr);
+    assert!(
+        err.contains(
+            "taskhook: warning: srv.git: its objects belong to uid 65534, not to this process's"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

@@ -259,6 +259,13 @@ fn rebuild_one(
     (n, total): (usize, usize),
 ) -> Result<Rebuilt, Failure> {
     let repo = Repo::open(path)?;
+    #[cfg(unix)]
+    if let Some(owner) = repo.foreign_owner() {
+        eprintln!(
+            "taskhook: warning: {}: its objects belong to uid {owner}, not to this process's: the objects and ref written now will be this user's, and a push as uid {owner} may then fail to write beside them; run `manifest rebuild` as the repository's owner (sudo -u <owner>), or share the repository with a group (core.sharedRepository)",
+            path.display()
+        );
+    }
     let config = Config::load(&repo)?;
     let snap = store::snapshot(&repo, &config).ok();
     let branches = repo.branches()?;
