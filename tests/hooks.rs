@@ -545,12 +545,9 @@ fn branch_create_and_delete_update_the_index_and_tags_are_ignored() {
     .contains("f40"));
 }
 
-#[test]
-fn concurrent_pushes_to_different_branches_all_land() {
-    let s = Server::new();
-    s.commit_file("rpmlint/runtask.yml", GOOD);
-    assert!(s.push("master").status.success());
-    let n = 8;
+/// Makes branches `b0`..`b{n-1}` off master, each adding a task, and pushes them all at once;
+/// every push succeeds.
+fn push_branches_at_once(s: &Server, n: usize) {
     for i in 0..n {
         git(
             &s.work(),
@@ -568,6 +565,15 @@ fn concurrent_pushes_to_different_branches_all_land() {
         let out = h.join().expect("thread");
         assert!(out.status.success(), "{}", stderr(&out));
     }
+}
+
+#[test]
+fn concurrent_pushes_to_different_branches_all_land() {
+    let s = Server::new();
+    s.commit_file("rpmlint/runtask.yml", GOOD);
+    assert!(s.push("master").status.success());
+    let n = 8;
+    push_branches_at_once(&s, n);
     let index: serde_json::Value = serde_json::from_str(&s.show("index.json")).expect("json");
     for i in 0..n {
         let b = format!("b{i}");
@@ -730,23 +736,7 @@ fn a_reftable_repository_gets_its_manifest_where_git_reads_it() {
     s.assert_manifest_is_exact("master");
     // Concurrent pushes take turns at the reftable's one lock; none is lost.
     let n = 4;
-    for i in 0..n {
-        git(
-            &s.work(),
-            &["checkout", "-q", "-b", &format!("b{i}"), "master"],
-        );
-        s.commit_file(&format!("task{i}/runtask.yml"), GOOD);
-    }
-    let handles: Vec<_> = (0..n)
-        .map(|i| {
-            let work = s.work();
-            std::thread::spawn(move || git_output(&work, &["push", "origin", &format!("b{i}")]))
-        })
-        .collect();
-    for h in handles {
-        let out = h.join().expect("thread");
-        assert!(out.status.success(), "{}", stderr(&out));
-    }
+    push_branches_at_once(&s, n);
     for i in 0..n {
         s.assert_manifest_is_exact(&format!("b{i}"));
     }
