@@ -1113,6 +1113,82 @@ fn an_ssh_command_from_the_environment_or_the_config_is_used() {
     }
 }
 
+/// Servers that serve fetches but no archives: git daemon as it runs by default (no
+/// upload-archive, refused as a repository it does not export would be), and an ssh server that
+/// allows only fetches and pushes, as Pagure's does. plan fetches the manifest ref at depth 1
+/// there, and a repository the daemon does not have is still told apart; the runner's
+/// checkout fetches the pinned commit.
+#[test]
+fn a_server_that_serves_no_archives_is_fetched_from() {
+    let (s, _d) = served("foo");
+    let dir = s.dir.path();
+    let daemon = Daemon::serve_without_archive(dir);
+    let cache = dir.join("cache").display().to_string();
+    let cache_arg = ["--cache-dir", cache.as_str()];
+    let (code, jobs, err) = plan_build(
+        dir,
+        &daemon.url("{name}.git"),
+        "foo-1.0-1.fc22",
+        "f22",
+        &cache_arg,
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!jobs.is_empty(), "{err}");
+    let (code, _, err) = plan_build(
+        dir,
+        &daemon.url("{name}.git"),
+        "nope-1.0-1.fc22",
+        "f22",
+        &cache_arg,
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("no repository is served there"), "{err}");
+    let job = dir.join("job.json");
+    std::fs::write(&job, jobs[0].to_string()).expect("job");
+    let out = taskhook(
+        &[
+            "checkout",
+            "--job",
+            "job.json",
+            "--dest",
+            "task",
+            "--cache-dir",
+            &cache,
+        ],
+        dir,
+    );
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{said}");
+    assert!(said.contains("by commit-fetch"), "{said}");
+
+    let log = dir.join("ssh.log");
+    let fake_ssh = dir.join("fetch-only-ssh");
+    executable(
+        &fake_ssh,
+        &format!(
+            "#!/bin/sh\nfor last; do :; done\nprintf '%s\\n' \"$last\" >> '{}'\ncase \"$last\" in git-upload-archive*) echo 'Invalid call, invalid operation' >&2; exit 1;; esac\nexec sh -c \"$last\"\n",
+            log.display()
+        ),
+    );
+    let remote = format!("ssh://pkgs.example.invalid{}/{{name}}.git", dir.display());
+    let fake_ssh = fake_ssh.display().to_string();
+    let (code, jobs, err) = plan_build_in_env(
+        dir,
+        &remote,
+        "foo-1.0-1.fc22",
+        "f22",
+        &cache_arg,
+        &[("GIT_SSH_COMMAND", &fake_ssh)],
+    );
+    assert_eq!(code, 0, "{err}");
+    assert!(!jobs.is_empty(), "{err}");
+    let said = std::fs::read_to_string(&log).expect("ssh ran");
+    assert!(
+        said.contains("git-upload-archive") && said.contains("git-upload-pack"),
+        "{said}"
+    );
+}
+
 /// No hook runs in a cache repository, even in one an older taskhook made with `git init` under
 /// an `init.templateDir` that holds hooks (a fetch runs `reference-transaction`).
 #[test]

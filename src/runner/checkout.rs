@@ -237,7 +237,11 @@ fn by_archive(job: &Job, opts: &Options) -> Result<Result<Vec<File>, String>, Ch
         opts.limits.max_bytes * 2,
     ) {
         Ok(out) => out,
-        Err(FetchError::Unreachable(m)) => return Ok(Err(format!("no archive: {m}"))),
+        // git daemon answers a request for a service it does not run (upload-archive is off by
+        // default) as it answers one for a repository it does not export: the fetch tells.
+        Err(FetchError::Unreachable(m) | FetchError::NoRepository(m)) => {
+            return Ok(Err(format!("no archive: {m}")))
+        }
         Err(source) => {
             return Err(CheckoutError::Fetch {
                 url: job.git_repo.clone(),

@@ -17,8 +17,9 @@ pub fn corpus() -> PathBuf {
 
 /// Makes a command independent of the caller's git environment: no inherited `GIT_*`
 /// variable (`GIT_DIR` would redirect every git command), no global or system git config (a
-/// `core.hooksPath` or `init.defaultBranch` there would change what the tests see). A test that
-/// wants one of these sets it after this.
+/// `core.hooksPath` or `init.defaultBranch` there would change what the tests see), and
+/// taskhook's default cache in the target directory rather than the caller's `~/.cache`. A test
+/// that wants one of these sets it after this.
 pub fn hermetic(cmd: &mut Command) -> &mut Command {
     for (k, _) in std::env::vars_os() {
         let k_text = k.to_string_lossy();
@@ -30,8 +31,11 @@ pub fn hermetic(cmd: &mut Command) -> &mut Command {
     if !empty.exists() {
         let _ = std::fs::write(&empty, "");
     }
+    // taskhook's default cache (plan, checkout) under the target directory, not the caller's.
+    let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache");
     cmd.env("GIT_CONFIG_GLOBAL", empty)
         .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("XDG_CACHE_HOME", cache)
 }
 
 /// `git` made hermetic.
@@ -406,6 +410,15 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn serve(base: &Path) -> Daemon {
+        Self::serve_with(base, true)
+    }
+
+    /// git daemon as it runs unless told otherwise: fetches, and no `upload-archive`.
+    pub fn serve_without_archive(base: &Path) -> Daemon {
+        Self::serve_with(base, false)
+    }
+
+    fn serve_with(base: &Path, archive: bool) -> Daemon {
         // git-daemon itself: `git daemon` runs it as a child that killing `git` would orphan.
         let daemon = PathBuf::from(git(base, &["--exec-path"])).join("git-daemon");
         for _ in 0..10 {
@@ -414,7 +427,19 @@ impl Daemon {
                 .local_addr()
                 .expect("addr")
                 .port();
-            let mut cmd = taskhook::demo::daemon_command(&daemon, base, port);
+            let mut cmd = if archive {
+                taskhook::demo::daemon_command(&daemon, base, port)
+            } else {
+                let mut cmd = Command::new(&daemon);
+                cmd.args(["--reuseaddr", "--listen=127.0.0.1", "--export-all"])
+                    .arg(format!("--port={port}"))
+                    .arg(format!("--base-path={}", base.display()))
+                    .arg(base)
+                    .stdin(std::process::Stdio::null())
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::null());
+                cmd
+            };
             let mut child = hermetic(&mut cmd).spawn().expect("git daemon");
             let start = Instant::now();
             while start.elapsed() < Duration::from_secs(5) {

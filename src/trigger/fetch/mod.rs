@@ -266,11 +266,82 @@ pub fn is_http(url: &str) -> bool {
 
 /// Fetches `path` (e.g. `branches/f40.json`) from the manifest ref. `Ok(None)`: the ref exists
 /// but the file does not.
+///
+/// Over http(s) by a depth-1 fetch; otherwise by `git archive --remote`, and by the depth-1
+/// fetch where the server does not serve archives: git daemon runs no upload-archive unless
+/// told to (and then answers as for a repository it does not export), and some ssh servers
+/// allow only fetches and pushes (Pagure's: "Invalid call, invalid operation"). An ssh host
+/// that refused an archive once is sent fetches from then on, for the rest of the process.
 pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
-    if is_http(remote.url) {
-        fetch_via_shallow(remote, path)
-    } else {
-        fetch_via_archive(remote, path)
+    if is_http(remote.url) || archive_refused_by(remote.url) {
+        return fetch_via_shallow(remote, path);
+    }
+    match fetch_via_archive(remote, path) {
+        Err(FetchError::Unreachable(why)) if !transport_failed(&why) => {
+            let fetched = fetch_via_shallow(remote, path);
+            if fetched.is_ok() {
+                remember_archive_refused(remote.url);
+            }
+            fetched
+        }
+        Err(FetchError::NoRepository(_)) if remote.url.starts_with("git://") => {
+            fetch_via_shallow(remote, path)
+        }
+        other => other,
+    }
+}
+
+/// Whether a failed request's messages say the connection or the login failed (so a fetch
+/// over the same transport fails too), rather than that the server refused the request.
+fn transport_failed(message: &str) -> bool {
+    [
+        "cannot connect",
+        "Could not resolve hostname",
+        "connect to host",
+        "Connection refused",
+        "Connection timed out",
+        "Connection closed by",
+        "Connection reset",
+        "No route to host",
+        "Network is unreachable",
+        "Permission denied (",
+        "Host key verification failed",
+        "kex_exchange_identification",
+    ]
+    .iter()
+    .any(|s| message.contains(s))
+}
+
+/// The ssh hosts (`ssh://host:port`, `user@host`) that refused an archive in this process.
+static ARCHIVE_REFUSED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+
+/// The host part of an ssh remote, `None` for any other.
+fn ssh_host(url: &str) -> Option<&str> {
+    if !names_ssh(url) {
+        return None;
+    }
+    match url.find("://") {
+        Some(at) => {
+            let rest = &url[at + 3..];
+            Some(&url[..at + 3 + rest.find('/').unwrap_or(rest.len())])
+        }
+        None => url.split(':').next(),
+    }
+}
+
+fn archive_refused_by(url: &str) -> bool {
+    let (Some(host), Ok(refused)) = (ssh_host(url), ARCHIVE_REFUSED.lock()) else {
+        return false;
+    };
+    refused.iter().any(|h| h == host)
+}
+
+fn remember_archive_refused(url: &str) {
+    if let (Some(host), Ok(mut refused)) = (ssh_host(url), ARCHIVE_REFUSED.lock()) {
+        // Bounded: a listener talks to a handful of hosts.
+        if !refused.iter().any(|h| h == host) && refused.len() < 64 {
+            refused.push(host.to_string());
+        }
     }
 }
 
@@ -365,6 +436,9 @@ fn no_repository(stderr: &str) -> bool {
     let said = reason(stderr);
     (said.starts_with("fatal: repository '") && said.ends_with("' not found"))
         || said.contains("does not appear to be a git repository")
+        // git daemon's answer to a fetch (upload-pack, which it runs by default) of a
+        // repository it does not have or does not export.
+        || said.contains("access denied or repository not exported")
 }
 
 /// The line of git's stderr that says why: what the remote side called fatal, else the first
