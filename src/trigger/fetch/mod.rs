@@ -782,6 +782,28 @@ mod tests {
     use super::*;
 
     #[test]
+    fn an_archive_refused_by_an_ssh_host_is_remembered_for_that_host_only() {
+        assert_eq!(
+            ssh_host("ssh://git@h:2222/rpms/a.git"),
+            Some("ssh://git@h:2222")
+        );
+        assert_eq!(ssh_host("git@h:rpms/a.git"), Some("git@h"));
+        assert_eq!(ssh_host("git://h/rpms/a.git"), None);
+        assert_eq!(ssh_host("/srv/a.git"), None);
+        assert!(!archive_refused_by("ssh://refusing.example/rpms/a.git"));
+        remember_archive_refused("ssh://refusing.example/rpms/a.git");
+        assert!(archive_refused_by("ssh://refusing.example/rpms/b.git"));
+        assert!(!archive_refused_by("ssh://other.example/rpms/a.git"));
+        assert!(!archive_refused_by("git://refusing.example/rpms/a.git"));
+        assert!(transport_failed(
+            "ssh: connect to host h port 22: Connection refused"
+        ));
+        assert!(!transport_failed(
+            "Invalid call, invalid operation\nfatal: the remote end hung up unexpectedly"
+        ));
+    }
+
+    #[test]
     fn ssh_remotes_are_told_from_the_rest_of_gits_arguments() {
         for ssh in [
             "ssh://h/x.git",
