@@ -439,6 +439,8 @@ fn no_repository(stderr: &str) -> bool {
         // git daemon's answer to a fetch (upload-pack, which it runs by default) of a
         // repository it does not have or does not export.
         || said.contains("access denied or repository not exported")
+        // Pagure's ssh: "No such repository" written where git reads the protocol.
+        || said.contains("bad line length character: No s")
 }
 
 /// The line of git's stderr that says why: what the remote side called fatal, else the first
@@ -800,6 +802,10 @@ mod tests {
         ));
         assert!(!transport_failed(
             "Invalid call, invalid operation\nfatal: the remote end hung up unexpectedly"
+        ));
+        // What git makes of Pagure's ssh answer for a repository it does not have.
+        assert!(no_repository(
+            "fatal: protocol error: bad line length character: No s"
         ));
     }
 
