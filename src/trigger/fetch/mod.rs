@@ -441,6 +441,8 @@ fn no_repository(stderr: &str) -> bool {
         || said.contains("access denied or repository not exported")
         // Pagure's ssh: "No such repository" written where git reads the protocol.
         || said.contains("bad line length character: No s")
+        // Forgejo's and Gitea's ssh (`serv`): "Forgejo: Cannot find repository: rpms/foo".
+        || stderr.contains("Cannot find repository: ")
 }
 
 /// The line of git's stderr that says why: what the remote side called fatal, else the first
@@ -803,9 +805,13 @@ mod tests {
         assert!(!transport_failed(
             "Invalid call, invalid operation\nfatal: the remote end hung up unexpectedly"
         ));
-        // What git makes of Pagure's ssh answer for a repository it does not have.
+        // What git makes of Pagure's ssh answer for a repository it does not have, and what
+        // Forgejo's says.
         assert!(no_repository(
             "fatal: protocol error: bad line length character: No s"
+        ));
+        assert!(no_repository(
+            "Forgejo: Cannot find repository: rpms/foo\nfatal: Could not read from remote repository."
         ));
     }
 
