@@ -276,16 +276,23 @@ pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchE
     if is_http(remote.url) || archive_refused_by(remote.url) {
         return fetch_via_shallow(remote, path);
     }
+    // Without a cache to fetch into, what the archive request got is the answer.
+    let or_else = |fetched: Result<Option<Vec<u8>>, FetchError>, archived: FetchError| {
+        match fetched {
+            Err(FetchError::Cache(_)) => Err(archived),
+            fetched => fetched,
+        }
+    };
     match fetch_via_archive(remote, path) {
-        Err(FetchError::Unreachable(why)) if !transport_failed(&why) => {
+        Err(e @ FetchError::Unreachable(_)) if !transport_failed(&e.to_string()) => {
             let fetched = fetch_via_shallow(remote, path);
             if fetched.is_ok() {
                 remember_archive_refused(remote.url);
             }
-            fetched
+            or_else(fetched, e)
         }
-        Err(FetchError::NoRepository(_)) if remote.url.starts_with("git://") => {
-            fetch_via_shallow(remote, path)
+        Err(e @ FetchError::NoRepository(_)) if remote.url.starts_with("git://") => {
+            or_else(fetch_via_shallow(remote, path), e)
         }
         other => other,
     }

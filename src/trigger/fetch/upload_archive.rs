@@ -131,7 +131,7 @@ fn read_response<R: Read, A: Fn(&R) -> std::io::Result<()>>(
                 // git daemon's answer for a repository it does not have (or does not export).
                 if reason.contains("repository not exported") {
                     return Err(fail(FetchError::NoRepository(format!(
-                        "remote error: {reason}"
+                        "remote error: {reason} (git daemon answers so too when it runs no upload-archive; taskhook then fetches instead, into its cache)"
                     ))));
                 }
                 return Err(fail(FetchError::Unreachable(format!(
