@@ -157,7 +157,8 @@ fn smart_http_falls_back_to_the_branch_and_says_so() {
     let url = http.url("srv.git");
     let job = job_for(&s, &url);
     // A fetch killed at its timeout earlier left git's lock in the cache: taken for stale.
-    let cache = taskhook::trigger::fetch::cache_repo(&dir.join("cache"), &url).expect("cache");
+    let cache =
+        taskhook::trigger::fetch::cache_repo(&dir.join("cache"), &url, 1000).expect("cache");
     let lock = cache.join("shallow.lock");
     std::fs::write(&lock, "").expect("lock");
     make_an_hour_old(&lock);
@@ -347,4 +348,47 @@ fn exec_runs_in_the_task_with_the_job() {
     assert_eq!(stdin["id"], job["id"]);
     let out = checkout(dir, &job, &dir.join("fails"), &["--exec", "exit 3"]);
     assert_eq!(out.status.code(), Some(1));
+}
+
+/// The runner's cache keeps `--cache-max-repos` repositories: past that, the least recently
+/// fetched go (a runner checks out from many repositories and never runs `plan`, which prunes
+/// the same way). The server here serves no archives, so each checkout fetches.
+#[test]
+fn the_cache_keeps_at_most_cache_max_repos() {
+    let (s, _d) = served();
+    let dir = s.dir.path();
+    let daemon = Daemon::serve_without_archive(dir);
+    for copy in ["one.git", "two.git"] {
+        git(dir, &["clone", "-q", "--mirror", "srv.git", copy]);
+        git(
+            &dir.join(copy),
+            &["config", "uploadpack.allowFilter", "true"],
+        );
+    }
+    let job = job_for(&s, &daemon.url("srv.git"));
+    let repos = || -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir.join("cache"))
+            .expect("cache")
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .filter(|n| n.len() == 16)
+            .collect();
+        names.sort();
+        names
+    };
+    for (i, repo) in ["srv.git", "one.git", "two.git"].iter().enumerate() {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        let job = with(&job, "git_repo", daemon.url(repo).into());
+        let dest = dir.join(format!("out{i}"));
+        let out = checkout(dir, &job, &dest, &["--cache-max-repos", "2"]);
+        assert_eq!(method(&out), "commit-fetch");
+        assert_task_a(&dest);
+        assert_eq!(repos().len(), (i + 1).min(2), "{:?}", repos());
+    }
+    let first =
+        taskhook::trigger::fetch::cache::path_of(&dir.join("cache"), &daemon.url("srv.git"));
+    assert!(
+        !first.exists(),
+        "srv.git, the least recently fetched, is the one removed"
+    );
 }

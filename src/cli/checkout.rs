@@ -16,6 +16,7 @@ pub struct Args<'a> {
     pub dest: Option<&'a Path>,
     pub exec: Option<&'a str>,
     pub cache_dir: Option<&'a Path>,
+    pub cache_max_repos: usize,
     pub timeout: u64,
     pub format: Format,
 }
@@ -32,6 +33,7 @@ pub fn run(args: &Args) -> CmdResult {
             .cache_dir
             .map(Path::to_path_buf)
             .unwrap_or_else(fetch::default_cache_dir),
+        cache_max_repos: args.cache_max_repos,
         timeout: Duration::from_secs(args.timeout.max(1)),
         limits: Limits::default(),
     };

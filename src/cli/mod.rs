@@ -241,6 +241,10 @@ unreachable remote or a failed command, 2 usage or local errors."
         /// The per-repository fetch cache (shared with plan).
         #[arg(long, value_name = "DIR")]
         cache_dir: Option<PathBuf>,
+        /// How many repositories the cache keeps: past that, the least recently fetched go.
+        #[arg(long, value_name = "N", default_value_t = crate::trigger::fetch::cache::DEFAULT_MAX_REPOS as u64,
+              value_parser = clap::value_parser!(u64).range(1..))]
+        cache_max_repos: u64,
         /// Seconds allowed for each network step.
         #[arg(long, value_name = "SECONDS", default_value_t = 60)]
         timeout: u64,
@@ -400,7 +404,7 @@ pub struct PlanArgs {
     /// Seconds allowed for each network step.
     #[arg(long, value_name = "SECONDS", default_value_t = 20)]
     pub timeout: u64,
-    /// Where depth-1 fetches for http(s) remotes are cached.
+    /// Where depth-1 fetches are cached: for http(s) remotes, and servers that serve no archives.
     #[arg(long, value_name = "DIR")]
     pub cache_dir: Option<PathBuf>,
     /// How many repositories the cache keeps: past that, the least recently fetched go.
@@ -488,6 +492,7 @@ pub fn run(cli: Cli) -> CmdResult {
             dest,
             exec,
             cache_dir,
+            cache_max_repos,
             timeout,
             format,
         } => checkout::run(&checkout::Args {
@@ -495,6 +500,7 @@ pub fn run(cli: Cli) -> CmdResult {
             dest: dest.as_deref(),
             exec: exec.as_deref(),
             cache_dir: cache_dir.as_deref(),
+            cache_max_repos: usize::try_from(cache_max_repos).unwrap_or(usize::MAX),
             timeout,
             format,
         }),

@@ -30,6 +30,8 @@ impl Default for Limits {
 pub struct Options {
     pub dest: PathBuf,
     pub cache_dir: PathBuf,
+    /// How many repositories that cache keeps (see [`fetch::cache`]).
+    pub cache_max_repos: usize,
     pub timeout: Duration,
     pub limits: Limits,
 }
@@ -385,7 +387,7 @@ fn by_fetch(
     };
     // A cache repository made just now cannot be what a fetch failed for.
     let fresh = fresh || !fetch::cache::exists(&fetch::cache::path_of(&opts.cache_dir, url));
-    let cache = fetch::cache_repo(&opts.cache_dir, url).map_err(fail)?;
+    let cache = fetch::cache_repo(&opts.cache_dir, url, opts.cache_max_repos).map_err(fail)?;
     // Several tasks of one event may be checked out at once: one fetch into a cache at a time.
     let _lock = fetch::cache::Lock::acquire(&cache, opts.timeout).map_err(fail)?;
     // A fetch killed at its timeout leaves git's locks behind; none that old is live.

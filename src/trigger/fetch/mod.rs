@@ -277,11 +277,10 @@ pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchE
         return fetch_via_shallow(remote, path);
     }
     // Without a cache to fetch into, what the archive request got is the answer.
-    let or_else = |fetched: Result<Option<Vec<u8>>, FetchError>, archived: FetchError| {
-        match fetched {
-            Err(FetchError::Cache(_)) => Err(archived),
-            fetched => fetched,
-        }
+    let or_else = |fetched: Result<Option<Vec<u8>>, FetchError>, archived: FetchError| match fetched
+    {
+        Err(FetchError::Cache(_)) => Err(archived),
+        fetched => fetched,
     };
     match fetch_via_archive(remote, path) {
         Err(e @ FetchError::Unreachable(_)) if !transport_failed(&e.to_string()) => {
@@ -716,11 +715,11 @@ pub fn clear_stale_locks(dir: &Path, age: Duration) -> bool {
 
 /// The bare cache repository for `url` under `cache_dir` (made on first use, see [`cache`]),
 /// shared by `plan`'s manifest fetches and `checkout`'s task fetches.
-pub fn cache_repo(cache_dir: &Path, url: &str) -> Result<PathBuf, FetchError> {
+pub fn cache_repo(cache_dir: &Path, url: &str, max_repos: usize) -> Result<PathBuf, FetchError> {
     let dir = cache::path_of(cache_dir, url);
     if !cache::exists(&dir) {
         let made = cache::make(cache_dir)?;
-        cache::settle(&made, &dir, false, cache::DEFAULT_MAX_REPOS);
+        cache::settle(&made, &dir, false, max_repos);
         if !cache::exists(&dir) {
             return Err(FetchError::Cache(format!(
                 "cannot make the cache repository {}",
