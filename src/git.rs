@@ -1656,7 +1656,7 @@ impl Repo {
     /// (git runs `reference-transaction` on an update; the files backend's updates run none).
     fn git_on_refs(&self) -> std::process::Command {
         let mut cmd = git_command();
-        // Its messages in English, where one is read ("cannot lock").
+        // Its messages in English, where one is read ("cannot lock references").
         cmd.env("LC_ALL", "C")
             .arg("--git-dir")
             .arg(&self.git_dir)
@@ -1733,7 +1733,7 @@ impl Repo {
             .arg(old.to_string());
         run_git(&mut cmd).map(|_| ()).map_err(|e| {
             match self.classify_ref_error(name, expected, &e) {
-                GitError::Other { context, message } if e.contains("cannot lock") => {
+                GitError::Other { context, message } if e.contains("cannot lock references") => {
                     GitError::Locked(format!("{context}: {message}"))
                 }
                 other => other,
