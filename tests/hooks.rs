@@ -766,6 +766,23 @@ fn a_reftable_repository_gets_its_manifest_where_git_reads_it() {
         "{}",
         String::from_utf8_lossy(&doctor.stdout)
     );
+    // A ref in the way of the manifest ref, listed by git: the pusher is told which, at once.
+    let meta = s.meta().expect("manifest");
+    git(&s.bare(), &["update-ref", "-d", "refs/meta/tasks"]);
+    git(&s.bare(), &["update-ref", "refs/meta/tasks/x", &meta]);
+    // The work tree is on b3, the last branch pushed above.
+    s.commit_file("b3more/runtask.yml", GOOD);
+    let started = std::time::Instant::now();
+    let out = s.push("b3");
+    assert!(
+        stderr(&out).contains("git update-ref -d refs/meta/tasks/x"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    git(&s.bare(), &["update-ref", "-d", "refs/meta/tasks/x"]);
+    let rebuild = taskhook(&["manifest", "rebuild", "srv.git"], s.dir.path());
+    assert!(rebuild.status.success(), "{}", stderr(&rebuild));
     // The reftable's lock guards every ref (a compaction may hold it a while): waited for,
     // never removed as taskhook's own stale ref lock is.
     git(&s.bare(), &["config", "taskhook.staleLockSeconds", "1"]);
