@@ -1640,6 +1640,12 @@ impl Repo {
             || self.common_dir.join("packed-refs.lock").exists()
     }
 
+    /// Whether this repository's refs are in a backend gitoxide does not read (a reftable), so
+    /// that they are read and moved by running git.
+    pub fn refs_by_git(&self) -> bool {
+        self.refs_by_git
+    }
+
     /// The lock file, relative to the git directory, that a writer of ref `name` holds, and
     /// whether taskhook removes it once stale (`refs/meta/tasks.lock`: yes; a reftable's lock,
     /// which git's every ref update takes: no).

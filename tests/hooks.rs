@@ -766,6 +766,11 @@ fn a_reftable_repository_gets_its_manifest_where_git_reads_it() {
         "{}",
         String::from_utf8_lossy(&doctor.stdout)
     );
+    assert!(
+        String::from_utf8_lossy(&doctor.stdout).contains("ok  refs: in a reftable"),
+        "{}",
+        String::from_utf8_lossy(&doctor.stdout)
+    );
     // A ref in the way of the manifest ref, listed by git: the pusher is told which, at once.
     let meta = s.meta().expect("manifest");
     git(&s.bare(), &["update-ref", "-d", "refs/meta/tasks"]);

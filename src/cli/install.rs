@@ -309,6 +309,12 @@ fn diagnose(repo: &Path) -> Vec<Finding> {
                     c.time_budget.as_millis()
                 ),
             );
+            if r.refs_by_git() {
+                say(
+                    true,
+                    "refs: in a reftable, which the hooks read and move by running git (a few milliseconds more per push)".into(),
+                );
+            }
             let replacing: Vec<String> = r
                 .ref_names()
                 .unwrap_or_default()
