@@ -3,7 +3,7 @@
 
 mod util;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use util::*;
 
@@ -1074,6 +1074,23 @@ fn an_oversized_cache_repository_is_started_again() {
     assert!(!kept.exists() && !padding.exists());
 }
 
+/// An "ssh" that runs the remote's command on this machine (after `refuse`, shell lines that may
+/// answer some commands themselves), logging each command line: the script, the log and a
+/// `{name}` remote template over it.
+fn stand_in_ssh(dir: &Path, refuse: &str) -> (String, PathBuf, String) {
+    let log = dir.join("ssh.log");
+    let script = dir.join("stand-in-ssh");
+    executable(
+        &script,
+        &format!(
+            "#!/bin/sh\nfor last; do :; done\nprintf '%s\\n' \"$*\" >> '{}'\n{refuse}exec sh -c \"$last\"\n",
+            log.display()
+        ),
+    );
+    let remote = format!("ssh://pkgs.example.invalid{}/{{name}}.git", dir.display());
+    (script.display().to_string(), log, remote)
+}
+
 /// ssh remotes: an ssh command the environment (`GIT_SSH_COMMAND`) or git's config
 /// (`core.sshCommand`) gives, with an identity for the remote, say, is the one git uses;
 /// taskhook's own (`ssh -o BatchMode=yes`) only stands in when there is none. Here the "ssh"
@@ -1082,17 +1099,7 @@ fn an_oversized_cache_repository_is_started_again() {
 fn an_ssh_command_from_the_environment_or_the_config_is_used() {
     let (s, _d) = served("foo");
     let dir = s.dir.path();
-    let log = dir.join("ssh.log");
-    let fake_ssh = dir.join("fake-ssh");
-    executable(
-        &fake_ssh,
-        &format!(
-            "#!/bin/sh\nfor last; do :; done\nprintf '%s\\n' \"$*\" >> '{}'\nexec sh -c \"$last\"\n",
-            log.display()
-        ),
-    );
-    let remote = format!("ssh://pkgs.example.invalid{}/{{name}}.git", dir.display());
-    let fake_ssh = fake_ssh.display().to_string();
+    let (fake_ssh, log, remote) = stand_in_ssh(dir, "");
     let config = dir.join("global-gitconfig");
     std::fs::write(&config, format!("[core]\n\tsshCommand = {fake_ssh}\n")).expect("config");
     let config = config.display().to_string();
@@ -1161,17 +1168,10 @@ fn a_server_that_serves_no_archives_is_fetched_from() {
     assert!(out.status.success(), "{said}");
     assert!(said.contains("by commit-fetch"), "{said}");
 
-    let log = dir.join("ssh.log");
-    let fake_ssh = dir.join("fetch-only-ssh");
-    executable(
-        &fake_ssh,
-        &format!(
-            "#!/bin/sh\nfor last; do :; done\nprintf '%s\\n' \"$last\" >> '{}'\ncase \"$last\" in git-upload-archive*) echo 'Invalid call, invalid operation' >&2; exit 1;; esac\nexec sh -c \"$last\"\n",
-            log.display()
-        ),
+    let (fake_ssh, log, remote) = stand_in_ssh(
+        dir,
+        "case \"$last\" in git-upload-archive*) echo 'Invalid call, invalid operation' >&2; exit 1;; esac\n",
     );
-    let remote = format!("ssh://pkgs.example.invalid{}/{{name}}.git", dir.display());
-    let fake_ssh = fake_ssh.display().to_string();
     let (code, jobs, err) = plan_build_in_env(
         dir,
         &remote,
