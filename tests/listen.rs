@@ -606,6 +606,15 @@ fn a_bad_configuration_names_the_key() {
         err.contains("consumer_config.cache_dir: cannot make a cache repository in"),
         "{err}"
     );
+    // A git:// remote needs it only where the server serves no archives: a warning.
+    write(&cfg, &http(&cache).replace("https://h/", "git://h/"));
+    let out = check();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("taskhook listen: warning: consumer_config.cache_dir: cannot make a cache repository in"),
+        "{err}"
+    );
     write(&cfg, &http(&dir.path().join("cache")));
     let out = check();
     assert_eq!(

@@ -14,17 +14,21 @@ pub fn run(config: &Path, metrics_addr: Option<SocketAddr>, check: bool) -> CmdR
         eprintln!("taskhook listen: warning: {w}");
     }
     // http(s) remotes are fetched through the cache: a directory the service cannot write (an
-    // unset cache_dir under a user whose home is read-only) would fail every message.
-    if crate::trigger::fetch::is_http(&config.remote) {
-        let dir = config
-            .cache_dir
-            .clone()
-            .unwrap_or_else(crate::trigger::fetch::default_cache_dir);
-        crate::trigger::fetch::cache::usable(&dir).map_err(|e| {
-            Failure::usage(format!(
+    // unset cache_dir under a user whose home is read-only) would fail every message. Other
+    // remotes need it only where the server serves no archives: said, not refused.
+    let dir = config
+        .cache_dir
+        .clone()
+        .unwrap_or_else(crate::trigger::fetch::default_cache_dir);
+    if let Err(e) = crate::trigger::fetch::cache::usable(&dir) {
+        if crate::trigger::fetch::is_http(&config.remote) {
+            return Err(Failure::usage(format!(
                 "consumer_config.cache_dir: {e} (http(s) remotes are fetched through this cache; set cache_dir to a directory the service can write)"
-            ))
-        })?;
+            )));
+        }
+        eprintln!(
+            "taskhook listen: warning: consumer_config.cache_dir: {e} (a server that serves no archives, such as git daemon without upload-archive, is fetched from through this cache; set cache_dir to a directory the service can write)"
+        );
     }
     if check {
         crate::outln!("configuration ok");
