@@ -1137,10 +1137,14 @@ fn a_server_that_serves_no_archives_is_fetched_from() {
         &daemon.url("{name}.git"),
         "foo-1.0-1.fc22",
         "f22",
-        &cache_arg,
+        &["--cache-dir", cache.as_str(), "--explain"],
     );
     assert_eq!(code, 0, "{err}");
     assert!(!jobs.is_empty(), "{err}");
+    assert!(
+        err.contains("git daemon serves no archive of it: fetched at depth 1"),
+        "{err}"
+    );
     let (code, _, err) = plan_build(
         dir,
         &daemon.url("{name}.git"),

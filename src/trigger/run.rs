@@ -224,10 +224,14 @@ fn fetch_manifest(
     }
     for b in candidates {
         let file = manifest::branch_file(&b);
-        let fetched = fetch::fetch_file(&remote, &file).map_err(|source| RunError::Fetch {
-            url: url.to_string(),
-            source,
+        let mut note = None;
+        let fetched = fetch::fetch_file_noting(&remote, &file, &mut note).map_err(|source| {
+            RunError::Fetch {
+                url: url.to_string(),
+                source,
+            }
         })?;
+        explain.extend(note);
         crate::error::trace::step("manifest fetched");
         match fetched {
             Some(bytes) => {

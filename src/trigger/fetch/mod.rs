@@ -273,7 +273,20 @@ pub fn is_http(url: &str) -> bool {
 /// allow only fetches and pushes (Pagure's: "Invalid call, invalid operation"). An ssh host
 /// that refused an archive once is sent fetches from then on, for the rest of the process.
 pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchError> {
-    if is_http(remote.url) || archive_refused_by(remote.url) {
+    fetch_file_noting(remote, path, &mut None)
+}
+
+/// [`fetch_file`], saying in `note` when it fetched where it would have asked for an archive.
+pub fn fetch_file_noting(
+    remote: &Remote,
+    path: &str,
+    note: &mut Option<String>,
+) -> Result<Option<Vec<u8>>, FetchError> {
+    if is_http(remote.url) {
+        return fetch_via_shallow(remote, path);
+    }
+    if archive_refused_by(remote.url) {
+        *note = Some("this ssh host refused an archive before: fetched at depth 1".into());
         return fetch_via_shallow(remote, path);
     }
     // Without a cache to fetch into, what the archive request got is the answer.
@@ -284,6 +297,7 @@ pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchE
     };
     match fetch_via_archive(remote, path) {
         Err(e @ FetchError::Unreachable(_)) if !transport_failed(&e.to_string()) => {
+            *note = Some(format!("no archive ({e}): fetched at depth 1"));
             let fetched = fetch_via_shallow(remote, path);
             if fetched.is_ok() {
                 remember_archive_refused(remote.url);
@@ -291,6 +305,7 @@ pub fn fetch_file(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, FetchE
             or_else(fetched, e)
         }
         Err(e @ FetchError::NoRepository(_)) if remote.url.starts_with("git://") => {
+            *note = Some("git daemon serves no archive of it: fetched at depth 1".into());
             or_else(fetch_via_shallow(remote, path), e)
         }
         other => other,
