@@ -153,6 +153,18 @@ impl Listener {
         matches!(self.child.try_wait(), Ok(None))
     }
 
+    /// The exit code once the listener exits by itself, failing the test after 30 s.
+    fn exit_code(&mut self) -> Option<i32> {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(30) {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("the listener did not stop by itself:\n{}", self.log());
+    }
+
     /// SIGTERM, then the exit code and how long it took.
     fn terminate(&mut self) -> (Option<i32>, Duration) {
         let start = Instant::now();
@@ -189,6 +201,11 @@ async fn connect(url: &str) -> lapin::Result<Connection> {
 
 /// Declares a durable queue bound to the jobs' topic, so no published job is lost.
 async fn declare_jobs_queue(url: &str, queue: &str) {
+    declare_queue(url, queue, "taskhook.job.#").await;
+}
+
+/// Declares a durable queue bound to `key` on `amq.topic`.
+async fn declare_queue(url: &str, queue: &str, key: &str) {
     let conn = connect(url).await.expect("connect");
     let ch = conn.create_channel().await.expect("channel");
     ch.queue_declare(
@@ -204,7 +221,7 @@ async fn declare_jobs_queue(url: &str, queue: &str) {
     ch.queue_bind(
         queue.into(),
         "amq.topic".into(),
-        "taskhook.job.#".into(),
+        key.into(),
         QueueBindOptions::default(),
         FieldTable::default(),
     )
@@ -1133,4 +1150,123 @@ fn tls_and_login_mistakes_are_named_with_their_fix() {
         let log = l.log();
         assert!(!log.contains("connected; consuming"), "{name}: {log}");
     }
+}
+
+#[test]
+fn passive_declares_and_publishing_settings_mean_what_they_mean_to_fedora_messaging() {
+    let broker = Broker::start();
+    let (s, d) = served();
+    let dir = s.dir.path();
+    // A user that may read and write but create nothing, as a broker whose queues its
+    // administrators make gives one.
+    broker.ctl(&["add_user", "watcher", "watcher-password"]);
+    broker.ctl(&["set_permissions", "-p", "/", "watcher", "^$", ".*", ".*"]);
+    let admin = broker.url();
+    let text = std::fs::read_to_string(config(dir, &broker, &d.url("{name}.git"), ""))
+        .expect("config")
+        .replace("guest:guest@", "watcher:watcher-password@");
+    let active = dir.join("active.toml");
+    write(&active, &text);
+    let passive = dir.join("passive.toml");
+    write(
+        &passive,
+        &text.replacen(
+            "[client_properties]",
+            "passive_declares = true\ntopic_prefix = \"org.example.\"\npublish_priority = 5\n\n\
+             [client_properties]",
+            1,
+        ),
+    );
+
+    // The queue does not exist yet: with passive declares it is not made, and the log says so.
+    let mut l = Listener::spawn(&passive, dir.join("missing.log"), &[]);
+    assert_eq!(l.exit_code(), Some(2), "{}", l.log());
+    assert!(
+        l.log().contains("queue `taskhook`")
+            && l.log()
+                .contains("create it on the broker, or set passive_declares = false"),
+        "{}",
+        l.log()
+    );
+    assert!(
+        l.log()
+            .contains("(queues and exchanges must exist: passive_declares)"),
+        "{}",
+        l.log()
+    );
+
+    // The administrators make it; a listener that declares it anyway is refused.
+    let rt = runtime();
+    rt.block_on(declare_queue(&admin, "taskhook", "nothing.yet"));
+    rt.block_on(declare_queue(&admin, "jobs", "org.example.taskhook.job.#"));
+    let mut l = Listener::spawn(&active, dir.join("active.log"), &[]);
+    assert_eq!(l.exit_code(), Some(2), "{}", l.log());
+    assert!(
+        l.log().contains("ACCESS_REFUSED") && l.log().contains("set passive_declares = true"),
+        "{}",
+        l.log()
+    );
+
+    // One allowed to make it, but asking for other settings than it has, is told which.
+    let other = dir.join("other.toml");
+    write(
+        &other,
+        &text
+            .replace("watcher:watcher-password@", "guest:guest@")
+            .replacen(
+                "exclusive = false\n",
+                "exclusive = false\narguments = { \"x-message-ttl\" = 1000 }\n",
+                1,
+            ),
+    );
+    let mut l = Listener::spawn(&other, dir.join("other.log"), &[]);
+    assert_eq!(l.exit_code(), Some(2), "{}", l.log());
+    assert!(
+        l.log().contains("PRECONDITION_FAILED")
+            && l.log().contains("it exists with other settings"),
+        "{}",
+        l.log()
+    );
+
+    // Passive: the queue is used as it is, its binding added, and the job published as
+    // fedora-messaging would publish it with this file: prefixed topic, priority.
+    let mut l = Listener::start(&passive, dir.join("passive.log"));
+    assert!(
+        l.log()
+            .contains("as `org.example.taskhook.job.<item_type>` with priority 5"),
+        "{}",
+        l.log()
+    );
+    rt.block_on(publish(&admin, &[(KOJI_TOPIC.into(), koji_message("1"))]));
+    let start = Instant::now();
+    let delivery = loop {
+        let got = rt.block_on(async {
+            let conn = connect(&admin).await.expect("connect");
+            let ch = conn.create_channel().await.expect("channel");
+            let got = ch
+                .basic_get("jobs".into(), BasicGetOptions { no_ack: true })
+                .await
+                .expect("get");
+            let _ = conn.close(200, "done".into()).await;
+            got
+        });
+        if let Some(got) = got {
+            break got.delivery;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", l.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(
+        delivery.routing_key.as_str(),
+        "org.example.taskhook.job.koji_build"
+    );
+    assert_eq!(*delivery.properties.priority(), Some(5));
+    let headers = delivery.properties.headers().clone().unwrap_or_default();
+    assert_eq!(
+        headers.inner().get("priority"),
+        Some(&lapin::types::AMQPValue::LongInt(5))
+    );
+    let job: serde_json::Value = serde_json::from_slice(&delivery.data).expect("job JSON");
+    assert_eq!(job["item"], "ansible-1-1.el7");
+    assert_eq!(l.terminate().0, Some(0));
 }

@@ -13,22 +13,20 @@ use toml::{Table, Value};
 use crate::config::DEFAULT_REF;
 
 /// Keys fedora-messaging knows that `listen` does not use: accepted silently, so a consumer's
-/// existing file works as it is.
-const FEDORA_MESSAGING_KEYS: &[&str] = &[
-    "callback",
-    "publish_exchange",
-    "topic_prefix",
-    "publish_priority",
-    "passive_declares",
-    "log_config",
-    "monitoring",
-];
+/// existing file works as it is. (`passive_declares`, `publish_exchange`, `topic_prefix` and
+/// `publish_priority` mean for `listen` what they mean for fedora-messaging.)
+const FEDORA_MESSAGING_KEYS: &[&str] = &["callback", "log_config", "monitoring"];
 
 /// Where jobs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Jobs {
-    /// Published to the broker as fedora-messaging messages, with publisher confirms.
-    Amqp { exchange: String, topic: String },
+    /// Published to the broker as fedora-messaging messages, with publisher confirms, as
+    /// `topic.<item_type>` (`topic_prefix` already in `topic`), with `priority` when set.
+    Amqp {
+        exchange: String,
+        topic: String,
+        priority: Option<u8>,
+    },
     /// A command run per job, the job JSON on its stdin; exit 0 is delivered. One still
     /// running after `timeout` (when set) is killed, with what it started, and has failed.
     Exec {
@@ -80,6 +78,9 @@ pub struct ListenConfig {
     pub exchanges: Vec<Exchange>,
     pub queues: Vec<Queue>,
     pub bindings: Vec<Binding>,
+    /// fedora-messaging's `passive_declares`: exchanges and queues are only checked to exist,
+    /// for a user the broker does not let create them (bindings are declared either way).
+    pub passive_declares: bool,
     pub prefetch_count: u16,
     /// The `--remote` template.
     pub remote: String,
@@ -93,6 +94,16 @@ pub struct ListenConfig {
     pub cache_max_repos: usize,
     pub jobs: Jobs,
     pub max_retries: u32,
+}
+
+/// fedora-messaging's settings for what it publishes, the defaults of `listen`'s jobs.
+struct Publishing {
+    /// `publish_exchange`: where jobs go unless `consumer_config.jobs_exchange` says.
+    exchange: Option<String>,
+    /// `topic_prefix`: put before the jobs' topic, joined by a dot.
+    topic_prefix: Option<String>,
+    /// `publish_priority`: the jobs' AMQP priority.
+    priority: Option<u8>,
 }
 
 /// What is wrong with a configuration file.
@@ -228,6 +239,10 @@ impl Reader<'_> {
             "bindings",
             "qos",
             "consumer_config",
+            "passive_declares",
+            "publish_exchange",
+            "topic_prefix",
+            "publish_priority",
         ];
         let all: Vec<&str> = known.iter().chain(FEDORA_MESSAGING_KEYS).copied().collect();
         self.unknown(t, "", &all);
@@ -251,6 +266,7 @@ impl Reader<'_> {
         let exchanges = self.exchanges(t)?;
         let queues = self.queues(t)?;
         let bindings = self.bindings(t, &queues)?;
+        let passive_declares = self.boolean(t, "passive_declares", "passive_declares", false)?;
         let prefetch_count = match self.table(t, "qos", "qos")? {
             Some(q) => {
                 self.unknown(q, "qos", &["prefetch_count", "prefetch_size"]);
@@ -278,8 +294,17 @@ impl Reader<'_> {
                     "missing: taskhook's settings (at least `remote`) live here",
                 )
             })?;
+        // fedora-messaging's publishing settings, which the jobs published follow.
+        let publishing = Publishing {
+            exchange: self.string(t, "publish_exchange", "publish_exchange")?,
+            topic_prefix: self.string(t, "topic_prefix", "topic_prefix")?,
+            priority: self
+                .integer(t, "publish_priority", "publish_priority", 255)?
+                .map(|n| n as u8),
+        };
         self.consumer_config(
             cc,
+            publishing,
             ListenConfig {
                 amqp_url,
                 tls,
@@ -287,6 +312,7 @@ impl Reader<'_> {
                 exchanges,
                 queues,
                 bindings,
+                passive_declares,
                 prefetch_count,
                 remote: String::new(),
                 fallback_branch: None,
@@ -470,7 +496,12 @@ impl Reader<'_> {
         Ok(out)
     }
 
-    fn consumer_config(&mut self, cc: &Table, mut c: ListenConfig) -> Checked<ListenConfig> {
+    fn consumer_config(
+        &mut self,
+        cc: &Table,
+        publishing: Publishing,
+        mut c: ListenConfig,
+    ) -> Checked<ListenConfig> {
         let known = [
             "remote",
             "fallback_branch",
@@ -532,14 +563,25 @@ impl Reader<'_> {
             .unwrap_or_else(|| "amqp".into());
         let exec = self.string(cc, "exec", &key("exec"))?;
         c.jobs = match jobs.as_str() {
-            "amqp" => Jobs::Amqp {
-                exchange: self
-                    .string(cc, "jobs_exchange", &key("jobs_exchange"))?
-                    .unwrap_or_else(|| "amq.topic".into()),
-                topic: self
+            "amqp" => {
+                let topic = self
                     .string(cc, "jobs_topic", &key("jobs_topic"))?
-                    .unwrap_or_else(|| "taskhook.job".into()),
-            },
+                    .unwrap_or_else(|| "taskhook.job".into());
+                Jobs::Amqp {
+                    exchange: self
+                        .string(cc, "jobs_exchange", &key("jobs_exchange"))?
+                        .or(publishing.exchange)
+                        .unwrap_or_else(|| "amq.topic".into()),
+                    // As fedora-messaging prefixes the topics it publishes.
+                    topic: match publishing.topic_prefix.as_deref() {
+                        Some(prefix) if !prefix.is_empty() => {
+                            format!("{}.{topic}", prefix.trim_end_matches('.'))
+                        }
+                        _ => topic,
+                    },
+                    priority: publishing.priority,
+                }
+            }
             "exec" => {
                 let command = exec.ok_or_else(|| {
                     self.bad(
@@ -630,6 +672,64 @@ exec = "runner --from-job -"
             }
         );
         assert_eq!(c.client_properties["app"], "taskhook at example");
+    }
+
+    #[test]
+    fn fedora_messaging_publishing_settings_are_the_jobs_defaults() {
+        let amqp = GOOD.replace(
+            "jobs = \"exec\"\nexec = \"runner --from-job -\"",
+            "jobs = \"amqp\"",
+        );
+        let (c, _) = ListenConfig::parse(&amqp, "c.toml").expect("valid");
+        assert!(!c.passive_declares);
+        let plain = Jobs::Amqp {
+            exchange: "amq.topic".into(),
+            topic: "taskhook.job".into(),
+            priority: None,
+        };
+        assert_eq!(c.jobs, plain);
+        let set = "passive_declares = true\npublish_exchange = \"fm\"\n\
+                   topic_prefix = \"org.fedoraproject.prod\"\npublish_priority = 3\n";
+        let text = format!("{set}{amqp}");
+        let (c, warnings) = ListenConfig::parse(&text, "c.toml").expect("valid");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(c.passive_declares);
+        assert_eq!(
+            c.jobs,
+            Jobs::Amqp {
+                exchange: "fm".into(),
+                topic: "org.fedoraproject.prod.taskhook.job".into(),
+                priority: Some(3),
+            }
+        );
+        // taskhook's own keys win; an empty prefix is none, as for fedora-messaging.
+        let text = format!(
+            "{}\njobs_exchange = \"jobs\"\njobs_topic = \"th\"\n",
+            text.replace(
+                "topic_prefix = \"org.fedoraproject.prod\"",
+                "topic_prefix = \"\""
+            )
+        );
+        let (c, _) = ListenConfig::parse(&text, "c.toml").expect("valid");
+        assert_eq!(
+            c.jobs,
+            Jobs::Amqp {
+                exchange: "jobs".into(),
+                topic: "th".into(),
+                priority: Some(3),
+            }
+        );
+        for (bad, key) in [
+            ("passive_declares = \"yes\"\n", "passive_declares"),
+            ("publish_priority = 256\n", "publish_priority"),
+            ("topic_prefix = 1\n", "topic_prefix"),
+            ("publish_exchange = false\n", "publish_exchange"),
+        ] {
+            let err = ListenConfig::parse(&format!("{bad}{amqp}"), "c.toml")
+                .expect_err(bad)
+                .to_string();
+            assert!(err.starts_with(&format!("c.toml: {key}: ")), "{err}");
+        }
     }
 
     #[test]

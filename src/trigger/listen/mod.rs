@@ -225,9 +225,14 @@ fn startup_line(c: &ListenConfig, o: &Options) -> String {
         })
         .collect();
     let jobs = match &c.jobs {
-        Jobs::Amqp { exchange, topic } => {
-            format!("published to exchange `{exchange}` as `{topic}.<item_type>`")
-        }
+        Jobs::Amqp {
+            exchange,
+            topic,
+            priority,
+        } => format!(
+            "published to exchange `{exchange}` as `{topic}.<item_type>`{}",
+            priority.map_or(String::new(), |p| format!(" with priority {p}"))
+        ),
         Jobs::Exec { argv, timeout } => format!(
             "run as `{}` (job JSON on stdin{})",
             argv.join(" "),
@@ -248,7 +253,7 @@ fn startup_line(c: &ListenConfig, o: &Options) -> String {
         String::new()
     };
     format!(
-        "taskhook listen: broker {}; consuming {}; prefetch {}; manifests from {}{cache}; jobs {jobs}",
+        "taskhook listen: broker {}; consuming {}{}; prefetch {}; manifests from {}{cache}; jobs {jobs}",
         redact(&c.amqp_url),
         if bindings.is_empty() {
             c.queues
@@ -258,6 +263,11 @@ fn startup_line(c: &ListenConfig, o: &Options) -> String {
                 .join(", ")
         } else {
             bindings.join("; ")
+        },
+        if c.passive_declares {
+            " (queues and exchanges must exist: passive_declares)"
+        } else {
+            ""
         },
         c.prefetch_count,
         c.remote,
@@ -505,12 +515,15 @@ async fn connect(
     Ok(Connection::connector(uri, runtime, open, props).await?)
 }
 
-/// Declares the configured exchanges, queues and bindings (again after every reconnection).
+/// Declares the configured exchanges, queues and bindings (again after every reconnection);
+/// with `passive_declares`, as fedora-messaging does, only checks that the exchanges and queues
+/// exist, and declares the bindings.
 async fn declare(ch: &Channel, c: &ListenConfig) -> Result<(), SessionError> {
+    let passive = c.passive_declares;
     let refused = |what: String, e: lapin::Error| match e.kind() {
-        lapin::ErrorKind::ProtocolError(_) => {
-            SessionError::Fatal(ListenError::Topology(format!("{what}: {e}")))
-        }
+        lapin::ErrorKind::ProtocolError(amqp) => SessionError::Fatal(ListenError::Topology(
+            format!("{what}: {e}{}", declare_hint(amqp.kind(), passive)),
+        )),
         _ => SessionError::Lost(e.to_string()),
     };
     for x in c.exchanges.iter().filter(|x| !x.name.starts_with("amq.")) {
@@ -524,6 +537,7 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<(), SessionError> {
             x.name.as_str().into(),
             kind,
             ExchangeDeclareOptions {
+                passive,
                 durable: x.durable,
                 auto_delete: x.auto_delete,
                 ..ExchangeDeclareOptions::default()
@@ -537,6 +551,7 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<(), SessionError> {
         ch.queue_declare(
             q.name.as_str().into(),
             QueueDeclareOptions {
+                passive,
                 durable: q.durable,
                 exclusive: q.exclusive,
                 auto_delete: q.auto_delete,
@@ -566,6 +581,26 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<(), SessionError> {
         }
     }
     Ok(())
+}
+
+/// What to change when the broker refuses a declaration, for the refusals a setting explains.
+fn declare_hint(kind: &lapin::protocol::AMQPErrorKind, passive: bool) -> &'static str {
+    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+    match kind {
+        AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) if passive => {
+            " (with passive_declares = true it is not created: create it on the broker, or set \
+             passive_declares = false)"
+        }
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) if !passive => {
+            " (if the broker's administrators create the queues and exchanges, set \
+             passive_declares = true to use them as they are)"
+        }
+        AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED) => {
+            " (it exists with other settings: make durable, auto_delete, exclusive and arguments \
+             match it)"
+        }
+        _ => "",
+    }
 }
 
 /// TOML arguments (`x-dead-letter-exchange`, `x-message-ttl`, ...) as AMQP field values.

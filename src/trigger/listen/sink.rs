@@ -25,6 +25,7 @@ pub enum Sink {
         channel: Channel,
         exchange: String,
         topic: String,
+        priority: Option<u8>,
     },
     Exec {
         argv: Vec<String>,
@@ -37,7 +38,11 @@ impl Sink {
     /// Opens the sink `jobs` names; an AMQP sink gets its own channel in confirm mode.
     pub async fn open(jobs: &Jobs, conn: &Connection) -> Result<Sink, lapin::Error> {
         Ok(match jobs {
-            Jobs::Amqp { exchange, topic } => {
+            Jobs::Amqp {
+                exchange,
+                topic,
+                priority,
+            } => {
                 let channel = conn.create_channel().await?;
                 channel
                     .confirm_select(ConfirmSelectOptions::default())
@@ -46,6 +51,7 @@ impl Sink {
                     channel,
                     exchange: exchange.clone(),
                     topic: topic.clone(),
+                    priority: *priority,
                 }
             }
             Jobs::Exec { argv, timeout } => Sink::Exec {
@@ -63,7 +69,8 @@ impl Sink {
                 channel,
                 exchange,
                 topic,
-            } => publish(channel, exchange, topic, jobs).await,
+                priority,
+            } => publish(channel, exchange, topic, *priority, jobs).await,
             Sink::Exec { argv, timeout } => {
                 for job in jobs {
                     exec(argv, *timeout, job).await?;
@@ -83,8 +90,9 @@ impl Sink {
     }
 }
 
-/// The AMQP properties of a job message, as fedora-messaging's own publisher sets them.
-pub fn properties(job: &Job) -> BasicProperties {
+/// The AMQP properties of a job message, as fedora-messaging's own publisher sets them (the
+/// priority from `publish_priority`, mirrored in the headers, 0 there when unset).
+pub fn properties(job: &Job, priority: Option<u8>) -> BasicProperties {
     let mut headers = FieldTable::default();
     headers.insert(
         "fedora_messaging_schema".into(),
@@ -98,19 +106,27 @@ pub fn properties(job: &Job) -> BasicProperties {
         "sent-at".into(),
         AMQPValue::LongString(now_iso8601().as_str().into()),
     );
-    headers.insert("priority".into(), AMQPValue::LongInt(0));
-    BasicProperties::default()
+    headers.insert(
+        "priority".into(),
+        AMQPValue::LongInt(priority.map_or(0, i32::from)),
+    );
+    let properties = BasicProperties::default()
         .with_content_type(ShortString::from("application/json"))
         .with_content_encoding(ShortString::from("utf-8"))
         .with_delivery_mode(2)
         .with_message_id(ShortString::from(job.id.as_str()))
-        .with_headers(headers)
+        .with_headers(headers);
+    match priority {
+        Some(p) => properties.with_priority(p),
+        None => properties,
+    }
 }
 
 async fn publish(
     channel: &Channel,
     exchange: &str,
     topic: &str,
+    priority: Option<u8>,
     jobs: &[Job],
 ) -> Result<(), String> {
     let mut confirms = Vec::with_capacity(jobs.len());
@@ -123,7 +139,7 @@ async fn publish(
                 routing_key.as_str().into(),
                 BasicPublishOptions::default(),
                 &body,
-                properties(job),
+                properties(job, priority),
             )
             .await
             .map_err(|e| format!("cannot publish job {}: {e}", job.id))?;
