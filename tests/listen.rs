@@ -1270,3 +1270,82 @@ fn passive_declares_and_publishing_settings_mean_what_they_mean_to_fedora_messag
     assert_eq!(job["item"], "ansible-1-1.el7");
     assert_eq!(l.terminate().0, Some(0));
 }
+
+/// Waits until the jobs queue holds `n` jobs and returns them, failing with `l`'s log after 30 s.
+fn jobs_arrive(rt: &tokio::runtime::Runtime, url: &str, n: usize, l: &Listener) -> Vec<String> {
+    let start = Instant::now();
+    let mut items = Vec::new();
+    while items.len() < n {
+        for job in rt.block_on(drain(url, "jobs")) {
+            items.push(job["item"].as_str().unwrap_or("").to_string());
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "{}", l.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    items
+}
+
+#[test]
+fn a_queue_the_broker_names_and_an_exclusive_one_are_consumed_as_fedora_messaging_does() {
+    let broker = Broker::start();
+    let (s, d) = served();
+    let dir = s.dir.path();
+    let url = broker.url();
+    let rt = runtime();
+    rt.block_on(declare_jobs_queue(&url, "jobs"));
+    let file = |queues: &str, binding_queue: &str| {
+        format!(
+            "amqp_url = \"{url}\"\n{queues}\n[[bindings]]\n{binding_queue}exchange = \"amq.topic\"\n\
+             routing_keys = [\"{KOJI_TOPIC}\"]\n\n[consumer_config]\nremote = \"{}\"\n\
+             cache_dir = \"{}\"\n",
+            d.url("{name}.git"),
+            dir.join("cache").display()
+        )
+    };
+
+    // The shape of the `fedora.toml` fedora-messaging ships: no queue, a binding without one.
+    let named = dir.join("server-named.toml");
+    write(&named, &file("", ""));
+    let mut l = Listener::start(&named, dir.join("server-named.log"));
+    assert!(
+        l.log().contains("connected; consuming amq.gen-")
+            && l.log().contains("queues: none configured"),
+        "{}",
+        l.log()
+    );
+    rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("1"))]));
+    assert_eq!(jobs_arrive(&rt, &url, 1, &l), ["ansible-1-1.el7"]);
+    assert_eq!(l.terminate().0, Some(0));
+
+    // An exclusive queue, as that file suggests naming one: a second listener waits, retrying,
+    // until the first lets go of it (as a listener does after a lost connection, until the
+    // broker sees the old one die), then takes over.
+    let uuid = "0e7b2a1c-5d1f-4c8e-9b7a-3f2d6c1e8a90";
+    let exclusive = dir.join("exclusive.toml");
+    write(
+        &exclusive,
+        &file(
+            &format!(
+                "[queues.{uuid}]\ndurable = false\nauto_delete = true\nexclusive = true\n\
+                 arguments = {{}}\n"
+            ),
+            &format!("queue = \"{uuid}\"\n"),
+        ),
+    );
+    let mut first = Listener::start(&exclusive, dir.join("first.log"));
+    let mut second = Listener::spawn(&exclusive, dir.join("second.log"), &[]);
+    second.wait_for(
+        "the second listener did not retry the locked queue",
+        |log| {
+            log.contains("it is exclusive, and another connection holds it")
+                && log.contains("reconnecting")
+        },
+    );
+    assert_eq!(first.terminate().0, Some(0));
+    second.wait_for("the second listener did not take the queue over", |log| {
+        log.contains(&format!("connected; consuming {uuid}"))
+    });
+    rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("2"))]));
+    assert_eq!(jobs_arrive(&rt, &url, 1, &second), ["ansible-2-1.el7"]);
+    assert_eq!(second.terminate().0, Some(0));
+}

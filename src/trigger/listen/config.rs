@@ -267,6 +267,13 @@ impl Reader<'_> {
         let queues = self.queues(t)?;
         let bindings = self.bindings(t, &queues)?;
         let passive_declares = self.boolean(t, "passive_declares", "passive_declares", false)?;
+        if passive_declares && queues.iter().any(|q| q.name.is_empty()) {
+            return Err(self.bad(
+                "passive_declares",
+                "a queue the broker names cannot be checked, only made: add a [queues.NAME] \
+                 table for the queue that exists",
+            ));
+        }
         let prefetch_count = match self.table(t, "qos", "qos")? {
             Some(q) => {
                 self.unknown(q, "qos", &["prefetch_count", "prefetch_size"]);
@@ -442,6 +449,23 @@ impl Reader<'_> {
                 arguments: self.arguments(q, &key)?,
             });
         }
+        if t.get("queues").is_none() {
+            // fedora-messaging's default: one queue the broker names, which lives as long as the
+            // connection (as in the `fedora.toml` it ships for Fedora's public broker).
+            self.warnings.push(format!(
+                "{}: queues: none configured, so the broker names one that lives only while the \
+                 listener is connected (events published while it is not are missed): for a \
+                 trigger, add a durable [queues.NAME] table, shared by every listener",
+                self.path
+            ));
+            out.push(Queue {
+                name: String::new(),
+                durable: false,
+                auto_delete: true,
+                exclusive: true,
+                arguments: Table::new(),
+            });
+        }
         if out.is_empty() {
             return Err(self.bad(
                 "queues",
@@ -453,6 +477,17 @@ impl Reader<'_> {
 
     fn bindings(&mut self, t: &Table, queues: &[Queue]) -> Checked<Vec<Binding>> {
         let list = match t.get("bindings") {
+            // fedora-messaging's default: everything, to the queue the broker names.
+            None if queues.iter().any(|q| q.name.is_empty()) => {
+                self.warnings.push(format!(
+                    "{}: bindings: none configured, so every message on amq.topic is consumed \
+                     (`#`), as fedora-messaging does: bind only the topics taskhook plans",
+                    self.path
+                ));
+                let mut b = Table::new();
+                b.insert("routing_keys".into(), Value::Array(vec!["#".into()]));
+                vec![Value::Table(b)]
+            }
             None => Vec::new(),
             Some(Value::Array(a)) => a.clone(),
             Some(_) => {
@@ -466,13 +501,20 @@ impl Reader<'_> {
                 return Err(self.bad(&key, "expected a table"));
             };
             self.unknown(b, &key, &["queue", "exchange", "routing_keys"]);
+            // Without a name, as for fedora-messaging: the queue the broker names.
             let queue = self
                 .string(b, "queue", &format!("{key}.queue"))?
-                .ok_or_else(|| self.bad(&format!("{key}.queue"), "missing"))?;
+                .unwrap_or_default();
             if !queues.iter().any(|q| q.name == queue) {
                 return Err(self.bad(
                     &format!("{key}.queue"),
-                    format!("`{queue}` is not one of the [queues] tables"),
+                    if queue.is_empty() {
+                        "missing: name one of the [queues] tables (a binding without one is \
+                         for the queue the broker names when no [queues] table is given)"
+                            .to_string()
+                    } else {
+                        format!("`{queue}` is not one of the [queues] tables")
+                    },
                 ));
             }
             let exchange = self
@@ -733,6 +775,87 @@ exec = "runner --from-job -"
     }
 
     #[test]
+    fn fedora_messagings_own_file_for_the_public_broker_is_read_as_fedora_messaging_reads_it() {
+        // The shape of the `fedora.toml` fedora-messaging ships: no [queues], a binding without
+        // a queue; the broker names the queue, which lives while the connection does.
+        let text = "amqp_url = \"amqps://fedora:@rabbitmq.fedoraproject.org/%2Fpublic_pubsub\"\n\
+                    [[bindings]]\nexchange = \"amq.topic\"\nrouting_keys = [\"a.b\"]\n\
+                    [consumer_config]\nremote = \"git://h/{name}\"\n";
+        let (c, warnings) = ListenConfig::parse(text, "f.toml").expect("valid");
+        let server_named = Queue {
+            name: String::new(),
+            durable: false,
+            auto_delete: true,
+            exclusive: true,
+            arguments: Table::new(),
+        };
+        assert_eq!(c.queues, vec![server_named.clone()]);
+        assert_eq!(c.bindings.len(), 1);
+        assert_eq!(c.bindings[0].queue, "");
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].starts_with("f.toml: queues: none configured"));
+        // Without bindings either: everything, as fedora-messaging's defaults say, and said.
+        let bare = "[consumer_config]\nremote = \"git://h/{name}\"\n";
+        let (c, warnings) = ListenConfig::parse(bare, "f.toml").expect("valid");
+        assert_eq!(c.queues, vec![server_named]);
+        assert_eq!(c.bindings[0].routing_keys, vec!["#".to_string()]);
+        assert_eq!(c.bindings[0].exchange, "amq.topic");
+        assert_eq!(warnings.len(), 2, "{warnings:?}");
+        assert!(warnings[1].starts_with("f.toml: bindings: none configured"));
+        // A binding without a queue, where queues are named, and a server-named queue checked
+        // passively, are mistakes.
+        let err = ListenConfig::parse(&GOOD.replace("queue = \"taskhook\"\n", ""), "c.toml")
+            .expect_err("no queue")
+            .to_string();
+        assert!(
+            err.starts_with("c.toml: bindings[0].queue: missing"),
+            "{err}"
+        );
+        let err = ListenConfig::parse(&format!("passive_declares = true\n{bare}"), "c.toml")
+            .expect_err("passive")
+            .to_string();
+        assert!(err.starts_with("c.toml: passive_declares: "), "{err}");
+    }
+
+    #[test]
+    fn the_readmes_configuration_is_valid_and_means_what_its_comments_say() {
+        let readme = include_str!("../../../README.md");
+        let section = readme
+            .split("## Run the trigger")
+            .nth(1)
+            .expect("the README's listen section");
+        let toml = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|s| s.split("```").next())
+            .expect("a toml block");
+        // The certificate files are checked to be readable: any readable file stands for them.
+        let readable = concat!(env!("CARGO_MANIFEST_DIR"), "/README.md");
+        let toml: String = toml
+            .lines()
+            .map(|line| match line.split_once(" = ") {
+                Some((k @ ("ca_cert" | "keyfile" | "certfile"), _)) => {
+                    format!("{k} = \"{readable}\"\n")
+                }
+                _ => format!("{line}\n"),
+            })
+            .collect();
+        let (c, warnings) = ListenConfig::parse(&toml, "README.md").expect("valid");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert!(c.passive_declares);
+        assert_eq!(
+            c.jobs,
+            Jobs::Amqp {
+                exchange: "amq.topic".into(),
+                topic: "org.fedoraproject.prod.taskhook.job".into(),
+                priority: None,
+            }
+        );
+        assert_eq!(c.queues[0].name, "taskhook-trigger");
+        assert!(c.tls.certfile.is_some());
+    }
+
+    #[test]
     fn every_problem_names_its_key() {
         let head = GOOD.split("[consumer_config]").next().expect("head");
         let cases = [
@@ -788,9 +911,12 @@ exec = "runner --from-job -"
             err.starts_with("c.toml: qos.prefetch_count: 0 (unlimited)"),
             "{err}"
         );
-        let err = ListenConfig::parse("[consumer_config]\nremote = \"git://h/x\"", "c.toml")
-            .expect_err("bad")
-            .to_string();
+        let err = ListenConfig::parse(
+            "[queues]\n[consumer_config]\nremote = \"git://h/x\"",
+            "c.toml",
+        )
+        .expect_err("bad")
+        .to_string();
         assert!(
             err.starts_with("c.toml: queues: no queue to consume"),
             "{err}"

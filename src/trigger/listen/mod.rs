@@ -31,6 +31,7 @@ use lapin::options::{
     BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
     ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
 };
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::tcp::{OwnedIdentity, OwnedTLSConfig};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
 use lapin::{Channel, Connection, ConnectionProperties, ExchangeKind};
@@ -218,7 +219,7 @@ fn startup_line(c: &ListenConfig, o: &Options) -> String {
         .map(|b| {
             format!(
                 "{} <- {} [{}]",
-                b.queue,
+                shown_queue(&b.queue),
                 b.exchange,
                 b.routing_keys.join(", ")
             )
@@ -258,7 +259,7 @@ fn startup_line(c: &ListenConfig, o: &Options) -> String {
         if bindings.is_empty() {
             c.queues
                 .iter()
-                .map(|q| q.name.clone())
+                .map(|q| shown_queue(&q.name))
                 .collect::<Vec<_>>()
                 .join(", ")
         } else {
@@ -272,6 +273,15 @@ fn startup_line(c: &ListenConfig, o: &Options) -> String {
         c.prefetch_count,
         c.remote,
     )
+}
+
+/// A configured queue's name for the log: one without a name is named by the broker.
+fn shown_queue(name: &str) -> String {
+    if name.is_empty() {
+        "(a queue the broker names)".to_string()
+    } else {
+        name.to_string()
+    }
 }
 
 /// The URL without its password, for logs.
@@ -346,14 +356,14 @@ async fn session(
         consume
             .basic_qos(ctx.config.prefetch_count, BasicQosOptions::default())
             .await?;
-        declare(&consume, &ctx.config).await?;
+        let queues = declare(&consume, &ctx.config).await?;
         let sink = Arc::new(Sink::open(&ctx.config.jobs, &conn).await?);
         let mut consumers = Vec::new();
-        for q in &ctx.config.queues {
-            let tag = format!("taskhook-{}-{}", std::process::id(), q.name);
+        for q in &queues {
+            let tag = format!("taskhook-{}-{q}", std::process::id());
             let consumer = consume
                 .basic_consume(
-                    q.name.as_str().into(),
+                    q.as_str().into(),
                     tag.as_str().into(),
                     BasicConsumeOptions::default(),
                     FieldTable::default(),
@@ -361,9 +371,9 @@ async fn session(
                 .await?;
             consumers.push((tag, consumer));
         }
-        Ok::<_, SessionError>((conn, consume, sink, consumers))
+        Ok::<_, SessionError>((conn, consume, sink, consumers, queues))
     };
-    let (conn, consume, sink, consumers) =
+    let (conn, consume, sink, consumers, queues) =
         tokio::time::timeout(SETUP, setup).await.map_err(|_| {
             // lapin's connection lives on its own thread, which waits for the broker as long as
             // the socket stays open: shut the socket, and the thread ends.
@@ -393,12 +403,7 @@ async fn session(
     drop(tx);
     eprintln!(
         "taskhook listen: connected; consuming {}",
-        ctx.config
-            .queues
-            .iter()
-            .map(|q| q.name.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
+        queues.join(", ")
     );
     let mut inflight = JoinSet::new();
     let for_handlers = stop.clone();
@@ -517,10 +522,26 @@ async fn connect(
 
 /// Declares the configured exchanges, queues and bindings (again after every reconnection);
 /// with `passive_declares`, as fedora-messaging does, only checks that the exchanges and queues
-/// exist, and declares the bindings.
-async fn declare(ch: &Channel, c: &ListenConfig) -> Result<(), SessionError> {
+/// exist, and declares the bindings. Returns the queues' names as the broker has them (it
+/// names a queue configured without a name, and its bindings go to that one).
+async fn declare(ch: &Channel, c: &ListenConfig) -> Result<Vec<String>, SessionError> {
     let passive = c.passive_declares;
     let refused = |what: String, e: lapin::Error| match e.kind() {
+        // An exclusive queue still held by a connection the broker has not yet seen die (as
+        // after a lost connection), or by another listener: retried, it is free once that one
+        // is gone.
+        lapin::ErrorKind::ProtocolError(amqp)
+            if matches!(
+                amqp.kind(),
+                AMQPErrorKind::Soft(AMQPSoftError::RESOURCELOCKED)
+            ) =>
+        {
+            SessionError::Lost(format!(
+                "{what}: {e} (it is exclusive, and another connection holds it: an earlier one \
+                 of this listener the broker still counts as open, or another listener; or it \
+                 exists as a queue that is not exclusive: then set exclusive = false)"
+            ))
+        }
         lapin::ErrorKind::ProtocolError(amqp) => SessionError::Fatal(ListenError::Topology(
             format!("{what}: {e}{}", declare_hint(amqp.kind(), passive)),
         )),
@@ -547,25 +568,33 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<(), SessionError> {
         .await
         .map_err(|e| refused(format!("exchange `{}`", x.name), e))?;
     }
+    let mut names = Vec::with_capacity(c.queues.len());
     for q in &c.queues {
-        ch.queue_declare(
-            q.name.as_str().into(),
-            QueueDeclareOptions {
-                passive,
-                durable: q.durable,
-                exclusive: q.exclusive,
-                auto_delete: q.auto_delete,
-                ..QueueDeclareOptions::default()
-            },
-            field_table(&q.arguments),
-        )
-        .await
-        .map_err(|e| refused(format!("queue `{}`", q.name), e))?;
+        let declared = ch
+            .queue_declare(
+                q.name.as_str().into(),
+                QueueDeclareOptions {
+                    passive,
+                    durable: q.durable,
+                    exclusive: q.exclusive,
+                    auto_delete: q.auto_delete,
+                    ..QueueDeclareOptions::default()
+                },
+                field_table(&q.arguments),
+            )
+            .await
+            .map_err(|e| refused(format!("queue `{}`", q.name), e))?;
+        names.push(declared.name().to_string());
     }
     for b in &c.bindings {
+        let queue = c
+            .queues
+            .iter()
+            .position(|q| q.name == b.queue)
+            .map_or(b.queue.as_str(), |i| names[i].as_str());
         for key in &b.routing_keys {
             ch.queue_bind(
-                b.queue.as_str().into(),
+                queue.into(),
                 b.exchange.as_str().into(),
                 key.as_str().into(),
                 QueueBindOptions::default(),
@@ -580,12 +609,11 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<(), SessionError> {
             })?;
         }
     }
-    Ok(())
+    Ok(names)
 }
 
 /// What to change when the broker refuses a declaration, for the refusals a setting explains.
 fn declare_hint(kind: &lapin::protocol::AMQPErrorKind, passive: bool) -> &'static str {
-    use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
     match kind {
         AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) if passive => {
             " (with passive_declares = true it is not created: create it on the broker, or set \
