@@ -1295,7 +1295,9 @@ fn a_queue_the_broker_names_and_an_exclusive_one_are_consumed_as_fedora_messagin
     rt.block_on(declare_jobs_queue(&url, "jobs"));
     let file = |queues: &str, binding_queue: &str| {
         format!(
-            "amqp_url = \"{url}\"\n{queues}\n[[bindings]]\n{binding_queue}exchange = \"amq.topic\"\n\
+            "amqp_url = \"{url}\"\n[client_properties]\napp = \"taskhook tests\"\n\
+             app_contacts_email = [\"a@example.org\", \"b@example.org\"]\n\
+             {queues}\n[[bindings]]\n{binding_queue}exchange = \"amq.topic\"\n\
              routing_keys = [\"{KOJI_TOPIC}\"]\n\n[consumer_config]\nremote = \"{}\"\n\
              cache_dir = \"{}\"\n",
             d.url("{name}.git"),
@@ -1312,6 +1314,12 @@ fn a_queue_the_broker_names_and_an_exclusive_one_are_consumed_as_fedora_messagin
             && l.log().contains("queues: none configured"),
         "{}",
         l.log()
+    );
+    // Its list of contacts reaches the broker (as one string).
+    let connections = broker.ctl(&["list_connections", "client_properties"]);
+    assert!(
+        connections.contains("a@example.org, b@example.org"),
+        "{connections}"
     );
     rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("1"))]));
     assert_eq!(jobs_arrive(&rt, &url, 1, &l), ["ansible-1-1.el7"]);

@@ -371,14 +371,29 @@ impl Reader<'_> {
         out.insert("product".to_string(), "taskhook".to_string());
         out.insert("version".to_string(), env!("CARGO_PKG_VERSION").to_string());
         if let Some(cp) = self.table(t, "client_properties", "client_properties")? {
+            let scalar = |v: &Value| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Integer(_) | Value::Boolean(_) | Value::Float(_) => Some(v.to_string()),
+                _ => None,
+            };
             for (k, v) in cp {
+                // A list (fedora-messaging's `fedora.toml` has `app_contacts_email = [...]`)
+                // goes as one string, its items joined: the connection's properties are text
+                // for the broker's administrators.
                 let v = match v {
-                    Value::String(s) => s.clone(),
-                    Value::Integer(_) | Value::Boolean(_) | Value::Float(_) => v.to_string(),
-                    _ => {
-                        return Err(self.bad(&format!("client_properties.{k}"), "expected a string"))
-                    }
+                    Value::Array(items) => items
+                        .iter()
+                        .map(scalar)
+                        .collect::<Option<Vec<_>>>()
+                        .map(|v| v.join(", ")),
+                    v => scalar(v),
                 };
+                let v = v.ok_or_else(|| {
+                    self.bad(
+                        &format!("client_properties.{k}"),
+                        "expected a string (or a list of them)",
+                    )
+                })?;
                 out.insert(k.clone(), v);
             }
         }
@@ -779,9 +794,20 @@ exec = "runner --from-job -"
         // The shape of the `fedora.toml` fedora-messaging ships: no [queues], a binding without
         // a queue; the broker names the queue, which lives while the connection does.
         let text = "amqp_url = \"amqps://fedora:@rabbitmq.fedoraproject.org/%2Fpublic_pubsub\"\n\
+                    callback = \"fedora_messaging.example:printer\"\n\
+                    [client_properties]\napp = \"Example\"\n\
+                    app_contacts_email = [\"a@example.org\", \"b@example.org\"]\n\
+                    [exchanges.\"amq.topic\"]\ntype = \"topic\"\ndurable = true\n\
+                    auto_delete = false\narguments = {}\n\
                     [[bindings]]\nexchange = \"amq.topic\"\nrouting_keys = [\"a.b\"]\n\
-                    [consumer_config]\nremote = \"git://h/{name}\"\n";
+                    [consumer_config]\nremote = \"git://h/{name}\"\n\
+                    [qos]\nprefetch_size = 0\nprefetch_count = 25\n\
+                    [log_config]\nversion = 1\n[log_config.root]\nlevel = \"ERROR\"\n";
         let (c, warnings) = ListenConfig::parse(text, "f.toml").expect("valid");
+        assert_eq!(
+            c.client_properties["app_contacts_email"],
+            "a@example.org, b@example.org"
+        );
         let server_named = Queue {
             name: String::new(),
             durable: false,
