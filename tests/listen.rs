@@ -644,6 +644,24 @@ fn a_bad_configuration_names_the_key() {
         .expect("made")
         .count();
     assert_eq!(left, 0, "the check leaves nothing in the cache");
+    // Without --config, the file fedora-messaging's variable names; without either, a usage
+    // error that names both.
+    let out = taskhook_cmd()
+        .args(["listen", "--check"])
+        .env("FEDORA_MESSAGING_CONF", &cfg)
+        .current_dir(dir.path())
+        .output()
+        .expect("taskhook");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = taskhook(&["listen", "--check"], dir.path());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("--config <FILE>"), "{err}");
 }
 
 /// A broker that takes the connection and never answers (one caught starting, or a wrong port

@@ -204,8 +204,9 @@ and exits 0.\n\
 Exit codes: 0 stopped cleanly, 2 bad configuration or a broker that refuses the topology."
     )]
     Listen {
-        /// The configuration file (fedora-messaging's config.toml format).
-        #[arg(long, value_name = "FILE")]
+        /// The configuration file (fedora-messaging's config.toml format); without --config,
+        /// the file FEDORA_MESSAGING_CONF names, as for fedora-messaging.
+        #[arg(long, value_name = "FILE", env = "FEDORA_MESSAGING_CONF")]
         config: PathBuf,
         /// Serve Prometheus metrics on ADDR (for example 127.0.0.1:9464).
         #[arg(long, value_name = "ADDR")]

@@ -33,6 +33,8 @@ pub fn hermetic(cmd: &mut Command) -> &mut Command {
     }
     // taskhook's default cache (plan, checkout) under the target directory, not the caller's.
     let cache = Path::new(env!("CARGO_TARGET_TMPDIR")).join("xdg-cache");
+    // `listen` reads fedora-messaging's variable when no --config is given.
+    cmd.env_remove("FEDORA_MESSAGING_CONF");
     cmd.env("GIT_CONFIG_GLOBAL", empty)
         .env("GIT_CONFIG_NOSYSTEM", "1")
         .env("XDG_CACHE_HOME", cache)
