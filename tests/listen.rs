@@ -1043,9 +1043,26 @@ fn a_client_certificate_is_the_identity_over_amqps() {
     assert_eq!(l.terminate().0, Some(0));
 
     // Without tls.ca_cert the broker's certificate is checked against the system's CAs, here
-    // its CA alone (SSL_CERT_FILE stands for the system's store, as OpenSSL's does).
+    // its CA alone (SSL_CERT_FILE stands for the system's store, as OpenSSL's does). The key
+    // in the older PKCS#1 form this time (`BEGIN RSA PRIVATE KEY`), as keys long issued are.
+    util::broker::openssl(
+        dir,
+        &format!(
+            "rsa -in {} -traditional -out traditional.key",
+            cert.key.display()
+        ),
+    );
+    let traditional = dir.join("traditional.key");
+    let pem = std::fs::read_to_string(&traditional).expect("key");
+    assert!(pem.starts_with("-----BEGIN RSA PRIVATE KEY-----"), "{pem}");
     let system_cas = dir.join("system-cas.toml");
-    write(&system_cas, &format!("{text}{}", tls_section(None, own)));
+    write(
+        &system_cas,
+        &format!(
+            "{text}{}",
+            tls_section(None, Some((cert.cert.as_path(), traditional.as_path())))
+        ),
+    );
     let mut trusting = Listener::spawn_env(
         &system_cas,
         dir.join("system-cas.log"),
