@@ -901,13 +901,15 @@ fn metrics_count_what_the_listener_did() {
     let (s, d) = served();
     let dir = s.dir.path();
     let cfg = config(dir, &broker, &d.url("{name}.git"), "jobs = \"stdout\"\n");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = format!("127.0.0.1:{}", free_port());
     let mut l = Listener::start_with(&cfg, dir.join("l.log"), &["--metrics", &addr]);
+    // The health checks fedora-messaging's monitoring server answers, on the same port.
+    assert_eq!(
+        http_get(&addr, "/live").as_deref(),
+        Some("{\"status\": \"OK\"}\n")
+    );
+    let ready = http_get(&addr, "/ready").unwrap_or_default();
+    assert!(ready.starts_with("{\"consuming\": true, "), "{ready}");
     let rt = runtime();
     rt.block_on(publish(
         &broker.url(),
@@ -934,17 +936,8 @@ fn metrics_count_what_the_listener_did() {
         ],
     ));
     let start = Instant::now();
-    let scrape = || {
-        use std::io::{Read as _, Write as _};
-        let mut c = std::net::TcpStream::connect(&addr).ok()?;
-        c.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
-            .ok()?;
-        let mut body = String::new();
-        c.read_to_string(&mut body).ok()?;
-        Some(body)
-    };
     loop {
-        let body = scrape().unwrap_or_default();
+        let body = http_get(&addr, "/metrics").unwrap_or_default();
         if body.contains("taskhook_listen_events_total{outcome=\"delivered\"} 1")
             && body.contains("taskhook_listen_events_total{outcome=\"malformed\"} 2")
             && body.contains("taskhook_listen_events_total{outcome=\"no-jobs\"} 1")
@@ -976,6 +969,28 @@ fn metrics_count_what_the_listener_did() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(l.terminate().0, Some(0));
+}
+
+/// A loopback port free now.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// The body of `GET path` from `addr`, or `None` when it cannot be had.
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read as _, Write as _};
+    let mut c = std::net::TcpStream::connect(addr).ok()?;
+    c.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .ok()?;
+    let mut response = String::new();
+    c.read_to_string(&mut response).ok()?;
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
 }
 
 /// A listener configuration's `[tls]` table: the CA to check the broker with, and the client
@@ -1340,9 +1355,18 @@ fn a_queue_the_broker_names_and_an_exclusive_one_are_consumed_as_fedora_messagin
         )
     };
 
-    // The shape of the `fedora.toml` fedora-messaging ships: no queue, a binding without one.
+    // The shape of the `fedora.toml` fedora-messaging ships: no queue, a binding without one;
+    // and its monitoring server, where a container platform's health checks ask.
     let named = dir.join("server-named.toml");
-    write(&named, &file("", ""));
+    let monitoring = format!("127.0.0.1:{}", free_port());
+    write(
+        &named,
+        &format!(
+            "{}\n[monitoring]\naddress = \"127.0.0.1\"\nport = {}\n",
+            file("", ""),
+            monitoring.rsplit(':').next().expect("port")
+        ),
+    );
     let mut l = Listener::start(&named, dir.join("server-named.log"));
     assert!(
         l.log().contains("connected; consuming amq.gen-")
@@ -1358,6 +1382,20 @@ fn a_queue_the_broker_names_and_an_exclusive_one_are_consumed_as_fedora_messagin
     );
     rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("1"))]));
     assert_eq!(jobs_arrive(&rt, &url, 1, &l), ["ansible-1-1.el7"]);
+    // The message is counted once it is acked, a moment after its job is published.
+    let start = Instant::now();
+    let mut ready = String::new();
+    while !ready.contains("\"received\": 1") && start.elapsed() < Duration::from_secs(10) {
+        std::thread::sleep(Duration::from_millis(20));
+        ready = http_get(&monitoring, "/ready").unwrap_or_default();
+    }
+    assert_eq!(
+        Some(ready.as_str()),
+        Some(
+            "{\"consuming\": true, \"published\": 1, \"consumed\": {\"received\": 1, \
+             \"processed\": 1, \"dropped\": 0, \"rejected\": 0, \"failed\": 0}}\n"
+        )
+    );
     assert_eq!(l.terminate().0, Some(0));
 
     // An exclusive queue, as that file suggests naming one: a second listener waits, retrying,

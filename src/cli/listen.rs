@@ -41,7 +41,8 @@ pub fn run(config: &Path, metrics_addr: Option<SocketAddr>, check: bool) -> CmdR
         .map_err(|e| Failure::usage(format!("cannot start the async runtime: {e}")))?;
     runtime.block_on(async move {
         let metrics = metrics::Metrics::default();
-        if let Some(addr) = metrics_addr {
+        // --metrics, else fedora-messaging's [monitoring] address and port.
+        if let Some(addr) = metrics_addr.or(config.monitoring) {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|e| Failure::usage(format!("--metrics {addr}: {e}")))?;

@@ -13,9 +13,9 @@ use toml::{Table, Value};
 use crate::config::DEFAULT_REF;
 
 /// Keys fedora-messaging knows that `listen` does not use: accepted silently, so a consumer's
-/// existing file works as it is. (`passive_declares`, `publish_exchange`, `topic_prefix` and
-/// `publish_priority` mean for `listen` what they mean for fedora-messaging.)
-const FEDORA_MESSAGING_KEYS: &[&str] = &["callback", "log_config", "monitoring"];
+/// existing file works as it is. (`passive_declares`, `publish_exchange`, `topic_prefix`,
+/// `publish_priority` and `monitoring` mean for `listen` what they mean for fedora-messaging.)
+const FEDORA_MESSAGING_KEYS: &[&str] = &["callback", "log_config"];
 
 /// Where jobs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +82,9 @@ pub struct ListenConfig {
     /// for a user the broker does not let create them (bindings are declared either way).
     pub passive_declares: bool,
     pub prefetch_count: u16,
+    /// fedora-messaging's `[monitoring]` address and port: where `/live`, `/ready` and the
+    /// metrics are served unless `--metrics` says.
+    pub monitoring: Option<std::net::SocketAddr>,
     /// The `--remote` template.
     pub remote: String,
     pub fallback_branch: Option<String>,
@@ -243,6 +246,7 @@ impl Reader<'_> {
             "publish_exchange",
             "topic_prefix",
             "publish_priority",
+            "monitoring",
         ];
         let all: Vec<&str> = known.iter().chain(FEDORA_MESSAGING_KEYS).copied().collect();
         self.unknown(t, "", &all);
@@ -301,6 +305,7 @@ impl Reader<'_> {
                     "missing: taskhook's settings (at least `remote`) live here",
                 )
             })?;
+        let monitoring = self.monitoring(t)?;
         // fedora-messaging's publishing settings, which the jobs published follow.
         let publishing = Publishing {
             exchange: self.string(t, "publish_exchange", "publish_exchange")?,
@@ -321,6 +326,7 @@ impl Reader<'_> {
                 bindings,
                 passive_declares,
                 prefetch_count,
+                monitoring,
                 remote: String::new(),
                 fallback_branch: None,
                 rawhide_branch: "rawhide".into(),
@@ -398,6 +404,32 @@ impl Reader<'_> {
             }
         }
         Ok(out)
+    }
+
+    /// `[monitoring]`: `address` (an IP address; empty or left out: every interface) and
+    /// `port`; an empty table, as fedora-messaging's default, serves nothing.
+    fn monitoring(&mut self, t: &Table) -> Checked<Option<std::net::SocketAddr>> {
+        let Some(m) = self.table(t, "monitoring", "monitoring")? else {
+            return Ok(None);
+        };
+        self.unknown(m, "monitoring", &["address", "port"]);
+        if m.is_empty() {
+            return Ok(None);
+        }
+        let port = self
+            .integer(m, "port", "monitoring.port", i64::from(u16::MAX))?
+            .ok_or_else(|| self.bad("monitoring.port", "missing: the port to serve on"))?;
+        let address = self
+            .string(m, "address", "monitoring.address")?
+            .filter(|a| !a.is_empty())
+            .unwrap_or_else(|| "0.0.0.0".into());
+        let ip: std::net::IpAddr = address.parse().map_err(|_| {
+            self.bad(
+                "monitoring.address",
+                format!("`{address}` is not an IP address (such as 127.0.0.1 or ::1)"),
+            )
+        })?;
+        Ok(Some(std::net::SocketAddr::new(ip, port as u16)))
     }
 
     fn arguments(&self, t: &Table, name: &str) -> Checked<Table> {
@@ -879,6 +911,44 @@ exec = "runner --from-job -"
         );
         assert_eq!(c.queues[0].name, "taskhook-trigger");
         assert!(c.tls.certfile.is_some());
+    }
+
+    #[test]
+    fn monitoring_is_where_the_health_checks_and_metrics_are_served() {
+        let with = |m: &str| ListenConfig::parse(&format!("{GOOD}\n[monitoring]\n{m}"), "c.toml");
+        let at = |m: &str| with(m).expect("valid").0.monitoring;
+        assert_eq!(
+            ListenConfig::parse(GOOD, "c.toml")
+                .expect("valid")
+                .0
+                .monitoring,
+            None
+        );
+        assert_eq!(
+            at(""),
+            None,
+            "an empty table serves nothing, as for fedora-messaging"
+        );
+        assert_eq!(
+            at("port = 8080"),
+            Some("0.0.0.0:8080".parse().expect("addr"))
+        );
+        assert_eq!(
+            at("address = \"\"\nport = 8080"),
+            Some("0.0.0.0:8080".parse().expect("addr"))
+        );
+        assert_eq!(
+            at("address = \"::1\"\nport = 9"),
+            Some("[::1]:9".parse().expect("addr"))
+        );
+        for (m, key) in [
+            ("address = \"127.0.0.1\"", "monitoring.port"),
+            ("port = 70000", "monitoring.port"),
+            ("address = \"localhost\"\nport = 1", "monitoring.address"),
+        ] {
+            let err = with(m).expect_err(m).to_string();
+            assert!(err.starts_with(&format!("c.toml: {key}: ")), "{err}");
+        }
     }
 
     #[test]

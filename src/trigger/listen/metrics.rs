@@ -1,6 +1,7 @@
 //! What `taskhook listen` counts, and the Prometheus text endpoint (`--metrics ADDR`) that
 //! serves it.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -30,6 +31,8 @@ pub struct Metrics {
     pub fetch_seconds: Histogram,
     /// Broker connections established (1 + reconnections).
     pub connections: Counter,
+    /// Whether the listener is connected and consuming now (fedora-messaging's `/ready`).
+    pub consuming: Arc<AtomicBool>,
     registry: Arc<Registry>,
 }
 
@@ -64,6 +67,7 @@ impl Default for Metrics {
             failures,
             fetch_seconds,
             connections,
+            consuming: Arc::default(),
             registry: Arc::new(registry),
         }
     }
@@ -78,6 +82,37 @@ impl Metrics {
             .inc();
     }
 
+    /// Messages handled with these outcomes.
+    fn handled(&self, outcomes: &[&str]) -> u64 {
+        outcomes
+            .iter()
+            .map(|o| {
+                self.events
+                    .get_or_create(&OutcomeLabel {
+                        outcome: (*o).to_string(),
+                    })
+                    .get()
+            })
+            .sum()
+    }
+
+    /// fedora-messaging's `/ready` answer: whether the listener consumes, and its statistics
+    /// in fedora-messaging's shape.
+    pub fn ready(&self) -> String {
+        let processed = self.handled(&["delivered", "no-jobs"]);
+        let dropped = self.handled(&["ignored", "malformed"]);
+        let rejected = self.handled(&["rejected"]);
+        let failed = self.handled(&["retried-out"]);
+        format!(
+            "{{\"consuming\": {}, \"published\": {}, \"consumed\": {{\"received\": {}, \
+             \"processed\": {processed}, \"dropped\": {dropped}, \"rejected\": {rejected}, \
+             \"failed\": {failed}}}}}\n",
+            self.consuming.load(Ordering::Relaxed),
+            self.jobs.get(),
+            processed + dropped + rejected + failed,
+        )
+    }
+
     /// The Prometheus text exposition of every metric.
     pub fn render(&self) -> String {
         let mut out = String::new();
@@ -86,8 +121,10 @@ impl Metrics {
     }
 }
 
-/// Serves [`Metrics::render`] over HTTP on `listener` until the task is dropped: any request
-/// gets the metrics (Prometheus scrapes `GET /metrics`).
+/// Serves [`Metrics::render`] over HTTP on `listener` until the task is dropped: `GET /live`
+/// and `GET /ready` answer as fedora-messaging's monitoring server does (JSON, for the health
+/// checks of a container platform), any other request gets the metrics (Prometheus scrapes
+/// `GET /metrics`).
 pub async fn serve(listener: TcpListener, metrics: Metrics) {
     loop {
         let Ok((mut stream, _)) = listener.accept().await else {
@@ -105,9 +142,21 @@ pub async fn serve(listener: TcpListener, metrics: Metrics) {
             if !matches!(read, Ok(Ok(n)) if n > 0) {
                 return;
             }
-            let body = metrics.render();
+            let Ok(Ok(n)) = read else { return };
+            let path = std::str::from_utf8(&buf[..n])
+                .ok()
+                .and_then(|head| head.split_whitespace().nth(1))
+                .unwrap_or("/");
+            let (body, kind) = match path {
+                "/live" => ("{\"status\": \"OK\"}\n".to_string(), "application/json"),
+                "/ready" => (metrics.ready(), "application/json"),
+                _ => (
+                    metrics.render(),
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            };
             let head = format!(
-                "HTTP/1.1 200 OK\r\nContent-Type: application/openmetrics-text; version=1.0.0; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                "HTTP/1.1 200 OK\r\nContent-Type: {kind}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
                 body.len()
             );
             let _ = stream.write_all(head.as_bytes()).await;

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod sink;
 
 use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -405,6 +406,7 @@ async fn session(
         "taskhook listen: connected; consuming {}",
         queues.join(", ")
     );
+    ctx.metrics.consuming.store(true, Ordering::Relaxed);
     let mut inflight = JoinSet::new();
     let for_handlers = stop.clone();
     let outcome = loop {
@@ -421,6 +423,7 @@ async fn session(
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
         }
     };
+    ctx.metrics.consuming.store(false, Ordering::Relaxed);
     if outcome.is_ok() {
         // Stop the broker sending more, then let what we hold finish.
         for tag in &tags {
