@@ -529,7 +529,7 @@ async fn connect(
 /// names a queue configured without a name, and its bindings go to that one).
 async fn declare(ch: &Channel, c: &ListenConfig) -> Result<Vec<String>, SessionError> {
     let passive = c.passive_declares;
-    let refused = |what: String, e: lapin::Error| match e.kind() {
+    let refused = |what: String, e: lapin::Error, binding: bool| match e.kind() {
         // An exclusive queue still held by a connection the broker has not yet seen die (as
         // after a lost connection), or by another listener: retried, it is free once that one
         // is gone.
@@ -546,7 +546,7 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<Vec<String>, SessionE
             ))
         }
         lapin::ErrorKind::ProtocolError(amqp) => SessionError::Fatal(ListenError::Topology(
-            format!("{what}: {e}{}", declare_hint(amqp.kind(), passive)),
+            format!("{what}: {e}{}", declare_hint(amqp.kind(), passive, binding)),
         )),
         _ => SessionError::Lost(e.to_string()),
     };
@@ -569,7 +569,7 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<Vec<String>, SessionE
             field_table(&x.arguments),
         )
         .await
-        .map_err(|e| refused(format!("exchange `{}`", x.name), e))?;
+        .map_err(|e| refused(format!("exchange `{}`", x.name), e, false))?;
     }
     let mut names = Vec::with_capacity(c.queues.len());
     for q in &c.queues {
@@ -586,7 +586,7 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<Vec<String>, SessionE
                 field_table(&q.arguments),
             )
             .await
-            .map_err(|e| refused(format!("queue `{}`", q.name), e))?;
+            .map_err(|e| refused(format!("queue `{}`", q.name), e, false))?;
         names.push(declared.name().to_string());
     }
     for b in &c.bindings {
@@ -608,6 +608,7 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<Vec<String>, SessionE
                 refused(
                     format!("binding `{}` to `{}` ({key})", b.queue, b.exchange),
                     e,
+                    true,
                 )
             })?;
         }
@@ -615,9 +616,14 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<Vec<String>, SessionE
     Ok(names)
 }
 
-/// What to change when the broker refuses a declaration, for the refusals a setting explains.
-fn declare_hint(kind: &lapin::protocol::AMQPErrorKind, passive: bool) -> &'static str {
+/// What to change when the broker refuses a declaration (`binding`: a binding's), for the
+/// refusals a setting explains.
+fn declare_hint(kind: &AMQPErrorKind, passive: bool, binding: bool) -> &'static str {
     match kind {
+        AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED) if binding => {
+            " (binding needs the user's permission to write to the queue and read from the \
+             exchange; fedora-messaging declares bindings even with passive_declares = true)"
+        }
         AMQPErrorKind::Soft(AMQPSoftError::NOTFOUND) if passive => {
             " (with passive_declares = true it is not created: create it on the broker, or set \
              passive_declares = false)"
@@ -862,6 +868,19 @@ async fn attempt_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_declaration_names_the_setting_that_explains_it() {
+        use AMQPSoftError::{ACCESSREFUSED, NOTFOUND, PRECONDITIONFAILED};
+        let hint = |e, passive, binding| declare_hint(&AMQPErrorKind::Soft(e), passive, binding);
+        assert!(hint(ACCESSREFUSED, false, false).contains("set passive_declares = true"));
+        assert!(hint(ACCESSREFUSED, true, true).contains("write to the queue"));
+        assert!(hint(ACCESSREFUSED, false, true).contains("write to the queue"));
+        assert_eq!(hint(ACCESSREFUSED, true, false), "");
+        assert!(hint(NOTFOUND, true, false).contains("create it on the broker"));
+        assert_eq!(hint(NOTFOUND, false, true), "");
+        assert!(hint(PRECONDITIONFAILED, false, false).contains("exists with other settings"));
+    }
 
     #[test]
     fn a_refused_login_is_explained_by_how_the_listener_logs_in() {
