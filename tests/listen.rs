@@ -1203,7 +1203,7 @@ fn tls_and_login_mistakes_are_named_with_their_fix() {
 }
 
 #[test]
-fn passive_declares_and_publishing_settings_mean_what_they_mean_to_fedora_messaging() {
+fn passive_declares_use_the_queue_the_broker_has_and_jobs_keep_their_routing_key() {
     let broker = Broker::start();
     let (s, d) = served();
     let dir = s.dir.path();
@@ -1248,7 +1248,7 @@ fn passive_declares_and_publishing_settings_mean_what_they_mean_to_fedora_messag
     // The administrators make it; a listener that declares it anyway is refused.
     let rt = runtime();
     rt.block_on(declare_queue(&admin, "taskhook", "nothing.yet"));
-    rt.block_on(declare_queue(&admin, "jobs", "org.example.taskhook.job.#"));
+    rt.block_on(declare_jobs_queue(&admin, "jobs"));
     let mut l = Listener::spawn(&active, dir.join("active.log"), &[]);
     assert_eq!(l.exit_code(), Some(2), "{}", l.log());
     assert!(
@@ -1278,12 +1278,18 @@ fn passive_declares_and_publishing_settings_mean_what_they_mean_to_fedora_messag
         l.log()
     );
 
-    // Passive: the queue is used as it is, its binding added, and the job published as
-    // fedora-messaging would publish it with this file: prefixed topic, priority.
+    // Passive: the queue is used as it is, its binding added, and the job published with the
+    // file's priority and taskhook's routing key; the file's topic_prefix (fedora-messaging's,
+    // for what it publishes) is not applied to it, and a warning says which key would.
     let mut l = Listener::start(&passive, dir.join("passive.log"));
     assert!(
         l.log()
-            .contains("as `org.example.taskhook.job.<item_type>` with priority 5"),
+            .contains("as `taskhook.job.<item_type>` with priority 5")
+            && l.log().contains(
+                "topic_prefix `org.example` is not put before the jobs' topic: jobs go out as \
+                 `taskhook.job.<item_type>`; to publish them under it, set \
+                 consumer_config.jobs_topic = \"org.example.taskhook.job\""
+            ),
         "{}",
         l.log()
     );
@@ -1306,10 +1312,7 @@ fn passive_declares_and_publishing_settings_mean_what_they_mean_to_fedora_messag
         assert!(start.elapsed() < Duration::from_secs(30), "{}", l.log());
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert_eq!(
-        delivery.routing_key.as_str(),
-        "org.example.taskhook.job.koji_build"
-    );
+    assert_eq!(delivery.routing_key.as_str(), "taskhook.job.koji_build");
     assert_eq!(*delivery.properties.priority(), Some(5));
     let headers = delivery.properties.headers().clone().unwrap_or_default();
     assert_eq!(

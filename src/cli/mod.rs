@@ -192,9 +192,8 @@ Exit codes: 0 planned (possibly no jobs), 1 malformed event, unreachable remote 
         after_help = "Examples:\n  taskhook listen --config /etc/taskhook/listen.toml\n  \
 taskhook listen --config listen.toml --metrics 127.0.0.1:9464\n  taskhook listen --config listen.toml --check\n\n\
 The configuration is fedora-messaging's config.toml (amqp_url, [tls], [client_properties], \
-[exchanges], [queues], [[bindings]], [qos], [monitoring], passive_declares; publish_exchange, \
-topic_prefix and publish_priority apply to the jobs published) plus taskhook's settings under \
-[consumer_config]: \
+[exchanges], [queues], [[bindings]], [qos], [monitoring], passive_declares, publish_priority) \
+plus taskhook's settings under [consumer_config]: \
 remote, fallback_branch, rawhide_branch, rawhide_release, manifest_ref, timeout, cache_dir, \
 cache_max_repos, jobs (amqp, exec or stdout), jobs_exchange, jobs_topic, exec, exec_timeout, max_retries. README.md \
 (\"Run the trigger\") has a complete file.\n\n\

@@ -13,8 +13,9 @@ use toml::{Table, Value};
 use crate::config::DEFAULT_REF;
 
 /// Keys fedora-messaging knows that `listen` does not use: accepted silently, so a consumer's
-/// existing file works as it is. (`passive_declares`, `publish_exchange`, `topic_prefix`,
-/// `publish_priority` and `monitoring` mean for `listen` what they mean for fedora-messaging.)
+/// existing file works as it is. (`passive_declares`, `publish_priority` and `monitoring` mean
+/// for `listen` what they mean for fedora-messaging; `publish_exchange` and `topic_prefix` are
+/// compared with the jobs' exchange and topic.)
 const FEDORA_MESSAGING_KEYS: &[&str] = &["callback", "log_config"];
 
 /// Where jobs go.
@@ -99,11 +100,13 @@ pub struct ListenConfig {
     pub max_retries: u32,
 }
 
-/// fedora-messaging's settings for what it publishes, the defaults of `listen`'s jobs.
+/// fedora-messaging's settings for what it publishes. Jobs go where `jobs_exchange` and
+/// `jobs_topic` say (taskhook's contract: routing key `<jobs_topic>.<item_type>`); the first two
+/// are only compared with them, to warn of a file that expects otherwise.
 struct Publishing {
-    /// `publish_exchange`: where jobs go unless `consumer_config.jobs_exchange` says.
+    /// `publish_exchange`.
     exchange: Option<String>,
-    /// `topic_prefix`: put before the jobs' topic, joined by a dot.
+    /// `topic_prefix`.
     topic_prefix: Option<String>,
     /// `publish_priority`: the jobs' AMQP priority.
     priority: Option<u8>,
@@ -656,18 +659,31 @@ impl Reader<'_> {
                 let topic = self
                     .string(cc, "jobs_topic", &key("jobs_topic"))?
                     .unwrap_or_else(|| "taskhook.job".into());
+                let exchange = self
+                    .string(cc, "jobs_exchange", &key("jobs_exchange"))?
+                    .unwrap_or_else(|| "amq.topic".into());
+                // A file written for a fedora-messaging publisher may expect these to apply.
+                if let Some(prefix) = publishing.topic_prefix.filter(|p| !p.is_empty()) {
+                    let prefix = prefix.trim_end_matches('.');
+                    if !topic.starts_with(&format!("{prefix}.")) {
+                        self.warnings.push(format!(
+                            "{}: topic_prefix `{prefix}` is not put before the jobs' topic: jobs \
+                             go out as `{topic}.<item_type>`; to publish them under it, set \
+                             consumer_config.jobs_topic = \"{prefix}.{topic}\"",
+                            self.path
+                        ));
+                    }
+                }
+                if let Some(other) = publishing.exchange.filter(|x| *x != exchange) {
+                    self.warnings.push(format!(
+                        "{}: publish_exchange `{other}` is not where jobs go: they go to `{exchange}`; \
+                         to publish them to `{other}`, set consumer_config.jobs_exchange = \"{other}\"",
+                        self.path
+                    ));
+                }
                 Jobs::Amqp {
-                    exchange: self
-                        .string(cc, "jobs_exchange", &key("jobs_exchange"))?
-                        .or(publishing.exchange)
-                        .unwrap_or_else(|| "amq.topic".into()),
-                    // As fedora-messaging prefixes the topics it publishes.
-                    topic: match publishing.topic_prefix.as_deref() {
-                        Some(prefix) if !prefix.is_empty() => {
-                            format!("{}.{topic}", prefix.trim_end_matches('.'))
-                        }
-                        _ => topic,
-                    },
+                    exchange,
+                    topic,
                     priority: publishing.priority,
                 }
             }
@@ -764,7 +780,7 @@ exec = "runner --from-job -"
     }
 
     #[test]
-    fn fedora_messaging_publishing_settings_are_the_jobs_defaults() {
+    fn jobs_go_where_taskhooks_keys_say_and_fedora_messagings_are_compared_with_them() {
         let amqp = GOOD.replace(
             "jobs = \"exec\"\nexec = \"runner --from-job -\"",
             "jobs = \"amqp\"",
@@ -777,34 +793,48 @@ exec = "runner --from-job -"
             priority: None,
         };
         assert_eq!(c.jobs, plain);
+        // fedora-messaging's sample file: its defaults, which agree with taskhook's.
+        let sample = "passive_declares = false\npublish_exchange = \"amq.topic\"\n\
+                      topic_prefix = \"\"\n";
+        let (c, warnings) = ListenConfig::parse(&format!("{sample}{amqp}"), "c.toml").expect("ok");
+        assert!(warnings.is_empty(), "{warnings:?}");
+        assert_eq!(c.jobs, plain);
+        // A file for a publisher elsewhere: the jobs' routing key stays `<jobs_topic>.<type>`,
+        // and the warnings say which key moves them.
         let set = "passive_declares = true\npublish_exchange = \"fm\"\n\
                    topic_prefix = \"org.fedoraproject.prod\"\npublish_priority = 3\n";
         let text = format!("{set}{amqp}");
         let (c, warnings) = ListenConfig::parse(&text, "c.toml").expect("valid");
-        assert!(warnings.is_empty(), "{warnings:?}");
         assert!(c.passive_declares);
+        assert_eq!(
+            c.jobs,
+            Jobs::Amqp {
+                exchange: "amq.topic".into(),
+                topic: "taskhook.job".into(),
+                priority: Some(3),
+            }
+        );
+        assert_eq!(
+            warnings,
+            [
+                "c.toml: topic_prefix `org.fedoraproject.prod` is not put before the jobs' topic: \
+                 jobs go out as `taskhook.job.<item_type>`; to publish them under it, set \
+                 consumer_config.jobs_topic = \"org.fedoraproject.prod.taskhook.job\"",
+                "c.toml: publish_exchange `fm` is not where jobs go: they go to `amq.topic`; to \
+                 publish them to `fm`, set consumer_config.jobs_exchange = \"fm\"",
+            ]
+        );
+        // Set as the warnings say: no warning.
+        let text = format!(
+            "{text}jobs_exchange = \"fm\"\njobs_topic = \"org.fedoraproject.prod.taskhook.job\"\n"
+        );
+        let (c, warnings) = ListenConfig::parse(&text, "c.toml").expect("valid");
+        assert!(warnings.is_empty(), "{warnings:?}");
         assert_eq!(
             c.jobs,
             Jobs::Amqp {
                 exchange: "fm".into(),
                 topic: "org.fedoraproject.prod.taskhook.job".into(),
-                priority: Some(3),
-            }
-        );
-        // taskhook's own keys win; an empty prefix is none, as for fedora-messaging.
-        let text = format!(
-            "{}\njobs_exchange = \"jobs\"\njobs_topic = \"th\"\n",
-            text.replace(
-                "topic_prefix = \"org.fedoraproject.prod\"",
-                "topic_prefix = \"\""
-            )
-        );
-        let (c, _) = ListenConfig::parse(&text, "c.toml").expect("valid");
-        assert_eq!(
-            c.jobs,
-            Jobs::Amqp {
-                exchange: "jobs".into(),
-                topic: "th".into(),
                 priority: Some(3),
             }
         );
