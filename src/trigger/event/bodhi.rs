@@ -25,7 +25,7 @@ fn namespace(content_type: Option<&str>) -> &'static str {
 }
 
 pub fn update(m: &Message) -> Result<Parsed, EventError> {
-    let kind = m.topic.split(".bodhi.update.").nth(1).unwrap_or("");
+    let kind = m.topic.split("bodhi.update.").nth(1).unwrap_or("");
     if !schedules(kind) {
         return Ok(Parsed::Ignored(format!(
             "bodhi `update.{kind}` does not bring an update to test (request.testing, request.stable, edit and status.….build.complete do)"

@@ -86,6 +86,11 @@ impl Message<'_> {
     fn is_from_fedora(&self) -> bool {
         self.topic.starts_with("org.fedoraproject.")
     }
+
+    /// Whether the topic is the schema's own, without a bus's prefix (`pagure.git.receive`).
+    fn is_unprefixed(&self, topic: &str) -> bool {
+        self.topic == topic
+    }
 }
 
 /// How a family recognises its topics.
@@ -164,8 +169,10 @@ pub fn parse_message(topic: &str, body: &Value, rules: &BranchRules) -> Result<P
     let message = Message { topic, body, rules };
     for (pattern, family) in FAMILIES {
         let claimed = match pattern {
-            Topic::Suffix(s) => topic.ends_with(s),
-            Topic::Contains(s) => topic.contains(s),
+            // Also without the bus's prefix (`buildsys.tag`): how a fedora-messaging publisher
+            // without a `topic_prefix` sends the schemas' topics.
+            Topic::Suffix(s) => topic.ends_with(s) || topic == &s[1..],
+            Topic::Contains(s) => topic.contains(s) || topic.starts_with(&s[1..]),
         };
         if claimed {
             return family(&message);
@@ -259,6 +266,54 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn topics_without_the_bus_prefix_are_the_same_events() {
+        let dir =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/corpus/messages");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(&dir)
+            .expect("corpus")
+            .chain(std::fs::read_dir(dir.join("modern")).expect("corpus"))
+        {
+            let path = entry.expect("entry").path();
+            if path.extension().is_none_or(|e| e != "json") {
+                continue;
+            }
+            let bytes = std::fs::read(&path).expect("read");
+            let Ok(mut v) = serde_json::from_slice::<Value>(&bytes) else {
+                continue;
+            };
+            let Some(topic) = v["topic"].as_str().map(str::to_string) else {
+                continue;
+            };
+            // The schema's topic: the bus's prefix (org.fedoraproject.prod., io.pagure.stg., ...)
+            // taken off.
+            let Some(bare) = topic
+                .splitn(4, '.')
+                .nth(3)
+                .filter(|_| topic.starts_with("org.") || topic.starts_with("io."))
+            else {
+                continue;
+            };
+            v["topic"] = Value::String(bare.to_string());
+            let stripped = serde_json::to_vec(&v).expect("json");
+            let rules = BranchRules::default();
+            match (parse(&bytes, &rules), parse(&stripped, &rules)) {
+                (Ok(Parsed::Events(a)), Ok(Parsed::Events(b))) => {
+                    let (a, b): (Vec<_>, Vec<_>) = (
+                        a.iter().map(summary).collect(),
+                        b.iter().map(summary).collect(),
+                    );
+                    assert_eq!(a, b, "{}", path.display());
+                    seen += 1;
+                }
+                (Ok(Parsed::Ignored(_)), Ok(Parsed::Ignored(_))) | (Err(_), Err(_)) => {}
+                (a, b) => panic!("{}: {a:?} against {b:?}", path.display()),
+            }
+        }
+        assert!(seen >= 8, "only {seen} corpus messages gave events");
     }
 
     #[test]

@@ -28,16 +28,19 @@ pub fn distgit_hook(m: &Message) -> Result<Parsed, EventError> {
 }
 
 /// `pagure.git.receive`: from Fedora's bus it is dist-git (src.fedoraproject.org); from
-/// pagure.io's own bus (`io.pagure.*`) a plain git repository.
+/// pagure.io's own bus (`io.pagure.*`) a plain git repository; without a bus's prefix, dist-git
+/// where the namespace is one of dist-git's.
 pub fn pagure(m: &Message) -> Result<Parsed, EventError> {
     let repo = m.required(&["repo", "name"])?;
     let end = m.required(&["end_commit"])?;
     let namespace = str_at(m.body, &["repo", "namespace"]).filter(|ns| !ns.is_empty());
-    let item_type = if m.is_from_fedora() {
-        "dist_git_commit"
-    } else {
-        "git_commit"
-    };
+    let dist_git_namespace = namespace.is_some_and(|ns| DIST_GIT_NAMESPACES.contains(&ns));
+    let item_type =
+        if m.is_from_fedora() || (m.is_unprefixed("pagure.git.receive") && dist_git_namespace) {
+            "dist_git_commit"
+        } else {
+            "git_commit"
+        };
     let full = match namespace {
         Some(ns) => format!("{ns}/{repo}"),
         None => repo.to_string(),
