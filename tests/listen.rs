@@ -812,6 +812,12 @@ fn fedora_messaging_publishes_the_event_and_reads_the_job() {
     let (s, d) = served();
     let dir = s.dir.path();
     let cfg = config(dir, &broker, &d.url("{name}.git"), "");
+    // Also the schema's own topic, as a publisher without a topic_prefix sends it.
+    let text = std::fs::read_to_string(&cfg).expect("config").replace(
+        &format!("routing_keys = [\"{KOJI_TOPIC}\"]"),
+        &format!("routing_keys = [\"{KOJI_TOPIC}\", \"buildsys.build.state.change\"]"),
+    );
+    write(&cfg, &text);
     let rt = runtime();
     rt.block_on(declare_jobs_queue(&broker.url(), "jobs"));
     let mut l = Listener::start(&cfg, dir.join("l.log"));
@@ -892,6 +898,39 @@ conn.close()
     assert!(got["sent_at"]
         .as_str()
         .is_some_and(|s| s.ends_with("+00:00")));
+
+    // The same build's message published through fedora-messaging's API with the schema's own
+    // topic (no topic_prefix in the publisher's configuration): the same kind of job.
+    let mut body = message["body"].clone();
+    body["version"] = "1.8.4".into();
+    let publisher = r#"
+import json, sys
+from fedora_messaging import api, message
+api.publish(message.Message(topic="buildsys.build.state.change", body=json.loads(sys.argv[1])))
+"#;
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", publisher, &body.to_string()])
+        .env("FEDORA_MESSAGING_CONF", &fm_conf)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = Command::new(venv.join("bin/python"))
+        .args(["-c", reader, &broker.url()])
+        .env("FEDORA_MESSAGING_CONF", &fm_conf)
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "{}\nlistener:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        l.log()
+    );
+    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reader JSON");
+    assert_eq!(got["body"]["item"], "ansible-1.8.4-1.el7", "{}", l.log());
     assert_eq!(l.terminate().0, Some(0));
 }
 
