@@ -1472,3 +1472,106 @@ fn a_queue_the_broker_names_and_an_exclusive_one_are_consumed_as_fedora_messagin
     assert_eq!(jobs_arrive(&rt, &url, 1, &second), ["ansible-2-1.el7"]);
     assert_eq!(second.terminate().0, Some(0));
 }
+
+/// Runs `f` on a channel of a new connection to `url`, closed after.
+async fn with_channel<F, Fut>(url: &str, f: F)
+where
+    F: FnOnce(lapin::Channel) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    let conn = connect(url).await.expect("connect");
+    f(conn.create_channel().await.expect("channel")).await;
+    let _ = conn.close(200, "done".into()).await;
+}
+
+#[test]
+fn a_jobs_exchange_the_broker_lacks_is_said_at_start_and_a_refused_publish_is_retried_anew() {
+    use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions};
+    let broker = Broker::start();
+    let (s, d) = served();
+    let dir = s.dir.path();
+    let url = broker.url();
+    let rt = runtime();
+
+    // An exchange the broker does not have: the listener stops at start and says what to set,
+    // instead of failing every message's jobs.
+    let missing = config(
+        dir,
+        &broker,
+        &d.url("{name}.git"),
+        "jobs_exchange = \"taskhook.jobs\"\n",
+    );
+    let mut l = Listener::spawn(&missing, dir.join("missing.log"), &[]);
+    assert_eq!(l.exit_code(), Some(2), "{}", l.log());
+    assert!(
+        l.log()
+            .contains("consumer_config.jobs_exchange `taskhook.jobs`")
+            && l.log()
+                .contains("add an [exchanges.\"taskhook.jobs\"] table"),
+        "{}",
+        l.log()
+    );
+
+    // The exchange made, the listener starts; then it goes away and comes back. The publish
+    // the broker refuses meanwhile closes the jobs channel; the retry opens another and the
+    // event's job is delivered (before, every attempt after the first failed on the closed
+    // channel, and the event was given up).
+    let declare_exchange = |url: String| async move {
+        with_channel(&url, |ch| async move {
+            ch.exchange_declare(
+                "taskhook.jobs".into(),
+                lapin::ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    durable: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare the exchange");
+            ch.queue_declare(
+                "jobs".into(),
+                QueueDeclareOptions {
+                    durable: true,
+                    ..QueueDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .expect("declare the queue");
+            ch.queue_bind(
+                "jobs".into(),
+                "taskhook.jobs".into(),
+                "taskhook.job.#".into(),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await
+            .expect("bind");
+        })
+        .await;
+    };
+    rt.block_on(declare_exchange(url.clone()));
+    let cfg = config(
+        dir,
+        &broker,
+        &d.url("{name}.git"),
+        "jobs_exchange = \"taskhook.jobs\"\nmax_retries = 8\n",
+    );
+    let mut l = Listener::start(&cfg, dir.join("l.log"));
+    rt.block_on(with_channel(&url, |ch| async move {
+        ch.exchange_delete("taskhook.jobs".into(), ExchangeDeleteOptions::default())
+            .await
+            .expect("delete the exchange");
+    }));
+    rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("1"))]));
+    l.wait_for("the refused publish was not reported", |log| {
+        log.contains("attempt 1 failed") && log.contains("no exchange 'taskhook.jobs'")
+    });
+    rt.block_on(declare_exchange(url.clone()));
+    assert_eq!(jobs_arrive(&rt, &url, 1, &l), ["ansible-1-1.el7"]);
+    l.wait_for("the event was not delivered", |log| {
+        log.contains("outcome=delivered") && log.contains("opened a new channel to publish jobs on")
+    });
+    assert_eq!(l.terminate().0, Some(0));
+}

@@ -351,7 +351,7 @@ async fn session(
     // missing it is a lost connection like any other.
     let socket = Socket::default();
     let setup = async {
-        let conn = connect(&ctx.config, tls, &socket).await?;
+        let conn = Arc::new(connect(&ctx.config, tls, &socket).await?);
         ctx.metrics.connections.inc();
         let consume = conn.create_channel().await?;
         consume
@@ -570,6 +570,33 @@ async fn declare(ch: &Channel, c: &ListenConfig) -> Result<Vec<String>, SessionE
         )
         .await
         .map_err(|e| refused(format!("exchange `{}`", x.name), e, false))?;
+    }
+    // The exchange jobs go to, checked to exist (a passive declare needs no permission), so
+    // that a name the broker does not have stops the service at start rather than failing
+    // every message's jobs. The default exchange ("") always exists and cannot be declared.
+    if let Jobs::Amqp { exchange, .. } = &c.jobs {
+        if !exchange.is_empty() && !c.exchanges.iter().any(|x| x.name == *exchange) {
+            ch.exchange_declare(
+                exchange.as_str().into(),
+                ExchangeKind::Topic,
+                ExchangeDeclareOptions {
+                    passive: true,
+                    ..ExchangeDeclareOptions::default()
+                },
+                FieldTable::default(),
+            )
+            .await
+            .map_err(|e| match e.kind() {
+                lapin::ErrorKind::ProtocolError(_) => {
+                    SessionError::Fatal(ListenError::Topology(format!(
+                        "consumer_config.jobs_exchange `{exchange}`: {e} (the broker has no such \
+                         exchange: name one it has, or add an [exchanges.\"{exchange}\"] table \
+                         to declare it)"
+                    )))
+                }
+                _ => SessionError::Lost(e.to_string()),
+            })?;
+        }
     }
     let mut names = Vec::with_capacity(c.queues.len());
     for q in &c.queues {

@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::process::Stdio;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use lapin::options::{BasicPublishOptions, ConfirmSelectOptions};
@@ -22,7 +23,7 @@ const SEVERITY_INFO: i32 = 20;
 
 pub enum Sink {
     Amqp {
-        channel: Channel,
+        channel: Publisher,
         exchange: String,
         topic: String,
         priority: Option<u8>,
@@ -34,19 +35,79 @@ pub enum Sink {
     Stdout,
 }
 
+/// The channel jobs are published on, in confirm mode. A publish the broker refuses (an
+/// exchange it does not have, a user it does not let write) closes the channel, and every
+/// publish after it would fail for that alone: the next publish opens another on the same
+/// connection.
+pub struct Publisher {
+    conn: Arc<Connection>,
+    channel: Mutex<Channel>,
+}
+
+impl Publisher {
+    async fn open(conn: &Connection) -> Result<Channel, lapin::Error> {
+        let channel = conn.create_channel().await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await?;
+        Ok(channel)
+    }
+
+    /// The channel to publish on: the one open, or a new one in place of one the broker
+    /// closed.
+    async fn channel(&self) -> Result<Channel, String> {
+        let current = self.current();
+        if current.status().connected() {
+            return Ok(current);
+        }
+        let fresh = Self::open(&self.conn)
+            .await
+            .map_err(|e| format!("cannot open a channel to publish jobs on: {e}"))?;
+        // Another message's publish may have opened one first: then use that, close this one.
+        let first = {
+            let mut slot = self.channel.lock().unwrap_or_else(|e| e.into_inner());
+            if slot.status().connected() {
+                Some(slot.clone())
+            } else {
+                *slot = fresh.clone();
+                None
+            }
+        };
+        match first {
+            Some(open) => {
+                let _ = fresh.close(200, "not needed".into()).await;
+                Ok(open)
+            }
+            None => {
+                eprintln!(
+                    "taskhook listen: opened a new channel to publish jobs on (the broker closed the last)"
+                );
+                Ok(fresh)
+            }
+        }
+    }
+
+    fn current(&self) -> Channel {
+        self.channel
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+}
+
 impl Sink {
     /// Opens the sink `jobs` names; an AMQP sink gets its own channel in confirm mode.
-    pub async fn open(jobs: &Jobs, conn: &Connection) -> Result<Sink, lapin::Error> {
+    pub async fn open(jobs: &Jobs, conn: &Arc<Connection>) -> Result<Sink, lapin::Error> {
         Ok(match jobs {
             Jobs::Amqp {
                 exchange,
                 topic,
                 priority,
             } => {
-                let channel = conn.create_channel().await?;
-                channel
-                    .confirm_select(ConfirmSelectOptions::default())
-                    .await?;
+                let channel = Publisher {
+                    channel: Mutex::new(Publisher::open(conn).await?),
+                    conn: conn.clone(),
+                };
                 Sink::Amqp {
                     channel,
                     exchange: exchange.clone(),
@@ -123,12 +184,13 @@ pub fn properties(job: &Job, priority: Option<u8>) -> BasicProperties {
 }
 
 async fn publish(
-    channel: &Channel,
+    publisher: &Publisher,
     exchange: &str,
     topic: &str,
     priority: Option<u8>,
     jobs: &[Job],
 ) -> Result<(), String> {
+    let channel = publisher.channel().await?;
     let mut confirms = Vec::with_capacity(jobs.len());
     for job in jobs {
         let body = serde_json::to_vec(job).map_err(|e| e.to_string())?;
