@@ -42,10 +42,15 @@ pub fn run(config: &Path, metrics_addr: Option<SocketAddr>, check: bool) -> CmdR
     runtime.block_on(async move {
         let metrics = metrics::Metrics::default();
         // --metrics, else fedora-messaging's [monitoring] address and port.
-        if let Some(addr) = metrics_addr.or(config.monitoring) {
+        let serve = match (metrics_addr, config.monitoring) {
+            (Some(addr), _) => Some((addr, "--metrics")),
+            (None, Some(addr)) => Some((addr, "monitoring")),
+            (None, None) => None,
+        };
+        if let Some((addr, from)) = serve {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
-                .map_err(|e| Failure::usage(format!("--metrics {addr}: {e}")))?;
+                .map_err(|e| Failure::usage(format!("{from} {addr}: {e}")))?;
             eprintln!(
                 "taskhook listen: metrics on http://{}/metrics",
                 listener.local_addr().map_or(addr, |a| a)

@@ -21,8 +21,8 @@ const FEDORA_MESSAGING_KEYS: &[&str] = &["callback", "log_config"];
 /// Where jobs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Jobs {
-    /// Published to the broker as fedora-messaging messages, with publisher confirms, as
-    /// `topic.<item_type>` (`topic_prefix` already in `topic`), with `priority` when set.
+    /// Published to the broker as fedora-messaging messages, with publisher confirms, with the
+    /// routing key `<topic>.<item_type>`, and with `priority` when set.
     Amqp {
         exchange: String,
         topic: String,
@@ -309,7 +309,8 @@ impl Reader<'_> {
                 )
             })?;
         let monitoring = self.monitoring(t)?;
-        // fedora-messaging's publishing settings, which the jobs published follow.
+        // fedora-messaging's publishing settings: the jobs' priority, and what the jobs'
+        // exchange and topic are compared with.
         let publishing = Publishing {
             exchange: self.string(t, "publish_exchange", "publish_exchange")?,
             topic_prefix: self.string(t, "topic_prefix", "topic_prefix")?,

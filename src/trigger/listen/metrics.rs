@@ -82,16 +82,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Messages handled with these outcomes.
+    /// Messages handled with these outcomes (without making a series for one never seen).
     fn handled(&self, outcomes: &[&str]) -> u64 {
         outcomes
             .iter()
-            .map(|o| {
+            .filter_map(|o| {
                 self.events
-                    .get_or_create(&OutcomeLabel {
+                    .get(&OutcomeLabel {
                         outcome: (*o).to_string(),
                     })
-                    .get()
+                    .map(|c| c.get())
             })
             .sum()
     }
@@ -139,10 +139,7 @@ pub async fn serve(listener: TcpListener, metrics: Metrics) {
             let read =
                 tokio::time::timeout(std::time::Duration::from_secs(5), stream.read(&mut buf))
                     .await;
-            if !matches!(read, Ok(Ok(n)) if n > 0) {
-                return;
-            }
-            let Ok(Ok(n)) = read else { return };
+            let Ok(Ok(n @ 1..)) = read else { return };
             let path = std::str::from_utf8(&buf[..n])
                 .ok()
                 .and_then(|head| head.split_whitespace().nth(1))
