@@ -193,3 +193,70 @@ fn a_repository_above_the_working_directory_is_found() {
         );
     }
 }
+
+/// The README's systemd unit for `listen` is one systemd accepts, and its command line one
+/// taskhook accepts (where systemd-analyze is installed).
+#[test]
+fn the_readmes_systemd_unit_is_valid() {
+    let readme =
+        std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md"))
+            .expect("README");
+    let unit = readme
+        .split("```ini\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .expect("the README's unit");
+    let exec = unit
+        .lines()
+        .find_map(|l| l.strip_prefix("ExecStart="))
+        .expect("ExecStart");
+    let args: Vec<&str> = exec.split_whitespace().collect();
+    assert_eq!(args[0], "/usr/local/bin/taskhook");
+    // Its arguments, with --check: taskhook takes them (the configuration file aside).
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = dir.path().join("listen.toml");
+    write(
+        &cfg,
+        &format!(
+            "[queues.q]\n[consumer_config]\nremote = \"git://h/{{name}}\"\ncache_dir = \"{}\"\n",
+            dir.path().join("cache").display()
+        ),
+    );
+    let mut line: Vec<String> = args[1..].iter().map(|a| a.to_string()).collect();
+    let at = line.iter().position(|a| a == "--config").expect("--config") + 1;
+    line[at] = cfg.display().to_string();
+    line.push("--check".into());
+    let out = taskhook_cmd().args(&line).output().expect("taskhook");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let Some(analyze) = which("systemd-analyze") else {
+        eprintln!("skipped: systemd-analyze is not installed");
+        return;
+    };
+    let path = dir.path().join("taskhook-listen.service");
+    // The unit as written, but for the binary's path, which must exist for systemd to accept it.
+    write(&path, &unit.replace("/usr/local/bin/taskhook", bin()));
+    let out = std::process::Command::new(analyze)
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze");
+    assert!(
+        out.status.success() && out.stderr.is_empty(),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// `program` as found on PATH.
+fn which(program: &str) -> Option<std::path::PathBuf> {
+    std::env::var_os("PATH")
+        .iter()
+        .flat_map(std::env::split_paths)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
