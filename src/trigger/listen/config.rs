@@ -18,6 +18,10 @@ use crate::config::DEFAULT_REF;
 /// compared with the jobs' exchange and topic.)
 const FEDORA_MESSAGING_KEYS: &[&str] = &["callback", "log_config"];
 
+/// RabbitMQ's default `consumer_timeout`: how long a delivery may stay unacknowledged before
+/// the broker closes the channel and delivers it again.
+const CONSUMER_TIMEOUT: Duration = Duration::from_secs(30 * 60);
+
 /// Where jobs go.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Jobs {
@@ -708,6 +712,20 @@ impl Reader<'_> {
                     .integer(cc, "exec_timeout", &key("exec_timeout"), 7 * 24 * 3600)?
                     .filter(|s| *s > 0)
                     .map(|s| Duration::from_secs(s as u64));
+                // The message stays unacked while its jobs run: past the broker's consumer
+                // timeout the broker takes it back and delivers it again, jobs and all.
+                if timeout.is_none_or(|t| t >= CONSUMER_TIMEOUT) {
+                    self.warnings.push(format!(
+                        "{}: consumer_config.exec_timeout: {}: a message stays unacknowledged \
+                         while its jobs run, and one held past the broker's consumer timeout \
+                         (RabbitMQ's consumer_timeout, {} minutes by default) is taken back and \
+                         delivered again, its jobs run again: set exec_timeout below it, or have \
+                         the command hand the job on rather than run it",
+                        self.path,
+                        timeout.map_or("not set".to_string(), |t| format!("{} s", t.as_secs())),
+                        CONSUMER_TIMEOUT.as_secs() / 60
+                    ));
+                }
                 Jobs::Exec { argv, timeout }
             }
             "stdout" => Jobs::Stdout,
@@ -758,6 +776,7 @@ rawhide_release = 44
 timeout = 10
 jobs = "exec"
 exec = "runner --from-job -"
+exec_timeout = 600
 "#;
 
     #[test]
@@ -774,10 +793,36 @@ exec = "runner --from-job -"
             c.jobs,
             Jobs::Exec {
                 argv: vec!["runner".into(), "--from-job".into(), "-".into()],
-                timeout: None,
+                timeout: Some(Duration::from_secs(600)),
             }
         );
         assert_eq!(c.client_properties["app"], "taskhook at example");
+    }
+
+    #[test]
+    fn exec_jobs_that_may_outlast_the_brokers_consumer_timeout_are_warned_of() {
+        for (setting, warned) in [
+            ("exec_timeout = 600", None),
+            ("exec_timeout = 1799", None),
+            ("exec_timeout = 1800", Some("1800 s")),
+            ("exec_timeout = 0", Some("not set")),
+            ("", Some("not set")),
+        ] {
+            let text = GOOD.replace("exec_timeout = 600", setting);
+            let (_, warnings) = ListenConfig::parse(&text, "c.toml").expect("valid");
+            match warned {
+                None => assert!(warnings.is_empty(), "{setting}: {warnings:?}"),
+                Some(what) => assert!(
+                    warnings.len() == 1
+                        && warnings[0].starts_with(&format!(
+                            "c.toml: consumer_config.exec_timeout: {what}: a message stays \
+                             unacknowledged while its jobs run"
+                        ))
+                        && warnings[0].contains("30 minutes by default"),
+                    "{setting}: {warnings:?}"
+                ),
+            }
+        }
     }
 
     #[test]

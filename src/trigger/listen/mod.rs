@@ -196,6 +196,13 @@ fn connection_hint(c: &ListenConfig, error: &str) -> Option<String> {
         "the broker did not answer in AMQP: if the port is a TLS listener (5671 by default), \
          the URL must start with amqps://"
             .to_string()
+    } else if has("acknowledgement") && has("timed out") {
+        // RabbitMQ's consumer_timeout: a message held unacked (a long `exec` job) past it.
+        "a message was held unacknowledged past the broker's consumer timeout (RabbitMQ's \
+         consumer_timeout, 30 minutes by default), so the broker closed the channel and \
+         delivers the message again: keep jobs shorter than that (consumer_config.exec_timeout), \
+         or raise consumer_timeout on the broker"
+            .to_string()
     } else if has("ACCESS_REFUSED") {
         match &c.tls.certfile {
             Some(_) => "the broker refused the login: with a client certificate the user is the \
@@ -922,6 +929,14 @@ mod tests {
         c.tls.certfile = Some("/etc/pki/taskhook.pem".into());
         let hint = connection_hint(&c, refused).expect("a hint");
         assert!(hint.contains("the one the certificate names"), "{hint}");
+        // A message held past RabbitMQ's consumer_timeout, in RabbitMQ 3.10's words.
+        let timed_out =
+            "protocol error: AMQP soft error: PRECONDITION-FAILED: PRECONDITION_FAILED \
+                         - delivery acknowledgement on channel 1 timed out. Timeout value used: \
+                         1800000 ms. This timeout value can be configured, see consumers doc \
+                         guide to learn more";
+        let hint = connection_hint(&c, timed_out).expect("a hint");
+        assert!(hint.contains("consumer_config.exec_timeout"), "{hint}");
         // Errors the configuration does not explain get no hint.
         assert_eq!(
             connection_hint(&c, "IO error: Connection reset by peer"),
