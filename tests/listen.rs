@@ -875,18 +875,25 @@ print(json.dumps({"topic": m.topic, "id": m.id, "body": m.body, "severity": m.se
                   "class": type(m).__name__}))
 conn.close()
 "#;
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-c", reader, &broker.url()])
-        .env("FEDORA_MESSAGING_CONF", &fm_conf)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}\nlistener:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        l.log()
-    );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reader JSON");
+    // Python with fedora-messaging, its configuration `fm_conf`; what it printed.
+    let python = |args: &[&str]| {
+        let out = Command::new(venv.join("bin/python"))
+            .args(args)
+            .env("FEDORA_MESSAGING_CONF", &fm_conf)
+            .output()
+            .expect("python");
+        assert!(
+            out.status.success(),
+            "{}\nlistener:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            l.log()
+        );
+        out.stdout
+    };
+    let read_job = || -> serde_json::Value {
+        serde_json::from_slice(&python(&["-c", reader, &broker.url()])).expect("reader JSON")
+    };
+    let got = read_job();
     assert_eq!(got["topic"], "taskhook.job.koji_build");
     assert_eq!(got["class"], "Message");
     assert_eq!(got["schema"], "base.message");
@@ -908,29 +915,8 @@ import json, sys
 from fedora_messaging import api, message
 api.publish(message.Message(topic="buildsys.build.state.change", body=json.loads(sys.argv[1])))
 "#;
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-c", publisher, &body.to_string()])
-        .env("FEDORA_MESSAGING_CONF", &fm_conf)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let out = Command::new(venv.join("bin/python"))
-        .args(["-c", reader, &broker.url()])
-        .env("FEDORA_MESSAGING_CONF", &fm_conf)
-        .output()
-        .expect("python");
-    assert!(
-        out.status.success(),
-        "{}\nlistener:\n{}",
-        String::from_utf8_lossy(&out.stderr),
-        l.log()
-    );
-    let got: serde_json::Value = serde_json::from_slice(&out.stdout).expect("reader JSON");
-    assert_eq!(got["body"]["item"], "ansible-1.8.4-1.el7", "{}", l.log());
+    python(&["-c", publisher, &body.to_string()]);
+    assert_eq!(read_job()["body"]["item"], "ansible-1.8.4-1.el7");
     assert_eq!(l.terminate().0, Some(0));
 }
 
