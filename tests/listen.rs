@@ -1471,7 +1471,7 @@ where
 }
 
 #[test]
-fn a_jobs_exchange_the_broker_lacks_is_said_at_start_and_a_refused_publish_is_retried_anew() {
+fn publishing_jobs_a_jobs_exchange_missing_deleted_or_forbidden() {
     use lapin::options::{ExchangeDeclareOptions, ExchangeDeleteOptions};
     let broker = Broker::start();
     let (s, d) = served();
@@ -1560,4 +1560,41 @@ fn a_jobs_exchange_the_broker_lacks_is_said_at_start_and_a_refused_publish_is_re
         log.contains("outcome=delivered") && log.contains("opened a new channel to publish jobs on")
     });
     assert_eq!(l.terminate().0, Some(0));
+
+    // A user the broker does not let publish there: no attempt can do better, so the listener
+    // puts the message back and stops, saying what to change, rather than giving up message
+    // after message.
+    broker.ctl(&["add_user", "reader", "reader-password"]);
+    broker.ctl(&[
+        "set_permissions",
+        "-p",
+        "/",
+        "reader",
+        ".*",
+        "^taskhook$",
+        ".*",
+    ]);
+    let reader = dir.join("reader.toml");
+    write(
+        &reader,
+        &std::fs::read_to_string(config(dir, &broker, &d.url("{name}.git"), ""))
+            .expect("config")
+            .replace("guest:guest@", "reader:reader-password@"),
+    );
+    let mut l = Listener::start(&reader, dir.join("reader.log"));
+    rt.block_on(publish(&url, &[(KOJI_TOPIC.into(), koji_message("2"))]));
+    assert_eq!(l.exit_code(), Some(2), "{}", l.log());
+    assert!(
+        l.log().contains("outcome=requeued (stopping: ")
+            && l.log()
+                .contains("the broker does not let this user publish the jobs")
+            && l.log().contains("ACCESS_REFUSED"),
+        "{}",
+        l.log()
+    );
+    assert_eq!(
+        broker.queue_depth("taskhook"),
+        Some(1),
+        "the message is kept"
+    );
 }

@@ -41,7 +41,7 @@ use tokio::task::JoinSet;
 
 use self::config::{Jobs, ListenConfig};
 use self::metrics::Metrics;
-use self::sink::Sink;
+use self::sink::{DeliverError, Sink};
 use super::event::{self, BranchRules, Parsed};
 use super::run::{self, Options};
 
@@ -67,6 +67,13 @@ pub enum ListenError {
     Url(String),
     #[error("the broker refused the configured topology: {0}")]
     Topology(String),
+    #[error(
+        "the broker does not let this user publish the jobs: {0} (give it write permission on \
+         consumer_config.jobs_exchange, and on the topics under jobs_topic where the broker \
+         checks topics, or name an exchange and topic it may publish to; the message went back \
+         to the queue)"
+    )]
+    Forbidden(String),
 }
 
 /// What every message handler shares.
@@ -75,6 +82,10 @@ struct Context {
     options: Options,
     rules: BranchRules,
     metrics: Metrics,
+    /// Why the listener must stop (the broker forbids publishing its jobs), once a message's
+    /// handler finds it; the session then ends and the service exits.
+    forbidden: std::sync::Mutex<Option<String>>,
+    forbidden_found: tokio::sync::Notify,
 }
 
 /// Runs the service until `shutdown` completes. Returns `Ok` after a clean shutdown.
@@ -105,6 +116,8 @@ pub async fn run(
         options,
         rules,
         metrics,
+        forbidden: std::sync::Mutex::new(None),
+        forbidden_found: tokio::sync::Notify::new(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn({
@@ -428,6 +441,12 @@ async fn session(
                 None => break Err(SessionError::Lost("the broker cancelled the consumer".into())),
             },
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
+            _ = ctx.forbidden_found.notified() => {
+                let why = ctx.forbidden.lock().unwrap_or_else(|e| e.into_inner()).clone();
+                // What is unacked goes back to the queue as the connection closes.
+                let _ = conn.close(200, "taskhook listen: forbidden to publish jobs".into()).await;
+                break Err(SessionError::Fatal(ListenError::Forbidden(why.unwrap_or_default())));
+            }
         }
     };
     ctx.metrics.consuming.store(false, Ordering::Relaxed);
@@ -702,6 +721,9 @@ enum Outcome {
     Rejected { outcome: &'static str, note: String },
     /// Given back to the queue (shutdown during a retry wait).
     Requeued,
+    /// Given back to the queue, and the listener stops: its jobs cannot be delivered by anyone
+    /// until the broker's permissions or the configuration change.
+    Stop { note: String },
 }
 
 /// Handles one delivery by the rules in the module documentation, and logs one line for it.
@@ -745,6 +767,17 @@ async fn handle(ctx: &Context, sink: &Sink, d: Delivery, stop: watch::Receiver<b
             format!("topic={topic} id={id} jobs=0 ms={ms} outcome=requeued (shutting down)"),
             d.acker.reject(BasicRejectOptions { requeue: true }).await,
         ),
+        Outcome::Stop { note } => {
+            let settle = d.acker.reject(BasicRejectOptions { requeue: true }).await;
+            let mut slot = ctx.forbidden.lock().unwrap_or_else(|e| e.into_inner());
+            slot.get_or_insert_with(|| note.clone());
+            drop(slot);
+            ctx.forbidden_found.notify_one();
+            (
+                format!("topic={topic} id={id} jobs=0 ms={ms} outcome=requeued (stopping: {note})"),
+                settle,
+            )
+        }
     };
     match settle {
         Ok(_) => eprintln!("taskhook listen: {line}"),
@@ -841,6 +874,7 @@ async fn decide(
                     note: e,
                 }
             }
+            Err(Attempt::Forbidden(e)) => return Outcome::Stop { note: e },
             Err(Attempt::Transient(e)) => e,
         };
         ctx.metrics.failures.inc();
@@ -867,6 +901,8 @@ async fn decide(
 enum Attempt {
     Transient(String),
     Permanent(String),
+    /// The broker forbids publishing the jobs: the listener stops.
+    Forbidden(String),
     /// The repository serves no manifest (taskhook is not installed there), or there is no
     /// such repository.
     NoManifest(String),
@@ -893,9 +929,10 @@ async fn attempt_once(
         Err(e) if e.is_transient() => return Err(Attempt::Transient(e.to_string())),
         Err(e) => return Err(Attempt::Permanent(e.to_string())),
     };
-    sink.deliver(&outcome.jobs)
-        .await
-        .map_err(Attempt::Transient)?;
+    sink.deliver(&outcome.jobs).await.map_err(|e| match e {
+        DeliverError::Failed(e) => Attempt::Transient(e),
+        DeliverError::Forbidden(e) => Attempt::Forbidden(e),
+    })?;
     Ok((outcome.jobs.len(), outcome.skipped.join("; ")))
 }
 

@@ -124,7 +124,7 @@ impl Sink {
     }
 
     /// Delivers every job, or says why not.
-    pub async fn deliver(&self, jobs: &[Job]) -> Result<(), String> {
+    pub async fn deliver(&self, jobs: &[Job]) -> Result<(), DeliverError> {
         match self {
             Sink::Amqp {
                 channel,
@@ -134,19 +134,56 @@ impl Sink {
             } => publish(channel, exchange, topic, *priority, jobs).await,
             Sink::Exec { argv, timeout } => {
                 for job in jobs {
-                    exec(argv, *timeout, job).await?;
+                    exec(argv, *timeout, job)
+                        .await
+                        .map_err(DeliverError::Failed)?;
                 }
                 Ok(())
             }
             Sink::Stdout => {
+                let failed = |e: std::io::Error| {
+                    DeliverError::Failed(format!("cannot write to stdout: {e}"))
+                };
                 let mut out = std::io::stdout().lock();
                 for job in jobs {
                     let line = serde_json::to_string(job).unwrap_or_default();
-                    writeln!(out, "{line}").map_err(|e| format!("cannot write to stdout: {e}"))?;
+                    writeln!(out, "{line}").map_err(failed)?;
                 }
-                out.flush()
-                    .map_err(|e| format!("cannot write to stdout: {e}"))
+                out.flush().map_err(failed)
             }
+        }
+    }
+}
+
+/// Why jobs were not delivered.
+#[derive(Debug)]
+pub enum DeliverError {
+    /// Worth another attempt.
+    Failed(String),
+    /// The broker does not let this user publish there (ACCESS_REFUSED: no write permission
+    /// on the exchange, or a topic it may not use): no attempt will do better.
+    Forbidden(String),
+}
+
+impl DeliverError {
+    /// `what` failed with `e`: forbidden when the broker refused access.
+    fn of(what: String, e: lapin::Error) -> DeliverError {
+        use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
+        let forbidden = matches!(e.kind(), lapin::ErrorKind::ProtocolError(amqp)
+            if matches!(amqp.kind(), AMQPErrorKind::Soft(AMQPSoftError::ACCESSREFUSED)));
+        let text = format!("{what}: {e}");
+        if forbidden {
+            DeliverError::Forbidden(text)
+        } else {
+            DeliverError::Failed(text)
+        }
+    }
+}
+
+impl std::fmt::Display for DeliverError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeliverError::Failed(e) | DeliverError::Forbidden(e) => f.write_str(e),
         }
     }
 }
@@ -189,11 +226,11 @@ async fn publish(
     topic: &str,
     priority: Option<u8>,
     jobs: &[Job],
-) -> Result<(), String> {
-    let channel = publisher.channel().await?;
+) -> Result<(), DeliverError> {
+    let channel = publisher.channel().await.map_err(DeliverError::Failed)?;
     let mut confirms = Vec::with_capacity(jobs.len());
     for job in jobs {
-        let body = serde_json::to_vec(job).map_err(|e| e.to_string())?;
+        let body = serde_json::to_vec(job).map_err(|e| DeliverError::Failed(e.to_string()))?;
         let routing_key = format!("{topic}.{}", job.item_type);
         let confirm = channel
             .basic_publish(
@@ -204,15 +241,18 @@ async fn publish(
                 properties(job, priority),
             )
             .await
-            .map_err(|e| format!("cannot publish job {}: {e}", job.id))?;
+            .map_err(|e| DeliverError::of(format!("cannot publish job {}", job.id), e))?;
         confirms.push((job, confirm));
     }
     for (job, confirm) in confirms {
         let c = confirm
             .await
-            .map_err(|e| format!("no confirmation for job {}: {e}", job.id))?;
+            .map_err(|e| DeliverError::of(format!("no confirmation for job {}", job.id), e))?;
         if !c.is_ack() {
-            return Err(format!("the broker refused job {}", job.id));
+            return Err(DeliverError::Failed(format!(
+                "the broker refused job {}",
+                job.id
+            )));
         }
     }
     Ok(())
