@@ -201,7 +201,8 @@ A message is acked once all its jobs are delivered; transient failures are retri
 dead-lettered (or dropped); malformed messages are logged and acked. Run several listeners on \
 one durable queue to scale out. SIGTERM or SIGINT stops consuming, finishes in-flight messages \
 and exits 0.\n\
-Exit codes: 0 stopped cleanly, 2 bad configuration or a broker that refuses the topology."
+Exit codes: 0 stopped cleanly, 2 bad configuration, or a broker that refuses the topology or \
+forbids publishing the jobs."
     )]
     Listen {
         /// The configuration file (fedora-messaging's config.toml format); without --config,
