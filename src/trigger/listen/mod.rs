@@ -84,8 +84,7 @@ struct Context {
     metrics: Metrics,
     /// Why the listener must stop (the broker forbids publishing its jobs), once a message's
     /// handler finds it; the session then ends and the service exits.
-    forbidden: std::sync::Mutex<Option<String>>,
-    forbidden_found: tokio::sync::Notify,
+    forbidden: watch::Sender<Option<String>>,
 }
 
 /// Runs the service until `shutdown` completes. Returns `Ok` after a clean shutdown.
@@ -116,8 +115,7 @@ pub async fn run(
         options,
         rules,
         metrics,
-        forbidden: std::sync::Mutex::new(None),
-        forbidden_found: tokio::sync::Notify::new(),
+        forbidden: watch::Sender::new(None),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn({
@@ -429,6 +427,7 @@ async fn session(
     ctx.metrics.consuming.store(true, Ordering::Relaxed);
     let mut inflight = JoinSet::new();
     let for_handlers = stop.clone();
+    let mut forbidden = ctx.forbidden.subscribe();
     let outcome = loop {
         tokio::select! {
             _ = stop.wait_for(|s| *s) => break Ok(()),
@@ -441,11 +440,11 @@ async fn session(
                 None => break Err(SessionError::Lost("the broker cancelled the consumer".into())),
             },
             Some(_) = inflight.join_next(), if !inflight.is_empty() => {}
-            _ = ctx.forbidden_found.notified() => {
-                let why = ctx.forbidden.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            why = forbidden.wait_for(Option::is_some) => {
+                let why = why.map(|w| w.clone().unwrap_or_default()).unwrap_or_default();
                 // What is unacked goes back to the queue as the connection closes.
                 let _ = conn.close(200, "taskhook listen: forbidden to publish jobs".into()).await;
-                break Err(SessionError::Fatal(ListenError::Forbidden(why.unwrap_or_default())));
+                break Err(SessionError::Fatal(ListenError::Forbidden(why)));
             }
         }
     };
@@ -769,10 +768,11 @@ async fn handle(ctx: &Context, sink: &Sink, d: Delivery, stop: watch::Receiver<b
         ),
         Outcome::Stop { note } => {
             let settle = d.acker.reject(BasicRejectOptions { requeue: true }).await;
-            let mut slot = ctx.forbidden.lock().unwrap_or_else(|e| e.into_inner());
-            slot.get_or_insert_with(|| note.clone());
-            drop(slot);
-            ctx.forbidden_found.notify_one();
+            ctx.forbidden.send_if_modified(|why| {
+                let first = why.is_none();
+                why.get_or_insert_with(|| note.clone());
+                first
+            });
             (
                 format!("topic={topic} id={id} jobs=0 ms={ms} outcome=requeued (stopping: {note})"),
                 settle,

@@ -23,7 +23,7 @@ const SEVERITY_INFO: i32 = 20;
 
 pub enum Sink {
     Amqp {
-        channel: Publisher,
+        publisher: Publisher,
         exchange: String,
         topic: String,
         priority: Option<u8>,
@@ -104,12 +104,12 @@ impl Sink {
                 topic,
                 priority,
             } => {
-                let channel = Publisher {
+                let publisher = Publisher {
                     channel: Mutex::new(Publisher::open(conn).await?),
                     conn: conn.clone(),
                 };
                 Sink::Amqp {
-                    channel,
+                    publisher,
                     exchange: exchange.clone(),
                     topic: topic.clone(),
                     priority: *priority,
@@ -127,11 +127,11 @@ impl Sink {
     pub async fn deliver(&self, jobs: &[Job]) -> Result<(), DeliverError> {
         match self {
             Sink::Amqp {
-                channel,
+                publisher,
                 exchange,
                 topic,
                 priority,
-            } => publish(channel, exchange, topic, *priority, jobs).await,
+            } => publish(publisher, exchange, topic, *priority, jobs).await,
             Sink::Exec { argv, timeout } => {
                 for job in jobs {
                     exec(argv, *timeout, job)
@@ -176,14 +176,6 @@ impl DeliverError {
             DeliverError::Forbidden(text)
         } else {
             DeliverError::Failed(text)
-        }
-    }
-}
-
-impl std::fmt::Display for DeliverError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            DeliverError::Failed(e) | DeliverError::Forbidden(e) => f.write_str(e),
         }
     }
 }
