@@ -10,6 +10,8 @@
 //! - a transient failure (remote unreachable, broker hiccup) is retried with backoff up to
 //!   `max_retries`, then rejected without requeue: to the queue's dead-letter exchange if it
 //!   has one, else dropped, with a log line either way;
+//! - a publish the broker forbids (ACCESS_REFUSED) goes no better on another attempt: the
+//!   message goes back to the queue and the service stops, naming what to change;
 //! - a lost connection is re-established with capped exponential backoff and the topology
 //!   declared again; unacked messages go back to the queue for this or another listener.
 //!
