@@ -784,6 +784,31 @@ impl Repo {
         }
     }
 
+    /// [`Repo::ref_target`] of each of `names`, read at once: where git reads the refs (a
+    /// reftable), one git for all of them instead of one each.
+    pub fn ref_targets(
+        &self,
+        names: &[String],
+    ) -> Result<std::collections::HashMap<String, Option<ObjectId>>, GitError> {
+        if !self.refs_by_git || names.len() < 2 {
+            return names
+                .iter()
+                .map(|n| Ok((n.clone(), self.ref_target(n)?)))
+                .collect();
+        }
+        let mut out: std::collections::HashMap<String, Option<ObjectId>> =
+            names.iter().map(|n| (n.clone(), None)).collect();
+        let patterns: Vec<&str> = names.iter().map(String::as_str).collect();
+        // A pattern also matches the refs below it (`refs/heads/a` finds `refs/heads/a/b`):
+        // only the names asked for are kept.
+        for r in self.git_refs_among(&patterns)? {
+            if let Some(slot) = out.get_mut(&r.name) {
+                *slot = (!r.symbolic).then_some(r.id);
+            }
+        }
+        Ok(out)
+    }
+
     /// Every ref's full name.
     pub fn ref_names(&self) -> Result<Vec<String>, GitError> {
         if self.refs_by_git {
@@ -1673,13 +1698,18 @@ impl Repo {
 
     /// The refs git lists under `pattern` (a full name, or a prefix ending in `/`), or all.
     fn git_refs(&self, pattern: Option<&str>) -> Result<Vec<GitRef>, GitError> {
+        self.git_refs_among(pattern.as_slice())
+    }
+
+    /// [`Repo::git_refs`] for several patterns at once (none: every ref).
+    fn git_refs_among(&self, patterns: &[&str]) -> Result<Vec<GitRef>, GitError> {
         let mut cmd = self.git_on_refs();
         cmd.args([
             "for-each-ref",
             "--format=%(refname)%00%(objectname)%00%(*objectname)%00%(symref)",
         ]);
-        if let Some(pattern) = pattern {
-            cmd.arg("--").arg(pattern);
+        if !patterns.is_empty() {
+            cmd.arg("--").args(patterns);
         }
         let out = run_git(&mut cmd).map_err(|e| other("cannot list refs", e))?;
         let mut refs = Vec::new();

@@ -807,6 +807,33 @@ fn a_reftable_repository_gets_its_manifest_where_git_reads_it() {
     let rebuild = taskhook(&["manifest", "rebuild", "srv.git"], s.dir.path());
     assert!(rebuild.status.success(), "{}", stderr(&rebuild));
     s.assert_manifest_is_exact("moved");
+
+    // A push of several branches: post-receive reads their heads with one git, not one each
+    // (git's trace, which the hooks' gits inherit, shows each git run).
+    let branches: Vec<String> = (0..6).map(|i| format!("c{i}")).collect();
+    for b in &branches {
+        git(&s.work(), &["checkout", "-q", "-b", b, "master"]);
+        s.commit_file(&format!("{b}/runtask.yml"), GOOD);
+    }
+    let trace = s.dir.path().join("git-trace.log");
+    let mut push: Vec<&str> = vec!["push", "origin"];
+    push.extend(branches.iter().map(String::as_str));
+    let out = git_cmd()
+        .args(&push)
+        .current_dir(s.work())
+        .env("GIT_TRACE", &trace)
+        .output()
+        .expect("git push");
+    assert!(out.status.success(), "{}", stderr(&out));
+    for b in &branches {
+        s.assert_manifest_is_exact(b);
+    }
+    let runs = std::fs::read_to_string(&trace).expect("trace");
+    let reads = runs
+        .lines()
+        .filter(|l| l.contains("built-in: git for-each-ref") && l.contains("refs/heads/c"))
+        .count();
+    assert_eq!(reads, 1, "{runs}");
 }
 
 /// Every directory and file below the repository `dir` (`hooks/` left out: its shims are the

@@ -303,19 +303,16 @@ fn attempts<'scope, 'env>(
         let mut index = snap.index.clone();
         index.schema = manifest::SCHEMA_VERSION;
         index.settings = Some(manifest::Settings::of(config));
-        // taskhook.maxBranches, which pre-receive (or update) enforced on each push alone: a
-        // branch that concurrent pushes, or the update hook's one verdict per ref, would take
-        // past it is left out of the manifest, and the pusher is told.
-        let mut room = branch_room(repo, config, &index, &files, changes);
-        refused.clear();
         // Checked on every attempt: a branch that moved on (or came back) since its manifest was
         // computed is left to the hook of the push that moved it, so an older push finishing
         // late never overwrites a newer manifest.
-        for (i, (branch, new)) in changes
-            .iter()
-            .enumerate()
-            .filter(|(_, c)| still_current(repo, c))
-        {
+        let current = still_current(repo, changes);
+        // taskhook.maxBranches, which pre-receive (or update) enforced on each push alone: a
+        // branch that concurrent pushes, or the update hook's one verdict per ref, would take
+        // past it is left out of the manifest, and the pusher is told.
+        let mut room = branch_room(repo, config, &index, &files, changes, &current);
+        refused.clear();
+        for (i, (branch, new)) in changes.iter().enumerate().filter(|(i, _)| current[*i]) {
             if new.as_ref().is_some_and(|m| m.empty)
                 && stored_is_empty(repo, &index, &files, branch, new.as_ref())
             {
@@ -485,16 +482,25 @@ fn stored_is_empty(
     bytes == same
 }
 
-/// Whether the branch is still where the change expects: at the manifest's commit, or gone.
-fn still_current(repo: &Repo, (branch, new): &Change) -> bool {
-    let head = repo
-        .ref_target(&format!("refs/heads/{branch}"))
-        .ok()
-        .flatten();
-    match new {
-        Some(m) => head.is_some() && head == ObjectId::from_hex(m.commit.as_bytes()).ok(),
-        None => head.is_none(),
-    }
+/// Whether each branch is still where its change expects: at the manifest's commit, or gone
+/// (a branch whose head cannot be read counts as gone). The heads are read at once.
+fn still_current(repo: &Repo, changes: &[Change]) -> Vec<bool> {
+    let names: Vec<String> = changes
+        .iter()
+        .map(|(branch, _)| format!("refs/heads/{branch}"))
+        .collect();
+    let heads = repo.ref_targets(&names).unwrap_or_default();
+    changes
+        .iter()
+        .zip(&names)
+        .map(|((_, new), name)| {
+            let head = heads.get(name).copied().flatten();
+            match new {
+                Some(m) => head.is_some() && head == ObjectId::from_hex(m.commit.as_bytes()).ok(),
+                None => head.is_none(),
+            }
+        })
+        .collect()
 }
 
 /// The branches `index` lists with tasks or findings, as their state files say (the id of each
@@ -566,6 +572,7 @@ fn branch_room(
     index: &Index,
     files: &BTreeMap<String, ObjectId>,
     changes: &[Change],
+    current: &[bool],
 ) -> Option<(std::collections::BTreeSet<String>, usize)> {
     let has = |m: &Option<Stored>| m.as_ref().is_some_and(|m| !m.empty);
     let with_tasks: Vec<&str> = changes
@@ -576,8 +583,9 @@ fn branch_room(
     let without = || {
         changes
             .iter()
-            .filter(|c| !has(&c.1) && still_current(repo, c))
-            .map(|(b, _)| b.as_str())
+            .zip(current)
+            .filter(|(c, current)| !has(&c.1) && **current)
+            .map(|((b, _), _)| b.as_str())
             .collect()
     };
     room(
