@@ -996,15 +996,6 @@ fn metrics_count_what_the_listener_did() {
     assert_eq!(l.terminate().0, Some(0));
 }
 
-/// A loopback port free now.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
 /// The body of `GET path` from `addr`, or `None` when it cannot be had.
 fn http_get(addr: &str, path: &str) -> Option<String> {
     use std::io::{Read as _, Write as _};

@@ -3,20 +3,13 @@
 //! wrappers switch to the `rabbitmq` user) and always stopped, epmd included, however the test
 //! ends.
 
-use std::net::{TcpListener, TcpStream};
+use super::free_port;
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SBIN: &str = "/usr/lib/rabbitmq/bin";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
 
 pub struct Broker {
     dir: tempfile::TempDir,
@@ -93,11 +86,13 @@ impl Broker {
             "[rabbitmq_auth_mechanism_ssl].\n",
         )
         .expect("plugins");
-        // The TLS port is picked free and bound by the node seconds later; meanwhile another
-        // test's connection may take it as its own local port, and the node then serves no TLS.
-        // So a node whose TLS port does not open is stopped and started on another.
+        // The ports are picked free and bound by the node seconds later; should something else
+        // bind one meanwhile, the node serves no TLS, and is stopped and started on others.
         for attempt in 1..=3 {
             let tls_port = free_port();
+            if attempt > 1 {
+                b.port = free_port();
+            }
             std::fs::write(
                 b.dir.path().join("rabbitmq.conf"),
                 format!(
@@ -118,17 +113,18 @@ impl Broker {
             )
             .expect("rabbitmq.conf");
             b.tls_port = Some(tls_port);
-            b.launch();
+            let launched = b.try_launch();
             let start = Instant::now();
-            while TcpStream::connect(("127.0.0.1", tls_port)).is_err()
+            while launched.is_ok()
+                && TcpStream::connect(("127.0.0.1", tls_port)).is_err()
                 && start.elapsed() < Duration::from_secs(30)
             {
                 std::thread::sleep(Duration::from_millis(50));
             }
-            if TcpStream::connect(("127.0.0.1", tls_port)).is_ok() {
+            if launched.is_ok() && TcpStream::connect(("127.0.0.1", tls_port)).is_ok() {
                 break;
             }
-            let said = b.tail_of_logs();
+            let said = launched.err().unwrap_or_else(|| b.tail_of_logs());
             assert!(
                 attempt < 3,
                 "RabbitMQ did not open its TLS port in three tries; the last said:\n{said}"
@@ -206,6 +202,13 @@ impl Broker {
 
     /// Starts (or restarts) the node on the same port and data, and waits until it serves.
     pub fn launch(&mut self) {
+        if let Err(e) = self.try_launch() {
+            panic!("{e}");
+        }
+    }
+
+    /// `launch`, saying why the node does not serve instead of failing the test.
+    fn try_launch(&mut self) -> Result<(), String> {
         let mut cmd = Command::new(Path::new(SBIN).join("rabbitmq-server"));
         self.env(&mut cmd);
         let log = std::fs::File::create(self.dir.path().join("server.out")).expect("log");
@@ -220,14 +223,31 @@ impl Broker {
         self.server = Some(cmd.spawn().expect("rabbitmq-server"));
         let waited = self.ctl(&["--timeout", "60", "wait", &self.pid_file()]);
         let start = Instant::now();
-        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                start.elapsed() < Duration::from_secs(60),
-                "RabbitMQ did not open its port (wait: {waited}):\n{}",
-                self.tail_of_logs()
-            );
+        loop {
+            // A node that stopped while booting opens no port; what answers there is another's.
+            if self.exited() {
+                return Err(format!(
+                    "RabbitMQ stopped while starting (wait: {waited}):\n{}",
+                    self.tail_of_logs()
+                ));
+            }
+            if TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return Ok(());
+            }
+            if start.elapsed() > Duration::from_secs(60) {
+                return Err(format!(
+                    "RabbitMQ did not open its port (wait: {waited}):\n{}",
+                    self.tail_of_logs()
+                ));
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+
+    /// Whether the node started by `launch` has stopped.
+    fn exited(&mut self) -> bool {
+        let server = self.server.as_mut().map(|c| c.try_wait());
+        matches!(server, Some(Ok(Some(_))))
     }
 
     /// The last lines of the node's output and of its log files, for a failure's message (the

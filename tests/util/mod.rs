@@ -404,6 +404,36 @@ pub fn edit_ref_tree(
     let _ = std::fs::remove_file(&index);
 }
 
+/// A loopback port nothing listens on, for a server a test starts. A port from `bind(0)` is
+/// free only until the kernel hands it out again, and a RabbitMQ node binds its ports seconds
+/// after they are picked: meanwhile another test's server got the same port (a node then
+/// failed to start three times, its AMQP port taken), or an outgoing connection took it as its
+/// own. So ports come from below the kernel's ephemeral range (`net.ipv4.ip_local_port_range`),
+/// which outgoing connections never use, and none is handed out twice by this process.
+pub fn free_port() -> u16 {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u32>().ok())
+        .unwrap_or(32768)
+        .clamp(2048, 65535);
+    let span = (low - 1024).min(12000);
+    // Where this process starts in the span: processes run one after another differ.
+    let first = std::process::id() % span;
+    for _ in 0..span {
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let port = low - span + (first + n) % span;
+        let Ok(port) = u16::try_from(port) else {
+            continue;
+        };
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free loopback port below {low}");
+}
+
 /// `git daemon --enable=upload-archive` on 127.0.0.1 and a free port; killed on drop.
 pub struct Daemon {
     child: Child,
@@ -424,11 +454,7 @@ impl Daemon {
         // git-daemon itself: `git daemon` runs it as a child that killing `git` would orphan.
         let daemon = PathBuf::from(git(base, &["--exec-path"])).join("git-daemon");
         for _ in 0..10 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .expect("bind")
-                .local_addr()
-                .expect("addr")
-                .port();
+            let port = free_port();
             let mut cmd = if archive {
                 taskhook::demo::daemon_command(&daemon, base, port)
             } else {
