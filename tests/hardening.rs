@@ -169,9 +169,8 @@ fn replace_refs_are_not_accepted_from_pushers() {
     assert!(evil_there.status.success());
     git(&s.bare(), &["update-ref", &replace, &evil]);
     // doctor points it out.
-    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
-    let text = String::from_utf8_lossy(&doctor.stdout);
-    assert_eq!(doctor.status.code(), Some(1), "{text}");
+    let (code, text) = doctor_says(s.dir.path());
+    assert_eq!(code, Some(1), "{text}");
     assert!(
         text.contains(&format!("1 replace ref ({replace})"))
             && text.contains(&format!("git update-ref -d {replace}")),
@@ -180,13 +179,8 @@ fn replace_refs_are_not_accepted_from_pushers() {
     let out = s.push(&format!(":{replace}"));
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(git(&s.bare(), &["for-each-ref", "refs/replace/"]).is_empty());
-    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
-    assert_eq!(
-        doctor.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&doctor.stdout)
-    );
+    let (code, text) = doctor_says(s.dir.path());
+    assert_eq!(code, Some(0), "{text}");
 }
 
 #[test]

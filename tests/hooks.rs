@@ -759,18 +759,9 @@ fn a_reftable_repository_gets_its_manifest_where_git_reads_it() {
     );
     let check = taskhook(&["check", "--rev", "b1", "srv.git"], s.dir.path());
     assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
-    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
-    assert_eq!(
-        doctor.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&doctor.stdout)
-    );
-    assert!(
-        String::from_utf8_lossy(&doctor.stdout).contains("ok  refs: in a reftable"),
-        "{}",
-        String::from_utf8_lossy(&doctor.stdout)
-    );
+    let (code, text) = doctor_says(s.dir.path());
+    assert_eq!(code, Some(0), "{text}");
+    assert!(text.contains("ok  refs: in a reftable"), "{text}");
     // A ref in the way of the manifest ref, listed by git: the pusher is told which, at once.
     let meta = s.meta().expect("manifest");
     git(&s.bare(), &["update-ref", "-d", "refs/meta/tasks"]);

@@ -153,9 +153,8 @@ fn pagure_hookrunner_runs_legacy_hooks() {
     assert!(std::fs::read_to_string(&marker)
         .expect("plugins ran")
         .contains("plugin post-receive"));
-    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
-    let text = String::from_utf8_lossy(&doctor.stdout);
-    assert_eq!(doctor.status.code(), Some(0), "{text}");
+    let (code, text) = doctor_says(s.dir.path());
+    assert_eq!(code, Some(0), "{text}");
     assert!(
         text.contains("ok: a push runs taskhook's pre-receive and post-receive"),
         "{text}"
@@ -226,16 +225,14 @@ fn fedora_dist_git_chains_post_receive_through_pagure() {
         ran.contains("alternativearch") && ran.contains("plugin post-receive"),
         "{ran}"
     );
-    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
-    let text = String::from_utf8_lossy(&doctor.stdout);
-    assert_eq!(doctor.status.code(), Some(0), "{text}");
+    let (code, text) = doctor_says(s.dir.path());
+    assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("which runs pagure's post-receive"), "{text}");
     // A chain that no longer runs pagure's post-receive (the line commented out) does not run
     // taskhook's: doctor says so, and install does not claim the place.
     chain(&format!("#    {}", files.join("post-receive").display()));
-    let doctor = taskhook(&["doctor", "srv.git"], s.dir.path());
-    let text = String::from_utf8_lossy(&doctor.stdout);
-    assert_eq!(doctor.status.code(), Some(1), "{text}");
+    let (code, text) = doctor_says(s.dir.path());
+    assert_eq!(code, Some(1), "{text}");
     assert!(text.contains("nor runs it, so nothing runs it"), "{text}");
 }
 

@@ -63,6 +63,15 @@ pub fn taskhook(args: &[&str], cwd: &Path) -> Output {
         .expect("run taskhook")
 }
 
+/// `taskhook doctor srv.git` run in `cwd`: its exit code and what it printed.
+pub fn doctor_says(cwd: &Path) -> (Option<i32>, String) {
+    let out = taskhook(&["doctor", "srv.git"], cwd);
+    (
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
 pub fn git(cwd: &Path, args: &[&str]) -> String {
     let out = git_output(cwd, args);
     assert!(
