@@ -437,8 +437,8 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
         {
             return Err(FetchError::NoManifestRef(remote.manifest_ref.to_string()));
         }
-        if no_repository(msg) {
-            return Err(FetchError::NoRepository(reason(msg).to_string()));
+        if let Some(why) = no_repository(msg) {
+            return Err(FetchError::NoRepository(why.to_string()));
         }
         return Err(FetchError::Unreachable(format!(
             "git archive --remote={} failed: {}",
@@ -449,21 +449,39 @@ fn fetch_via_archive(remote: &Remote, path: &str) -> Result<Option<Vec<u8>>, Fet
     read_single_file(&out.data, path, remote.max_bytes).map(Some)
 }
 
-/// Whether git's stderr says the remote has no repository at that address: over http(s) the
-/// server answered 404 (`repository '...' not found`), a path or an ssh remote is not a git
-/// repository (`does not appear to be a git repository`). A refused login or an unreachable
-/// host says otherwise.
-fn no_repository(stderr: &str) -> bool {
+/// What in git's stderr says the remote has no repository at that address, when it does: over
+/// http(s) the server answered 404 (`repository '...' not found`), a path or an ssh remote is not
+/// a git repository (`does not appear to be a git repository`), or a forge's ssh service said so
+/// in its own words (then its line, which says more than git's "Could not read from remote
+/// repository"). A refused login or an unreachable host says otherwise.
+fn no_repository(stderr: &str) -> Option<&str> {
+    // Forgejo's and Gitea's ssh (`serv`): "Forgejo: Cannot find repository: rpms/foo".
+    // GitLab's (gitlab-shell): "GitLab: The project you were looking for could not be found or
+    // you don't have permission to view it." (older ones stop at "found.").
+    // gitolite's: "FATAL: R any rpms/foo user DENIED by fallthru" then "(or you mis-spelled the
+    // reponame)". GitLab and gitolite say the same of a repository the user may not read, as
+    // GitLab's https does with its 404.
+    let forge = |l: &&str| {
+        l.contains("Cannot find repository: ")
+            || l.contains("The project you were looking for could not be found")
+            || (l.contains("DENIED by fallthru") && stderr.contains("mis-spelled the reponame"))
+    };
+    let lines = stderr.lines().map(|l| {
+        let l = l.trim();
+        l.strip_prefix("remote:").map_or(l, str::trim)
+    });
+    if let Some(line) = lines.clone().find(forge) {
+        return Some(line);
+    }
     let said = reason(stderr);
-    (said.starts_with("fatal: repository '") && said.ends_with("' not found"))
+    let missing = (said.starts_with("fatal: repository '") && said.ends_with("' not found"))
         || said.contains("does not appear to be a git repository")
         // git daemon's answer to a fetch (upload-pack, which it runs by default) of a
         // repository it does not have or does not export.
         || said.contains("access denied or repository not exported")
         // Pagure's ssh: "No such repository" written where git reads the protocol.
-        || said.contains("bad line length character: No s")
-        // Forgejo's and Gitea's ssh (`serv`): "Forgejo: Cannot find repository: rpms/foo".
-        || stderr.contains("Cannot find repository: ")
+        || said.contains("bad line length character: No s");
+    missing.then_some(said)
 }
 
 /// The line of git's stderr that says why: what the remote side called fatal, else the first
@@ -659,8 +677,8 @@ fn shallow_into(
         if msg.contains("couldn't find remote ref") {
             return Err(FetchError::NoManifestRef(remote.manifest_ref.to_string()));
         }
-        if no_repository(msg) {
-            return Err(FetchError::NoRepository(reason(msg).to_string()));
+        if let Some(why) = no_repository(msg) {
+            return Err(FetchError::NoRepository(why.to_string()));
         }
         return Err(FetchError::Unreachable(format!(
             "git fetch {} failed: {}",
@@ -828,12 +846,7 @@ mod tests {
         ));
         // What git makes of Pagure's ssh answer for a repository it does not have, and what
         // Forgejo's says.
-        assert!(no_repository(
-            "fatal: protocol error: bad line length character: No s"
-        ));
-        assert!(no_repository(
-            "Forgejo: Cannot find repository: rpms/foo\nfatal: Could not read from remote repository."
-        ));
+        assert!(no_repository("fatal: protocol error: bad line length character: No s").is_some());
     }
 
     #[test]
@@ -953,13 +966,49 @@ mod tests {
 
     #[test]
     fn a_missing_repository_is_told_from_other_failures() {
-        for missing in [
-            "fatal: repository 'https://src.example.org/tests/nope.git/' not found\n",
-            "fatal: '/srv/git/nope.git' does not appear to be a git repository\n",
-            "remote: fatal: '/x' does not appear to be a git repository\n\
-             remote: git upload-archive: archiver died with error\n",
+        for (missing, said) in [
+            (
+                "fatal: repository 'https://src.example.org/tests/nope.git/' not found\n",
+                "fatal: repository 'https://src.example.org/tests/nope.git/' not found",
+            ),
+            (
+                "fatal: '/srv/git/nope.git' does not appear to be a git repository\n",
+                "fatal: '/srv/git/nope.git' does not appear to be a git repository",
+            ),
+            (
+                "remote: fatal: '/x' does not appear to be a git repository\n\
+                 remote: git upload-archive: archiver died with error\n",
+                "fatal: '/x' does not appear to be a git repository",
+            ),
+            // The forges' ssh services, in their own words: theirs is the line that says why.
+            (
+                "Forgejo: Cannot find repository: rpms/foo\n\
+                 fatal: Could not read from remote repository.\n\n\
+                 Please make sure you have the correct access rights\n\
+                 and the repository exists.\n",
+                "Forgejo: Cannot find repository: rpms/foo",
+            ),
+            (
+                "remote: \nremote: ========================================\nremote: \n\
+                 remote: The project you were looking for could not be found or you don't \
+                 have permission to view it.\nremote: \n\
+                 fatal: Could not read from remote repository.\n",
+                "The project you were looking for could not be found or you don't have \
+                 permission to view it.",
+            ),
+            (
+                "GitLab: The project you were looking for could not be found.\n\
+                 fatal: Could not read from remote repository.\n",
+                "GitLab: The project you were looking for could not be found.",
+            ),
+            (
+                "FATAL: R any rpms/nope trigger DENIED by fallthru\n\
+                 (or you mis-spelled the reponame)\n\
+                 fatal: Could not read from remote repository.\n",
+                "FATAL: R any rpms/nope trigger DENIED by fallthru",
+            ),
         ] {
-            assert!(no_repository(missing), "{missing}");
+            assert_eq!(no_repository(missing), Some(said), "{missing}");
         }
         for other in [
             "fatal: unable to access 'https://src.example.org/x.git/': Could not resolve host\n",
@@ -967,9 +1016,12 @@ mod tests {
             "fatal: couldn't find remote ref refs/meta/tasks\n",
             "ssh: connect to host h port 22: Connection refused\n\
              fatal: Could not read from remote repository.\n",
+            // gitolite refusing a write, or a read by a rule that names the repository.
+            "FATAL: W any rpms/foo trigger DENIED by fallthru\n",
+            "FATAL: R refs/meta/tasks rpms/foo trigger DENIED by rule\n",
             "",
         ] {
-            assert!(!no_repository(other), "{other}");
+            assert_eq!(no_repository(other), None, "{other}");
         }
     }
 
