@@ -1120,6 +1120,42 @@ fn an_ssh_command_from_the_environment_or_the_config_is_used() {
     }
 }
 
+/// The forges' ssh services answer for a repository they do not have in their own words, on
+/// stderr, before git's "Could not read from remote repository": each is a repository not
+/// served (no jobs, not retried by the listener), and the reason plan gives is the forge's line.
+#[test]
+fn a_forges_ssh_answer_for_a_missing_repository_is_quoted() {
+    let (s, _d) = served("foo");
+    let dir = s.dir.path();
+    for said in [
+        "Forgejo: Cannot find repository: rpms/nope",
+        "GitLab: The project you were looking for could not be found or you don't have \
+         permission to view it.",
+        "FATAL: R any rpms/nope trigger DENIED by fallthru",
+    ] {
+        let (fake_ssh, _log, remote) = stand_in_ssh(
+            dir,
+            &format!(
+                "printf '%s\\n(or you mis-spelled the reponame)\\n' \"{said}\" >&2; exit 128\n"
+            ),
+        );
+        let (code, jobs, err) = plan_build_in_env(
+            dir,
+            &remote,
+            "nope-1.0-1.fc22",
+            "f22",
+            &["--cache-dir", &dir.join("cache").display().to_string()],
+            &[("GIT_SSH_COMMAND", &fake_ssh)],
+        );
+        assert_eq!(code, 1, "{err}");
+        assert!(jobs.is_empty(), "{err}");
+        assert!(
+            err.contains(&format!("no repository is served there: {said}")),
+            "{err}"
+        );
+    }
+}
+
 /// Servers that serve fetches but no archives: git daemon as it runs by default (no
 /// upload-archive, refused as a repository it does not export would be), and an ssh server that
 /// allows only fetches and pushes, as Pagure's does. plan fetches the manifest ref at depth 1
