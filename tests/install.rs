@@ -38,8 +38,13 @@ fn forge_hook(marker: &Path) -> String {
 /// Pushes a broken formula (rejected, manifest untouched) and then a good one (accepted, in the
 /// manifest, exactly as a full computation).
 fn broken_then_good(s: &Server) {
+    broken_then_good_pushed_by(s, |refspec| s.push(refspec));
+}
+
+/// `broken_then_good`, each push made by `push`.
+fn broken_then_good_pushed_by(s: &Server, push: impl Fn(&str) -> std::process::Output) {
     s.commit_file("broken/runtask.yml", BROKEN);
-    let out = s.push("master");
+    let out = push("master");
     assert!(!out.status.success(), "a broken formula was accepted");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("taskhook: push rejected"), "{err}");
@@ -47,7 +52,7 @@ fn broken_then_good(s: &Server) {
     git(&s.work(), &["rm", "-q", "-r", "broken"]);
     git(&s.work(), &["commit", "-q", "-m", "drop broken"]);
     s.commit_file("rpmlint/runtask.yml", GOOD);
-    let out = s.push("master");
+    let out = push("master");
     assert!(
         out.status.success(),
         "{}",
@@ -783,5 +788,136 @@ fn the_shims_call_the_hooks_binary_beside_taskhook_and_doctor_checks_its_release
     assert!(
         took < std::time::Duration::from_secs(30),
         "doctor took {took:?}"
+    );
+}
+
+/// `PATH` with a git that runs hooks from its configuration (2.54 and later) first: the one on
+/// `PATH` when it does, else the one `.ci/newer-git` builds into `target/tmp/newer-git` (Debian
+/// 12's git is 2.39), or in the directory `TASKHOOK_TEST_NEWER_GIT` names; `None` when there is
+/// none.
+fn path_with_config_hooks() -> Option<String> {
+    let path = std::env::var("PATH").unwrap_or_default();
+    let runs_them = |path: &str| {
+        git_cmd()
+            .args(["hook", "list", "pre-receive"])
+            .env("PATH", path)
+            .output()
+            .is_ok_and(|o| o.status.code() != Some(129))
+    };
+    if runs_them(&path) {
+        return Some(path);
+    }
+    let built = Path::new(env!("CARGO_TARGET_TMPDIR")).join("newer-git/bin");
+    let named = std::env::var("TASKHOOK_TEST_NEWER_GIT").ok();
+    named
+        .into_iter()
+        .chain([built.display().to_string()])
+        .map(|dir| format!("{dir}:{path}"))
+        .find(|path| runs_them(path))
+}
+
+/// Hooks in git's configuration (`hook.<name>.command`, run for each `hook.<name>.event`): git
+/// 2.54 and later run them before the hooks directory's own, which still runs. Where taskhook
+/// runs from there, install adds no shim (it would run twice), doctor says so, and a push is
+/// checked and recorded; with a shim as well, doctor says taskhook runs twice. A git that runs
+/// none of them (older) is told apart: doctor names the configured hook it ignores, and install
+/// adds the shims.
+#[test]
+fn hooks_in_gits_configuration() {
+    let s = Server::uninstalled();
+    let hook_bin = env!("CARGO_BIN_EXE_taskhook-hook");
+    for (name, hook) in [
+        ("taskhook-pre", "pre-receive"),
+        ("taskhook-post", "post-receive"),
+    ] {
+        git(&s.bare(), &["config", &format!("hook.{name}.event"), hook]);
+        git(
+            &s.bare(),
+            &[
+                "config",
+                &format!("hook.{name}.command"),
+                &format!("{hook_bin} hook {hook}"),
+            ],
+        );
+    }
+    let with_path = |args: &[&str], path: &str| {
+        let mut all = args.to_vec();
+        all.push("srv.git");
+        let out = taskhook_cmd()
+            .args(&all)
+            .current_dir(s.dir.path())
+            .env("PATH", path)
+            .output()
+            .expect("taskhook");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.code(), text)
+    };
+    let path = std::env::var("PATH").unwrap_or_default();
+    let older = !git_cmd()
+        .args(["hook", "list", "pre-receive"])
+        .output()
+        .is_ok_and(|o| o.status.code() != Some(129));
+    if older {
+        let (code, text) = with_path(&["doctor"], &path);
+        assert_eq!(code, Some(1), "{text}");
+        assert!(
+            text.contains("pre-receive: hook.taskhook-pre.command runs taskhook, but this git runs no hooks from its configuration (git 2.54 and later do)"),
+            "{text}"
+        );
+        let (code, text) = with_path(&["install"], &path);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(s.bare().join("hooks/pre-receive").exists(), "{text}");
+        let (code, text) = with_path(&["doctor"], &path);
+        assert_eq!(code, Some(0), "{text}");
+        assert!(
+            text.contains("once git is upgraded taskhook would run twice on each push"),
+            "{text}"
+        );
+        let (code, text) = with_path(&["uninstall"], &path);
+        assert_eq!(code, Some(0), "{text}");
+    }
+    let Some(newer) = path_with_config_hooks() else {
+        eprintln!(
+            "hooks_in_gits_configuration: no git 2.54 or later here (`.ci/newer-git` builds one; \
+             or set TASKHOOK_TEST_NEWER_GIT to the directory of one): its part is not run"
+        );
+        return;
+    };
+    let (code, text) = with_path(&["install"], &newer);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("pre-receive: run by git from its configuration (hook.taskhook-pre.command); no shim added"),
+        "{text}"
+    );
+    assert!(!s.bare().join("hooks/pre-receive").exists(), "{text}");
+    let (code, text) = with_path(&["doctor"], &newer);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(&format!(
+            "post-receive: git runs hook.taskhook-post.command from its configuration, which runs {hook_bin}"
+        )),
+        "{text}"
+    );
+    broken_then_good_pushed_by(&s, |refspec| s.push_with_env(refspec, "PATH", &newer));
+    // A shim as well (installed where git runs none from config, as an older git's install
+    // did): taskhook would run twice.
+    let (code, text) = with_path(&["install", "--layout", "plain"], &newer);
+    assert_eq!(code, Some(0), "{text}");
+    git(&s.bare(), &["config", "--unset", "hook.taskhook-pre.event"]);
+    let (code, text) = with_path(&["install"], &newer);
+    assert_eq!(code, Some(0), "{text}");
+    git(
+        &s.bare(),
+        &["config", "hook.taskhook-pre.event", "pre-receive"],
+    );
+    let (code, text) = with_path(&["doctor"], &newer);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("pre-receive: taskhook runs twice on each push (hook.taskhook-pre.command, the hooks directory's hook)"),
+        "{text}"
     );
 }

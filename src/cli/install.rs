@@ -99,6 +99,21 @@ pub fn run_install(args: &InstallArgs) -> CmdResult {
             continue;
         }
         for hook in hooks(args.update_hook) {
+            // git 2.54 and later run hooks from their configuration too: where one runs taskhook
+            // already, a shim would have it run twice on each push.
+            let configured = install::config_hooks(repo, hook).unwrap_or_default();
+            if let Some(h) = configured.iter().find(|h| h.runs_taskhook(hook)) {
+                report(
+                    args.format,
+                    repo,
+                    serde_json::json!({"hook": hook, "state": "configured", "config_hook": h.name, "command": h.command}),
+                    format!(
+                        "{hook}: run by git from its configuration (hook.{}.command); no shim added, which would run taskhook a second time",
+                        h.name
+                    ),
+                );
+                continue;
+            }
             let layout = match layout_for(repo, hook, args) {
                 Ok(l) => l,
                 Err(why) => {
@@ -284,8 +299,10 @@ fn diagnose(repo: &Path) -> Vec<Finding> {
         );
     }
     for hook in ["pre-receive", "post-receive"] {
-        let (runs, text) = hook_runs(repo, hook, hooks_dir.as_ref().map(|(p, _)| p.as_path()));
-        say(runs, text);
+        let traditional = hook_runs(repo, hook, hooks_dir.as_ref().map(|(p, _)| p.as_path()));
+        for (ok, text) in with_config_hooks(repo, hook, traditional) {
+            say(ok, text);
+        }
     }
     // The optional update hook: only report it when installed.
     let update = install::candidate_paths(repo, "update")
@@ -356,6 +373,121 @@ fn diagnose(repo: &Path) -> Vec<Finding> {
             false,
             format!("config: {e} (every push would be rejected until this is fixed)"),
         ),
+    }
+    out
+}
+
+/// The findings for `hook`: `hook_runs`' on the hooks directory, with those on the hooks git
+/// runs from its configuration (git 2.54 and later run them before the hooks directory's own,
+/// which still runs): taskhook run from there is installed as well as by a shim, and run from
+/// both it runs twice on each push.
+fn with_config_hooks(repo: &Path, hook: &str, traditional: (bool, String)) -> Vec<(bool, String)> {
+    let (runs, text) = traditional;
+    let Some(configured) = install::config_hooks(repo, hook) else {
+        // This git runs no hooks from its configuration; one set up for a newer git is named.
+        let mut out = vec![(runs, text)];
+        for h in install::ignored_config_hooks(repo, hook)
+            .iter()
+            .filter(|h| h.runs_taskhook(hook))
+        {
+            out.push((
+                runs,
+                format!(
+                    "{hook}: hook.{}.command runs taskhook, but this git runs no hooks from its configuration (git 2.54 and later do){}",
+                    h.name,
+                    if runs {
+                        ": once git is upgraded taskhook would run twice on each push, so remove one of the two"
+                    } else {
+                        ""
+                    }
+                ),
+            ));
+        }
+        return out;
+    };
+    let mut out = Vec::new();
+    let mut ours = Vec::new();
+    for h in &configured {
+        let Some((bin, asked)) = h.taskhook() else {
+            continue;
+        };
+        let command = h.command.as_deref().unwrap_or_default();
+        if h.disabled {
+            if !runs {
+                out.push((
+                    false,
+                    format!(
+                        "{hook}: hook.{}.command (`{command}`) would run taskhook, but git skips it (hook.{}.enabled or hook.{hook}.enabled is false)",
+                        h.name, h.name
+                    ),
+                ));
+            }
+        } else if asked != hook {
+            out.push((
+                false,
+                format!(
+                    "{hook}: git runs hook.{}.command (`{command}`) for {hook}, and it asks taskhook for its {asked} hook: make it `{} hook {hook}`",
+                    h.name,
+                    bin.display()
+                ),
+            ));
+        } else {
+            ours.push((h, bin));
+        }
+    }
+    for (h, bin) in &ours {
+        let program = install::command_program(bin);
+        out.push(match program.as_deref().filter(|p| is_executable(p)) {
+            Some(p) => match same_version(p) {
+                Ok(()) => (
+                    true,
+                    format!(
+                        "{hook}: git runs hook.{}.command from its configuration, which runs {}",
+                        h.name,
+                        p.display()
+                    ),
+                ),
+                Err(why) => (
+                    false,
+                    format!(
+                        "{hook}: git runs hook.{}.command from its configuration, which runs {}, {why}: make it name this release's binary",
+                        h.name,
+                        p.display()
+                    ),
+                ),
+            },
+            None => (
+                false,
+                format!(
+                    "{hook}: git runs hook.{}.command from its configuration, but {} is not an executable file{}",
+                    h.name,
+                    bin.display(),
+                    if program.is_none() { " on PATH" } else { "" }
+                ),
+            ),
+        });
+    }
+    let times = ours.len() + usize::from(runs);
+    if ours.is_empty() || runs {
+        out.insert(0, (runs, text));
+    }
+    if times > 1 {
+        let mut places: Vec<String> = ours
+            .iter()
+            .map(|(h, _)| format!("hook.{}.command", h.name))
+            .collect();
+        if runs {
+            places.push("the hooks directory's hook".into());
+        }
+        out.push((
+            false,
+            format!(
+                "{hook}: taskhook runs {} on each push ({}): keep one (`taskhook uninstall {}` removes the shims, `git config --unset-all hook.NAME.event` a configured hook)",
+                if times == 2 { "twice".to_string() } else { format!("{times} times") },
+                places.join(", "),
+                repo.display()
+            ),
+        ));
     }
     out
 }

@@ -9,6 +9,7 @@
 //! | GitLab (Gitaly) | `custom_hooks/` | `custom_hooks/<hook>.d/taskhook` |
 //! | Pagure | `hooks/<hook>` is a symlink to pagure's `hookrunner`, or a chain that runs it | `hooks/<hook>.taskhook` |
 //! | `core.hooksPath` | git config at any level | nothing, unless `--hooks-path` (then `<path>/<hook>`) |
+//! | a hook in git's config (2.54 and later) that runs taskhook's | `git hook list` | nothing: git runs taskhook already |
 //! | anything else | a hook taskhook did not write | nothing: the lines to add are printed |
 //!
 //! Every shim is the same short script that `exec`s the binary by the path the admin gave.
@@ -120,6 +121,211 @@ pub fn hooks_path(repo: &Path) -> Option<(PathBuf, String)> {
         repo.join(path)
     };
     Some((path, origin.trim_start_matches("file:").to_string()))
+}
+
+/// A hook git runs from its configuration: git 2.54 and later run `hook.<name>.command` (with
+/// a shell) for each `hook.<name>.event`, before the hooks directory's own hook, which still
+/// runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigHook {
+    /// The `<name>` of `hook.<name>.*`.
+    pub name: String,
+    /// Its `hook.<name>.command`: the last one set wins, as in git.
+    pub command: Option<String>,
+    /// Whether git skips it (`hook.<name>.enabled = false`, or since 2.55 the event's
+    /// `hook.<event>.enabled = false`).
+    pub disabled: bool,
+}
+
+impl ConfigHook {
+    /// The taskhook binary this hook's command starts and the hook it asks that binary to run,
+    /// when it starts one (`/usr/bin/taskhook-hook hook pre-receive`, possibly after variable
+    /// assignments).
+    pub fn taskhook(&self) -> Option<(PathBuf, String)> {
+        taskhook_in_command(self.command.as_deref()?)
+    }
+
+    /// Whether this hook, enabled, has taskhook run `hook`.
+    pub fn runs_taskhook(&self, hook: &str) -> bool {
+        !self.disabled && self.taskhook().is_some_and(|(_, asked)| asked == hook)
+    }
+}
+
+/// The file a hook command's program name starts: itself when it has a `/`, else the first
+/// executable of that name on `PATH` (a configured hook runs with git's).
+pub fn command_program(name: &Path) -> Option<PathBuf> {
+    if name.components().count() > 1 {
+        Some(name.to_path_buf())
+    } else {
+        find_on_path(&name.to_string_lossy())
+    }
+}
+
+/// The taskhook binary and hook named by a hook command, when it names one.
+fn taskhook_in_command(command: &str) -> Option<(PathBuf, String)> {
+    let words: Vec<&str> = command
+        .split_whitespace()
+        .map(|w| w.trim_matches(['"', '\'']))
+        .collect();
+    words.windows(3).find_map(|w| {
+        let name = Path::new(w[0]).file_name()?;
+        ((name == "taskhook" || name == HOOK_BINARY) && w[1] == "hook")
+            .then(|| (PathBuf::from(w[0]), w[2].to_string()))
+    })
+}
+
+/// The hooks git's configuration gives `hook` in `repo`, in the order git runs them (the hooks
+/// directory's own runs after them), as `git hook list` names them; `None` when the git on
+/// `PATH` runs no hooks from its configuration (before 2.54 it has no `git hook list`: then
+/// asked once per process).
+pub fn config_hooks(repo: &Path, hook: &str) -> Option<Vec<ConfigHook>> {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static NONE_HERE: AtomicBool = AtomicBool::new(false);
+    if NONE_HERE.load(Ordering::Relaxed) {
+        return None;
+    }
+    let out = crate::git::git_command()
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["hook", "list", "-z", hook])
+        .env("LC_ALL", "C")
+        .env("LANGUAGE", "C")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .ok()?;
+    let listed = match out.status.code() {
+        Some(0) => parse_hook_list(&out.stdout),
+        // "warning: no hooks found for event '...'"
+        Some(1) if out.stdout.is_empty() => Vec::new(),
+        // git before 2.54: "unknown subcommand: `list'", and its usage.
+        Some(129) => {
+            NONE_HERE.store(true, Ordering::Relaxed);
+            return None;
+        }
+        _ => return None,
+    };
+    if listed.is_empty() {
+        return Some(Vec::new());
+    }
+    let config = hook_config(repo);
+    Some(
+        listed
+            .into_iter()
+            .map(|(name, disabled)| ConfigHook {
+                command: config.commands.get(&name).cloned(),
+                name,
+                disabled,
+            })
+            .collect(),
+    )
+}
+
+/// `git hook list -z`'s entries: each configured hook's name and whether git skips it. The
+/// hooks directory's own ("hook from hookdir") is left out.
+fn parse_hook_list(stdout: &[u8]) -> Vec<(String, bool)> {
+    String::from_utf8_lossy(stdout)
+        .split('\0')
+        .filter(|e| !e.is_empty() && *e != "hook from hookdir")
+        .map(|e| {
+            match e
+                .strip_prefix("disabled\t")
+                .or_else(|| e.strip_prefix("event-disabled\t"))
+            {
+                Some(name) => (name.to_string(), true),
+                None => (e.to_string(), false),
+            }
+        })
+        .collect()
+}
+
+/// What `repo`'s configuration says of hooks: every `hook.<name>.*` entry, in the order git
+/// reads them.
+fn hook_config(repo: &Path) -> HookConfig {
+    let out = crate::git::git_command()
+        .arg("--git-dir")
+        .arg(repo)
+        .args(["config", "-z", "--get-regexp", r"^hook\."])
+        .stdin(std::process::Stdio::null())
+        .output();
+    let text = out
+        .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+        .unwrap_or_default();
+    HookConfig::parse(&text)
+}
+
+/// `hook.<name>.*` entries, read as git 2.54 reads them.
+#[derive(Debug, Default)]
+struct HookConfig {
+    /// Each name's command: the last one set.
+    commands: std::collections::BTreeMap<String, String>,
+    /// The names each event runs, in order (an empty `event` value clears a name's events).
+    events: std::collections::BTreeMap<String, Vec<String>>,
+    /// The names set `enabled = false`.
+    disabled: std::collections::BTreeSet<String>,
+}
+
+impl HookConfig {
+    /// From `git config -z --get-regexp`'s `key\nvalue\0` entries.
+    fn parse(text: &str) -> HookConfig {
+        let mut c = HookConfig::default();
+        for entry in text.split('\0') {
+            let Some((key, value)) = entry.split_once('\n') else {
+                continue;
+            };
+            let Some((name, subkey)) = key.strip_prefix("hook.").and_then(|k| k.rsplit_once('.'))
+            else {
+                continue;
+            };
+            match subkey {
+                "command" => {
+                    c.commands.insert(name.to_string(), value.to_string());
+                }
+                // An empty value clears the name's events; another moves the name to the end
+                // of that event's list.
+                "event" if value.is_empty() => {
+                    for names in c.events.values_mut() {
+                        names.retain(|n| n != name);
+                    }
+                }
+                "event" => {
+                    let names = c.events.entry(value.to_string()).or_default();
+                    names.retain(|n| n != name);
+                    names.push(name.to_string());
+                }
+                "enabled" => match value.to_ascii_lowercase().as_str() {
+                    "false" | "no" | "off" | "0" => {
+                        c.disabled.insert(name.to_string());
+                    }
+                    "true" | "yes" | "on" | "1" => {
+                        c.disabled.remove(name);
+                    }
+                    _ => {}
+                },
+                _ => {}
+            }
+        }
+        c
+    }
+
+    /// The hooks this configuration gives `event`, in order.
+    fn hooks_for(&self, event: &str) -> Vec<ConfigHook> {
+        self.events
+            .get(event)
+            .into_iter()
+            .flatten()
+            .map(|name| ConfigHook {
+                name: name.clone(),
+                command: self.commands.get(name).cloned(),
+                disabled: self.disabled.contains(name),
+            })
+            .collect()
+    }
+}
+
+/// The hooks `repo`'s configuration names for `hook` although the git on `PATH` runs none from
+/// its configuration (it is older than 2.54): what an admin set up for a newer git.
+pub fn ignored_config_hooks(repo: &Path, hook: &str) -> Vec<ConfigHook> {
+    hook_config(repo).hooks_for(hook)
 }
 
 fn is_shim(path: &Path) -> bool {
@@ -498,6 +704,76 @@ pub fn shim_binary(path: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hooks_from_gits_configuration_are_read_as_git_lists_them() {
+        assert_eq!(
+            parse_hook_list(
+                b"taskhook-pre\0disabled\told\0event-disabled\tx.y\0hook from hookdir\0"
+            ),
+            vec![
+                ("taskhook-pre".to_string(), false),
+                ("old".to_string(), true),
+                ("x.y".to_string(), true),
+            ]
+        );
+        assert!(parse_hook_list(b"hook from hookdir\0").is_empty());
+        let config = HookConfig::parse(
+            "hook.taskhook-pre.command\n/usr/bin/taskhook-hook hook pre-receive\0\
+             hook.taskhook-pre.event\npre-receive\0\
+             hook.a.b.command\nsh -c ':'\0hook.a.b.command\nlater\0\
+             hook.a.b.event\npre-receive\0hook.a.b.event\npost-receive\0\
+             hook.old.event\npre-receive\0hook.old.event\n\0\
+             hook.off.event\npre-receive\0hook.off.enabled\nfalse\0\
+             hook.back.event\npre-receive\0hook.back.enabled\nno\0hook.back.enabled\ntrue\0\
+             hook.pre-receive.jobs\n2\0",
+        );
+        let hook = |name: &str, command: Option<&str>, disabled: bool| ConfigHook {
+            name: name.into(),
+            command: command.map(Into::into),
+            disabled,
+        };
+        assert_eq!(
+            config.hooks_for("pre-receive"),
+            vec![
+                hook(
+                    "taskhook-pre",
+                    Some("/usr/bin/taskhook-hook hook pre-receive"),
+                    false
+                ),
+                hook("a.b", Some("later"), false),
+                hook("off", None, true),
+                hook("back", None, false),
+            ]
+        );
+        assert_eq!(
+            config.hooks_for("post-receive"),
+            vec![hook("a.b", Some("later"), false)]
+        );
+        for (command, found) in [
+            (
+                "/usr/local/bin/taskhook hook pre-receive",
+                Some(("/usr/local/bin/taskhook", "pre-receive")),
+            ),
+            (
+                "GIT_CONFIG_SYSTEM=/etc/gitconfig '/opt/t/taskhook-hook' hook post-receive",
+                Some(("/opt/t/taskhook-hook", "post-receive")),
+            ),
+            (
+                "taskhook-hook hook update \"$@\"",
+                Some(("taskhook-hook", "update")),
+            ),
+            ("/usr/bin/taskhook check", None),
+            ("/usr/bin/other-hook hook pre-receive", None),
+            ("", None),
+        ] {
+            assert_eq!(
+                taskhook_in_command(command),
+                found.map(|(b, h)| (PathBuf::from(b), h.to_string())),
+                "{command}"
+            );
+        }
+    }
 
     #[test]
     fn shims_name_the_binary_they_call() {
