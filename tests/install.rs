@@ -920,4 +920,19 @@ fn hooks_in_gits_configuration() {
         text.contains("pre-receive: taskhook runs twice on each push (hook.taskhook-pre.command, the hooks directory's hook)"),
         "{text}"
     );
+    // A configured hook without its command: git stops every push, and doctor says so.
+    git(&s.bare(), &["config", "hook.other.event", "post-receive"]);
+    let (code, text) = with_path(&["doctor"], &newer);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("post-receive: git refuses to list the hooks it runs (fatal: 'hook.other.command' must be configured"),
+        "{text}"
+    );
+    s.commit_file("README", "a change to push\n");
+    let out = s.push_with_env("master", "PATH", &newer);
+    assert!(
+        !out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }

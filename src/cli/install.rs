@@ -9,7 +9,7 @@ use crate::error::{exit, CmdResult, Failure};
 use crate::git::Repo;
 use crate::server::install::{
     self, binary_path, detect, hook_binary, hooks_path, install_hook, is_bare_repo, is_executable,
-    shim_binary, uninstall_hook, Layout, Outcome,
+    shim_binary, uninstall_hook, ConfigHooks, Layout, Outcome,
 };
 
 /// What `install` was asked to do.
@@ -101,7 +101,7 @@ pub fn run_install(args: &InstallArgs) -> CmdResult {
         for hook in hooks(args.update_hook) {
             // git 2.54 and later run hooks from their configuration too: where one runs taskhook
             // already, a shim would have it run twice on each push.
-            let configured = install::config_hooks(repo, hook).unwrap_or_default();
+            let configured = install::config_hooks(repo, hook).listed();
             if let Some(h) = configured.iter().find(|h| h.runs_taskhook(hook)) {
                 report(
                     args.format,
@@ -383,27 +383,40 @@ fn diagnose(repo: &Path) -> Vec<Finding> {
 /// both it runs twice on each push.
 fn with_config_hooks(repo: &Path, hook: &str, traditional: (bool, String)) -> Vec<(bool, String)> {
     let (runs, text) = traditional;
-    let Some(configured) = install::config_hooks(repo, hook) else {
-        // This git runs no hooks from its configuration; one set up for a newer git is named.
-        let mut out = vec![(runs, text)];
-        for h in install::ignored_config_hooks(repo, hook)
-            .iter()
-            .filter(|h| h.runs_taskhook(hook))
-        {
-            out.push((
-                runs,
-                format!(
-                    "{hook}: hook.{}.command runs taskhook, but this git runs no hooks from its configuration (git 2.54 and later do){}",
-                    h.name,
-                    if runs {
-                        ": once git is upgraded taskhook would run twice on each push, so remove one of the two"
-                    } else {
-                        ""
-                    }
+    let configured = match install::config_hooks(repo, hook) {
+        ConfigHooks::Listed(hooks) => hooks,
+        ConfigHooks::Refused(said) => {
+            return vec![
+                (runs, text),
+                (
+                    false,
+                    format!("{hook}: git refuses to list the hooks it runs ({said}), so a push stops before any runs: fix git's hook configuration"),
                 ),
-            ));
+            ];
         }
-        return out;
+        ConfigHooks::Unsupported => {
+            // This git runs no hooks from its configuration; one set up for a newer git is
+            // named.
+            let mut out = vec![(runs, text)];
+            for h in install::ignored_config_hooks(repo, hook)
+                .iter()
+                .filter(|h| h.runs_taskhook(hook))
+            {
+                out.push((
+                    runs,
+                    format!(
+                        "{hook}: hook.{}.command runs taskhook, but this git runs no hooks from its configuration (git 2.54 and later do){}",
+                        h.name,
+                        if runs {
+                            ": once git is upgraded taskhook would run twice on each push, so remove one of the two"
+                        } else {
+                            ""
+                        }
+                    ),
+                ));
+            }
+            return out;
+        }
     };
     let mut out = Vec::new();
     let mut ours = Vec::new();

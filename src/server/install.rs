@@ -174,15 +174,36 @@ fn taskhook_in_command(command: &str) -> Option<(PathBuf, String)> {
     })
 }
 
-/// The hooks git's configuration gives `hook` in `repo`, in the order git runs them (the hooks
-/// directory's own runs after them), as `git hook list` names them; `None` when the git on
-/// `PATH` runs no hooks from its configuration (before 2.54 it has no `git hook list`: then
-/// asked once per process).
-pub fn config_hooks(repo: &Path, hook: &str) -> Option<Vec<ConfigHook>> {
+/// What git's configuration does to a hook, as `git hook list` says.
+#[derive(Debug)]
+pub enum ConfigHooks {
+    /// The git on `PATH` runs no hooks from its configuration (before 2.54 it has no `git hook
+    /// list`: then asked once per process).
+    Unsupported,
+    /// The hooks it runs from its configuration, in order (the hooks directory's own runs after
+    /// them).
+    Listed(Vec<ConfigHook>),
+    /// git refuses to list them, and so to run the hook: what it said (a `hook.<name>.event`
+    /// without its `command` stops every push).
+    Refused(String),
+}
+
+impl ConfigHooks {
+    /// The configured hooks, none where git runs none or refuses.
+    pub fn listed(self) -> Vec<ConfigHook> {
+        match self {
+            ConfigHooks::Listed(hooks) => hooks,
+            _ => Vec::new(),
+        }
+    }
+}
+
+/// The hooks git's configuration gives `hook` in `repo`, as `git hook list` names them.
+pub fn config_hooks(repo: &Path, hook: &str) -> ConfigHooks {
     use std::sync::atomic::{AtomicBool, Ordering};
     static NONE_HERE: AtomicBool = AtomicBool::new(false);
     if NONE_HERE.load(Ordering::Relaxed) {
-        return None;
+        return ConfigHooks::Unsupported;
     }
     let out = crate::git::git_command()
         .arg("--git-dir")
@@ -191,8 +212,11 @@ pub fn config_hooks(repo: &Path, hook: &str) -> Option<Vec<ConfigHook>> {
         .env("LC_ALL", "C")
         .env("LANGUAGE", "C")
         .stdin(std::process::Stdio::null())
-        .output()
-        .ok()?;
+        .output();
+    let out = match out {
+        Ok(out) => out,
+        Err(e) => return ConfigHooks::Refused(format!("cannot run git: {e}")),
+    };
     let listed = match out.status.code() {
         Some(0) => parse_hook_list(&out.stdout),
         // "warning: no hooks found for event '...'"
@@ -200,15 +224,19 @@ pub fn config_hooks(repo: &Path, hook: &str) -> Option<Vec<ConfigHook>> {
         // git before 2.54: "unknown subcommand: `list'", and its usage.
         Some(129) => {
             NONE_HERE.store(true, Ordering::Relaxed);
-            return None;
+            return ConfigHooks::Unsupported;
         }
-        _ => return None,
+        _ => {
+            let said = String::from_utf8_lossy(&out.stderr);
+            let said = said.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
+            return ConfigHooks::Refused(said.trim().to_string());
+        }
     };
     if listed.is_empty() {
-        return Some(Vec::new());
+        return ConfigHooks::Listed(Vec::new());
     }
     let config = hook_config(repo);
-    Some(
+    ConfigHooks::Listed(
         listed
             .into_iter()
             .map(|(name, disabled)| ConfigHook {
