@@ -928,6 +928,14 @@ fn hooks_in_gits_configuration() {
         text.contains("post-receive: git refuses to list the hooks it runs (fatal: 'hook.other.command' must be configured"),
         "{text}"
     );
+    let (code, text) = with_path(&["install"], &newer);
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains(
+            "taskhook: warning: srv.git: post-receive: git refuses to list the hooks it runs"
+        ),
+        "{text}"
+    );
     s.commit_file("README", "a change to push\n");
     let out = s.push_with_env("master", "PATH", &newer);
     assert!(

@@ -101,7 +101,16 @@ pub fn run_install(args: &InstallArgs) -> CmdResult {
         for hook in hooks(args.update_hook) {
             // git 2.54 and later run hooks from their configuration too: where one runs taskhook
             // already, a shim would have it run twice on each push.
-            let configured = install::config_hooks(repo, hook).listed();
+            let configured = match install::config_hooks(repo, hook) {
+                ConfigHooks::Refused(said) => {
+                    eprintln!(
+                        "taskhook: warning: {}: {hook}: git refuses to list the hooks it runs ({said}), so a push stops before any runs: fix git's hook configuration",
+                        repo.display()
+                    );
+                    Vec::new()
+                }
+                other => other.listed(),
+            };
             if let Some(h) = configured.iter().find(|h| h.runs_taskhook(hook)) {
                 report(
                     args.format,
