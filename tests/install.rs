@@ -840,7 +840,8 @@ fn hooks_in_gits_configuration() {
             ],
         );
     }
-    let with_path = |args: &[&str], path: &str| {
+    // taskhook run with `path`, its exit code asserted and its output, which must hold `said`.
+    let says = |args: &[&str], path: &str, code: i32, said: &str| {
         let mut all = args.to_vec();
         all.push("srv.git");
         let out = taskhook_cmd()
@@ -854,7 +855,9 @@ fn hooks_in_gits_configuration() {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        (out.status.code(), text)
+        assert_eq!(out.status.code(), Some(code), "{text}");
+        assert!(text.contains(said), "{text}");
+        text
     };
     let path = std::env::var("PATH").unwrap_or_default();
     let older = !git_cmd()
@@ -862,23 +865,16 @@ fn hooks_in_gits_configuration() {
         .output()
         .is_ok_and(|o| o.status.code() != Some(129));
     if older {
-        let (code, text) = with_path(&["doctor"], &path);
-        assert_eq!(code, Some(1), "{text}");
-        assert!(
-            text.contains("pre-receive: hook.taskhook-pre.command runs taskhook, but this git runs no hooks from its configuration (git 2.54 and later do)"),
-            "{text}"
-        );
-        let (code, text) = with_path(&["install"], &path);
-        assert_eq!(code, Some(0), "{text}");
+        says(&["doctor"], &path, 1, "pre-receive: hook.taskhook-pre.command runs taskhook, but this git runs no hooks from its configuration (git 2.54 and later do)");
+        let text = says(&["install"], &path, 0, "");
         assert!(s.bare().join("hooks/pre-receive").exists(), "{text}");
-        let (code, text) = with_path(&["doctor"], &path);
-        assert_eq!(code, Some(0), "{text}");
-        assert!(
-            text.contains("once git is upgraded taskhook would run twice on each push"),
-            "{text}"
+        says(
+            &["doctor"],
+            &path,
+            0,
+            "once git is upgraded taskhook would run twice on each push",
         );
-        let (code, text) = with_path(&["uninstall"], &path);
-        assert_eq!(code, Some(0), "{text}");
+        says(&["uninstall"], &path, 0, "");
     }
     let Some(newer) = path_with_config_hooks() else {
         eprintln!(
@@ -887,54 +883,40 @@ fn hooks_in_gits_configuration() {
         );
         return;
     };
-    let (code, text) = with_path(&["install"], &newer);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains("pre-receive: run by git from its configuration (hook.taskhook-pre.command); no shim added"),
-        "{text}"
+    let text = says(
+        &["install"],
+        &newer,
+        0,
+        "pre-receive: run by git from its configuration (hook.taskhook-pre.command); no shim added",
     );
     assert!(!s.bare().join("hooks/pre-receive").exists(), "{text}");
-    let (code, text) = with_path(&["doctor"], &newer);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains(&format!(
+    says(&["doctor"], &newer, 0, &format!(
             "post-receive: git runs hook.taskhook-post.command from its configuration, which runs {hook_bin}"
-        )),
-        "{text}"
-    );
+        ));
     broken_then_good_pushed_by(&s, |refspec| s.push_with_env(refspec, "PATH", &newer));
-    // A shim as well (installed where git runs none from config, as an older git's install
-    // did): taskhook would run twice.
-    let (code, text) = with_path(&["install", "--layout", "plain"], &newer);
-    assert_eq!(code, Some(0), "{text}");
+    // Not even where a layout is named. A shim as well (installed while git ran none from its
+    // configuration, as by an older git's install): taskhook would run twice.
+    says(
+        &["install", "--layout", "plain"],
+        &newer,
+        0,
+        "no shim added",
+    );
     git(&s.bare(), &["config", "--unset", "hook.taskhook-pre.event"]);
-    let (code, text) = with_path(&["install"], &newer);
-    assert_eq!(code, Some(0), "{text}");
+    says(&["install"], &newer, 0, "");
     git(
         &s.bare(),
         &["config", "hook.taskhook-pre.event", "pre-receive"],
     );
-    let (code, text) = with_path(&["doctor"], &newer);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(
-        text.contains("pre-receive: taskhook runs twice on each push (hook.taskhook-pre.command, the hooks directory's hook)"),
-        "{text}"
-    );
+    says(&["doctor"], &newer, 1, "pre-receive: taskhook runs twice on each push (hook.taskhook-pre.command, the hooks directory's hook)");
     // A configured hook without its command: git stops every push, and doctor says so.
     git(&s.bare(), &["config", "hook.other.event", "post-receive"]);
-    let (code, text) = with_path(&["doctor"], &newer);
-    assert_eq!(code, Some(1), "{text}");
-    assert!(
-        text.contains("post-receive: git refuses to list the hooks it runs (fatal: 'hook.other.command' must be configured"),
-        "{text}"
-    );
-    let (code, text) = with_path(&["install"], &newer);
-    assert_eq!(code, Some(0), "{text}");
-    assert!(
-        text.contains(
-            "taskhook: warning: srv.git: post-receive: git refuses to list the hooks it runs"
-        ),
-        "{text}"
+    says(&["doctor"], &newer, 1, "post-receive: git refuses to list the hooks it runs (fatal: 'hook.other.command' must be configured");
+    says(
+        &["install"],
+        &newer,
+        0,
+        "taskhook: warning: srv.git: post-receive: git refuses to list the hooks it runs",
     );
     s.commit_file("README", "a change to push\n");
     let out = s.push_with_env("master", "PATH", &newer);
