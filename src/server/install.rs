@@ -139,10 +139,18 @@ pub struct ConfigHook {
 
 impl ConfigHook {
     /// The taskhook binary this hook's command starts and the hook it asks that binary to run,
-    /// when it starts one (`/usr/bin/taskhook-hook hook pre-receive`, possibly after variable
-    /// assignments).
+    /// when it starts one: `/usr/bin/taskhook-hook hook pre-receive`, possibly after variable
+    /// assignments, or a taskhook shim (as `install --hooks-path DIR` writes them), the binary
+    /// it calls and the hook it stands for.
     pub fn taskhook(&self) -> Option<(PathBuf, String)> {
-        taskhook_in_command(self.command.as_deref()?)
+        let command = self.command.as_deref()?;
+        taskhook_in_command(command).or_else(|| {
+            let program = command.split_whitespace().find(|w| !w.contains('='))?;
+            let program = Path::new(program.trim_matches(['"', '\'']));
+            let bin = shim_binary(program)?;
+            let (hook, _) = read_shim(program).ok()?;
+            Some((bin, hook))
+        })
     }
 
     /// Whether this hook, enabled, has taskhook run `hook`.
@@ -801,6 +809,30 @@ mod tests {
                 "{command}"
             );
         }
+    }
+
+    /// A configured hook whose command is a shim (`install --hooks-path DIR` writes them) runs
+    /// the binary the shim calls, for the hook the shim stands for.
+    #[test]
+    fn a_configured_hook_may_run_a_shim() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let p = dir.path().join("post-receive");
+        let text = shim("post-receive", Path::new("/opt/t/taskhook-hook")).expect("shim");
+        fs::write(&p, text).expect("write");
+        let configured = |command: String| ConfigHook {
+            name: "t".into(),
+            command: Some(command),
+            disabled: false,
+        };
+        for command in [p.display().to_string(), format!("X=1 '{}'", p.display())] {
+            assert_eq!(
+                configured(command.clone()).taskhook(),
+                Some((PathBuf::from("/opt/t/taskhook-hook"), "post-receive".into())),
+                "{command}"
+            );
+        }
+        fs::write(&p, "#!/bin/sh\nexit 0\n").expect("write");
+        assert_eq!(configured(p.display().to_string()).taskhook(), None);
     }
 
     #[test]
