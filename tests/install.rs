@@ -797,14 +797,7 @@ fn the_shims_call_the_hooks_binary_beside_taskhook_and_doctor_checks_its_release
 /// none.
 fn path_with_config_hooks() -> Option<String> {
     let path = std::env::var("PATH").unwrap_or_default();
-    let runs_them = |path: &str| {
-        git_cmd()
-            .args(["hook", "list", "pre-receive"])
-            .env("PATH", path)
-            .output()
-            .is_ok_and(|o| o.status.code() != Some(129))
-    };
-    if runs_them(&path) {
+    if runs_config_hooks(&path) {
         return Some(path);
     }
     let built = Path::new(env!("CARGO_TARGET_TMPDIR")).join("newer-git/bin");
@@ -813,7 +806,17 @@ fn path_with_config_hooks() -> Option<String> {
         .into_iter()
         .chain([built.display().to_string()])
         .map(|dir| format!("{dir}:{path}"))
-        .find(|path| runs_them(path))
+        .find(|path| runs_config_hooks(path))
+}
+
+/// Whether the git found on `path` runs hooks from its configuration: before 2.54 `git hook
+/// list` is an unknown subcommand (exit 129).
+fn runs_config_hooks(path: &str) -> bool {
+    git_cmd()
+        .args(["hook", "list", "pre-receive"])
+        .env("PATH", path)
+        .output()
+        .is_ok_and(|o| o.status.code() != Some(129))
 }
 
 /// Hooks in git's configuration (`hook.<name>.command`, run for each `hook.<name>.event`): git
@@ -860,11 +863,7 @@ fn hooks_in_gits_configuration() {
         text
     };
     let path = std::env::var("PATH").unwrap_or_default();
-    let older = !git_cmd()
-        .args(["hook", "list", "pre-receive"])
-        .output()
-        .is_ok_and(|o| o.status.code() != Some(129));
-    if older {
+    if !runs_config_hooks(&path) {
         says(&["doctor"], &path, 1, "pre-receive: hook.taskhook-pre.command runs taskhook, but this git runs no hooks from its configuration (git 2.54 and later do)");
         let text = says(&["install"], &path, 0, "");
         assert!(s.bare().join("hooks/pre-receive").exists(), "{text}");
@@ -909,6 +908,46 @@ fn hooks_in_gits_configuration() {
         &["config", "hook.taskhook-pre.event", "pre-receive"],
     );
     says(&["doctor"], &newer, 1, "pre-receive: taskhook runs twice on each push (hook.taskhook-pre.command, the hooks directory's hook)");
+    // A configured hook asking taskhook for another hook than its event, one whose binary is
+    // missing, one git skips.
+    let post = |command: &str| {
+        git(
+            &s.bare(),
+            &["config", "hook.taskhook-post.command", command],
+        )
+    };
+    post(&format!("{hook_bin} hook pre-receive"));
+    says(
+        &["doctor"],
+        &newer,
+        1,
+        "post-receive: git runs hook.taskhook-post.command",
+    );
+    says(
+        &["doctor"],
+        &newer,
+        1,
+        "and it asks taskhook for its pre-receive hook",
+    );
+    post("/nonexistent/taskhook-hook hook post-receive");
+    says(
+        &["doctor"],
+        &newer,
+        1,
+        "but /nonexistent/taskhook-hook is not an executable file",
+    );
+    post(&format!("{hook_bin} hook post-receive"));
+    git(
+        &s.bare(),
+        &["config", "hook.taskhook-post.enabled", "false"],
+    );
+    says(
+        &["doctor"],
+        &newer,
+        1,
+        "would run taskhook, but git skips it",
+    );
+    git(&s.bare(), &["config", "hook.taskhook-post.enabled", "true"]);
     // A configured hook without its command: git stops every push, and doctor says so.
     git(&s.bare(), &["config", "hook.other.event", "post-receive"]);
     says(&["doctor"], &newer, 1, "post-receive: git refuses to list the hooks it runs (fatal: 'hook.other.command' must be configured");

@@ -466,11 +466,11 @@ fn no_repository(stderr: &str) -> Option<&str> {
             || l.contains("The project you were looking for could not be found")
             || (l.contains("DENIED by fallthru") && stderr.contains("mis-spelled the reponame"))
     };
-    let lines = stderr.lines().map(|l| {
+    let mut lines = stderr.lines().map(|l| {
         let l = l.trim();
         l.strip_prefix("remote:").map_or(l, str::trim)
     });
-    if let Some(line) = lines.clone().find(forge) {
+    if let Some(line) = lines.find(forge) {
         return Some(line);
     }
     let said = reason(stderr);
@@ -844,8 +844,8 @@ mod tests {
         assert!(!transport_failed(
             "Invalid call, invalid operation\nfatal: the remote end hung up unexpectedly"
         ));
-        // What git makes of Pagure's ssh answer for a repository it does not have, and what
-        // Forgejo's says.
+        // What git makes of Pagure's ssh answer for a repository it does not have (the other
+        // forges' are in `a_missing_repository_is_told_from_other_failures`).
         assert!(no_repository("fatal: protocol error: bad line length character: No s").is_some());
     }
 
