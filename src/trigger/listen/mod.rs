@@ -694,20 +694,29 @@ fn declare_hint(kind: &AMQPErrorKind, passive: bool, binding: bool) -> &'static 
     }
 }
 
-/// TOML arguments (`x-dead-letter-exchange`, `x-message-ttl`, ...) as AMQP field values.
+/// TOML arguments (`x-dead-letter-exchange`, `x-message-ttl`, ...) as AMQP field values: a
+/// list goes as a field array and a table as a field table, as fedora-messaging (pika) sends a
+/// Python list and dict; a date or time goes as its TOML text.
 fn field_table(args: &toml::Table) -> FieldTable {
     let mut t = FieldTable::default();
     for (k, v) in args {
-        let value = match v {
-            toml::Value::String(s) => AMQPValue::LongString(s.as_str().into()),
-            toml::Value::Integer(n) => AMQPValue::LongLongInt(*n),
-            toml::Value::Float(f) => AMQPValue::Double(*f),
-            toml::Value::Boolean(b) => AMQPValue::Boolean(*b),
-            other => AMQPValue::LongString(other.to_string().as_str().into()),
-        };
-        t.insert(k.as_str().into(), value);
+        t.insert(k.as_str().into(), field_value(v));
     }
     t
+}
+
+fn field_value(v: &toml::Value) -> AMQPValue {
+    match v {
+        toml::Value::String(s) => AMQPValue::LongString(s.as_str().into()),
+        toml::Value::Integer(n) => AMQPValue::LongLongInt(*n),
+        toml::Value::Float(f) => AMQPValue::Double(*f),
+        toml::Value::Boolean(b) => AMQPValue::Boolean(*b),
+        toml::Value::Array(items) => {
+            AMQPValue::FieldArray(items.iter().map(field_value).collect::<Vec<_>>().into())
+        }
+        toml::Value::Table(table) => AMQPValue::FieldTable(field_table(table)),
+        toml::Value::Datetime(d) => AMQPValue::LongString(d.to_string().as_str().into()),
+    }
 }
 
 /// How one message ended.
@@ -941,6 +950,40 @@ async fn attempt_once(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use lapin::types::FieldArray;
+
+    #[test]
+    fn queue_arguments_keep_their_types_in_lists_and_tables() {
+        let args: toml::Table = toml::from_str(
+            "x-message-ttl = 60000\nx-dead-letter-exchange = \"dlx\"\nratio = 0.5\n\
+             lazy = true\nnames = [\"a\", 2]\nnested = { depth = 1, on = [false] }\n\
+             when = 1979-05-27T07:32:00Z\n",
+        )
+        .expect("valid TOML");
+        let t = field_table(&args);
+        let get = |k: &str| t.inner().get(k).cloned().expect(k);
+        assert_eq!(get("x-message-ttl"), AMQPValue::LongLongInt(60000));
+        assert_eq!(
+            get("x-dead-letter-exchange"),
+            AMQPValue::LongString("dlx".into())
+        );
+        assert_eq!(get("ratio"), AMQPValue::Double(0.5));
+        assert_eq!(get("lazy"), AMQPValue::Boolean(true));
+        let names: FieldArray =
+            vec![AMQPValue::LongString("a".into()), AMQPValue::LongLongInt(2)].into();
+        assert_eq!(get("names"), AMQPValue::FieldArray(names));
+        let mut nested = FieldTable::default();
+        nested.insert("depth".into(), AMQPValue::LongLongInt(1));
+        nested.insert(
+            "on".into(),
+            AMQPValue::FieldArray(vec![AMQPValue::Boolean(false)].into()),
+        );
+        assert_eq!(get("nested"), AMQPValue::FieldTable(nested));
+        assert_eq!(
+            get("when"),
+            AMQPValue::LongString("1979-05-27T07:32:00Z".into())
+        );
+    }
 
     #[test]
     fn a_refused_declaration_names_the_setting_that_explains_it() {
