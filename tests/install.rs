@@ -945,9 +945,34 @@ fn hooks_in_gits_configuration() {
         &["doctor"],
         &newer,
         1,
-        "would run taskhook, but git skips it",
+        "would run taskhook, but git skips it: hook.taskhook-post.enabled is false",
     );
     git(&s.bare(), &["config", "hook.taskhook-post.enabled", "true"]);
+    // git 2.55 also skips every configured hook of an event set `hook.<event>.enabled = false`.
+    let version = Command::new("git")
+        .arg("--version")
+        .env("PATH", &newer)
+        .output()
+        .expect("git --version");
+    let version = String::from_utf8_lossy(&version.stdout).into_owned();
+    let minor = version
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.split('.').nth(1))
+        .and_then(|m| m.parse::<u32>().ok());
+    if minor.is_some_and(|m| m >= 55) {
+        git(&s.bare(), &["config", "hook.post-receive.enabled", "false"]);
+        says(
+            &["doctor"],
+            &newer,
+            1,
+            "would run taskhook, but git skips it: hook.post-receive.enabled is false",
+        );
+        git(
+            &s.bare(),
+            &["config", "--unset", "hook.post-receive.enabled"],
+        );
+    }
     // A configured hook without its command: git stops every push, and doctor says so.
     git(&s.bare(), &["config", "hook.other.event", "post-receive"]);
     says(&["doctor"], &newer, 1, "post-receive: git refuses to list the hooks it runs (fatal: 'hook.other.command' must be configured");

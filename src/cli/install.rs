@@ -434,13 +434,14 @@ fn with_config_hooks(repo: &Path, hook: &str, traditional: (bool, String)) -> Ve
             continue;
         };
         let command = h.command.as_deref().unwrap_or_default();
-        if h.disabled {
+        if let Some(switch) = h.disabled {
             if !runs {
                 out.push((
                     false,
                     format!(
-                        "{hook}: hook.{}.command (`{command}`) would run taskhook, but git skips it (hook.{}.enabled or hook.{hook}.enabled is false)",
-                        h.name, h.name
+                        "{hook}: hook.{}.command (`{command}`) would run taskhook, but git skips it: {} is false (set it to true, or remove it)",
+                        h.name,
+                        switch.setting(&h.name, hook)
                     ),
                 ));
             }

@@ -132,9 +132,27 @@ pub struct ConfigHook {
     pub name: String,
     /// Its `hook.<name>.command`: the last one set wins, as in git.
     pub command: Option<String>,
-    /// Whether git skips it (`hook.<name>.enabled = false`, or since 2.55 the event's
-    /// `hook.<event>.enabled = false`).
-    pub disabled: bool,
+    /// The switch that makes git skip it, if one does.
+    pub disabled: Option<Disabled>,
+}
+
+/// The setting that makes git skip a configured hook.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Disabled {
+    /// `hook.<name>.enabled = false`.
+    Hook,
+    /// `hook.<event>.enabled = false` (git 2.55): every configured hook of that event.
+    Event,
+}
+
+impl Disabled {
+    /// The setting, for the hook `name` of `event`.
+    pub fn setting(self, name: &str, event: &str) -> String {
+        match self {
+            Disabled::Hook => format!("hook.{name}.enabled"),
+            Disabled::Event => format!("hook.{event}.enabled"),
+        }
+    }
 }
 
 impl ConfigHook {
@@ -145,8 +163,8 @@ impl ConfigHook {
     pub fn taskhook(&self) -> Option<(PathBuf, String)> {
         let command = self.command.as_deref()?;
         taskhook_in_command(command).or_else(|| {
-            let program = command.split_whitespace().find(|w| !w.contains('='))?;
-            let program = Path::new(program.trim_matches(['"', '\'']));
+            let words = shell_words(command);
+            let program = Path::new(words.iter().find(|w| !w.contains('='))?);
             let bin = shim_binary(program)?;
             let (hook, _) = read_shim(program).ok()?;
             Some((bin, hook))
@@ -155,7 +173,7 @@ impl ConfigHook {
 
     /// Whether this hook, enabled, has taskhook run `hook`.
     pub fn runs_taskhook(&self, hook: &str) -> bool {
-        !self.disabled && self.taskhook().is_some_and(|(_, asked)| asked == hook)
+        self.disabled.is_none() && self.taskhook().is_some_and(|(_, asked)| asked == hook)
     }
 }
 
@@ -171,15 +189,53 @@ pub fn command_program(name: &Path) -> Option<PathBuf> {
 
 /// The taskhook binary and hook named by a hook command, when it names one.
 fn taskhook_in_command(command: &str) -> Option<(PathBuf, String)> {
-    let words: Vec<&str> = command
-        .split_whitespace()
-        .map(|w| w.trim_matches(['"', '\'']))
-        .collect();
+    let words = shell_words(command);
     words.windows(3).find_map(|w| {
-        let name = Path::new(w[0]).file_name()?;
+        let name = Path::new(&w[0]).file_name()?;
         ((name == "taskhook" || name == HOOK_BINARY) && w[1] == "hook")
-            .then(|| (PathBuf::from(w[0]), w[2].to_string()))
+            .then(|| (PathBuf::from(&w[0]), w[2].clone()))
     })
+}
+
+/// A shell command's words as `sh` splits them: quotes and backslashes taken off, `'...'` and
+/// `"..."` holding spaces. Expansions and operators are left as text; this only finds the
+/// program a hook's command names.
+fn shell_words(command: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = command.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => words.extend(word.take()),
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                w.extend(chars.by_ref().take_while(|&c| c != '\''));
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                while let Some(c) = chars.next() {
+                    match c {
+                        '"' => break,
+                        '\\' => match chars.next() {
+                            Some('\n') => {}
+                            Some(e @ ('"' | '\\' | '$' | '`')) => w.push(e),
+                            Some(e) => w.extend(['\\', e]),
+                            None => w.push('\\'),
+                        },
+                        c => w.push(c),
+                    }
+                }
+            }
+            // A backslash before a line's end joins the lines.
+            '\\' => match chars.next() {
+                Some('\n') | None => {}
+                Some(e) => word.get_or_insert_with(String::new).push(e),
+            },
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    words
 }
 
 /// What git's configuration does to a hook, as `git hook list` says.
@@ -256,19 +312,19 @@ pub fn config_hooks(repo: &Path, hook: &str) -> ConfigHooks {
     )
 }
 
-/// `git hook list -z`'s entries: each configured hook's name and whether git skips it. The
-/// hooks directory's own ("hook from hookdir") is left out.
-fn parse_hook_list(stdout: &[u8]) -> Vec<(String, bool)> {
+/// `git hook list -z`'s entries: each configured hook's name and the switch that makes git
+/// skip it. The hooks directory's own ("hook from hookdir") is left out.
+fn parse_hook_list(stdout: &[u8]) -> Vec<(String, Option<Disabled>)> {
     String::from_utf8_lossy(stdout)
         .split('\0')
         .filter(|e| !e.is_empty() && *e != "hook from hookdir")
         .map(|e| {
-            match e
-                .strip_prefix("disabled\t")
-                .or_else(|| e.strip_prefix("event-disabled\t"))
-            {
-                Some(name) => (name.to_string(), true),
-                None => (e.to_string(), false),
+            if let Some(name) = e.strip_prefix("disabled\t") {
+                (name.to_string(), Some(Disabled::Hook))
+            } else if let Some(name) = e.strip_prefix("event-disabled\t") {
+                (name.to_string(), Some(Disabled::Event))
+            } else {
+                (e.to_string(), None)
             }
         })
         .collect()
@@ -352,7 +408,7 @@ impl HookConfig {
             .map(|name| ConfigHook {
                 name: name.clone(),
                 command: self.commands.get(name).cloned(),
-                disabled: self.disabled.contains(name),
+                disabled: self.disabled.contains(name).then_some(Disabled::Hook),
             })
             .collect()
     }
@@ -748,9 +804,9 @@ mod tests {
                 b"taskhook-pre\0disabled\told\0event-disabled\tx.y\0hook from hookdir\0"
             ),
             vec![
-                ("taskhook-pre".to_string(), false),
-                ("old".to_string(), true),
-                ("x.y".to_string(), true),
+                ("taskhook-pre".to_string(), None),
+                ("old".to_string(), Some(Disabled::Hook)),
+                ("x.y".to_string(), Some(Disabled::Event)),
             ]
         );
         assert!(parse_hook_list(b"hook from hookdir\0").is_empty());
@@ -767,7 +823,7 @@ mod tests {
         let hook = |name: &str, command: Option<&str>, disabled: bool| ConfigHook {
             name: name.into(),
             command: command.map(Into::into),
-            disabled,
+            disabled: disabled.then_some(Disabled::Hook),
         };
         assert_eq!(
             config.hooks_for("pre-receive"),
@@ -799,6 +855,18 @@ mod tests {
                 "taskhook-hook hook update \"$@\"",
                 Some(("taskhook-hook", "update")),
             ),
+            (
+                "'/srv/git tools/taskhook-hook' hook pre-receive",
+                Some(("/srv/git tools/taskhook-hook", "pre-receive")),
+            ),
+            (
+                "env X=\"a b\" \"/srv/git \\\"tools\\\"/taskhook\" \\\n hook post-receive",
+                Some(("/srv/git \"tools\"/taskhook", "post-receive")),
+            ),
+            (
+                "/srv/git\\ tools/taskhook hook update",
+                Some(("/srv/git tools/taskhook", "update")),
+            ),
             ("/usr/bin/taskhook check", None),
             ("/usr/bin/other-hook hook pre-receive", None),
             ("", None),
@@ -822,9 +890,18 @@ mod tests {
         let configured = |command: String| ConfigHook {
             name: "t".into(),
             command: Some(command),
-            disabled: false,
+            disabled: None,
         };
-        for command in [p.display().to_string(), format!("X=1 '{}'", p.display())] {
+        let spaced = dir.path().join("git hooks");
+        fs::create_dir(&spaced).expect("mkdir");
+        let q = spaced.join("post-receive");
+        fs::copy(&p, &q).expect("copy");
+        for command in [
+            p.display().to_string(),
+            format!("X=1 '{}'", p.display()),
+            format!("'{}'", q.display()),
+            format!("X='a b' \"{}\"", q.display()),
+        ] {
             assert_eq!(
                 configured(command.clone()).taskhook(),
                 Some((PathBuf::from("/opt/t/taskhook-hook"), "post-receive".into())),
