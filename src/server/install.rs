@@ -197,45 +197,10 @@ fn taskhook_in_command(command: &str) -> Option<(PathBuf, String)> {
     })
 }
 
-/// A shell command's words as `sh` splits them: quotes and backslashes taken off, `'...'` and
-/// `"..."` holding spaces. Expansions and operators are left as text; this only finds the
-/// program a hook's command names.
+/// A shell command's words as `sh` splits them (quotes and backslashes taken off), none when
+/// a quote is left open; this only finds the program a hook's command names.
 fn shell_words(command: &str) -> Vec<String> {
-    let mut words = Vec::new();
-    let mut word: Option<String> = None;
-    let mut chars = command.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            c if c.is_whitespace() => words.extend(word.take()),
-            '\'' => {
-                let w = word.get_or_insert_with(String::new);
-                w.extend(chars.by_ref().take_while(|&c| c != '\''));
-            }
-            '"' => {
-                let w = word.get_or_insert_with(String::new);
-                while let Some(c) = chars.next() {
-                    match c {
-                        '"' => break,
-                        '\\' => match chars.next() {
-                            Some('\n') => {}
-                            Some(e @ ('"' | '\\' | '$' | '`')) => w.push(e),
-                            Some(e) => w.extend(['\\', e]),
-                            None => w.push('\\'),
-                        },
-                        c => w.push(c),
-                    }
-                }
-            }
-            // A backslash before a line's end joins the lines.
-            '\\' => match chars.next() {
-                Some('\n') | None => {}
-                Some(e) => word.get_or_insert_with(String::new).push(e),
-            },
-            c => word.get_or_insert_with(String::new).push(c),
-        }
-    }
-    words.extend(word);
-    words
+    shlex::split(command).unwrap_or_default()
 }
 
 /// What git's configuration does to a hook, as `git hook list` says.
@@ -860,7 +825,7 @@ mod tests {
                 Some(("/srv/git tools/taskhook-hook", "pre-receive")),
             ),
             (
-                "env X=\"a b\" \"/srv/git \\\"tools\\\"/taskhook\" \\\n hook post-receive",
+                "env X=\"a b\" \"/srv/git \\\"tools\\\"/taskhook\" hook post-receive",
                 Some(("/srv/git \"tools\"/taskhook", "post-receive")),
             ),
             (
