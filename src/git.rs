@@ -1300,12 +1300,17 @@ fn entry_end(data: &[u8], e: &gix_object::tree::EntryRef<'_>) -> Option<usize> {
 
 /// How many bytes `a` and `b` share at their start.
 fn common_prefix(a: &[u8], b: &[u8]) -> usize {
-    // In blocks first: a comparison of equal blocks is a memcmp.
-    const BLOCK: usize = 64;
+    // Eight bytes at a time, without memcmp: musl's (the static hook binary's C library)
+    // compares a byte at a time.
     let n = a.len().min(b.len());
+    let (a, b) = (&a[..n], &b[..n]);
     let mut i = 0;
-    while i + BLOCK <= n && a[i..i + BLOCK] == b[i..i + BLOCK] {
-        i += BLOCK;
+    for (x, y) in a.chunks_exact(8).zip(b.chunks_exact(8)) {
+        let differ = word(x) ^ word(y);
+        if differ != 0 {
+            return i + (differ.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
     }
     while i < n && a[i] == b[i] {
         i += 1;
@@ -1315,17 +1320,27 @@ fn common_prefix(a: &[u8], b: &[u8]) -> usize {
 
 /// How many bytes `a` and `b` share at their end.
 fn common_suffix(a: &[u8], b: &[u8]) -> usize {
-    const BLOCK: usize = 64;
     let n = a.len().min(b.len());
     let (a, b) = (&a[a.len() - n..], &b[b.len() - n..]);
     let mut i = 0;
-    while i + BLOCK <= n && a[n - i - BLOCK..n - i] == b[n - i - BLOCK..n - i] {
-        i += BLOCK;
+    for (x, y) in a.rchunks_exact(8).zip(b.rchunks_exact(8)) {
+        let differ = word(x) ^ word(y);
+        if differ != 0 {
+            return i + (differ.leading_zeros() / 8) as usize;
+        }
+        i += 8;
     }
     while i < n && a[n - i - 1] == b[n - i - 1] {
         i += 1;
     }
     i
+}
+
+/// Eight bytes as a little-endian word: byte `k` in bits `8k..8k+8`.
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(bytes);
+    u64::from_le_bytes(w)
 }
 
 impl Repo {
@@ -2599,6 +2614,36 @@ pub(crate) mod tests {
             pair(&next, newer, new).is_err(),
             "an offered tree is used once"
         );
+    }
+
+    /// The shared start and end of two byte strings, word by word, against a byte-by-byte
+    /// count: every length up to three words, a difference at every place.
+    #[test]
+    fn shared_starts_and_ends_are_counted_to_the_byte() {
+        let naive_prefix = |a: &[u8], b: &[u8]| a.iter().zip(b).take_while(|(x, y)| x == y).count();
+        let naive_suffix = |a: &[u8], b: &[u8]| {
+            a.iter()
+                .rev()
+                .zip(b.iter().rev())
+                .take_while(|(x, y)| x == y)
+                .count()
+        };
+        for len in 0..=24usize {
+            let a: Vec<u8> = (0..len as u8).map(|i| i.wrapping_mul(37)).collect();
+            for other_len in [len.saturating_sub(3), len, len + 5] {
+                let mut b: Vec<u8> = (0..other_len as u8).map(|i| i.wrapping_mul(37)).collect();
+                let check = |a: &[u8], b: &[u8]| {
+                    assert_eq!(common_prefix(a, b), naive_prefix(a, b), "{a:?} {b:?}");
+                    assert_eq!(common_suffix(a, b), naive_suffix(a, b), "{a:?} {b:?}");
+                };
+                check(&a, &b);
+                for at in 0..b.len() {
+                    b[at] ^= 0x80;
+                    check(&a, &b);
+                    b[at] ^= 0x80;
+                }
+            }
+        }
     }
 
     /// The object stores are opened only when an object is not in a loose file: a hook that
