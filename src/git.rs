@@ -2058,9 +2058,12 @@ fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, St
         || std::env::var_os("GIT_CONFIG_NOSYSTEM").is_some();
     let recorded = SYSTEM_CONFIG.get().filter(|_| !from_env);
     let told = from_env || recorded.is_some();
+    // `HOME` as git reads it, from the environment only: where it is unset git reads no
+    // per-user file, and neither do the hooks (gitoxide would ask the user database instead,
+    // which a static hook binary answers from /etc/passwd alone).
     let mut var = |name: &str| match recorded {
         Some(path) if name == "GIT_CONFIG_SYSTEM" => Some(path.clone().into_os_string()),
-        _ => gix_path::env::var(name),
+        _ => std::env::var_os(name),
     };
     let mut sources = Vec::new();
     if !told {
@@ -2078,7 +2081,7 @@ fn read_config(git_dir: &Path, common_dir: &Path) -> Result<gix_config::File, St
         .map(|source| meta(source.storage_location(&mut var), source))
         .collect();
     files.push(meta(Some(common_dir.join("config")), Source::Local));
-    let home = gix_path::env::home_dir();
+    let home = std::env::var_os("HOME").map(PathBuf::from);
     let mut include = includes::Options::follow(
         gix_config::path::interpolate::Context {
             home_dir: home.as_deref(),
