@@ -26,6 +26,7 @@
 //!
 //! `docs/ARCHITECTURE.md` says where new work goes.
 
+#[cfg(feature = "listen")]
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -8,6 +8,7 @@
 
 pub mod event;
 pub mod fetch;
+#[cfg(feature = "listen")]
 pub mod listen;
 pub mod plan;
 pub mod run;
