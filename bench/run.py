@@ -7,7 +7,7 @@ Usage: python3 bench/run.py [--sizes 200,2000] [--push-sizes 200,2000,10000]
                             [--checkout 200] [--runs 7] [--push-runs 15]
                             [--only plan,push,branches,hooks,validate,hostile,branching,checkout,startup]
                             [--baseline-bin OLD_TASKHOOK] [--bin TASKHOOK]
-Builds the binaries a server installs (`cargo build --profile dist`, into target/dist), or
+Builds the binaries a server installs (`scripts/build-server`, into target/server), or
 takes `--bin`, a `taskhook` with its `taskhook-hook` beside it; generates synthetic task
 repositories in a temp dir, serves them with git daemon on 127.0.0.1, and prints one table per
 comparison. Nothing is left running.
@@ -15,7 +15,7 @@ comparison. Nothing is left running.
 import argparse, os, random, shutil, socket, statistics, subprocess, sys, tempfile, time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "dist", "taskhook")
+BIN = os.path.join(ROOT, "target", "server", "taskhook")
 # Rounds of pushes made and not counted before the push comparison (see bench_push).
 WARMUP = 10
 # Tasks in the repository of the push comparison by branches (a package's tests are a few).
@@ -709,14 +709,15 @@ def main():
                          "which swaps both binaries' hooks in one repository, times full checks")
     ap.add_argument("--bin", default=None,
                     help="measure this taskhook binary (and the taskhook-hook beside it) instead of "
-                         "building target/dist; to compare builds that keep state between "
+                         "building target/server; to compare builds that keep state between "
                          "pushes, which --baseline-bin's shared repository would mix, run each alone")
     a = ap.parse_args()
     global BIN
     if a.bin:
         BIN = os.path.abspath(a.bin)
     else:
-        subprocess.run(["cargo", "build", "--profile", "dist", "--quiet"], cwd=ROOT, check=True)
+        subprocess.run([os.path.join(ROOT, "scripts", "build-server"), "--quiet"], cwd=ROOT,
+                       check=True)
     from_disk(BIN, *([os.path.abspath(a.baseline_bin)] if a.baseline_bin else []))
     base = tempfile.mkdtemp(prefix="taskhook-bench-")
     try:

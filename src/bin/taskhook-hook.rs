@@ -26,6 +26,12 @@ planning, the bus service): `taskhook --help`. Manual: `man taskhook-hook` (the 
 `taskhook hook`, which `taskhook extras` installs).
 ";
 
+// musl's own allocator is slow for the hooks' many small allocations (docs/BENCHMARKS.md,
+// thirty-fourth round); the glibc build keeps glibc's.
+#[cfg(target_env = "musl")]
+#[global_allocator]
+static ALLOCATOR: dlmalloc::GlobalDlmalloc = dlmalloc::GlobalDlmalloc;
+
 fn main() -> ExitCode {
     taskhook::error::trace::start();
     let args: Vec<OsString> = std::env::args_os().skip(1).collect();
